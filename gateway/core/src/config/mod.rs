@@ -1,0 +1,20 @@
+//! Gateway configuration and device profiles.
+//!
+//! Two phases, as in `shared/STYLE.md`: serde checks the shape
+//! (`deny_unknown_fields`, typed enums, humane durations), then
+//! [`validate`](validate::validate) resolves profiles and collects **every**
+//! error with its path before returning. Nothing here reads files: the
+//! caller passes text in ([`load`]), so the same code serves the CLI, the
+//! daemon and the tests.
+
+mod gateway;
+pub mod load;
+mod profile;
+mod sim;
+pub mod subst;
+pub mod validate;
+
+pub use gateway::*;
+pub use profile::*;
+pub use sim::*;
+pub use validate::{ConfigError, Resolved, ResolvedBus, ResolvedDevice};

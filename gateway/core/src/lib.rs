@@ -1,0 +1,20 @@
+//! Pure logic of the BMS edge gateway.
+//!
+//! Nothing in this crate performs IO or reads a clock: time is passed in by
+//! the caller, bytes arrive as slices. The compiler enforces this because the
+//! crate depends on no async runtime, socket or file library.
+//!
+//! - [`model`]: the vocabulary shared by every layer (register areas, data
+//!   types, word orders, device classes, decoded values, poll outcomes).
+//! - [`config`]: the gateway configuration and device profiles: serde shapes,
+//!   `${VAR}` substitution and validation that collects every error.
+//! - [`decode`]: registers/bits → typed values with scale, offset and quality.
+//! - [`plan`]: points → the fewest Modbus requests that cover them.
+
+pub mod config;
+pub mod decode;
+pub mod duration;
+pub mod model;
+pub mod plan;
+
+pub use duration::HumanDuration;

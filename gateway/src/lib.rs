@@ -1,0 +1,1 @@
+//! The BMS edge gateway library. The `gateway` binary is a thin shell over it.
