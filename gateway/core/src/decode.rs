@@ -293,7 +293,7 @@ fn slice_of(point: &Point, req: &Request, len: usize) -> Option<(usize, usize)> 
 
 /// A decoded number before range checking.
 enum Numeric {
-    /// An integer kept exact, or already scaled into a float.
+    /// An integer kept exact (scale 1, offset 0).
     Exact(Value),
     /// A float still to be checked for NaN/∞ and scaled.
     Float(f64),
