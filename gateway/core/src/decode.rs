@@ -258,7 +258,7 @@ pub fn encode_registers(point: &Point, value: &Value) -> Result<Vec<u16>, Encode
             )
         }
         DataType::I64 => signed_raw(point, value, i64::MIN, i64::MAX)? as u64,
-        DataType::F32 => u64::from((float_raw(point, value)? as f32).to_bits()),
+        DataType::F32 => u64::from(f32_raw(point, value)?.to_bits()),
         DataType::F64 => float_raw(point, value)?.to_bits(),
     };
     let mut regs = vec![0; usize::from(width)];
@@ -471,6 +471,22 @@ fn float_raw(point: &Point, value: &Value) -> Result<f64, EncodeError> {
         });
     }
     Ok((v - point.offset) / point.scale)
+}
+
+/// The raw value narrowed to `f32`; a finite value beyond the `f32` range
+/// is an overflow rather than a silent infinity.
+fn f32_raw(point: &Point, value: &Value) -> Result<f32, EncodeError> {
+    let raw = float_raw(point, value)?;
+    let narrow = raw as f32;
+    if raw.is_finite() && narrow.is_infinite() {
+        return Err(EncodeError::Overflow {
+            point: point.name.clone(),
+            data_type: point.data_type,
+            value: value.as_f64().unwrap_or(0.0),
+            raw,
+        });
+    }
+    Ok(narrow)
 }
 
 /// The raw value, rounded to an integer and checked against `[min, max]`.
