@@ -99,3 +99,406 @@ pub struct PointOverride {
     /// false = do not poll this point on this device.
     pub enabled: Option<bool>,
 }
+
+/// A parsed health-hint condition, e.g. `running == true and outlet_pressure < 1.5`.
+///
+/// Syntax (used by the health layer, issue #3): comparisons `point op value`
+/// with `op` one of `== != < <= > >=` and `value` a number or
+/// `true`/`false`; joined with `and` / `or` (`and` binds tighter), and
+/// parentheses for grouping. Booleans compare as 1 and 0; `<`, `<=`, `>`,
+/// `>=` need a number.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Condition {
+    /// `point op value`.
+    Compare {
+        /// Point name in the same profile.
+        point: String,
+        /// Comparison operator.
+        op: CompareOp,
+        /// The literal compared with.
+        value: Literal,
+    },
+    /// All must hold.
+    And(Vec<Condition>),
+    /// Any must hold.
+    Or(Vec<Condition>),
+}
+
+/// A comparison operator of a [`Condition`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CompareOp {
+    /// `==`
+    Eq,
+    /// `!=`
+    Ne,
+    /// `<`
+    Lt,
+    /// `<=`
+    Le,
+    /// `>`
+    Gt,
+    /// `>=`
+    Ge,
+}
+
+/// The right-hand side of a comparison.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Literal {
+    /// A finite number.
+    Number(f64),
+    /// `true` or `false`.
+    Bool(bool),
+}
+
+impl Literal {
+    /// The literal as a number (booleans are 1 and 0).
+    pub fn as_f64(self) -> f64 {
+        match self {
+            Literal::Number(n) => n,
+            Literal::Bool(b) => f64::from(u8::from(b)),
+        }
+    }
+}
+
+/// Why a condition text does not parse.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ConditionError {
+    /// Something other than what the grammar allows at this place.
+    #[error("expected {expected} at character {at}, found {found}")]
+    Unexpected {
+        /// What the grammar wanted.
+        expected: &'static str,
+        /// What was there (`end of text` at the end).
+        found: String,
+        /// 1-based character position.
+        at: usize,
+    },
+    /// An ordering operator with a boolean.
+    #[error("{op} compares numbers; use == or != with true/false (at character {at})")]
+    OrderingOnBool {
+        /// The operator as written.
+        op: &'static str,
+        /// 1-based character position.
+        at: usize,
+    },
+}
+
+#[derive(Clone, Debug, PartialEq)]
+enum Token {
+    Ident(String),
+    Number(f64),
+    Op(CompareOp),
+    And,
+    Or,
+    True,
+    False,
+    Open,
+    Close,
+    Bad(char),
+}
+
+impl Condition {
+    /// Parses a condition text.
+    pub fn parse(text: &str) -> Result<Self, ConditionError> {
+        let tokens = tokenize(text);
+        let mut parser = Parser { tokens, pos: 0 };
+        let cond = parser.or()?;
+        match parser.peek() {
+            None => Ok(cond),
+            Some((at, t)) => Err(ConditionError::Unexpected {
+                expected: "`and`, `or` or the end",
+                found: describe(t),
+                at: *at,
+            }),
+        }
+    }
+
+    /// Every point name the condition reads, in order of appearance.
+    pub fn points(&self) -> Vec<&str> {
+        match self {
+            Condition::Compare { point, .. } => vec![point.as_str()],
+            Condition::And(cs) | Condition::Or(cs) => {
+                cs.iter().flat_map(Condition::points).collect()
+            }
+        }
+    }
+
+    /// Evaluates the condition; `value` gives a point's current value as a
+    /// number (booleans 1/0). `None` when a needed value is missing.
+    pub fn eval(&self, value: &dyn Fn(&str) -> Option<f64>) -> Option<bool> {
+        match self {
+            Condition::Compare {
+                point,
+                op,
+                value: lit,
+            } => {
+                let v = value(point)?;
+                let l = lit.as_f64();
+                Some(match op {
+                    CompareOp::Eq => v == l,
+                    CompareOp::Ne => v != l,
+                    CompareOp::Lt => v < l,
+                    CompareOp::Le => v <= l,
+                    CompareOp::Gt => v > l,
+                    CompareOp::Ge => v >= l,
+                })
+            }
+            Condition::And(cs) => {
+                let mut all = true;
+                for c in cs {
+                    all &= c.eval(value)?;
+                }
+                Some(all)
+            }
+            Condition::Or(cs) => {
+                let mut any = false;
+                for c in cs {
+                    any |= c.eval(value)?;
+                }
+                Some(any)
+            }
+        }
+    }
+}
+
+fn describe(t: &Token) -> String {
+    match t {
+        Token::Ident(s) => format!("{s:?}"),
+        Token::Number(n) => format!("number {n}"),
+        Token::Op(op) => format!("`{}`", op_str(*op)),
+        Token::And => "`and`".to_owned(),
+        Token::Or => "`or`".to_owned(),
+        Token::True => "`true`".to_owned(),
+        Token::False => "`false`".to_owned(),
+        Token::Open => "`(`".to_owned(),
+        Token::Close => "`)`".to_owned(),
+        Token::Bad(c) => format!("{c:?}"),
+    }
+}
+
+fn op_str(op: CompareOp) -> &'static str {
+    match op {
+        CompareOp::Eq => "==",
+        CompareOp::Ne => "!=",
+        CompareOp::Lt => "<",
+        CompareOp::Le => "<=",
+        CompareOp::Gt => ">",
+        CompareOp::Ge => ">=",
+    }
+}
+
+/// Splits a condition into tokens with their 1-based character positions.
+fn tokenize(text: &str) -> Vec<(usize, Token)> {
+    let chars: Vec<char> = text.chars().collect();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        let at = i + 1;
+        if c.is_whitespace() {
+            i += 1;
+            continue;
+        }
+        let two: String = chars[i..chars.len().min(i + 2)].iter().collect();
+        let op = match two.as_str() {
+            "==" => Some((CompareOp::Eq, 2)),
+            "!=" => Some((CompareOp::Ne, 2)),
+            "<=" => Some((CompareOp::Le, 2)),
+            ">=" => Some((CompareOp::Ge, 2)),
+            _ if c == '<' => Some((CompareOp::Lt, 1)),
+            _ if c == '>' => Some((CompareOp::Gt, 1)),
+            _ => None,
+        };
+        if let Some((op, n)) = op {
+            out.push((at, Token::Op(op)));
+            i += n;
+        } else if c == '(' || c == ')' {
+            out.push((at, if c == '(' { Token::Open } else { Token::Close }));
+            i += 1;
+        } else if c.is_ascii_alphabetic() || c == '_' {
+            let start = i;
+            while i < chars.len() && (chars[i].is_ascii_alphanumeric() || chars[i] == '_') {
+                i += 1;
+            }
+            let word: String = chars[start..i].iter().collect();
+            out.push((
+                at,
+                match word.as_str() {
+                    "and" => Token::And,
+                    "or" => Token::Or,
+                    "true" => Token::True,
+                    "false" => Token::False,
+                    _ => Token::Ident(word),
+                },
+            ));
+        } else if c.is_ascii_digit() || c == '-' || c == '+' || c == '.' {
+            let start = i;
+            i += 1;
+            while i < chars.len()
+                && (chars[i].is_ascii_digit()
+                    || chars[i] == '.'
+                    || matches!(chars[i], 'e' | 'E')
+                    || (matches!(chars[i], '-' | '+') && matches!(chars[i - 1], 'e' | 'E')))
+            {
+                i += 1;
+            }
+            let word: String = chars[start..i].iter().collect();
+            match word.parse::<f64>() {
+                Ok(n) if n.is_finite() => out.push((at, Token::Number(n))),
+                _ => out.push((at, Token::Bad(c))),
+            }
+        } else {
+            out.push((at, Token::Bad(c)));
+            i += 1;
+        }
+    }
+    out
+}
+
+struct Parser {
+    tokens: Vec<(usize, Token)>,
+    pos: usize,
+}
+
+impl Parser {
+    fn peek(&self) -> Option<&(usize, Token)> {
+        self.tokens.get(self.pos)
+    }
+
+    fn next(&mut self, expected: &'static str) -> Result<(usize, Token), ConditionError> {
+        let end = self.tokens.last().map_or(1, |(at, _)| at + 1);
+        match self.tokens.get(self.pos) {
+            Some(t) => {
+                self.pos += 1;
+                Ok(t.clone())
+            }
+            None => Err(ConditionError::Unexpected {
+                expected,
+                found: "end of text".to_owned(),
+                at: end,
+            }),
+        }
+    }
+
+    fn or(&mut self) -> Result<Condition, ConditionError> {
+        let mut parts = vec![self.and()?];
+        while matches!(self.peek(), Some((_, Token::Or))) {
+            self.pos += 1;
+            parts.push(self.and()?);
+        }
+        Ok(if parts.len() == 1 {
+            parts.remove(0)
+        } else {
+            Condition::Or(parts)
+        })
+    }
+
+    fn and(&mut self) -> Result<Condition, ConditionError> {
+        let mut parts = vec![self.primary()?];
+        while matches!(self.peek(), Some((_, Token::And))) {
+            self.pos += 1;
+            parts.push(self.primary()?);
+        }
+        Ok(if parts.len() == 1 {
+            parts.remove(0)
+        } else {
+            Condition::And(parts)
+        })
+    }
+
+    fn primary(&mut self) -> Result<Condition, ConditionError> {
+        let (at, tok) = self.next("a point name or `(`")?;
+        let point = match tok {
+            Token::Open => {
+                let inner = self.or()?;
+                let (at, tok) = self.next("`)`")?;
+                if tok != Token::Close {
+                    return Err(ConditionError::Unexpected {
+                        expected: "`)`",
+                        found: describe(&tok),
+                        at,
+                    });
+                }
+                return Ok(inner);
+            }
+            Token::Ident(name) => name,
+            other => {
+                return Err(ConditionError::Unexpected {
+                    expected: "a point name or `(`",
+                    found: describe(&other),
+                    at,
+                });
+            }
+        };
+        let (op_at, tok) = self.next("a comparison (== != < <= > >=)")?;
+        let Token::Op(op) = tok else {
+            return Err(ConditionError::Unexpected {
+                expected: "a comparison (== != < <= > >=)",
+                found: describe(&tok),
+                at: op_at,
+            });
+        };
+        let (at, tok) = self.next("a number, true or false")?;
+        let value = match tok {
+            Token::Number(n) => Literal::Number(n),
+            Token::True => Literal::Bool(true),
+            Token::False => Literal::Bool(false),
+            other => {
+                return Err(ConditionError::Unexpected {
+                    expected: "a number, true or false",
+                    found: describe(&other),
+                    at,
+                });
+            }
+        };
+        if matches!(value, Literal::Bool(_)) && !matches!(op, CompareOp::Eq | CompareOp::Ne) {
+            return Err(ConditionError::OrderingOnBool {
+                op: op_str(op),
+                at: op_at,
+            });
+        }
+        Ok(Condition::Compare { point, op, value })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_comparisons_joined_with_and_binding_tighter_than_or() {
+        let c = Condition::parse("a == true or b < 1.5 and c >= -2e1").unwrap();
+        assert_eq!(c.points(), vec!["a", "b", "c"]);
+        let Condition::Or(parts) = &c else {
+            panic!("{c:?}")
+        };
+        assert!(matches!(parts[1], Condition::And(_)));
+        let v = |p: &str| match p {
+            "a" => Some(0.0),
+            "b" => Some(1.0),
+            "c" => Some(-20.0),
+            _ => None,
+        };
+        assert_eq!(c.eval(&v), Some(true));
+        assert_eq!(
+            Condition::parse("(a == true or b < 1.5) and c > 0")
+                .unwrap()
+                .eval(&v),
+            Some(false)
+        );
+        assert_eq!(Condition::parse("zzz == 1").unwrap().eval(&v), None);
+    }
+
+    #[test]
+    fn rejects_malformed_conditions_with_a_position() {
+        let e = Condition::parse("running = true").unwrap_err();
+        assert!(e.to_string().contains("at character 9"), "{e}");
+        assert!(matches!(
+            Condition::parse("a < true"),
+            Err(ConditionError::OrderingOnBool { .. })
+        ));
+        assert!(Condition::parse("a == 1 and").is_err());
+        assert!(Condition::parse("a == 1 b == 2").is_err());
+        assert!(Condition::parse("(a == 1").is_err());
+    }
+}

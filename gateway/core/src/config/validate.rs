@@ -1,14 +1,42 @@
 //! Second phase: resolve profiles and check everything, collecting every error.
+//!
+//! [`validate`] never stops at the first problem: it walks the whole
+//! configuration and every profile it was given, records each problem as a
+//! [`ConfigError`] with a path a person can find (`bus "rs485-1"`,
+//! `device "pump-3" point "pressure"`, `profile "pump-vfd" health "fault"`),
+//! and returns them all. Only when the list is empty is a [`Resolved`]
+//! configuration returned.
+//!
+//! Invariants a [`Resolved`] guarantees to the rest of the system (so that
+//! no library precondition can fire at run time):
+//!
+//! - ids are non-empty `[a-z0-9_-]` and unique; every device's bus exists
+//!   (`ResolvedDevice::bus` is a valid index) and its profile was found;
+//! - unit ids are 1–247 on RTU kinds (0–255 on TCP); no two devices share a
+//!   unit id on one bus;
+//! - timeouts are in (0, 60 s]; poll and alarm intervals are ≥ 10 ms;
+//! - every point fits one request: width ≤ 125 registers / 2000 bits and ≤
+//!   the device's effective maximum; `address + width ≤ 65536` after the
+//!   device's `address_offset`;
+//! - a bit area holds only `bool` points; `bit` points have a bit 0–15 in a
+//!   register area; strings have a length;
+//! - scale is finite and non-zero, offset finite, `min ≤ max`;
+//! - health hints parse (see [`Condition`](super::Condition)) and name
+//!   existing points.
+//!
+//! Profile problems are reported once per profile (path `profile "…"`);
+//! problems that depend on the device (offset, limits, overrides) once per
+//! device.
 
-use std::collections::BTreeMap;
-use std::fmt;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use super::{BusKind, Config, Parity, Profile};
-use crate::model::{DeviceClass, Point};
+use super::{BusConfig, BusKind, Condition, Config, Parity, PointDef, Profile, TypeName};
+use crate::model::{Area, DataType, DeviceClass, Point};
 
 /// One problem found in a configuration, with where it is.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{path}: {message}")]
 pub struct ConfigError {
     /// Where: file, and a path such as `device "pump-3" point "pressure"` or `bus[2].timeout`.
     pub path: String,
@@ -16,21 +44,28 @@ pub struct ConfigError {
     pub message: String,
 }
 
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.path, self.message)
+impl ConfigError {
+    /// Builds an error from a path and a message.
+    pub fn new(path: impl Into<String>, message: impl Into<String>) -> Self {
+        ConfigError {
+            path: path.into(),
+            message: message.into(),
+        }
     }
 }
-
-impl std::error::Error for ConfigError {}
 
 /// A validated configuration, ready for the planner, the buses and the simulator.
 #[derive(Clone, Debug)]
 pub struct Resolved {
+    /// Site id.
     pub site: String,
+    /// Gateway id within the site.
     pub gateway: String,
+    /// IANA time zone name.
     pub timezone: String,
+    /// State directory.
     pub data_dir: String,
+    /// Every bus, in file order.
     pub buses: Vec<ResolvedBus>,
     /// Enabled devices only, in file order.
     pub devices: Vec<ResolvedDevice>,
@@ -41,42 +76,235 @@ pub struct Resolved {
 /// A validated bus.
 #[derive(Clone, Debug)]
 pub struct ResolvedBus {
+    /// Bus id.
     pub id: String,
+    /// Transport.
     pub kind: BusKind,
     /// `host:port` (tcp, rtu_over_tcp) or serial path (rtu).
     pub target: String,
+    /// Baud rate (meaningful on RTU kinds).
     pub baud: u32,
+    /// Serial parity.
     pub parity: Parity,
+    /// 1 or 2.
     pub stop_bits: u8,
+    /// 7 or 8.
     pub data_bits: u8,
+    /// Whole-answer timeout, in (0, 60 s].
     pub timeout: Duration,
+    /// Silence between transactions (the default is filled in).
     pub inter_frame_delay: Duration,
+    /// Largest register count per request.
     pub max_registers: u16,
+    /// Largest bit count per request.
     pub max_bits: u16,
+    /// Default largest gap the planner may bridge.
     pub max_gap: u16,
+}
+
+impl ResolvedBus {
+    /// Bits on the wire per character (start + data + parity + stop).
+    pub fn bits_per_char(&self) -> u32 {
+        bits_per_char(self.parity, self.data_bits, self.stop_bits)
+    }
+
+    /// Time one character takes on the wire at this bus's baud rate.
+    pub fn char_time(&self) -> Duration {
+        char_time(self.baud, self.bits_per_char())
+    }
 }
 
 /// A validated device with its profile's points resolved (overrides applied).
 #[derive(Clone, Debug)]
 pub struct ResolvedDevice {
+    /// Device id.
     pub id: String,
+    /// Chinese display name.
     pub name_zh: String,
+    /// English display name (the id when none is configured).
     pub name_en: String,
+    /// Equipment class.
     pub class: DeviceClass,
+    /// Free-text location (empty when none).
     pub location: String,
     /// Index into [`Resolved::buses`].
     pub bus: usize,
+    /// Modbus unit id.
     pub unit: u8,
+    /// Profile name.
     pub profile: String,
+    /// Normal poll interval.
     pub poll_interval: Duration,
+    /// Fast interval for alarm points.
     pub alarm_interval: Duration,
     /// Effective limits: device override, else bus value.
     pub max_gap: u16,
+    /// Effective register limit per request.
     pub max_registers: u16,
+    /// Effective bit limit per request (the bus's).
     pub max_bits: u16,
+    /// Enabled points, in profile order, with overrides, offset and order applied.
     pub points: Vec<Point>,
     /// Health hints from the profile.
     pub health: BTreeMap<String, String>,
+}
+
+/// The shortest poll or alarm interval accepted.
+pub const MIN_INTERVAL: Duration = Duration::from_millis(10);
+/// The longest request timeout accepted.
+pub const MAX_TIMEOUT: Duration = Duration::from_secs(60);
+/// The longest inter-frame delay accepted.
+pub const MAX_INTER_FRAME_DELAY: Duration = Duration::from_secs(1);
+/// The Modbus spec's fixed inter-frame silence above 19200 baud.
+pub const MIN_RTU_INTER_FRAME_DELAY: Duration = Duration::from_micros(1750);
+
+/// Bits on the wire per serial character: start + data + parity + stop.
+pub const fn bits_per_char(parity: Parity, data_bits: u8, stop_bits: u8) -> u32 {
+    let parity_bits = match parity {
+        Parity::None => 0,
+        Parity::Even | Parity::Odd => 1,
+    };
+    1 + data_bits as u32 + parity_bits + stop_bits as u32
+}
+
+/// Wire time of one character; zero when `baud` is zero.
+pub fn char_time(baud: u32, bits_per_char: u32) -> Duration {
+    if baud == 0 {
+        return Duration::ZERO;
+    }
+    Duration::from_nanos(u64::from(bits_per_char) * 1_000_000_000 / u64::from(baud))
+}
+
+/// The inter-frame delay used when a bus does not set one: none on `tcp`;
+/// on RTU kinds 3.5 character times at the baud rate, at least 1.75 ms
+/// (the Modbus serial line spec's fixed value above 19200 baud).
+pub fn default_inter_frame_delay(
+    kind: BusKind,
+    baud: u32,
+    parity: Parity,
+    data_bits: u8,
+    stop_bits: u8,
+) -> Duration {
+    match kind {
+        BusKind::Tcp => Duration::ZERO,
+        BusKind::Rtu | BusKind::RtuOverTcp => {
+            if baud == 0 {
+                return MIN_RTU_INTER_FRAME_DELAY;
+            }
+            // 3.5 characters, in nanoseconds: bits × 3.5 × 10⁹ / baud.
+            let bits = u64::from(bits_per_char(parity, data_bits, stop_bits));
+            let t35 = Duration::from_nanos(bits * 3_500_000_000 / u64::from(baud));
+            t35.max(MIN_RTU_INTER_FRAME_DELAY)
+        }
+    }
+}
+
+/// Collects errors.
+#[derive(Debug, Default)]
+struct Errors(Vec<ConfigError>);
+
+impl Errors {
+    fn push(&mut self, path: impl Into<String>, message: impl Into<String>) {
+        self.0.push(ConfigError::new(path, message));
+    }
+}
+
+/// `[a-z0-9_-]+`: ids used in topics and file names.
+fn is_id(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+}
+
+/// `[a-z0-9_]+`: point and hint names.
+fn is_point_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+}
+
+/// True when `name` can be a profile file name (`[a-z0-9_-]+`, no path).
+pub fn is_profile_name(name: &str) -> bool {
+    is_id(name)
+}
+
+fn check_id(errs: &mut Errors, path: &str, what: &str, id: &str) {
+    if id.is_empty() {
+        errs.push(
+            path,
+            format!("{what} is empty; use lowercase letters, digits, '-' and '_'"),
+        );
+    } else if !is_id(id) {
+        errs.push(
+            path,
+            format!("{what} {id:?} may only contain lowercase letters, digits, '-' and '_'"),
+        );
+    }
+}
+
+/// Time zone areas of the IANA database.
+const TZ_AREAS: [&str; 11] = [
+    "Africa",
+    "America",
+    "Antarctica",
+    "Arctic",
+    "Asia",
+    "Atlantic",
+    "Australia",
+    "Europe",
+    "Indian",
+    "Pacific",
+    "Etc",
+];
+
+/// `UTC`, or `Area/City[/Sub]` with a known IANA area.
+fn looks_like_timezone(tz: &str) -> bool {
+    if tz == "UTC" {
+        return true;
+    }
+    let mut parts = tz.split('/');
+    let Some(area) = parts.next() else {
+        return false;
+    };
+    let rest: Vec<&str> = parts.collect();
+    TZ_AREAS.contains(&area)
+        && !rest.is_empty()
+        && rest.iter().all(|p| {
+            p.starts_with(|c: char| c.is_ascii_uppercase())
+                && p.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '+'))
+        })
+}
+
+/// `host:port` with a non-empty host (name, IPv4, or `[IPv6]`) and port 1–65535.
+fn check_host_port(addr: &str) -> Result<(), String> {
+    let Some((host, port)) = addr.rsplit_once(':') else {
+        return Err(format!(
+            "address {addr:?} must be host:port, e.g. \"192.168.1.20:502\""
+        ));
+    };
+    let host_ok = if let Some(inner) = host.strip_prefix('[') {
+        inner
+            .strip_suffix(']')
+            .is_some_and(|h| h.parse::<std::net::Ipv6Addr>().is_ok())
+    } else {
+        !host.is_empty()
+            && !host.contains(':')
+            && host
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'))
+    };
+    if !host_ok {
+        return Err(format!(
+            "address {addr:?} has an invalid host {host:?}; write a name, an IPv4 address or [IPv6]"
+        ));
+    }
+    match port.parse::<u16>() {
+        Ok(p) if p > 0 => Ok(()),
+        _ => Err(format!(
+            "address {addr:?} has an invalid port {port:?} (use 1–65535)"
+        )),
+    }
 }
 
 /// Checks `config` against the profiles and returns the resolved form, or
@@ -85,6 +313,631 @@ pub fn validate(
     config: &Config,
     profiles: &BTreeMap<String, Profile>,
 ) -> Result<Resolved, Vec<ConfigError>> {
-    let _ = (config, profiles);
-    todo!("issue #2: config validation")
+    let mut errs = Errors::default();
+
+    check_id(&mut errs, "site", "site id", &config.site);
+    check_id(&mut errs, "gateway", "gateway id", &config.gateway);
+    if !looks_like_timezone(&config.timezone) {
+        errs.push(
+            "timezone",
+            format!(
+                "{:?} is not an IANA time zone name; write Area/City such as \"Asia/Shanghai\", or \"UTC\"",
+                config.timezone
+            ),
+        );
+    }
+    if config.data_dir.trim().is_empty() {
+        errs.push(
+            "data_dir",
+            "is empty; give the folder where the gateway keeps its state",
+        );
+    }
+    if config.profiles_dir.trim().is_empty() {
+        errs.push(
+            "profiles_dir",
+            "is empty; give the folder of device profiles",
+        );
+    }
+
+    // Buses: always resolved (even with errors) so that indices match the file.
+    let mut bus_index: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut buses = Vec::with_capacity(config.buses.len());
+    for (i, bus) in config.buses.iter().enumerate() {
+        let path = entity_path("bus", i, &bus.id);
+        check_id(&mut errs, &path, "bus id", &bus.id);
+        if !bus.id.is_empty() {
+            if let Some(first) = bus_index.get(bus.id.as_str()) {
+                errs.push(
+                    &path,
+                    format!("duplicate bus id (first defined as bus[{first}])"),
+                );
+            } else {
+                bus_index.insert(&bus.id, i);
+            }
+        }
+        buses.push(resolve_bus(bus, &path, &mut errs));
+    }
+
+    // Profiles: checked once each.
+    let mut prepared: BTreeMap<&str, Vec<Option<Point>>> = BTreeMap::new();
+    for (name, profile) in profiles {
+        prepared.insert(name, prepare_profile(name, profile, &mut errs));
+    }
+
+    let mut device_index: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut units: BTreeMap<(usize, u8), &str> = BTreeMap::new();
+    let mut devices = Vec::new();
+    for (i, dev) in config.devices.iter().enumerate() {
+        let path = entity_path("device", i, &dev.id);
+        check_id(&mut errs, &path, "device id", &dev.id);
+        if !dev.id.is_empty() {
+            if let Some(first) = device_index.get(dev.id.as_str()) {
+                errs.push(
+                    &path,
+                    format!("duplicate device id (first defined as device[{first}])"),
+                );
+            } else {
+                device_index.insert(&dev.id, i);
+            }
+        }
+        if dev.name_zh.trim().is_empty() {
+            errs.push(&path, "name_zh is empty; give the Chinese display name");
+        }
+
+        let bus = bus_index.get(dev.bus.as_str()).copied();
+        match bus {
+            None => {
+                let known: Vec<&str> = config.buses.iter().map(|b| b.id.as_str()).collect();
+                let known = if known.is_empty() {
+                    "no bus is defined".to_owned()
+                } else {
+                    format!("known: {}", known.join(", "))
+                };
+                errs.push(&path, format!("unknown bus {:?} ({known})", dev.bus));
+            }
+            Some(b) => {
+                let kind = config.buses[b].kind;
+                if kind != BusKind::Tcp && !(1..=247).contains(&dev.unit) {
+                    let msg = if dev.unit == 0 {
+                        "unit id 0 is the broadcast address and cannot be polled on an RTU bus (use 1–247)".to_owned()
+                    } else {
+                        format!("unit id {} is reserved on an RTU bus (use 1–247)", dev.unit)
+                    };
+                    errs.push(&path, msg);
+                }
+                if let Some(other) = units.get(&(b, dev.unit)) {
+                    errs.push(
+                        &path,
+                        format!(
+                            "unit id {} on bus {:?} is already used by device {other:?}",
+                            dev.unit, dev.bus
+                        ),
+                    );
+                } else {
+                    units.insert((b, dev.unit), &dev.id);
+                }
+            }
+        }
+
+        for (key, d) in [
+            ("poll_interval", dev.poll_interval),
+            ("alarm_interval", dev.alarm_interval),
+        ] {
+            if d.get() < MIN_INTERVAL {
+                errs.push(&path, format!("{key} {d} is below the minimum of 10ms"));
+            }
+        }
+        let bus_max_registers = bus.map_or(125, |b| buses[b].max_registers);
+        let max_registers = match dev.max_registers {
+            None => bus_max_registers,
+            Some(m) => {
+                if !(1..=125).contains(&m) {
+                    errs.push(&path, format!("max_registers {m} is outside 1..=125"));
+                } else if m > bus_max_registers {
+                    errs.push(
+                        &path,
+                        format!("max_registers {m} exceeds the bus's max_registers of {bus_max_registers}"),
+                    );
+                }
+                m
+            }
+        };
+        let max_bits = bus.map_or(2000, |b| buses[b].max_bits);
+        let max_gap = dev
+            .max_gap
+            .unwrap_or_else(|| bus.map_or(0, |b| buses[b].max_gap));
+
+        if !is_profile_name(&dev.profile) {
+            errs.push(
+                &path,
+                format!(
+                    "profile name {:?} may only contain lowercase letters, digits, '-' and '_'",
+                    dev.profile
+                ),
+            );
+        }
+        let points = match (
+            profiles.get(&dev.profile),
+            prepared.get(dev.profile.as_str()),
+        ) {
+            (Some(profile), Some(prepared)) => resolve_points(
+                &path,
+                dev,
+                profile,
+                prepared,
+                max_registers,
+                max_bits,
+                &mut errs,
+            ),
+            _ => {
+                if is_profile_name(&dev.profile) {
+                    let available: Vec<&str> = profiles.keys().map(String::as_str).collect();
+                    let available = if available.is_empty() {
+                        "no profiles were loaded; check profiles_dir".to_owned()
+                    } else {
+                        format!("available: {}", available.join(", "))
+                    };
+                    errs.push(
+                        &path,
+                        format!("profile {:?} not found ({available})", dev.profile),
+                    );
+                }
+                Vec::new()
+            }
+        };
+
+        if dev.enabled {
+            devices.push(ResolvedDevice {
+                id: dev.id.clone(),
+                name_zh: dev.name_zh.clone(),
+                name_en: dev.name_en.clone().unwrap_or_else(|| dev.id.clone()),
+                class: dev.class,
+                location: dev.location.clone().unwrap_or_default(),
+                bus: bus.unwrap_or(0),
+                unit: dev.unit,
+                profile: dev.profile.clone(),
+                poll_interval: dev.poll_interval.get(),
+                alarm_interval: dev.alarm_interval.get(),
+                max_gap,
+                max_registers,
+                max_bits,
+                points,
+                health: profiles
+                    .get(&dev.profile)
+                    .map(|p| p.health.clone())
+                    .unwrap_or_default(),
+            });
+        }
+    }
+
+    if !errs.0.is_empty() {
+        return Err(errs.0);
+    }
+    Ok(Resolved {
+        site: config.site.clone(),
+        gateway: config.gateway.clone(),
+        timezone: config.timezone.clone(),
+        data_dir: config.data_dir.clone(),
+        buses,
+        devices,
+        raw: config.clone(),
+    })
+}
+
+/// Checks one profile on its own (points, types, ranges, health hints):
+/// every problem, with paths `profile "<name>" …`.
+pub fn validate_profile(name: &str, profile: &Profile) -> Vec<ConfigError> {
+    let mut errs = Errors::default();
+    prepare_profile(name, profile, &mut errs);
+    errs.0
+}
+
+/// `kind "id"`, or `kind[i]` when the id is empty.
+fn entity_path(kind: &str, index: usize, id: &str) -> String {
+    if id.is_empty() {
+        format!("{kind}[{index}]")
+    } else {
+        format!("{kind} {id:?}")
+    }
+}
+
+fn resolve_bus(bus: &BusConfig, path: &str, errs: &mut Errors) -> ResolvedBus {
+    let tcp_like = matches!(bus.kind, BusKind::Tcp | BusKind::RtuOverTcp);
+    let kind_name = match bus.kind {
+        BusKind::Tcp => "tcp",
+        BusKind::Rtu => "rtu",
+        BusKind::RtuOverTcp => "rtu_over_tcp",
+    };
+    let target = if tcp_like {
+        if bus.port.is_some() {
+            errs.push(
+                path,
+                format!("a {kind_name} bus takes `address` (host:port), not `port`; remove `port`"),
+            );
+        }
+        match &bus.address {
+            None => {
+                errs.push(
+                    path,
+                    format!("a {kind_name} bus needs `address = \"host:port\"`"),
+                );
+                String::new()
+            }
+            Some(a) => {
+                if let Err(e) = check_host_port(a) {
+                    errs.push(path, e);
+                }
+                a.clone()
+            }
+        }
+    } else {
+        if bus.address.is_some() {
+            errs.push(
+                path,
+                "an rtu bus takes `port` (a serial device path), not `address`; for a serial device server use kind = \"rtu_over_tcp\"",
+            );
+        }
+        match &bus.port {
+            None => {
+                errs.push(
+                    path,
+                    "an rtu bus needs `port`, the serial device path, e.g. \"/dev/ttyUSB0\"",
+                );
+                String::new()
+            }
+            Some(p) if p.trim().is_empty() => {
+                errs.push(
+                    path,
+                    "port is empty; give the serial device path, e.g. \"/dev/ttyUSB0\"",
+                );
+                String::new()
+            }
+            Some(p) => p.clone(),
+        }
+    };
+    if bus.baud == 0 {
+        errs.push(path, "baud must be above 0 (typically 9600 or 19200)");
+    }
+    if !matches!(bus.stop_bits, 1 | 2) {
+        errs.push(path, format!("stop_bits {} must be 1 or 2", bus.stop_bits));
+    }
+    if !matches!(bus.data_bits, 7 | 8) {
+        errs.push(path, format!("data_bits {} must be 7 or 8", bus.data_bits));
+    }
+    let timeout = bus.timeout.get();
+    if timeout.is_zero() {
+        errs.push(path, "timeout must be above 0");
+    } else if timeout > MAX_TIMEOUT {
+        errs.push(
+            path,
+            format!("timeout {} exceeds the maximum of 60s", bus.timeout),
+        );
+    }
+    let inter_frame_delay = match bus.inter_frame_delay {
+        Some(d) => {
+            if d.get() > MAX_INTER_FRAME_DELAY {
+                errs.push(
+                    path,
+                    format!("inter_frame_delay {d} exceeds the maximum of 1s"),
+                );
+            }
+            d.get()
+        }
+        None => {
+            default_inter_frame_delay(bus.kind, bus.baud, bus.parity, bus.data_bits, bus.stop_bits)
+        }
+    };
+    if !(1..=125).contains(&bus.max_registers) {
+        errs.push(
+            path,
+            format!(
+                "max_registers {} is outside 1..=125 (the Modbus limit)",
+                bus.max_registers
+            ),
+        );
+    }
+    if !(1..=2000).contains(&bus.max_bits) {
+        errs.push(
+            path,
+            format!(
+                "max_bits {} is outside 1..=2000 (the Modbus limit)",
+                bus.max_bits
+            ),
+        );
+    }
+    ResolvedBus {
+        id: bus.id.clone(),
+        kind: bus.kind,
+        target,
+        baud: bus.baud,
+        parity: bus.parity,
+        stop_bits: bus.stop_bits,
+        data_bits: bus.data_bits,
+        timeout,
+        inter_frame_delay,
+        max_registers: bus.max_registers,
+        max_bits: bus.max_bits,
+        max_gap: bus.max_gap,
+    }
+}
+
+/// Checks scale/offset/min/max; shared by profile points and overrides.
+fn check_numbers(
+    path: &str,
+    scale: f64,
+    offset: f64,
+    min: Option<f64>,
+    max: Option<f64>,
+    errs: &mut Errors,
+) {
+    if !scale.is_finite() || scale == 0.0 {
+        errs.push(
+            path,
+            format!("scale {scale} must be a finite, non-zero number"),
+        );
+    }
+    if !offset.is_finite() {
+        errs.push(path, format!("offset {offset} must be a finite number"));
+    }
+    for (key, v) in [("min", min), ("max", max)] {
+        if let Some(v) = v
+            && !v.is_finite()
+        {
+            errs.push(path, format!("{key} {v} must be a finite number"));
+        }
+    }
+    if let (Some(lo), Some(hi)) = (min, max)
+        && lo > hi
+    {
+        errs.push(path, format!("min {lo} is above max {hi}"));
+    }
+}
+
+/// Checks a profile; returns each point resolved at its profile address
+/// (`None` for a point with errors, which are recorded).
+fn prepare_profile(name: &str, profile: &Profile, errs: &mut Errors) -> Vec<Option<Point>> {
+    let ppath = format!("profile {name:?}");
+    if !is_profile_name(name) {
+        errs.push(
+            &ppath,
+            "profile names may only contain lowercase letters, digits, '-' and '_'",
+        );
+    }
+    if profile.points.is_empty() {
+        errs.push(&ppath, "a profile needs at least one [[point]]");
+    }
+    let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut out = Vec::with_capacity(profile.points.len());
+    for (i, def) in profile.points.iter().enumerate() {
+        let path = if def.name.is_empty() {
+            format!("{ppath} point[{i}]")
+        } else {
+            format!("{ppath} point {:?}", def.name)
+        };
+        let mut ok = true;
+        if !is_point_name(&def.name) {
+            errs.push(
+                &path,
+                "point names must be non-empty and use only lowercase letters, digits and '_'",
+            );
+            ok = false;
+        } else if let Some(first) = seen.get(def.name.as_str()) {
+            errs.push(
+                &path,
+                format!("duplicate point name (first defined as point[{first}])"),
+            );
+            ok = false;
+        } else {
+            seen.insert(&def.name, i);
+        }
+        match point_type(def) {
+            Ok(data_type) => {
+                let end = u32::from(def.address) + u32::from(data_type.width());
+                if end > 65536 {
+                    errs.push(
+                        &path,
+                        format!(
+                            "address {} + {} {} runs past the last address 65535",
+                            def.address,
+                            data_type.width(),
+                            unit_word(def.area)
+                        ),
+                    );
+                    ok = false;
+                }
+                let errors_before = errs.0.len();
+                check_numbers(&path, def.scale, def.offset, def.min, def.max, errs);
+                ok &= errs.0.len() == errors_before;
+                out.push(ok.then(|| Point {
+                    name: def.name.clone(),
+                    unit: def.unit.clone(),
+                    area: def.area,
+                    address: def.address,
+                    data_type,
+                    order: def.order.unwrap_or(profile.order),
+                    scale: def.scale,
+                    offset: def.offset,
+                    min: def.min,
+                    max: def.max,
+                    alarm: def.alarm,
+                    critical: def.critical,
+                }));
+            }
+            Err(msg) => {
+                errs.push(&path, msg);
+                out.push(None);
+            }
+        }
+    }
+    let names: BTreeSet<&str> = profile.points.iter().map(|p| p.name.as_str()).collect();
+    for (hint, text) in &profile.health {
+        let path = format!("{ppath} health {hint:?}");
+        if !is_point_name(hint) {
+            errs.push(
+                &path,
+                "health hint names use only lowercase letters, digits and '_'",
+            );
+        }
+        match Condition::parse(text) {
+            Err(e) => errs.push(&path, format!("{e} in {text:?}")),
+            Ok(cond) => {
+                for p in cond.points() {
+                    if !names.contains(p) {
+                        errs.push(
+                            &path,
+                            format!("condition {text:?} names an unknown point {p:?}"),
+                        );
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+/// `registers` or `bits`, for messages.
+fn unit_word(area: Area) -> &'static str {
+    if area.is_bits() { "bits" } else { "registers" }
+}
+
+/// The data type of a point definition, or why it is invalid.
+fn point_type(def: &PointDef) -> Result<DataType, String> {
+    if def.length.is_some() && def.type_name != TypeName::String {
+        return Err(format!(
+            "`length` only applies to type \"string\", not {:?}",
+            type_str(def.type_name)
+        ));
+    }
+    if def.bit.is_some() && def.type_name != TypeName::Bit {
+        return Err(format!(
+            "`bit` only applies to type \"bit\", not {:?}",
+            type_str(def.type_name)
+        ));
+    }
+    if def.area.is_bits() && def.type_name != TypeName::Bool {
+        return Err(format!(
+            "a {} area holds single bits: the type must be \"bool\", not {:?}",
+            def.area,
+            type_str(def.type_name)
+        ));
+    }
+    Ok(match def.type_name {
+        TypeName::Bool => DataType::Bool,
+        TypeName::Bit => match def.bit {
+            None => return Err("type \"bit\" needs `bit` (0–15, 0 = least significant)".to_owned()),
+            Some(b) if b > 15 => return Err(format!("bit {b} is outside 0–15")),
+            Some(b) => DataType::Bit(b),
+        },
+        TypeName::U16 => DataType::U16,
+        TypeName::I16 => DataType::I16,
+        TypeName::U32 => DataType::U32,
+        TypeName::I32 => DataType::I32,
+        TypeName::U64 => DataType::U64,
+        TypeName::I64 => DataType::I64,
+        TypeName::F32 => DataType::F32,
+        TypeName::F64 => DataType::F64,
+        TypeName::String => match def.length {
+            None | Some(0) => {
+                return Err("type \"string\" needs `length` (bytes, at least 1)".to_owned());
+            }
+            Some(n) => DataType::String(n),
+        },
+    })
+}
+
+fn type_str(t: TypeName) -> &'static str {
+    match t {
+        TypeName::Bool => "bool",
+        TypeName::Bit => "bit",
+        TypeName::U16 => "u16",
+        TypeName::I16 => "i16",
+        TypeName::U32 => "u32",
+        TypeName::I32 => "i32",
+        TypeName::U64 => "u64",
+        TypeName::I64 => "i64",
+        TypeName::F32 => "f32",
+        TypeName::F64 => "f64",
+        TypeName::String => "string",
+    }
+}
+
+/// Applies a device's overrides, order and offset to its profile's points.
+fn resolve_points(
+    dpath: &str,
+    dev: &super::DeviceConfig,
+    profile: &Profile,
+    prepared: &[Option<Point>],
+    max_registers: u16,
+    max_bits: u16,
+    errs: &mut Errors,
+) -> Vec<Point> {
+    for name in dev.points.keys() {
+        if !profile.points.iter().any(|p| &p.name == name) {
+            errs.push(
+                format!("{dpath} point {name:?}"),
+                format!("override names no point of profile {:?}", dev.profile),
+            );
+        }
+    }
+    let mut points = Vec::with_capacity(prepared.len());
+    for (def, point) in profile.points.iter().zip(prepared) {
+        let Some(point) = point else { continue };
+        let path = format!("{dpath} point {:?}", point.name);
+        let mut p = point.clone();
+        if def.order.is_none()
+            && let Some(order) = dev.order
+        {
+            p.order = order;
+        }
+        if let Some(o) = dev.points.get(&p.name) {
+            if o.enabled == Some(false) {
+                continue;
+            }
+            p.scale = o.scale.unwrap_or(p.scale);
+            p.offset = o.offset.unwrap_or(p.offset);
+            p.unit = o.unit.clone().unwrap_or(p.unit);
+            p.min = o.min.or(p.min);
+            p.max = o.max.or(p.max);
+            p.alarm = o.alarm.unwrap_or(p.alarm);
+            p.critical = o.critical.unwrap_or(p.critical);
+            p.order = o.order.unwrap_or(p.order);
+            check_numbers(&path, p.scale, p.offset, p.min, p.max, errs);
+        }
+        let width = p.width();
+        let limit = p.area.protocol_max();
+        let words = unit_word(p.area);
+        if width > limit {
+            errs.push(
+                &path,
+                format!("{width} {words} exceed the Modbus limit of {limit}"),
+            );
+        } else if p.area.is_bits() && width > max_bits {
+            errs.push(
+                &path,
+                format!("{width} {words} exceed this bus's max_bits of {max_bits}"),
+            );
+        } else if !p.area.is_bits() && width > max_registers {
+            errs.push(
+                &path,
+                format!("{width} {words} exceed this device's max_registers of {max_registers}"),
+            );
+        }
+        let start = i64::from(p.address) + i64::from(dev.address_offset);
+        let end = start + i64::from(width);
+        match u16::try_from(start) {
+            Ok(a) if end <= 65536 => p.address = a,
+            _ => {
+                errs.push(
+                    &path,
+                    format!(
+                        "address {} with address_offset {} gives {start}..{end}, outside the Modbus range 0..65536",
+                        point.address, dev.address_offset
+                    ),
+                );
+                continue;
+            }
+        }
+        points.push(p);
+    }
+    points
 }
