@@ -155,6 +155,8 @@ pub fn decode_registers(point: &Point, regs: &[u16]) -> (Option<Value>, Quality)
 }
 
 /// Decodes a point read from a coil or discrete input.
+///
+/// A bit is always a boolean; the point's type, scale and range do not apply.
 pub fn decode_bit(point: &Point, bit: bool) -> (Option<Value>, Quality) {
     let _ = point;
     (Some(Value::Bool(bit)), Quality::Good)
@@ -501,13 +503,9 @@ fn integer_raw(point: &Point, value: &Value, min: f64, max: f64) -> Result<f64, 
         });
     }
     let rounded = raw.round();
-    // `max` of a 64-bit type is not representable as f64 and rounds up to
-    // 2^64 or 2^63, hence `>=` for those bounds.
-    let too_big = if max >= 9.2e18 {
-        rounded >= max
-    } else {
-        rounded > max
-    };
+    // `max + 1` is a power of two, exact as f64 even for 64-bit types (whose
+    // `max` itself is not representable and rounds up to it).
+    let too_big = rounded >= max + 1.0;
     if rounded < min || too_big {
         return Err(EncodeError::Overflow {
             point: point.name.clone(),

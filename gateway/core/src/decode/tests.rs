@@ -308,7 +308,15 @@ fn the_encoder_refuses_overflow_wrong_kinds_and_long_text() {
         encode_registers(&u16p, &Value::Text("x".into())),
         Err(EncodeError::TypeMismatch { .. })
     ));
+    assert_eq!(
+        encode_registers(&u16p, &Value::Float(65535.4)),
+        Ok(vec![0xFFFF])
+    );
     let i64p = point(DataType::I64, WordOrder::Abcd);
+    assert_eq!(
+        encode_registers(&i64p, &Value::Float(-(2f64.powi(63)))),
+        Ok(vec![0x8000, 0, 0, 0])
+    );
     assert!(matches!(
         encode_registers(&i64p, &Value::UInt(u64::MAX)),
         Err(EncodeError::Overflow { .. })
