@@ -532,3 +532,38 @@ fn two_devices_cannot_share_a_unit_id_on_one_bus() {
         vec![r#"device "pump-2": unit id 1 on bus "rs485-1" is already used by device "pump-1""#]
     );
 }
+
+#[test]
+fn overrides_may_be_written_as_subtables_and_their_errors_name_the_device() {
+    let text = format!("{BASE}\n[device.points.outlet_pressure]\nmax = 10.0\n");
+    let r = load_with_real_profiles(&text).unwrap();
+    let p = r.devices[0]
+        .points
+        .iter()
+        .find(|p| p.name == "outlet_pressure")
+        .unwrap();
+    assert_eq!(p.max, Some(10.0));
+
+    let text = format!("{BASE}\n[device.points.outlet_pressure]\nmaximum = 10.0\n");
+    let errs = errors_of(&text);
+    assert!(
+        errs[0].starts_with(r#"test.toml:25:1 (device "pump-1" [device.points.outlet_pressure]): unknown field `maximum`"#),
+        "{errs:?}"
+    );
+}
+
+#[test]
+fn a_misspelt_boolean_in_a_health_hint_is_reported_with_its_position() {
+    let profile = "description = \"t\"\n[health]\nfire = \"fire_alarm == ture\"\n[[point]]\nname = \"fire_alarm\"\narea = \"discrete\"\naddress = 0\ntype = \"bool\"\n";
+    let p = parse_profile("t.toml", profile).unwrap();
+    let errs: Vec<String> = validate_profile("t", &p)
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(
+        errs,
+        vec![
+            r#"profile "t" health "fire": expected a number, true or false at character 15, found "ture" in "fire_alarm == ture""#
+        ]
+    );
+}
