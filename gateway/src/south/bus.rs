@@ -1,0 +1,662 @@
+//! One task per bus: the poll scheduler.
+//!
+//! # Design
+//!
+//! A bus is an RS-485 line or a TCP endpoint; either way it carries one
+//! transaction at a time (many TCP gateways accept a single connection), so
+//! one task owns the bus's [`Link`] and polls its devices in turn, switching
+//! the unit id per request. Between the end of one transaction and the next
+//! request it keeps the bus's `inter_frame_delay` of silence.
+//!
+//! Each device has two schedules: a **full** poll of every point every
+//! `poll_interval`, and an **alarm** poll of its alarm points
+//! ([`Point::alarm`]) every `alarm_interval`. The task always serves the
+//! device whose next poll is due earliest (ties: configuration order). When a
+//! device's full poll is due, its alarm poll is not made separately: the
+//! full poll reads the alarm points too.
+//!
+//! Requests come from [`gateway_core::plan::plan`], computed once per device
+//! and class. When a device answers exception 2 ("illegal data address") to
+//! a request carrying several points, [`Barriers::on_illegal_address`]
+//! learns where to split, the device is re-planned, and the refused points
+//! are read at once with the split requests (same poll).
+//!
+//! # Invariants
+//!
+//! - **No pile-up.** A poll that starts or ends after its next tick was due
+//!   does not make up for the missed ticks: the schedule moves to the first
+//!   tick after the poll ended (phase kept), the poll is counted in
+//!   `late_polls` and the ticks dropped in `skipped_ticks`.
+//! - **A failing device never starves its line.** After
+//!   [`BusOptions::degrade_after`] consecutive failed polls (timeout,
+//!   framing or transport failure; an exception proves the device is alive)
+//!   the device is *degraded*: only full polls, spaced by a jittered
+//!   exponential backoff from twice its poll interval up to
+//!   [`BusOptions::degrade_max`]. One successful poll restores the normal
+//!   schedule. Inside a poll, the first timeout/framing/transport failure
+//!   ends it: the remaining requests are not sent (their points are
+//!   `NotRead`), so a dead device costs one timeout per poll, not one per
+//!   request.
+//! - **A link that is down blames no device.** Polls that fall due while the
+//!   transport waits out its reconnect backoff produce an outcome with
+//!   failure `Transport` and zero requests, and do not count towards
+//!   degradation.
+//! - **Backpressure.** Every poll produces one [`PollOutcome`] sent with
+//!   `Sender::send(..).await` on the bounded channel given to
+//!   [`spawn_buses`]: when the consumer falls behind, the bus task waits
+//!   (and its polls become late, which the counters show) rather than
+//!   buffering without bound. When the receiver is dropped the task ends.
+//!
+//! Time: scheduling uses `tokio::time::Instant` (so tests run on a paused
+//! clock); `PollOutcome::ts_ms` is wall-clock Unix milliseconds.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use gateway_core::config::{Resolved, ResolvedBus, ResolvedDevice};
+use gateway_core::decode::{decode_request, decode_request_bits, failed_request};
+use gateway_core::model::{
+    BadReason, EXCEPTION_ILLEGAL_DATA_ADDRESS, FailureKind, Point, PollClass, PollOutcome, Sample,
+};
+use gateway_core::plan::{Barriers, Limits, Request, plan};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio::time::{Instant, sleep_until};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+use super::backoff::Backoff;
+use super::link::{Data, Link, ReadError};
+use super::transport::Transport;
+
+#[cfg(test)]
+mod tests;
+
+/// Tunables of the scheduler.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BusOptions {
+    /// Consecutive failed polls after which a device is degraded.
+    pub degrade_after: u32,
+    /// Longest spacing between polls of a degraded device.
+    pub degrade_max: Duration,
+}
+
+impl Default for BusOptions {
+    fn default() -> Self {
+        Self {
+            degrade_after: 3,
+            degrade_max: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Live counters of one bus, updated by its task, read by anyone.
+#[derive(Debug, Default)]
+pub struct BusCounters {
+    polls: AtomicU64,
+    requests: AtomicU64,
+    timeouts: AtomicU64,
+    exceptions: AtomicU64,
+    transport: AtomicU64,
+    framing: AtomicU64,
+    link_down: AtomicU64,
+    late_polls: AtomicU64,
+    skipped_ticks: AtomicU64,
+    degraded: AtomicU64,
+}
+
+impl BusCounters {
+    /// A consistent-enough copy of the counters (each read atomically).
+    pub fn snapshot(&self) -> BusStats {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        BusStats {
+            polls: get(&self.polls),
+            requests: get(&self.requests),
+            timeouts: get(&self.timeouts),
+            exceptions: get(&self.exceptions),
+            transport: get(&self.transport),
+            framing: get(&self.framing),
+            link_down: get(&self.link_down),
+            late_polls: get(&self.late_polls),
+            skipped_ticks: get(&self.skipped_ticks),
+            degraded_devices: get(&self.degraded),
+        }
+    }
+
+    fn bump(c: &AtomicU64, n: u64) {
+        c.fetch_add(n, Ordering::Relaxed);
+    }
+
+    fn failure(&self, error: ReadError) {
+        let c = match error {
+            ReadError::LinkDown => &self.link_down,
+            ReadError::Failed(FailureKind::Timeout) => &self.timeouts,
+            ReadError::Failed(FailureKind::Exception { .. }) => &self.exceptions,
+            ReadError::Failed(FailureKind::Transport) => &self.transport,
+            ReadError::Failed(FailureKind::Framing) => &self.framing,
+        };
+        Self::bump(c, 1);
+    }
+}
+
+/// A snapshot of [`BusCounters`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct BusStats {
+    /// Polls made (full and alarm).
+    pub polls: u64,
+    /// Requests sent.
+    pub requests: u64,
+    /// Requests that got no answer in time.
+    pub timeouts: u64,
+    /// Requests answered with a Modbus exception.
+    pub exceptions: u64,
+    /// Requests that failed on the connection (or could not connect).
+    pub transport: u64,
+    /// Requests whose answer was malformed.
+    pub framing: u64,
+    /// Requests not sent because the link was waiting to reconnect.
+    pub link_down: u64,
+    /// Polls that ended after their next tick was due.
+    pub late_polls: u64,
+    /// Ticks dropped because of late polls.
+    pub skipped_ticks: u64,
+    /// Devices currently degraded (a gauge).
+    pub degraded_devices: u64,
+}
+
+impl fmt::Display for BusStats {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "polls={} requests={} timeouts={} exceptions={} transport={} framing={} link_down={} late_polls={} skipped_ticks={} degraded={}",
+            self.polls,
+            self.requests,
+            self.timeouts,
+            self.exceptions,
+            self.transport,
+            self.framing,
+            self.link_down,
+            self.late_polls,
+            self.skipped_ticks,
+            self.degraded_devices
+        )
+    }
+}
+
+/// A running bus task.
+#[derive(Debug)]
+pub struct BusHandle {
+    /// The bus id from the configuration.
+    pub bus: String,
+    /// Its live counters.
+    pub counters: Arc<BusCounters>,
+    /// The task; it ends when `shutdown` is cancelled or the receiver of
+    /// outcomes is dropped.
+    pub task: JoinHandle<()>,
+}
+
+/// Spawns one task per bus that has devices, with default [`BusOptions`].
+/// Every poll sends a [`PollOutcome`] on `tx` (awaiting when full:
+/// backpressure). The tasks stop when `shutdown` is cancelled.
+///
+/// Must be called inside a tokio runtime.
+pub fn spawn_buses(
+    resolved: &Resolved,
+    tx: mpsc::Sender<PollOutcome>,
+    shutdown: CancellationToken,
+) -> Vec<BusHandle> {
+    spawn_buses_with(resolved, BusOptions::default(), tx, shutdown)
+}
+
+/// [`spawn_buses`] with explicit options.
+pub fn spawn_buses_with(
+    resolved: &Resolved,
+    options: BusOptions,
+    tx: mpsc::Sender<PollOutcome>,
+    shutdown: CancellationToken,
+) -> Vec<BusHandle> {
+    let mut handles = Vec::new();
+    for (b, bus) in resolved.buses.iter().enumerate() {
+        let devices: Vec<(usize, &ResolvedDevice)> = resolved
+            .devices
+            .iter()
+            .enumerate()
+            .filter(|(_, d)| d.bus == b)
+            .collect();
+        if devices.is_empty() {
+            continue;
+        }
+        let counters = Arc::new(BusCounters::default());
+        let task = BusTask::new(
+            Transport::new(bus),
+            bus,
+            &devices,
+            options,
+            tx.clone(),
+            shutdown.clone(),
+            Arc::clone(&counters),
+        );
+        handles.push(BusHandle {
+            bus: bus.id.clone(),
+            counters,
+            task: tokio::spawn(task.run()),
+        });
+    }
+    handles
+}
+
+/// The scheduler of one bus over any [`Link`]. [`spawn_buses`] builds these
+/// over a [`Transport`]; tests build them over scripted links.
+#[derive(Debug)]
+pub struct BusTask<L> {
+    bus: String,
+    link: L,
+    inter_frame_delay: Duration,
+    devices: Vec<DeviceState>,
+    options: BusOptions,
+    tx: mpsc::Sender<PollOutcome>,
+    shutdown: CancellationToken,
+    counters: Arc<BusCounters>,
+    /// When the last transaction ended (for the inter-frame delay).
+    last_end: Option<Instant>,
+}
+
+#[derive(Debug)]
+struct DeviceState {
+    /// Index in [`Resolved::devices`].
+    index: usize,
+    id: String,
+    unit: u8,
+    points: Vec<Point>,
+    limits: Limits,
+    barriers: Barriers,
+    full_plan: Arc<[Request]>,
+    alarm_plan: Arc<[Request]>,
+    poll_interval: Duration,
+    alarm_interval: Duration,
+    next_full: Instant,
+    /// `None` when the device has no alarm points or is degraded.
+    next_alarm: Option<Instant>,
+    /// Consecutive failed polls.
+    failures: u32,
+    degraded: bool,
+    degrade: Backoff,
+}
+
+impl DeviceState {
+    fn new(index: usize, d: &ResolvedDevice, options: BusOptions, now: Instant) -> Self {
+        let limits = Limits {
+            max_registers: d.max_registers,
+            max_bits: d.max_bits,
+            max_gap: d.max_gap,
+        };
+        let poll_interval = nonzero(d.poll_interval);
+        let degrade_max = options.degrade_max.max(poll_interval);
+        let mut state = Self {
+            index,
+            id: d.id.clone(),
+            unit: d.unit,
+            points: d.points.clone(),
+            limits,
+            barriers: Barriers::default(),
+            full_plan: Arc::from(Vec::new()),
+            alarm_plan: Arc::from(Vec::new()),
+            poll_interval,
+            alarm_interval: nonzero(d.alarm_interval),
+            next_full: now,
+            next_alarm: None,
+            failures: 0,
+            degraded: false,
+            degrade: Backoff::new(poll_interval.saturating_mul(2), degrade_max, 0.2),
+        };
+        state.replan();
+        state.next_alarm = state.has_alarm().then_some(now);
+        state
+    }
+
+    fn replan(&mut self) {
+        self.full_plan = plan(&self.points, &|_| true, self.limits, &self.barriers).into();
+        self.alarm_plan = plan(&self.points, &|p| p.alarm, self.limits, &self.barriers).into();
+    }
+
+    fn has_alarm(&self) -> bool {
+        !self.alarm_plan.is_empty()
+    }
+
+    fn next_due(&self) -> Instant {
+        match self.next_alarm {
+            Some(a) if a < self.next_full => a,
+            _ => self.next_full,
+        }
+    }
+}
+
+/// A zero interval would make the scheduler spin; validation refuses it,
+/// this is the last line of defence.
+fn nonzero(d: Duration) -> Duration {
+    d.max(Duration::from_millis(1))
+}
+
+/// The first tick `due + k × interval` (k ≥ 1) strictly after `now`, and the
+/// number of ticks skipped to reach it.
+fn next_tick(due: Instant, interval: Duration, now: Instant) -> (Instant, u64) {
+    let next = due + interval;
+    if next > now {
+        return (next, 0);
+    }
+    let behind = now.duration_since(next).as_nanos();
+    let skipped = behind / interval.as_nanos() + 1;
+    let skipped = u64::try_from(skipped).unwrap_or(u64::MAX);
+    let step = interval.saturating_mul(u32::try_from(skipped).unwrap_or(u32::MAX));
+    (next + step, skipped)
+}
+
+fn unix_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// Orders failures for `PollOutcome::failure`: the worst one is reported.
+const fn severity(kind: FailureKind) -> u8 {
+    match kind {
+        FailureKind::Exception { .. } => 1,
+        FailureKind::Framing => 2,
+        FailureKind::Timeout => 3,
+        FailureKind::Transport => 4,
+    }
+}
+
+/// What one poll produced, before it becomes a [`PollOutcome`].
+struct PollResult {
+    samples: Vec<Sample>,
+    failure: Option<FailureKind>,
+    requests: u16,
+    failed_requests: u16,
+    link_down: bool,
+}
+
+impl<L: Link> BusTask<L> {
+    /// A scheduler for the devices `(index in Resolved::devices, device)`
+    /// of `bus`, all due at once.
+    pub fn new(
+        link: L,
+        bus: &ResolvedBus,
+        devices: &[(usize, &ResolvedDevice)],
+        options: BusOptions,
+        tx: mpsc::Sender<PollOutcome>,
+        shutdown: CancellationToken,
+        counters: Arc<BusCounters>,
+    ) -> Self {
+        let now = Instant::now();
+        Self {
+            bus: bus.id.clone(),
+            link,
+            inter_frame_delay: bus.inter_frame_delay,
+            devices: devices
+                .iter()
+                .map(|&(i, d)| DeviceState::new(i, d, options, now))
+                .collect(),
+            options,
+            tx,
+            shutdown,
+            counters,
+            last_end: None,
+        }
+    }
+
+    /// Polls until `shutdown` is cancelled or the outcome receiver is dropped.
+    pub async fn run(mut self) {
+        let shutdown = self.shutdown.clone();
+        tokio::select! {
+            biased;
+            () = shutdown.cancelled() => {}
+            () = self.poll_forever() => {}
+        }
+        debug!(bus = %self.bus, "bus task stopped");
+    }
+
+    async fn poll_forever(&mut self) {
+        loop {
+            let Some((slot, due)) = self.next_device() else {
+                std::future::pending::<()>().await;
+                return;
+            };
+            sleep_until(due).await;
+            let started = Instant::now();
+            let device = &self.devices[slot];
+            let class = if device.next_full <= started {
+                PollClass::Full
+            } else {
+                PollClass::Alarm
+            };
+            let result = self.poll(slot, class).await;
+            let ended = Instant::now();
+            let outcome = PollOutcome {
+                device: self.devices[slot].index,
+                ts_ms: unix_ms(),
+                class,
+                samples: result.samples,
+                failure: result.failure,
+                requests: result.requests,
+                failed_requests: result.failed_requests,
+                elapsed_us: u64::try_from(ended.duration_since(started).as_micros())
+                    .unwrap_or(u64::MAX),
+            };
+            BusCounters::bump(&self.counters.polls, 1);
+            let failed = !result.link_down
+                && outcome
+                    .failure
+                    .is_some_and(|k| !matches!(k, FailureKind::Exception { .. }));
+            self.reschedule(slot, class, ended, failed, result.link_down);
+            if self.tx.send(outcome).await.is_err() {
+                debug!(bus = %self.bus, "outcome receiver dropped");
+                return;
+            }
+        }
+    }
+
+    /// The device whose next poll is due first, and when.
+    fn next_device(&self) -> Option<(usize, Instant)> {
+        self.devices
+            .iter()
+            .enumerate()
+            .map(|(slot, d)| (slot, d.next_due()))
+            .min_by_key(|&(slot, due)| (due, slot))
+    }
+
+    async fn poll(&mut self, slot: usize, class: PollClass) -> PollResult {
+        let plan = match class {
+            PollClass::Full => Arc::clone(&self.devices[slot].full_plan),
+            PollClass::Alarm => Arc::clone(&self.devices[slot].alarm_plan),
+        };
+        let mut queue: VecDeque<Request> = plan.iter().cloned().collect();
+        let mut result = PollResult {
+            samples: Vec::new(),
+            failure: None,
+            requests: 0,
+            failed_requests: 0,
+            link_down: false,
+        };
+        let mut aborted = false;
+        while let Some(req) = queue.pop_front() {
+            let device = &self.devices[slot];
+            if aborted {
+                result
+                    .samples
+                    .extend(failed_request(&req, BadReason::NotRead));
+                continue;
+            }
+            quiet_gap(self.last_end, self.inter_frame_delay).await;
+            let answer = self
+                .link
+                .read(device.unit, req.area, req.start, req.count)
+                .await;
+            self.last_end = Some(Instant::now());
+            if answer != Err(ReadError::LinkDown) {
+                result.requests = result.requests.saturating_add(1);
+                BusCounters::bump(&self.counters.requests, 1);
+            }
+            let device = &mut self.devices[slot];
+            match answer {
+                Ok(Data::Words(words)) => {
+                    result
+                        .samples
+                        .extend(decode_request(&device.points, &req, &words))
+                }
+                Ok(Data::Bits(bits)) => {
+                    result
+                        .samples
+                        .extend(decode_request_bits(&device.points, &req, &bits))
+                }
+                Err(error) => {
+                    self.counters.failure(error);
+                    let kind = error.kind();
+                    result.failed_requests = result.failed_requests.saturating_add(1);
+                    if result.failure.is_none_or(|f| severity(kind) > severity(f)) {
+                        result.failure = Some(kind);
+                    }
+                    match error {
+                        ReadError::Failed(FailureKind::Exception { code }) => {
+                            if code == EXCEPTION_ILLEGAL_DATA_ADDRESS
+                                && device.barriers.on_illegal_address(&req, &device.points)
+                            {
+                                let refused: Vec<usize> = req.points.clone();
+                                let retry = plan_subset(device, &refused);
+                                info!(
+                                    bus = %self.bus, device = %device.id, area = %req.area,
+                                    start = req.start, count = req.count, split_into = retry.len(),
+                                    "device refused a coalesced range; splitting it"
+                                );
+                                device.replan();
+                                for r in retry.into_iter().rev() {
+                                    queue.push_front(r);
+                                }
+                            } else {
+                                result
+                                    .samples
+                                    .extend(failed_request(&req, BadReason::Exception { code }));
+                            }
+                        }
+                        ReadError::LinkDown => {
+                            result.link_down = true;
+                            aborted = true;
+                            result
+                                .samples
+                                .extend(failed_request(&req, BadReason::NotRead));
+                        }
+                        ReadError::Failed(_) => {
+                            aborted = true;
+                            result
+                                .samples
+                                .extend(failed_request(&req, BadReason::NotRead));
+                        }
+                    }
+                }
+            }
+        }
+        result.samples.sort_by_key(|s| s.point);
+        result
+    }
+
+    fn reschedule(
+        &mut self,
+        slot: usize,
+        class: PollClass,
+        now: Instant,
+        failed: bool,
+        link_down: bool,
+    ) {
+        let options = self.options;
+        let counters = Arc::clone(&self.counters);
+        let d = &mut self.devices[slot];
+        if failed {
+            d.failures = d.failures.saturating_add(1);
+        } else if !link_down {
+            if d.degraded {
+                info!(bus = %self.bus, device = %d.id, "device answers again; normal polling resumed");
+                counters.degraded.fetch_sub(1, Ordering::Relaxed);
+                d.next_full = now;
+                d.next_alarm = d.has_alarm().then_some(now);
+            }
+            d.failures = 0;
+            d.degraded = false;
+            d.degrade.reset();
+        }
+
+        if d.failures >= options.degrade_after {
+            if !d.degraded {
+                warn!(
+                    bus = %self.bus, device = %d.id, failures = d.failures,
+                    "device keeps failing; polling it less often until it answers"
+                );
+                counters.degraded.fetch_add(1, Ordering::Relaxed);
+                d.degraded = true;
+            }
+            d.next_full = now + d.degrade.next_delay();
+            d.next_alarm = None;
+            return;
+        }
+
+        let mut late = false;
+        let mut skipped = 0;
+        if class == PollClass::Full {
+            let (next, s) = next_tick(d.next_full, d.poll_interval, now);
+            d.next_full = next;
+            late |= s > 0;
+            skipped += s;
+        }
+        if let Some(alarm) = d.next_alarm {
+            // A full poll read the alarm points too: an alarm tick that was
+            // due is consumed by it (and not counted as skipped).
+            if alarm <= now {
+                let (next, s) = next_tick(alarm, d.alarm_interval, now);
+                d.next_alarm = Some(next);
+                if class == PollClass::Alarm {
+                    late |= s > 0;
+                    skipped += s;
+                }
+            }
+        }
+        if late {
+            BusCounters::bump(&counters.late_polls, 1);
+            BusCounters::bump(&counters.skipped_ticks, skipped);
+        }
+    }
+}
+
+/// Waits for the inter-frame silence after the previous transaction.
+async fn quiet_gap(last_end: Option<Instant>, delay: Duration) {
+    if let Some(end) = last_end
+        && !delay.is_zero()
+    {
+        sleep_until(end + delay).await;
+    }
+}
+
+/// Plans requests for just the points `subset` of `device`, with its
+/// current barriers.
+fn plan_subset(device: &DeviceState, subset: &[usize]) -> Vec<Request> {
+    let mut selected = vec![false; device.points.len()];
+    for &i in subset {
+        if let Some(s) = selected.get_mut(i) {
+            *s = true;
+        }
+    }
+    // `plan` hands the selector references into `points`: identity is the index.
+    let points = &device.points;
+    let chosen: Vec<&Point> = points
+        .iter()
+        .zip(&selected)
+        .filter_map(|(p, &s)| s.then_some(p))
+        .collect();
+    plan(
+        points,
+        &|p| chosen.iter().any(|c| std::ptr::eq(*c, p)),
+        device.limits,
+        &device.barriers,
+    )
+}

@@ -1,0 +1,1 @@
+//! Scheduler tests on a paused clock with scripted links.

@@ -1,0 +1,25 @@
+//! The south side: Modbus transports and the per-bus poll tasks.
+//!
+//! - [`url`]: `tcp://`, `rtu://` and `rtu+tcp://` endpoint URLs.
+//! - [`transport`]: the only module using tokio-modbus/tokio-serial; every
+//!   call has a timeout, failures are typed, connections re-made with backoff.
+//! - [`link`]: the contract between the scheduler and a transport.
+//! - [`bus`]: one task per bus; schedules, degrades failing devices, sends
+//!   [`PollOutcome`](gateway_core::model::PollOutcome)s on a bounded channel.
+//! - [`backoff`]: jittered exponential backoff.
+//! - [`adhoc`]: the library side of `gateway read` and `gateway scan`.
+
+pub mod adhoc;
+pub mod backoff;
+pub mod bus;
+pub mod link;
+pub mod transport;
+pub mod url;
+
+pub use adhoc::{AdhocError, ReadResult, ScanResult, read, scan};
+pub use bus::{
+    BusCounters, BusHandle, BusOptions, BusStats, BusTask, spawn_buses, spawn_buses_with,
+};
+pub use link::{Data, Link, ReadError};
+pub use transport::{Transport, TransportError, connect};
+pub use url::{Endpoint, UrlError};

@@ -1,0 +1,477 @@
+//! Modbus transports: TCP, RTU on a serial port, RTU over TCP.
+//!
+//! This is the only module that imports `tokio-modbus` and `tokio-serial`;
+//! everything else speaks [`Area`], [`Data`] and [`FailureKind`].
+//!
+//! # Every call has a timeout
+//!
+//! tokio-modbus has none, so [`Transport::read`] wraps each call in
+//! `tokio::time::timeout(bus.timeout)` and maps the two result layers:
+//!
+//! | result                           | outcome                         | connection |
+//! |----------------------------------|---------------------------------|------------|
+//! | `Ok(Ok(data))`, right length     | data                            | kept       |
+//! | `Ok(Ok(data))`, wrong length     | [`FailureKind::Framing`]        | dropped    |
+//! | `Ok(Err(exception))`             | [`FailureKind::Exception`]      | kept       |
+//! | `Err(Protocol(..))` (header/function mismatch) | `Framing`         | dropped    |
+//! | `Err(Transport(io))`, kind `InvalidData` | `Framing`               | dropped    |
+//! | `Err(Transport(io))`, other kinds | [`FailureKind::Transport`]     | dropped    |
+//! | timeout, no byte received        | [`FailureKind::Timeout`]        | dropped    |
+//! | timeout, some bytes received     | `Framing`                       | dropped    |
+//!
+//! Errors are classified by variant and `io::ErrorKind`, never by message.
+//!
+//! The last two rows need a word. tokio-modbus's RTU decoder treats a frame
+//! with a bad CRC as line noise: it drops a byte and keeps waiting for a valid
+//! frame, so a corrupt answer usually ends in a timeout, not an error (it
+//! gives up with `InvalidData` only after 20 resynchronisation attempts, i.e.
+//! on long garbage). The stream is therefore wrapped in a byte counter: a
+//! timeout after bytes did arrive means "an answer came but was malformed"
+//! (bad CRC, wrong length, garbage) and is reported as `Framing`; a silent
+//! line is a `Timeout`. An answer still arriving when the timeout expires
+//! (e.g. a very slow serial line) also counts as `Framing`.
+//!
+//! # Reconnection
+//!
+//! After any failure other than an exception the tokio-modbus context is
+//! dropped: a late answer would otherwise be taken for the answer to the
+//! next request. The next read re-makes it — a new TCP connection, or the
+//! serial port reopened with its input buffer flushed of stale bytes.
+//!
+//! - After a `Timeout` or `Framing` failure the connection is re-made at
+//!   once: these usually concern one device on a shared line, and delaying
+//!   would make its healthy neighbours pay. The bus scheduler degrades the
+//!   failing device instead.
+//! - After a `Transport` failure (connection refused, reset, port gone) the
+//!   first reconnect is immediate (idle connections do get closed); each
+//!   further consecutive one waits a jittered exponential backoff (100 ms
+//!   doubling to 30 s, ±20 %). While waiting, reads fail at once with
+//!   [`ReadError::LinkDown`] without touching the network.
+//! - Any answer from a device (data or exception) proves the link works and
+//!   resets the backoff.
+
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context as TaskContext, Poll};
+use std::time::Duration;
+
+use gateway_core::config::{BusKind, Parity, ResolvedBus};
+use gateway_core::model::{Area, FailureKind};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+use tokio_modbus::client::{Client, Context};
+use tokio_modbus::prelude::{Request, Response, Slave, SlaveContext};
+use tokio_serial::{SerialPort, SerialPortBuilderExt};
+use tracing::{debug, info, warn};
+
+use super::backoff::Backoff;
+use super::link::{Data, Link, ReadError};
+
+/// A connection could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum TransportError {
+    /// TCP connect failed (refused, unreachable, name not resolved).
+    #[error("cannot connect to {target}: {source}; check the address and that the device is on")]
+    Connect {
+        /// `host:port`.
+        target: String,
+        /// The underlying error.
+        source: io::Error,
+    },
+    /// TCP connect did not complete within the bus timeout.
+    #[error("connecting to {target} timed out after {timeout:?}")]
+    ConnectTimeout {
+        /// `host:port`.
+        target: String,
+        /// The bus timeout.
+        timeout: Duration,
+    },
+    /// The serial port could not be opened or configured.
+    #[error(
+        "cannot open serial port {path}: {source}; check the path and that no other program holds it"
+    )]
+    Serial {
+        /// Device path.
+        path: String,
+        /// The underlying error.
+        source: io::Error,
+    },
+}
+
+/// Connects eagerly to `bus`: returns an error when the first connection
+/// cannot be made (what `gateway read` wants). Later failures reconnect as
+/// described in the module documentation.
+pub async fn connect(bus: &ResolvedBus) -> Result<Transport, TransportError> {
+    let mut transport = Transport::new(bus);
+    let ctx = open(bus, Arc::clone(&transport.rx_bytes)).await?;
+    transport.ctx = Some(ctx);
+    transport.connects = 1;
+    Ok(transport)
+}
+
+/// One Modbus connection (or serial line) that re-makes itself.
+pub struct Transport {
+    bus: ResolvedBus,
+    ctx: Option<Context>,
+    /// Bytes received since the current request was sent.
+    rx_bytes: Arc<AtomicU64>,
+    /// Consecutive transport-level failures (connect errors, broken links).
+    link_failures: u32,
+    backoff: Backoff,
+    retry_at: Option<Instant>,
+    connects: u64,
+}
+
+impl std::fmt::Debug for Transport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Transport")
+            .field("bus", &self.bus.id)
+            .field("target", &self.bus.target)
+            .field("connected", &self.ctx.is_some())
+            .field("link_failures", &self.link_failures)
+            .field("retry_at", &self.retry_at)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Transport {
+    /// A transport for `bus` that connects lazily on its first read (what
+    /// the daemon wants: a device that is off at start-up is retried).
+    pub fn new(bus: &ResolvedBus) -> Self {
+        Self {
+            bus: bus.clone(),
+            ctx: None,
+            rx_bytes: Arc::new(AtomicU64::new(0)),
+            link_failures: 0,
+            backoff: Backoff::LINK,
+            retry_at: None,
+            connects: 0,
+        }
+    }
+
+    /// True while a connection (or open port) is held.
+    pub fn is_connected(&self) -> bool {
+        self.ctx.is_some()
+    }
+
+    /// Connections made so far (the first one included).
+    pub fn connects(&self) -> u64 {
+        self.connects
+    }
+
+    /// Reads `count` registers or bits of `area` from `start` on unit
+    /// `unit`, within the bus timeout. See the module documentation for how
+    /// results and errors are classified.
+    pub async fn read(
+        &mut self,
+        unit: u8,
+        area: Area,
+        start: u16,
+        count: u16,
+    ) -> Result<Data, ReadError> {
+        if self.ctx.is_none() {
+            self.reconnect().await?;
+        }
+        let Some(ctx) = self.ctx.as_mut() else {
+            return Err(ReadError::LinkDown);
+        };
+        ctx.set_slave(Slave(unit));
+        let request = match area {
+            Area::Coil => Request::ReadCoils(start, count),
+            Area::Discrete => Request::ReadDiscreteInputs(start, count),
+            Area::Holding => Request::ReadHoldingRegisters(start, count),
+            Area::Input => Request::ReadInputRegisters(start, count),
+        };
+        self.rx_bytes.store(0, Ordering::Relaxed);
+        let answer = tokio::time::timeout(self.bus.timeout, ctx.call(request)).await;
+        let received = self.rx_bytes.load(Ordering::Relaxed);
+        let outcome = match answer {
+            Ok(Ok(Ok(response))) => data_of(response, count).ok_or(FailureKind::Framing),
+            Ok(Ok(Err(code))) => Err(FailureKind::Exception {
+                code: u8::from(code),
+            }),
+            Ok(Err(error)) => Err(classify(&error)),
+            Err(_elapsed) if received > 0 => Err(FailureKind::Framing),
+            Err(_elapsed) => Err(FailureKind::Timeout),
+        };
+        match outcome {
+            Ok(data) => {
+                self.on_answer();
+                Ok(data)
+            }
+            Err(kind @ FailureKind::Exception { .. }) => {
+                self.on_answer();
+                Err(ReadError::Failed(kind))
+            }
+            Err(kind) => {
+                debug!(
+                    bus = %self.bus.id, unit, %area, start, count, received, kind = %kind,
+                    "Modbus request failed; dropping the connection"
+                );
+                self.drop_connection(kind);
+                Err(ReadError::Failed(kind))
+            }
+        }
+    }
+
+    fn on_answer(&mut self) {
+        self.link_failures = 0;
+        self.backoff.reset();
+        self.retry_at = None;
+    }
+
+    fn drop_connection(&mut self, kind: FailureKind) {
+        self.ctx = None;
+        if kind == FailureKind::Transport {
+            self.link_failed();
+        }
+    }
+
+    /// Counts a transport-level failure and schedules the next attempt:
+    /// immediate after the first, then backing off.
+    fn link_failed(&mut self) {
+        self.link_failures = self.link_failures.saturating_add(1);
+        if self.link_failures >= 2 {
+            let delay = self.backoff.next_delay();
+            self.retry_at = Some(Instant::now() + delay);
+        } else {
+            self.retry_at = None;
+        }
+    }
+
+    async fn reconnect(&mut self) -> Result<(), ReadError> {
+        if let Some(at) = self.retry_at
+            && Instant::now() < at
+        {
+            return Err(ReadError::LinkDown);
+        }
+        match open(&self.bus, Arc::clone(&self.rx_bytes)).await {
+            Ok(ctx) => {
+                self.ctx = Some(ctx);
+                self.connects += 1;
+                if self.connects > 1 {
+                    info!(bus = %self.bus.id, target = %self.bus.target, "reconnected");
+                }
+                Ok(())
+            }
+            Err(error) => {
+                self.link_failed();
+                warn!(
+                    bus = %self.bus.id, %error, failures = self.link_failures,
+                    retry_in_ms = self.retry_at.map(|at| at.saturating_duration_since(Instant::now()).as_millis() as u64),
+                    "cannot connect"
+                );
+                Err(ReadError::Failed(FailureKind::Transport))
+            }
+        }
+    }
+}
+
+impl Link for Transport {
+    fn read(
+        &mut self,
+        unit: u8,
+        area: Area,
+        start: u16,
+        count: u16,
+    ) -> impl Future<Output = Result<Data, ReadError>> + Send {
+        Transport::read(self, unit, area, start, count)
+    }
+}
+
+/// Maps a tokio-modbus error to a failure kind, by variant and I/O kind.
+fn classify(error: &tokio_modbus::Error) -> FailureKind {
+    match error {
+        tokio_modbus::Error::Protocol(_) => FailureKind::Framing,
+        tokio_modbus::Error::Transport(io) if io.kind() == io::ErrorKind::InvalidData => {
+            FailureKind::Framing
+        }
+        tokio_modbus::Error::Transport(_) => FailureKind::Transport,
+    }
+}
+
+/// The data of a read response, or `None` when it is not the answer to a
+/// read of `count` items (wrong variant or length).
+fn data_of(response: Response, count: u16) -> Option<Data> {
+    let count = usize::from(count);
+    match response {
+        Response::ReadHoldingRegisters(words) | Response::ReadInputRegisters(words) => {
+            (words.len() == count).then_some(Data::Words(words))
+        }
+        // Bits come packed in bytes: the answer may carry up to 7 padding bits.
+        Response::ReadCoils(mut bits) | Response::ReadDiscreteInputs(mut bits) => {
+            if bits.len() < count {
+                return None;
+            }
+            bits.truncate(count);
+            Some(Data::Bits(bits))
+        }
+        _ => None,
+    }
+}
+
+/// Opens the underlying stream and attaches a tokio-modbus client to it.
+async fn open(bus: &ResolvedBus, rx_bytes: Arc<AtomicU64>) -> Result<Context, TransportError> {
+    match bus.kind {
+        BusKind::Tcp => {
+            let stream = tcp_connect(bus).await?;
+            Ok(tokio_modbus::client::tcp::attach_slave(
+                Counted::new(stream, rx_bytes),
+                Slave(1),
+            ))
+        }
+        BusKind::RtuOverTcp => {
+            let stream = tcp_connect(bus).await?;
+            Ok(tokio_modbus::client::rtu::attach_slave(
+                Counted::new(stream, rx_bytes),
+                Slave(1),
+            ))
+        }
+        BusKind::Rtu => {
+            let port = serial_open(bus)?;
+            Ok(tokio_modbus::client::rtu::attach_slave(
+                Counted::new(port, rx_bytes),
+                Slave(1),
+            ))
+        }
+    }
+}
+
+async fn tcp_connect(bus: &ResolvedBus) -> Result<TcpStream, TransportError> {
+    let target = bus.target.as_str();
+    let stream = tokio::time::timeout(bus.timeout, TcpStream::connect(target))
+        .await
+        .map_err(|_| TransportError::ConnectTimeout {
+            target: target.to_owned(),
+            timeout: bus.timeout,
+        })?
+        .map_err(|source| TransportError::Connect {
+            target: target.to_owned(),
+            source,
+        })?;
+    // Requests are small and latency matters more than packet count.
+    if let Err(error) = stream.set_nodelay(true) {
+        debug!(bus = %bus.id, %error, "cannot set TCP_NODELAY");
+    }
+    Ok(stream)
+}
+
+/// Opens and configures the serial port and discards stale input.
+///
+/// Opening a tty is a short, non-blocking system call sequence (the port is
+/// opened `O_NONBLOCK`), so it is done inline rather than on a blocking thread.
+fn serial_open(bus: &ResolvedBus) -> Result<tokio_serial::SerialStream, TransportError> {
+    let err = |source: tokio_serial::Error| TransportError::Serial {
+        path: bus.target.clone(),
+        source: source.into(),
+    };
+    let parity = match bus.parity {
+        Parity::None => tokio_serial::Parity::None,
+        Parity::Even => tokio_serial::Parity::Even,
+        Parity::Odd => tokio_serial::Parity::Odd,
+    };
+    let stop_bits = if bus.stop_bits == 2 {
+        tokio_serial::StopBits::Two
+    } else {
+        tokio_serial::StopBits::One
+    };
+    let data_bits = if bus.data_bits == 7 {
+        tokio_serial::DataBits::Seven
+    } else {
+        tokio_serial::DataBits::Eight
+    };
+    let port = tokio_serial::new(bus.target.as_str(), bus.baud)
+        .parity(parity)
+        .stop_bits(stop_bits)
+        .data_bits(data_bits)
+        .flow_control(tokio_serial::FlowControl::None)
+        .open_native_async()
+        .map_err(err)?;
+    port.clear(tokio_serial::ClearBuffer::Input).map_err(err)?;
+    Ok(port)
+}
+
+/// A stream that counts the bytes it reads into a shared counter, so that a
+/// timeout can tell "silence" from "an answer we could not decode".
+#[derive(Debug)]
+struct Counted<S> {
+    inner: S,
+    rx_bytes: Arc<AtomicU64>,
+}
+
+impl<S> Counted<S> {
+    fn new(inner: S, rx_bytes: Arc<AtomicU64>) -> Self {
+        Self { inner, rx_bytes }
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Counted<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let this = &mut *self;
+        let poll = Pin::new(&mut this.inner).poll_read(cx, buf);
+        let read = buf.filled().len().saturating_sub(before);
+        if read > 0 {
+            this.rx_bytes.fetch_add(read as u64, Ordering::Relaxed);
+        }
+        poll
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Counted<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn io_errors_are_classified_by_kind() {
+        let invalid = tokio_modbus::Error::Transport(io::Error::from(io::ErrorKind::InvalidData));
+        let reset = tokio_modbus::Error::Transport(io::Error::from(io::ErrorKind::ConnectionReset));
+        let eof = tokio_modbus::Error::Transport(io::Error::from(io::ErrorKind::UnexpectedEof));
+        assert_eq!(classify(&invalid), FailureKind::Framing);
+        assert_eq!(classify(&reset), FailureKind::Transport);
+        assert_eq!(classify(&eof), FailureKind::Transport);
+    }
+
+    #[test]
+    fn answers_of_the_wrong_length_are_refused() {
+        assert_eq!(
+            data_of(Response::ReadHoldingRegisters(vec![1, 2]), 2),
+            Some(Data::Words(vec![1, 2]))
+        );
+        assert_eq!(data_of(Response::ReadInputRegisters(vec![1]), 2), None);
+        assert_eq!(
+            data_of(
+                Response::ReadCoils(vec![true, false, true, false, false, false, false, false]),
+                3
+            ),
+            Some(Data::Bits(vec![true, false, true]))
+        );
+        assert_eq!(data_of(Response::ReadDiscreteInputs(vec![true]), 9), None);
+        assert_eq!(data_of(Response::WriteSingleRegister(1, 2), 1), None);
+    }
+}
