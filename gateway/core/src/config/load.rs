@@ -6,7 +6,7 @@
 //! `demo.toml:42:1 (device "pump-9"): unknown field `bogus`, expected …`.
 //! TOML parsing stops at its first error, so a file with a syntax error
 //! yields one error; validation errors are all collected (see
-//! [`validate`](super::validate::validate)).
+//! [`validate`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 

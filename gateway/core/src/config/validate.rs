@@ -21,7 +21,7 @@
 //! - a bit area holds only `bool` points; `bit` points have a bit 0–15 in a
 //!   register area; strings have a length;
 //! - scale is finite and non-zero, offset finite, `min ≤ max`;
-//! - health hints parse (see [`Condition`](super::Condition)) and name
+//! - health hints parse (see [`Condition`]) and name
 //!   existing points.
 //!
 //! Profile problems are reported once per profile (path `profile "…"`);
@@ -364,149 +364,19 @@ pub fn validate(
         prepared.insert(name, prepare_profile(name, profile, &mut errs));
     }
 
-    let mut device_index: BTreeMap<&str, usize> = BTreeMap::new();
-    let mut units: BTreeMap<(usize, u8), &str> = BTreeMap::new();
+    let known = Known {
+        config,
+        buses: &buses,
+        bus_index: &bus_index,
+        profiles,
+        prepared: &prepared,
+    };
+    let mut seen = Seen::default();
     let mut devices = Vec::new();
     for (i, dev) in config.devices.iter().enumerate() {
-        let path = entity_path("device", i, &dev.id);
-        check_id(&mut errs, &path, "device id", &dev.id);
-        if !dev.id.is_empty() {
-            if let Some(first) = device_index.get(dev.id.as_str()) {
-                errs.push(
-                    &path,
-                    format!("duplicate device id (first defined as device[{first}])"),
-                );
-            } else {
-                device_index.insert(&dev.id, i);
-            }
-        }
-        if dev.name_zh.trim().is_empty() {
-            errs.push(&path, "name_zh is empty; give the Chinese display name");
-        }
-
-        let bus = bus_index.get(dev.bus.as_str()).copied();
-        match bus {
-            None => {
-                let known: Vec<&str> = config.buses.iter().map(|b| b.id.as_str()).collect();
-                let known = if known.is_empty() {
-                    "no bus is defined".to_owned()
-                } else {
-                    format!("known: {}", known.join(", "))
-                };
-                errs.push(&path, format!("unknown bus {:?} ({known})", dev.bus));
-            }
-            Some(b) => {
-                let kind = config.buses[b].kind;
-                if kind != BusKind::Tcp && !(1..=247).contains(&dev.unit) {
-                    let msg = if dev.unit == 0 {
-                        "unit id 0 is the broadcast address and cannot be polled on an RTU bus (use 1–247)".to_owned()
-                    } else {
-                        format!("unit id {} is reserved on an RTU bus (use 1–247)", dev.unit)
-                    };
-                    errs.push(&path, msg);
-                }
-                if let Some(other) = units.get(&(b, dev.unit)) {
-                    errs.push(
-                        &path,
-                        format!(
-                            "unit id {} on bus {:?} is already used by device {other:?}",
-                            dev.unit, dev.bus
-                        ),
-                    );
-                } else {
-                    units.insert((b, dev.unit), &dev.id);
-                }
-            }
-        }
-
-        for (key, d) in [
-            ("poll_interval", dev.poll_interval),
-            ("alarm_interval", dev.alarm_interval),
-        ] {
-            if d.get() < MIN_INTERVAL {
-                errs.push(&path, format!("{key} {d} is below the minimum of 10ms"));
-            }
-        }
-        let bus_max_registers = bus.map_or(125, |b| buses[b].max_registers);
-        let max_registers = match dev.max_registers {
-            None => bus_max_registers,
-            Some(m) => {
-                if !(1..=125).contains(&m) {
-                    errs.push(&path, format!("max_registers {m} is outside 1..=125"));
-                } else if m > bus_max_registers {
-                    errs.push(
-                        &path,
-                        format!("max_registers {m} exceeds the bus's max_registers of {bus_max_registers}"),
-                    );
-                }
-                m
-            }
-        };
-        let max_bits = bus.map_or(2000, |b| buses[b].max_bits);
-        let max_gap = dev
-            .max_gap
-            .unwrap_or_else(|| bus.map_or(0, |b| buses[b].max_gap));
-
-        if !is_profile_name(&dev.profile) {
-            errs.push(
-                &path,
-                format!(
-                    "profile name {:?} may only contain lowercase letters, digits, '-' and '_'",
-                    dev.profile
-                ),
-            );
-        }
-        let points = match (
-            profiles.get(&dev.profile),
-            prepared.get(dev.profile.as_str()),
-        ) {
-            (Some(profile), Some(prepared)) => resolve_points(
-                &path,
-                dev,
-                profile,
-                prepared,
-                max_registers,
-                max_bits,
-                &mut errs,
-            ),
-            _ => {
-                if is_profile_name(&dev.profile) {
-                    let available: Vec<&str> = profiles.keys().map(String::as_str).collect();
-                    let available = if available.is_empty() {
-                        "no profiles were loaded; check profiles_dir".to_owned()
-                    } else {
-                        format!("available: {}", available.join(", "))
-                    };
-                    errs.push(
-                        &path,
-                        format!("profile {:?} not found ({available})", dev.profile),
-                    );
-                }
-                Vec::new()
-            }
-        };
-
+        let resolved = resolve_device(i, dev, &known, &mut seen, &mut errs);
         if dev.enabled {
-            devices.push(ResolvedDevice {
-                id: dev.id.clone(),
-                name_zh: dev.name_zh.clone(),
-                name_en: dev.name_en.clone().unwrap_or_else(|| dev.id.clone()),
-                class: dev.class,
-                location: dev.location.clone().unwrap_or_default(),
-                bus: bus.unwrap_or(0),
-                unit: dev.unit,
-                profile: dev.profile.clone(),
-                poll_interval: dev.poll_interval.get(),
-                alarm_interval: dev.alarm_interval.get(),
-                max_gap,
-                max_registers,
-                max_bits,
-                points,
-                health: profiles
-                    .get(&dev.profile)
-                    .map(|p| p.health.clone())
-                    .unwrap_or_default(),
-            });
+            devices.push(resolved);
         }
     }
 
@@ -522,6 +392,168 @@ pub fn validate(
         devices,
         raw: config.clone(),
     })
+}
+
+/// What device checks need to know about the rest of the file.
+struct Known<'a> {
+    config: &'a Config,
+    buses: &'a [ResolvedBus],
+    bus_index: &'a BTreeMap<&'a str, usize>,
+    profiles: &'a BTreeMap<String, Profile>,
+    prepared: &'a BTreeMap<&'a str, Vec<Option<Point>>>,
+}
+
+/// Device ids and (bus, unit) pairs seen so far, with their first owner.
+#[derive(Default)]
+struct Seen<'a> {
+    devices: BTreeMap<&'a str, usize>,
+    units: BTreeMap<(usize, u8), &'a str>,
+}
+
+/// Checks device `i` and resolves it (the result is only meaningful when
+/// no error was recorded).
+fn resolve_device<'a>(
+    i: usize,
+    dev: &'a super::DeviceConfig,
+    known: &Known<'_>,
+    seen: &mut Seen<'a>,
+    errs: &mut Errors,
+) -> ResolvedDevice {
+    let path = entity_path("device", i, &dev.id);
+    check_id(errs, &path, "device id", &dev.id);
+    if !dev.id.is_empty() {
+        if let Some(first) = seen.devices.get(dev.id.as_str()) {
+            errs.push(
+                &path,
+                format!("duplicate device id (first defined as device[{first}])"),
+            );
+        } else {
+            seen.devices.insert(&dev.id, i);
+        }
+    }
+    if dev.name_zh.trim().is_empty() {
+        errs.push(&path, "name_zh is empty; give the Chinese display name");
+    }
+
+    let bus = known.bus_index.get(dev.bus.as_str()).copied();
+    match bus {
+        None => {
+            let known: Vec<&str> = known.config.buses.iter().map(|b| b.id.as_str()).collect();
+            let known = if known.is_empty() {
+                "no bus is defined".to_owned()
+            } else {
+                format!("known: {}", known.join(", "))
+            };
+            errs.push(&path, format!("unknown bus {:?} ({known})", dev.bus));
+        }
+        Some(b) => {
+            let kind = known.config.buses[b].kind;
+            if kind != BusKind::Tcp && !(1..=247).contains(&dev.unit) {
+                let msg = if dev.unit == 0 {
+                    "unit id 0 is the broadcast address and cannot be polled on an RTU bus (use 1–247)".to_owned()
+                } else {
+                    format!("unit id {} is reserved on an RTU bus (use 1–247)", dev.unit)
+                };
+                errs.push(&path, msg);
+            }
+            if let Some(other) = seen.units.get(&(b, dev.unit)) {
+                errs.push(
+                    &path,
+                    format!(
+                        "unit id {} on bus {:?} is already used by device {other:?}",
+                        dev.unit, dev.bus
+                    ),
+                );
+            } else {
+                seen.units.insert((b, dev.unit), &dev.id);
+            }
+        }
+    }
+
+    for (key, d) in [
+        ("poll_interval", dev.poll_interval),
+        ("alarm_interval", dev.alarm_interval),
+    ] {
+        if d.get() < MIN_INTERVAL {
+            errs.push(&path, format!("{key} {d} is below the minimum of 10ms"));
+        }
+    }
+    let bus_max_registers = bus.map_or(125, |b| known.buses[b].max_registers);
+    let max_registers = match dev.max_registers {
+        None => bus_max_registers,
+        Some(m) => {
+            if !(1..=125).contains(&m) {
+                errs.push(&path, format!("max_registers {m} is outside 1..=125"));
+            } else if m > bus_max_registers {
+                errs.push(
+                    &path,
+                    format!(
+                        "max_registers {m} exceeds the bus's max_registers of {bus_max_registers}"
+                    ),
+                );
+            }
+            m
+        }
+    };
+    let max_bits = bus.map_or(2000, |b| known.buses[b].max_bits);
+    let max_gap = dev
+        .max_gap
+        .unwrap_or_else(|| bus.map_or(0, |b| known.buses[b].max_gap));
+
+    if !is_profile_name(&dev.profile) {
+        errs.push(
+            &path,
+            format!(
+                "profile name {:?} may only contain lowercase letters, digits, '-' and '_'",
+                dev.profile
+            ),
+        );
+    }
+    let points = match (
+        known.profiles.get(&dev.profile),
+        known.prepared.get(dev.profile.as_str()),
+    ) {
+        (Some(profile), Some(prepared)) => {
+            resolve_points(&path, dev, profile, prepared, max_registers, max_bits, errs)
+        }
+        _ => {
+            if is_profile_name(&dev.profile) {
+                let available: Vec<&str> = known.profiles.keys().map(String::as_str).collect();
+                let available = if available.is_empty() {
+                    "no profiles were loaded; check profiles_dir".to_owned()
+                } else {
+                    format!("available: {}", available.join(", "))
+                };
+                errs.push(
+                    &path,
+                    format!("profile {:?} not found ({available})", dev.profile),
+                );
+            }
+            Vec::new()
+        }
+    };
+
+    ResolvedDevice {
+        id: dev.id.clone(),
+        name_zh: dev.name_zh.clone(),
+        name_en: dev.name_en.clone().unwrap_or_else(|| dev.id.clone()),
+        class: dev.class,
+        location: dev.location.clone().unwrap_or_default(),
+        bus: bus.unwrap_or(0),
+        unit: dev.unit,
+        profile: dev.profile.clone(),
+        poll_interval: dev.poll_interval.get(),
+        alarm_interval: dev.alarm_interval.get(),
+        max_gap,
+        max_registers,
+        max_bits,
+        points,
+        health: known
+            .profiles
+            .get(&dev.profile)
+            .map(|p| p.health.clone())
+            .unwrap_or_default(),
+    }
 }
 
 /// Checks one profile on its own (points, types, ranges, health hints):
