@@ -438,13 +438,13 @@ fn resolve_device<'a>(
     let bus = known.bus_index.get(dev.bus.as_str()).copied();
     match bus {
         None => {
-            let known: Vec<&str> = known.config.buses.iter().map(|b| b.id.as_str()).collect();
-            let known = if known.is_empty() {
+            let ids: Vec<&str> = known.config.buses.iter().map(|b| b.id.as_str()).collect();
+            let listed = if ids.is_empty() {
                 "no bus is defined".to_owned()
             } else {
-                format!("known: {}", known.join(", "))
+                format!("known: {}", ids.join(", "))
             };
-            errs.push(&path, format!("unknown bus {:?} ({known})", dev.bus));
+            errs.push(&path, format!("unknown bus {:?} ({listed})", dev.bus));
         }
         Some(b) => {
             let kind = known.config.buses[b].kind;
