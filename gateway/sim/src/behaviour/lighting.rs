@@ -48,6 +48,13 @@ impl Lighting {
     }
 }
 
+#[cfg(test)]
+impl Lighting {
+    pub(super) fn is_on(&self, circuit: usize) -> bool {
+        self.on[circuit]
+    }
+}
+
 impl Behaviour for Lighting {
     fn step(&mut self, now: SiteTime, _dt: f64, _rng: &mut StdRng) {
         self.hour = now.local_hour();

@@ -62,6 +62,23 @@ impl Meter {
     }
 }
 
+#[cfg(test)]
+impl Meter {
+    pub(super) fn energy_kwh(&self) -> f64 {
+        self.import_kwh
+    }
+
+    /// (voltage, current, power factor, power) of phase `i`.
+    pub(super) fn phase(&self, i: usize) -> (f64, f64, f64, f64) {
+        (
+            self.volts[i],
+            self.phase_current(i),
+            self.pf,
+            self.phase_power(i),
+        )
+    }
+}
+
 impl Behaviour for Meter {
     fn step(&mut self, now: SiteTime, dt: f64, rng: &mut StdRng) {
         for v in &mut self.volts {

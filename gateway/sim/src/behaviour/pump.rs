@@ -45,6 +45,13 @@ impl Pump {
     }
 }
 
+#[cfg(test)]
+impl Pump {
+    pub(super) fn frequency(&self) -> f64 {
+        self.hz
+    }
+}
+
 impl Behaviour for Pump {
     fn step(&mut self, _now: SiteTime, dt: f64, rng: &mut StdRng) {
         self.phase_left -= dt;
