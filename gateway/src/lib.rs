@@ -1,3 +1,15 @@
-//! The BMS edge gateway library. The `gateway` binary is a thin shell over it.
+//! The BMS edge gateway library. The `gateway` binary is a thin shell over it,
+//! so that tests, benchmarks and the (later) dashboard demo can start a
+//! gateway in-process.
+//!
+//! - [`south`]: Modbus transports and the per-bus poll tasks.
+//! - [`run`]: the main loop, buses → outcomes → sinks.
+//! - [`files`]: reading a configuration and its profiles from disk.
+//! - [`cli`]: the subcommands of the `gateway` binary.
 
+pub mod cli;
+pub mod files;
+pub mod logging;
+pub mod output;
+pub mod run;
 pub mod south;

@@ -1,1 +1,35 @@
-fn main() {}
+//! The `gateway` binary: parse the command line, set up logging, hand over to
+//! the library, turn the outcome into an exit code. Nothing else lives here.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use gateway::cli::{self, Cli, Command};
+
+fn main() -> ExitCode {
+    let args = Cli::parse();
+    gateway::logging::init(&args.log, args.log_json);
+    // Bus tasks wait on sockets and timers; one thread carries hundreds of
+    // devices, keeps the footprint small and the CPU cost low.
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("gateway: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let code = rt.block_on(async move {
+        match args.command {
+            Command::Check { config, verbose } => cli::check(&config, verbose),
+            Command::Run(a) => cli::run(a).await,
+            Command::Read(a) => cli::read(a).await,
+            Command::Scan(a) => cli::scan(a).await,
+            Command::Simulate(a) => cli::simulate(a).await,
+            Command::Demo(a) => cli::demo(a).await,
+        }
+    });
+    ExitCode::from(code)
+}

@@ -1,1 +1,219 @@
-//! Helpers for the end-to-end suite: find binaries, free ports, start and stop peers.
+//! Helpers for the end-to-end suite: find our binaries, pick free ports,
+//! start peers and stop them whatever happens.
+//!
+//! Tests that need tools from outside the Rust toolchain (mbpoll, socat,
+//! pymodbus, Mosquitto, …) are `#[ignore]`d with a reason and run by
+//! `.ci/run` with `--ignored`, which installs those tools first; a missing
+//! tool then fails the test loudly instead of skipping it silently.
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+
+/// The workspace root (where `Cargo.toml` and `config/` are).
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("invariant: tests/ sits inside the workspace")
+        .to_path_buf()
+}
+
+/// Path of one of our binaries, built by cargo next to this test executable.
+pub fn bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("invariant: a test knows its own path");
+    // target/<profile>/deps/<test>-<hash> → target/<profile>/<name>
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("invariant: test executables live in target/<profile>/deps");
+    let p = dir.join(name);
+    assert!(
+        p.exists(),
+        "{} is not built; run `cargo build --workspace` (or `cargo test --workspace`) first",
+        p.display()
+    );
+    p
+}
+
+/// A TCP port that was free a moment ago on 127.0.0.1.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("binding 127.0.0.1:0 must work")
+}
+
+/// Fails with a clear message when an outside tool is missing.
+pub fn require_tool(tool: &str, install_hint: &str) -> Result<()> {
+    let found = Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {tool}"))
+        .stdout(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    if !found {
+        bail!("`{tool}` is not installed; {install_hint} (.ci/run installs it)");
+    }
+    Ok(())
+}
+
+/// A child process killed (and reaped) when dropped, with its output lines
+/// readable as they come.
+#[derive(Debug)]
+pub struct Proc {
+    name: String,
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl Proc {
+    /// Starts `cmd` with stdout and stderr piped into one line stream.
+    pub fn spawn(name: &str, cmd: &mut Command) -> Result<Proc> {
+        let mut child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .with_context(|| format!("starting {name}"))?;
+        let (tx, rx) = mpsc::channel();
+        if let Some(out) = child.stdout.take() {
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                for l in BufReader::new(out).lines().map_while(Result::ok) {
+                    let _ = tx.send(l);
+                }
+            });
+        }
+        if let Some(err) = child.stderr.take() {
+            std::thread::spawn(move || {
+                for l in BufReader::new(err).lines().map_while(Result::ok) {
+                    let _ = tx.send(l);
+                }
+            });
+        }
+        Ok(Proc {
+            name: name.to_owned(),
+            child,
+            lines: rx,
+            seen: Vec::new(),
+        })
+    }
+
+    /// Waits for an output line containing `needle`; returns that line.
+    pub fn wait_for(&mut self, needle: &str, timeout: Duration) -> Result<String> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(l) => {
+                    let hit = l.contains(needle);
+                    self.seen.push(l.clone());
+                    if hit {
+                        return Ok(l);
+                    }
+                }
+                Err(_) => {
+                    if let Ok(Some(status)) = self.child.try_wait() {
+                        bail!(
+                            "{} exited ({status}) before printing {needle:?}; its output:\n{}",
+                            self.name,
+                            self.seen.join("\n")
+                        );
+                    }
+                    bail!(
+                        "{} did not print {needle:?} within {timeout:?}; its output:\n{}",
+                        self.name,
+                        self.seen.join("\n")
+                    );
+                }
+            }
+        }
+    }
+
+    /// Every line seen so far plus whatever is waiting.
+    pub fn output(&mut self) -> String {
+        while let Ok(l) = self.lines.try_recv() {
+            self.seen.push(l);
+        }
+        self.seen.join("\n")
+    }
+
+    /// Sends SIGINT and waits up to `grace` for a clean exit; returns the exit code.
+    pub fn interrupt(&mut self, grace: Duration) -> Result<Option<i32>> {
+        let pid = self.child.id().to_string();
+        let _ = Command::new("kill").args(["-INT", &pid]).status();
+        let deadline = Instant::now() + grace;
+        while Instant::now() < deadline {
+            if let Some(s) = self.child.try_wait()? {
+                return Ok(s.code());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        bail!("{} did not stop within {grace:?} after SIGINT", self.name)
+    }
+
+    /// The process id.
+    pub fn id(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Runs a command to completion with a timeout; returns (exit code, stdout, stderr).
+pub fn run_with_timeout(
+    cmd: &mut Command,
+    timeout: Duration,
+) -> Result<(Option<i32>, String, String)> {
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .context("starting command")?;
+    let out = child.stdout.take();
+    let err = child.stderr.take();
+    let t_out = std::thread::spawn(move || {
+        let mut s = String::new();
+        if let Some(mut o) = out {
+            let _ = std::io::Read::read_to_string(&mut o, &mut s);
+        }
+        s
+    });
+    let t_err = std::thread::spawn(move || {
+        let mut s = String::new();
+        if let Some(mut e) = err {
+            let _ = std::io::Read::read_to_string(&mut e, &mut s);
+        }
+        s
+    });
+    let deadline = Instant::now() + timeout;
+    let status = loop {
+        if let Some(s) = child.try_wait()? {
+            break s;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            bail!("command timed out after {timeout:?}: {cmd:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let stdout = t_out.join().unwrap_or_default();
+    let stderr = t_err.join().unwrap_or_default();
+    Ok((status.code(), stdout, stderr))
+}

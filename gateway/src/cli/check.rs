@@ -1,0 +1,197 @@
+//! `gateway check`: validate a configuration and print the poll plan.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use gateway_core::config::{BusKind, Parity, Resolved, ResolvedBus, ResolvedDevice};
+use gateway_core::model::{Area, Point};
+use gateway_core::plan::{Barriers, Limits, Request, plan};
+
+/// The planned requests of one device.
+#[derive(Debug)]
+pub struct DevicePlan {
+    /// Every point, once per cycle.
+    pub full: Vec<Request>,
+    /// Only the alarm points, at the fast interval.
+    pub alarm: Vec<Request>,
+}
+
+/// Plans one device's full and alarm cycles as the bus task will on start.
+pub fn device_plan(device: &ResolvedDevice) -> DevicePlan {
+    let limits = Limits {
+        max_registers: device.max_registers,
+        max_bits: device.max_bits,
+        max_gap: device.max_gap,
+    };
+    let barriers = Barriers::default();
+    DevicePlan {
+        full: plan(&device.points, &|_| true, limits, &barriers),
+        alarm: plan(&device.points, &|p: &Point| p.alarm, limits, &barriers),
+    }
+}
+
+/// Bits per character on the wire: start + data + parity + stop.
+pub fn bits_per_char(bus: &ResolvedBus) -> u32 {
+    1 + u32::from(bus.data_bits) + u32::from(bus.parity != Parity::None) + u32::from(bus.stop_bits)
+}
+
+/// Bytes of the RTU request and answer frames of one read request.
+pub fn rtu_frame_bytes(req: &Request) -> (u32, u32) {
+    // address + function + start(2) + count(2) + crc(2)
+    let request = 8;
+    let data = if req.area.is_bits() {
+        u32::from(req.count).div_ceil(8)
+    } else {
+        2 * u32::from(req.count)
+    };
+    // address + function + byte count + data + crc(2)
+    (request, 5 + data)
+}
+
+/// Seconds one read transaction occupies an RTU line: both frames at the
+/// baud rate, the 3.5-character silence after each, and the configured
+/// inter-frame delay. The device's own reaction time is not included.
+pub fn rtu_transaction_secs(bus: &ResolvedBus, req: &Request) -> f64 {
+    let (q, a) = rtu_frame_bytes(req);
+    let bpc = f64::from(bits_per_char(bus));
+    let baud = f64::from(bus.baud.max(1));
+    let chars = f64::from(q + a) + 7.0;
+    chars * bpc / baud + bus.inter_frame_delay.as_secs_f64()
+}
+
+fn parity_letter(p: Parity) -> char {
+    match p {
+        Parity::None => 'N',
+        Parity::Even => 'E',
+        Parity::Odd => 'O',
+    }
+}
+
+fn bus_line(bus: &ResolvedBus) -> String {
+    match bus.kind {
+        BusKind::Tcp => format!("tcp {}", bus.target),
+        BusKind::Rtu => format!(
+            "rtu {} {} {}{}{}",
+            bus.target,
+            bus.baud,
+            bus.data_bits,
+            parity_letter(bus.parity),
+            bus.stop_bits
+        ),
+        BusKind::RtuOverTcp => format!("rtu over tcp {} ({} baud behind it)", bus.target, bus.baud),
+    }
+}
+
+fn area_short(a: Area) -> &'static str {
+    match a {
+        Area::Coil => "coil",
+        Area::Discrete => "disc",
+        Area::Holding => "hold",
+        Area::Input => "inpt",
+    }
+}
+
+/// Renders the plan report printed by `gateway check`.
+pub fn render(file: &Path, cfg: &Resolved, verbose: bool) -> (String, usize) {
+    let mut out = String::new();
+    let points: usize = cfg.devices.iter().map(|d| d.points.len()).sum();
+    let _ = writeln!(
+        out,
+        "{}: OK: site {}, gateway {}, {} buses, {} devices, {} points",
+        file.display(),
+        cfg.site,
+        cfg.gateway,
+        cfg.buses.len(),
+        cfg.devices.len(),
+        points
+    );
+    let mut total = 0usize;
+    for (bi, bus) in cfg.buses.iter().enumerate() {
+        let devices: Vec<&ResolvedDevice> = cfg.devices.iter().filter(|d| d.bus == bi).collect();
+        let _ = writeln!(
+            out,
+            "\nbus {} ({}, timeout {:?}, inter-frame {:?}, max gap {})",
+            bus.id,
+            bus_line(bus),
+            bus.timeout,
+            bus.inter_frame_delay,
+            bus.max_gap
+        );
+        let mut bus_total = 0usize;
+        let mut line_secs_per_sec = 0.0;
+        for d in devices {
+            let p = device_plan(d);
+            bus_total += p.full.len();
+            let _ = writeln!(
+                out,
+                "  {:<18} unit {:>3}  {:<22} {:>3} points  {:>2} requests/cycle every {:?}, {} alarm requests every {:?}",
+                d.id,
+                d.unit,
+                d.profile,
+                d.points.len(),
+                p.full.len(),
+                d.poll_interval,
+                p.alarm.len(),
+                d.alarm_interval
+            );
+            if verbose {
+                for r in &p.full {
+                    let names: Vec<&str> = r
+                        .points
+                        .iter()
+                        .map(|&i| d.points[i].name.as_str())
+                        .collect();
+                    let _ = writeln!(
+                        out,
+                        "      {} {:>5}..{:<5} ({:>3}) {}",
+                        area_short(r.area),
+                        r.start,
+                        u32::from(r.start) + u32::from(r.count) - 1,
+                        r.count,
+                        names.join(" ")
+                    );
+                }
+            }
+            if bus.kind != BusKind::Tcp {
+                let full: f64 = p.full.iter().map(|r| rtu_transaction_secs(bus, r)).sum();
+                let alarm: f64 = p.alarm.iter().map(|r| rtu_transaction_secs(bus, r)).sum();
+                let poll = d.poll_interval.as_secs_f64().max(1e-3);
+                let fast = d.alarm_interval.as_secs_f64().max(1e-3);
+                // Alarm polls are skipped when a full poll is due anyway.
+                let alarm_rate = (1.0 / fast - 1.0 / poll).max(0.0);
+                line_secs_per_sec += full / poll + alarm * alarm_rate;
+            }
+        }
+        let _ = writeln!(
+            out,
+            "  = {bus_total} requests per full cycle on bus {}",
+            bus.id
+        );
+        if bus.kind != BusKind::Tcp {
+            let _ = writeln!(
+                out,
+                "  line occupancy at {} baud: {:.0} % (wire time of frames and gaps, without device reaction time)",
+                bus.baud,
+                line_secs_per_sec * 100.0
+            );
+        }
+        total += bus_total;
+    }
+    let _ = writeln!(out, "\ntotal: {total} requests per full cycle");
+    (out, total)
+}
+
+/// Runs `gateway check`; returns the process exit code.
+pub fn check(file: &Path, verbose: bool) -> u8 {
+    match crate::files::load_config(file) {
+        Ok(cfg) => {
+            let (text, _) = render(file, &cfg, verbose);
+            print!("{text}");
+            0
+        }
+        Err(errors) => {
+            crate::cli::print_config_errors(file, &errors);
+            super::EXIT_CONFIG
+        }
+    }
+}

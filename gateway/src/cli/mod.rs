@@ -1,0 +1,75 @@
+//! Command-line interface of the `gateway` binary.
+
+mod check;
+mod demo;
+mod read;
+mod run;
+mod scan;
+mod simulate;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+pub use check::check;
+pub use demo::{DemoArgs, demo};
+pub use read::{ReadArgs, read};
+pub use run::{RunArgs, run};
+pub use scan::{ScanArgs, scan};
+pub use simulate::{SimulateArgs, simulate};
+
+/// Exit code for a configuration or usage error (EX_USAGE, sysexits.h).
+pub const EXIT_CONFIG: u8 = 64;
+/// Exit code when a peer could not be reached (EX_UNAVAILABLE).
+pub const EXIT_UNAVAILABLE: u8 = 69;
+
+/// BMS edge gateway: polls building equipment over Modbus RTU/TCP.
+#[derive(Debug, Parser)]
+#[command(name = "gateway", version, about, long_about = None)]
+pub struct Cli {
+    /// Log filter (tracing EnvFilter syntax), e.g. `info`, `gateway=debug`. Also `RUST_LOG`.
+    #[arg(long, global = true, env = "GATEWAY_LOG", default_value = "info")]
+    pub log: String,
+    /// Log as JSON lines on stderr instead of human-readable text.
+    #[arg(long, global = true)]
+    pub log_json: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Validate a configuration and print the poll plan (requests per bus and device per cycle).
+    Check {
+        /// The gateway configuration file.
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Also list every planned request with the points it carries.
+        #[arg(long, short)]
+        verbose: bool,
+    },
+    /// Run the gateway daemon.
+    Run(RunArgs),
+    /// Read registers or bits from one device (like mbpoll).
+    Read(ReadArgs),
+    /// Find which unit ids answer on a line or endpoint.
+    Scan(ScanArgs),
+    /// Serve the simulated building described by a configuration.
+    Simulate(SimulateArgs),
+    /// Simulated building + gateway in one process, values shown live (nothing to install).
+    Demo(DemoArgs),
+}
+
+/// Prints every configuration error, one per line, with a count.
+pub fn print_config_errors(file: &std::path::Path, errors: &[gateway_core::config::ConfigError]) {
+    eprintln!(
+        "{}: {} error{} in the configuration:",
+        file.display(),
+        errors.len(),
+        if errors.len() == 1 { "" } else { "s" }
+    );
+    for e in errors {
+        eprintln!("  - {e}");
+    }
+}

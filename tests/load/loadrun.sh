@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# Load run: N simulated Modbus TCP devices × 30 registers polled every second
+# by `gateway run --stdout > /dev/null`; prints points per second, the
+# gateway's CPU % of one core and its peak RSS.
+#
+#   tests/load/loadrun.sh [devices=500] [seconds=60] [interval=1s]
+#
+# The simulator serves the devices from a few listeners (up to 250 unit ids
+# each); the gateway sees every device as its own TCP endpoint (one bus, one
+# connection per device), like the peers measured in the brief.
+# Uses the release binary (cargo build --release -p gateway).
+set -euo pipefail
+devices=${1:-500}
+seconds=${2:-60}
+interval=${3:-1s}
+root=$(cd "$(dirname "$0")/../.." && pwd)
+target=${CARGO_TARGET_DIR:-$root/target}
+bin=$target/release/gateway
+[ -x "$bin" ] || { echo "build first: cargo build --release -p gateway" >&2; exit 1; }
+work=$(mktemp -d)
+trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
+mkdir -p "$work/profiles"
+
+# A 30-register profile: 30 consecutive holding registers, mixed types.
+{
+  echo 'description = "Load-run device: 30 holding registers"'
+  for i in $(seq 0 29); do
+    printf '[[point]]\nname = "r%02d"\narea = "holding"\naddress = %d\ntype = "u16"\n' "$i" "$i"
+  done
+} > "$work/profiles/load-30.toml"
+
+per=250
+listeners=$(( (devices + per - 1) / per ))
+base_port=$(python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])')
+{
+  echo 'site = "load"'; echo 'gateway = "sim"'; echo "profiles_dir = \"$work/profiles\""
+  for l in $(seq 0 $((listeners - 1))); do
+    printf '[[bus]]\nid = "l%d"\nkind = "tcp"\naddress = "127.0.0.1:%d"\n' "$l" $((base_port + l))
+  done
+  for d in $(seq 0 $((devices - 1))); do
+    l=$((d / per)); u=$((d % per + 1))
+    printf '[[device]]\nid = "d%d"\nname_zh = "设备%d"\nclass = "other"\nbus = "l%d"\nunit = %d\nprofile = "load-30"\n' "$d" "$d" "$l" "$u"
+  done
+} > "$work/sim.toml"
+{
+  echo 'site = "load"'; echo 'gateway = "gw"'; echo "profiles_dir = \"$work/profiles\""; echo "data_dir = \"$work/data\""
+  for d in $(seq 0 $((devices - 1))); do
+    l=$((d / per)); u=$((d % per + 1))
+    printf '[[bus]]\nid = "b%d"\nkind = "tcp"\naddress = "127.0.0.1:%d"\n' "$d" $((base_port + l))
+    printf '[[device]]\nid = "d%d"\nname_zh = "设备%d"\nclass = "other"\nbus = "b%d"\nunit = %d\nprofile = "load-30"\npoll_interval = "%s"\n' "$d" "$d" "$d" "$u" "$interval"
+  done
+} > "$work/gw.toml"
+
+"$bin" --log warn simulate --config "$work/sim.toml" > "$work/sim.log" 2>&1 &
+sim=$!
+for _ in $(seq 100); do grep -q ready "$work/sim.log" && break; sleep 0.1; done
+grep -q ready "$work/sim.log" || { cat "$work/sim.log"; exit 1; }
+
+"$bin" --log warn run --config "$work/gw.toml" --stdout 2> "$work/gw.err" | wc -l > "$work/lines" &
+sleep 5   # connect and settle: not measured
+gw=$(pgrep -f "run --config $work/gw.toml" | head -1)
+ticks=$(getconf CLK_TCK)
+cpu0=$(awk '{print $14+$15}' /proc/$gw/stat); t0=$(date +%s.%N)
+sleep "$seconds"
+cpu1=$(awk '{print $14+$15}' /proc/$gw/stat); t1=$(date +%s.%N)
+hwm=$(awk '/VmHWM/{print $2}' /proc/$gw/status)
+kill -INT "$gw"; wait 2>/dev/null || true
+lines=$(cat "$work/lines")
+python3 - "$cpu0" "$cpu1" "$t0" "$t1" "$ticks" "$hwm" "$devices" "$interval" <<'PY'
+import sys
+c0, c1, t0, t1, tk, hwm, n, iv = sys.argv[1:]
+wall = float(t1) - float(t0)
+cpu = (float(c1) - float(c0)) / float(tk) / wall * 100
+print(f"devices={n} points/device=30 interval={iv} window={wall:.1f}s")
+print(f"gateway CPU: {cpu:.2f} % of one core")
+print(f"gateway peak RSS (VmHWM): {int(hwm)/1024:.1f} MiB")
+PY
+echo "poll lines written in the whole run: $lines"
