@@ -89,8 +89,14 @@ mod tests {
 
     #[test]
     fn parses_units_and_refuses_bare_numbers() {
-        assert_eq!("500ms".parse::<HumanDuration>().unwrap().0, Duration::from_millis(500));
-        assert_eq!("2m".parse::<HumanDuration>().unwrap().0, Duration::from_secs(120));
+        assert_eq!(
+            "500ms".parse::<HumanDuration>().unwrap().0,
+            Duration::from_millis(500)
+        );
+        assert_eq!(
+            "2m".parse::<HumanDuration>().unwrap().0,
+            Duration::from_secs(120)
+        );
         #[derive(serde::Deserialize, Debug)]
         struct T {
             #[allow(dead_code)]
