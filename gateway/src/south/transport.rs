@@ -47,6 +47,17 @@
 //!   further consecutive one waits a jittered exponential backoff (100 ms
 //!   doubling to 30 s, ±20 %). While waiting, reads fail at once with
 //!   [`ReadError::LinkDown`] without touching the network.
+//! - On RTU links (serial, or RTU over TCP) a `Framing` failure also starts
+//!   a settling time before the next request: bytes were in flight, and the
+//!   rest of them would otherwise land in the next transaction and make a
+//!   healthy neighbour fail. It lasts the wire time of a maximal (256-byte)
+//!   frame at the bus baud rate, at most one timeout; the bytes arrive in the
+//!   input buffer meanwhile and are flushed when the port is reopened. A
+//!   `Timeout` does not settle at first (a dead device, the common case,
+//!   would cost twice), but once the link has seen a late answer (an answer
+//!   from another unit than the one asked), every later timeout on that link
+//!   settles for one bus timeout. Modbus TCP needs no settling: a new
+//!   connection never carries the old one's answers.
 //! - Any answer from a device (data or exception) proves the link works and
 //!   resets the backoff.
 
@@ -122,6 +133,10 @@ pub struct Transport {
     link_failures: u32,
     backoff: Backoff,
     retry_at: Option<Instant>,
+    /// RTU: no request before this instant (late answers settle).
+    settle_until: Option<Instant>,
+    /// RTU: a device on this link has answered after its timeout.
+    late_answers: bool,
     connects: u64,
 }
 
@@ -148,6 +163,8 @@ impl Transport {
             link_failures: 0,
             backoff: Backoff::LINK,
             retry_at: None,
+            settle_until: None,
+            late_answers: false,
             connects: 0,
         }
     }
@@ -173,6 +190,9 @@ impl Transport {
         count: u16,
     ) -> Result<Data, ReadError> {
         if self.ctx.is_none() {
+            if let Some(until) = self.settle_until.take() {
+                tokio::time::sleep_until(until).await;
+            }
             self.reconnect().await?;
         }
         let Some(ctx) = self.ctx.as_mut() else {
@@ -193,7 +213,13 @@ impl Transport {
             Ok(Ok(Err(code))) => Err(FailureKind::Exception {
                 code: u8::from(code),
             }),
-            Ok(Err(error)) => Err(classify(&error)),
+            Ok(Err(error)) => {
+                if is_stale_answer(&error) && self.bus.kind != BusKind::Tcp && !self.late_answers {
+                    warn!(bus = %self.bus.id, unit, "a late answer from another unit arrived; timeouts on this line now settle before the next request");
+                    self.late_answers = true;
+                }
+                Err(classify(&error))
+            }
             Err(_elapsed) if received > 0 => Err(FailureKind::Framing),
             Err(_elapsed) => Err(FailureKind::Timeout),
         };
@@ -225,8 +251,17 @@ impl Transport {
 
     fn drop_connection(&mut self, kind: FailureKind) {
         self.ctx = None;
-        if kind == FailureKind::Transport {
-            self.link_failed();
+        match kind {
+            FailureKind::Transport => self.link_failed(),
+            FailureKind::Framing if self.bus.kind != BusKind::Tcp => {
+                let baud = u64::from(self.bus.baud.max(1));
+                let frame = Duration::from_micros(256 * 11 * 1_000_000 / baud);
+                self.settle_until = Some(Instant::now() + frame.min(self.bus.timeout));
+            }
+            FailureKind::Timeout if self.late_answers => {
+                self.settle_until = Some(Instant::now() + self.bus.timeout);
+            }
+            _ => {}
         }
     }
 
@@ -291,6 +326,15 @@ fn classify(error: &tokio_modbus::Error) -> FailureKind {
         }
         tokio_modbus::Error::Transport(_) => FailureKind::Transport,
     }
+}
+
+/// True for an answer whose header does not match the request: on RTU, an
+/// answer from another unit, i.e. a late answer to an earlier request.
+fn is_stale_answer(error: &tokio_modbus::Error) -> bool {
+    matches!(
+        error,
+        tokio_modbus::Error::Protocol(tokio_modbus::ProtocolError::HeaderMismatch { .. })
+    )
 }
 
 /// The data of a read response, or `None` when it is not the answer to a

@@ -1,0 +1,502 @@
+//! The south side against the simulated building, over real sockets and a
+//! real pseudo-terminal: round trips on every transport, every fault kind,
+//! degradation and recovery, and the exception-2 split.
+//!
+//! Timing: buses use a 300 ms timeout and devices a 200 ms poll interval, so
+//! each test runs for one to a few seconds of real time.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use gateway::south::{self, Data, ReadError, Transport};
+use gateway_core::HumanDuration;
+use gateway_core::config::{BusKind, FaultConfig, FaultName, Resolved, load::load};
+use gateway_core::model::{Area, FailureKind, PollClass, PollOutcome, Value};
+use gateway_sim::{SimHandle, SimOptions};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+const CONFIG: &str = r#"
+site = "test"
+gateway = "gw-1"
+
+[[bus]]
+id = "tcp"
+kind = "tcp"
+address = "127.0.0.1:9"
+timeout = "300ms"
+
+[[bus]]
+id = "rtu"
+kind = "rtu"
+port = "/dev/null"
+baud = 19200
+parity = "even"
+timeout = "300ms"
+
+[[bus]]
+id = "rtutcp"
+kind = "rtu_over_tcp"
+address = "127.0.0.1:9"
+timeout = "300ms"
+
+[[device]]
+id = "pump-1"
+name_zh = "泵1"
+class = "pump"
+bus = "tcp"
+unit = 1
+profile = "pump-vfd"
+poll_interval = "200ms"
+alarm_interval = "100ms"
+
+[[device]]
+id = "pump-2"
+name_zh = "泵2"
+class = "pump"
+bus = "tcp"
+unit = 2
+profile = "pump-vfd"
+poll_interval = "200ms"
+alarm_interval = "100ms"
+
+[[device]]
+id = "press-1"
+name_zh = "压力1"
+class = "fire_water"
+bus = "rtu"
+unit = 1
+profile = "pressure-transmitter"
+poll_interval = "200ms"
+alarm_interval = "100ms"
+
+[[device]]
+id = "press-2"
+name_zh = "压力2"
+class = "fire_water"
+bus = "rtu"
+unit = 2
+profile = "pressure-transmitter"
+poll_interval = "200ms"
+alarm_interval = "100ms"
+
+[[device]]
+id = "leak-1"
+name_zh = "漏水1"
+class = "plumbing"
+bus = "rtutcp"
+unit = 1
+profile = "leak-sensor"
+poll_interval = "200ms"
+alarm_interval = "100ms"
+
+[[device]]
+id = "pump-3"
+name_zh = "泵3"
+class = "pump"
+bus = "rtutcp"
+unit = 2
+profile = "pump-vfd"
+poll_interval = "200ms"
+alarm_interval = "100ms"
+
+[[device]]
+id = "holey"
+name_zh = "有洞"
+class = "other"
+bus = "tcp"
+unit = 3
+profile = "test-holey"
+poll_interval = "200ms"
+alarm_interval = "100ms"
+
+[simulator]
+wire_time = false
+
+[simulator.device.holey]
+strict_holes = true
+"#;
+
+/// Two registers with a hole between them, within the default max gap of 8:
+/// the planner joins them, a strict device refuses the join.
+const HOLEY_PROFILE: &str = r#"
+description = "test device with a hole in its map"
+
+[[point]]
+name = "a"
+area = "holding"
+address = 0
+type = "u16"
+
+[[point]]
+name = "b"
+area = "holding"
+address = 4
+type = "u16"
+"#;
+
+fn profiles() -> BTreeMap<String, (String, String)> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/profiles");
+    let mut map = BTreeMap::new();
+    for name in ["pump-vfd", "pressure-transmitter", "leak-sensor"] {
+        let file = dir.join(format!("{name}.toml"));
+        let text = std::fs::read_to_string(&file).expect("shipped profile");
+        map.insert(name.to_owned(), (file.display().to_string(), text));
+    }
+    map.insert(
+        "test-holey".to_owned(),
+        ("test-holey.toml".to_owned(), HOLEY_PROFILE.to_owned()),
+    );
+    map
+}
+
+/// The simulator, and the configuration pointed at where it really listens.
+struct Rig {
+    sim: SimHandle,
+    resolved: Resolved,
+}
+
+impl Rig {
+    async fn start() -> Rig {
+        let mut resolved = load("test.toml", CONFIG, &profiles(), &|_| None).expect("valid config");
+        let sim = gateway_sim::start(&resolved, SimOptions::loopback())
+            .await
+            .expect("simulator starts");
+        for bus in &mut resolved.buses {
+            bus.target = match bus.kind {
+                BusKind::Tcp | BusKind::RtuOverTcp => {
+                    sim.tcp_addr(&bus.id).expect("tcp bus served").to_string()
+                }
+                BusKind::Rtu => sim.pty_path(&bus.id).expect("pty").display().to_string(),
+            };
+        }
+        Rig { sim, resolved }
+    }
+
+    fn device(&self, id: &str) -> usize {
+        self.resolved
+            .devices
+            .iter()
+            .position(|d| d.id == id)
+            .expect("device")
+    }
+
+    fn bus(&self, id: &str) -> &gateway_core::config::ResolvedBus {
+        self.resolved
+            .buses
+            .iter()
+            .find(|b| b.id == id)
+            .expect("bus")
+    }
+
+    fn inject(&self, device: &str, fault: FaultName, f: impl FnOnce(&mut FaultConfig)) {
+        let mut config = FaultConfig {
+            device: device.to_owned(),
+            fault,
+            start: None,
+            duration: None,
+            code: None,
+            delay: None,
+            point: None,
+            value: None,
+        };
+        f(&mut config);
+        self.sim.inject(&config).expect("fault accepted");
+    }
+
+    /// Runs every bus for `span` of real time and returns the outcomes.
+    async fn poll_for(&self, span: Duration) -> Vec<PollOutcome> {
+        let (tx, mut rx) = mpsc::channel(1024);
+        let shutdown = CancellationToken::new();
+        let handles = south::spawn_buses(&self.resolved, tx, shutdown.clone());
+        let deadline = Instant::now() + span;
+        let mut out = Vec::new();
+        loop {
+            tokio::select! {
+                () = tokio::time::sleep_until(deadline) => break,
+                o = rx.recv() => match o { Some(o) => out.push(o), None => break },
+            }
+        }
+        shutdown.cancel();
+        for h in handles {
+            h.task.await.expect("bus task ends cleanly");
+        }
+        out
+    }
+}
+
+fn of(out: &[PollOutcome], device: usize) -> Vec<&PollOutcome> {
+    out.iter().filter(|o| o.device == device).collect()
+}
+
+fn value_of<'a>(rig: &Rig, o: &'a PollOutcome, device: &str, point: &str) -> Option<&'a Value> {
+    let d = &rig.resolved.devices[rig.device(device)];
+    let index = d
+        .points
+        .iter()
+        .position(|p| p.name == point)
+        .expect("point");
+    o.samples
+        .iter()
+        .find(|s| s.point == index)
+        .and_then(|s| s.value.as_ref())
+}
+
+fn assert_all_good(outcomes: &[&PollOutcome], points: usize, what: &str) {
+    assert!(!outcomes.is_empty(), "{what}: no outcome");
+    for o in outcomes {
+        assert_eq!(o.failure, None, "{what}: {o:?}");
+        if o.class == PollClass::Full {
+            assert_eq!(o.samples.len(), points, "{what}");
+        }
+        assert!(
+            o.samples.iter().all(|s| s.quality.is_good()),
+            "{what}: {o:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn round_trips_over_tcp_rtu_on_a_pty_and_rtu_over_tcp_decode_every_point() {
+    let rig = Rig::start().await;
+    rig.sim
+        .set_point("pump-1", "fault_code", Value::UInt(7), true)
+        .expect("set");
+    rig.sim
+        .set_point("press-2", "pressure", Value::Float(0.75), true)
+        .expect("set");
+    rig.sim
+        .set_point("leak-1", "leak", Value::Bool(true), true)
+        .expect("set");
+    let out = rig.poll_for(Duration::from_millis(1200)).await;
+    for (id, n) in [
+        ("pump-1", 11),
+        ("pump-2", 11),
+        ("press-1", 2),
+        ("press-2", 2),
+        ("leak-1", 3),
+        ("pump-3", 11),
+    ] {
+        let polls = of(&out, rig.device(id));
+        assert_all_good(&polls, n, id);
+        assert!(polls.len() >= 5, "{id}: {} polls", polls.len());
+        let has_alarm = rig.resolved.devices[rig.device(id)]
+            .points
+            .iter()
+            .any(|p| p.alarm);
+        let alarm_polls = polls.iter().any(|o| o.class == PollClass::Alarm);
+        assert_eq!(alarm_polls, has_alarm, "{id}: alarm polls");
+    }
+    let full = |id| {
+        out.iter()
+            .find(|o| o.device == rig.device(id) && o.class == PollClass::Full)
+            .expect("a full poll")
+    };
+    assert_eq!(
+        value_of(&rig, full("pump-1"), "pump-1", "fault_code"),
+        Some(&Value::UInt(7))
+    );
+    assert_eq!(
+        value_of(&rig, full("press-2"), "press-2", "pressure"),
+        Some(&Value::Float(0.75))
+    );
+    assert_eq!(
+        value_of(&rig, full("leak-1"), "leak-1", "leak"),
+        Some(&Value::Bool(true))
+    );
+    rig.sim.shutdown().await;
+}
+
+/// Injects `fault` on `victim` from the start and polls for 2.5 s; checks the
+/// victim's failures are all `expected` and its neighbour stays good.
+async fn fault_leaves_the_neighbour_polling(
+    victim: &str,
+    neighbour: &str,
+    fault: FaultName,
+    f: impl FnOnce(&mut FaultConfig),
+    expected: &[FailureKind],
+) {
+    let rig = Rig::start().await;
+    rig.inject(victim, fault, f);
+    let out = rig.poll_for(Duration::from_millis(2500)).await;
+    let v = of(&out, rig.device(victim));
+    assert!(!v.is_empty(), "{victim}: no outcome");
+    for o in &v {
+        let kind = o.failure.expect("victim fails");
+        assert!(
+            expected.contains(&kind),
+            "{victim} under {fault:?}: got {kind:?}, want {expected:?}"
+        );
+        assert!(o.samples.iter().all(|s| !s.quality.is_good()));
+    }
+    let n = of(&out, rig.device(neighbour));
+    let good = n.iter().filter(|o| o.failure.is_none()).count();
+    assert!(
+        good >= 3,
+        "{neighbour} under {fault:?} on {victim}: {good} good of {}: {n:?}",
+        n.len()
+    );
+    assert!(
+        n.last().is_some_and(|o| o.failure.is_none()),
+        "{neighbour} ends failing"
+    );
+    rig.sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn no_response_times_out_on_every_transport_and_the_line_keeps_polling() {
+    let none = |_: &mut FaultConfig| {};
+    let t = [FailureKind::Timeout];
+    fault_leaves_the_neighbour_polling("pump-1", "pump-2", FaultName::NoResponse, none, &t).await;
+    fault_leaves_the_neighbour_polling("press-1", "press-2", FaultName::NoResponse, none, &t).await;
+    fault_leaves_the_neighbour_polling("leak-1", "pump-3", FaultName::NoResponse, none, &t).await;
+}
+
+#[tokio::test]
+async fn an_exception_answer_is_typed_with_its_code() {
+    let code4 = |c: &mut FaultConfig| c.code = Some(4);
+    let e = [FailureKind::Exception { code: 4 }];
+    fault_leaves_the_neighbour_polling("pump-1", "pump-2", FaultName::Exception, code4, &e).await;
+    fault_leaves_the_neighbour_polling("press-1", "press-2", FaultName::Exception, code4, &e).await;
+    fault_leaves_the_neighbour_polling("leak-1", "pump-3", FaultName::Exception, code4, &e).await;
+}
+
+#[tokio::test]
+async fn an_answer_slower_than_the_timeout_is_a_timeout() {
+    let slow = |c: &mut FaultConfig| c.delay = Some(HumanDuration::from_millis(600));
+    let t = [FailureKind::Timeout];
+    fault_leaves_the_neighbour_polling("pump-1", "pump-2", FaultName::Slow, slow, &t).await;
+    fault_leaves_the_neighbour_polling("leak-1", "pump-3", FaultName::Slow, slow, &t).await;
+}
+
+#[tokio::test]
+async fn a_late_answer_on_a_serial_line_does_not_poison_the_neighbour_for_long() {
+    // On a half-duplex line the late answer of a slow device arrives while
+    // the master already talks to the next one: that transaction may fail
+    // (framing), but the line recovers and the neighbour keeps being read.
+    let rig = Rig::start().await;
+    rig.inject("press-1", FaultName::Slow, |c| {
+        c.delay = Some(HumanDuration::from_millis(600));
+    });
+    let out = rig.poll_for(Duration::from_millis(4000)).await;
+    for o in of(&out, rig.device("press-1")) {
+        assert!(
+            matches!(o.failure, Some(FailureKind::Timeout | FailureKind::Framing)),
+            "{o:?}"
+        );
+    }
+    let n = of(&out, rig.device("press-2"));
+    let good = n.iter().filter(|o| o.failure.is_none()).count();
+    assert!(good >= 5, "{good} good of {}", n.len());
+    assert!(n.last().is_some_and(|o| o.failure.is_none()), "{n:?}");
+    rig.sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn corrupt_crc_and_garbage_are_framing_errors() {
+    let none = |_: &mut FaultConfig| {};
+    let f = [FailureKind::Framing];
+    fault_leaves_the_neighbour_polling("press-1", "press-2", FaultName::CorruptCrc, none, &f).await;
+    fault_leaves_the_neighbour_polling("leak-1", "pump-3", FaultName::CorruptCrc, none, &f).await;
+    fault_leaves_the_neighbour_polling("pump-1", "pump-2", FaultName::Garbage, none, &f).await;
+    fault_leaves_the_neighbour_polling("press-1", "press-2", FaultName::Garbage, none, &f).await;
+}
+
+#[tokio::test]
+async fn a_connection_reset_is_a_transport_failure_and_the_link_reconnects() {
+    let none = |_: &mut FaultConfig| {};
+    let t = [FailureKind::Transport];
+    fault_leaves_the_neighbour_polling("pump-1", "pump-2", FaultName::ConnectionReset, none, &t)
+        .await;
+    fault_leaves_the_neighbour_polling("leak-1", "pump-3", FaultName::ConnectionReset, none, &t)
+        .await;
+}
+
+#[tokio::test]
+async fn an_exception_keeps_the_connection_and_a_reset_reconnects() {
+    let rig = Rig::start().await;
+    let mut t = south::connect(rig.bus("tcp")).await.expect("connects");
+    assert!(matches!(t.read(1, Area::Holding, 0, 4).await, Ok(Data::Words(w)) if w.len() == 4));
+    rig.inject("pump-1", FaultName::Exception, |c| {
+        c.code = Some(6);
+        c.duration = Some(HumanDuration::from_millis(300));
+    });
+    assert_eq!(
+        t.read(1, Area::Holding, 0, 4).await,
+        Err(ReadError::Failed(FailureKind::Exception { code: 6 }))
+    );
+    assert!(t.read(2, Area::Holding, 0, 4).await.is_ok());
+    assert_eq!(t.connects(), 1, "an exception must not cost the connection");
+
+    rig.inject("pump-1", FaultName::ConnectionReset, |c| {
+        c.start = Some(HumanDuration::from_millis(350));
+        c.duration = Some(HumanDuration::from_millis(100));
+    });
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(
+        t.read(1, Area::Holding, 0, 4).await,
+        Err(ReadError::Failed(FailureKind::Transport))
+    );
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(t.read(1, Area::Holding, 0, 4).await.is_ok());
+    assert_eq!(t.connects(), 2);
+    rig.sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_degraded_device_recovers_by_itself_when_the_fault_ends() {
+    let rig = Rig::start().await;
+    rig.inject("leak-1", FaultName::NoResponse, |c| {
+        c.duration = Some(HumanDuration::from_millis(2000));
+    });
+    let out = rig.poll_for(Duration::from_millis(6000)).await;
+    let v = of(&out, rig.device("leak-1"));
+    let failed = v.iter().take_while(|o| o.failure.is_some()).count();
+    assert!(failed >= 3, "degradation needs 3 failures, saw {failed}");
+    // While degraded it is polled far less than every 200 ms.
+    assert!(failed <= 9, "{failed} failed polls in 2 s: not degraded");
+    let rest = &v[failed..];
+    assert!(rest.len() >= 5, "not recovered: {rest:?}");
+    assert!(rest.iter().all(|o| o.failure.is_none()));
+    assert!(
+        rest.iter().any(|o| o.class == PollClass::Alarm),
+        "alarm polls resume"
+    );
+    rig.sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn exception_two_on_a_joined_range_splits_it_and_the_points_are_read() {
+    let rig = Rig::start().await;
+    let out = rig.poll_for(Duration::from_millis(700)).await;
+    let v = of(&out, rig.device("holey"));
+    let first = v.first().expect("polled");
+    assert_eq!(first.failure, Some(FailureKind::Exception { code: 2 }));
+    assert_eq!((first.requests, first.failed_requests), (3, 1));
+    assert!(
+        first.samples.iter().all(|s| s.quality.is_good()),
+        "{first:?}"
+    );
+    for o in &v[1..] {
+        assert_eq!(
+            (o.requests, o.failed_requests, o.failure),
+            (2, 0, None),
+            "{o:?}"
+        );
+    }
+    rig.sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_strict_device_refuses_a_read_inside_its_hole_with_exception_two() {
+    let rig = Rig::start().await;
+    let mut t: Transport = south::connect(rig.bus("tcp")).await.expect("connects");
+    // Register 2 lies in the strict device's hole.
+    assert_eq!(
+        t.read(3, Area::Holding, 2, 1).await,
+        Err(ReadError::Failed(FailureKind::Exception { code: 2 }))
+    );
+    rig.sim.shutdown().await;
+}
