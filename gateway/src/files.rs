@@ -61,7 +61,19 @@ pub fn load_config(path: &Path) -> Result<Resolved, Vec<ConfigError>> {
     if !errors.is_empty() {
         return Err(errors);
     }
-    load::load(&file, &text, &profiles, &env)
+    // The [simulator] section is only read by `gateway simulate`, but a
+    // mistake in it is still a mistake in the file: report it with the rest.
+    let bus_ids: Vec<&str> = config.buses.iter().map(|b| b.id.as_str()).collect();
+    let device_ids: Vec<&str> = config.devices.iter().map(|d| d.id.as_str()).collect();
+    let sim_errors = config.simulator.check("", &bus_ids, &device_ids);
+    match load::load(&file, &text, &profiles, &env) {
+        Ok(resolved) if sim_errors.is_empty() => Ok(resolved),
+        Ok(_) => Err(sim_errors),
+        Err(mut errors) => {
+            errors.extend(sim_errors);
+            Err(errors)
+        }
+    }
 }
 
 /// The profile folder: absolute as written, else relative to the config file's folder.

@@ -166,3 +166,85 @@ fn run_once_reads_every_demo_device_from_the_simulator() {
     assert!((180.0..260.0).contains(&v), "implausible mains voltage {v}");
     assert_eq!(sim.interrupt(Duration::from_secs(10)).unwrap(), Some(0));
 }
+
+#[test]
+fn scan_finds_exactly_the_simulated_units_and_read_decodes_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = demo_env(dir.path());
+    let demo = workspace_root().join("config/demo.toml");
+    let mut sim = Proc::spawn(
+        "gateway simulate",
+        Command::new(bin("gateway"))
+            .args(["simulate", "--config"])
+            .arg(&demo)
+            .args(["--control", "127.0.0.1:0"])
+            .envs(env.clone()),
+    )
+    .unwrap();
+    sim.wait_for("ready", Duration::from_secs(20)).unwrap();
+    let power = &env[0].1;
+
+    // tcp-power carries units 1-6; 7-12 are absent.
+    let (code, out, err) = run_with_timeout(
+        Command::new(bin("gateway")).args([
+            "scan",
+            &format!("tcp://{power}"),
+            "--units",
+            "1-12",
+            "--timeout",
+            "200ms",
+        ]),
+        Duration::from_secs(30),
+    )
+    .unwrap();
+    assert_eq!(code, Some(0), "stdout:\n{out}\nstderr:\n{err}");
+    assert!(
+        out.contains("6 of 12 units answered: 1, 2, 3, 4, 5, 6"),
+        "{out}"
+    );
+
+    // The main meter's L1 voltage: SDM630 input register 0, f32 ABCD.
+    let (code, out, err) = run_with_timeout(
+        Command::new(bin("gateway")).args([
+            "read",
+            &format!("tcp://{power}"),
+            "--unit",
+            "1",
+            "--area",
+            "input",
+            "--address",
+            "0",
+            "--count",
+            "2",
+            "--type",
+            "f32",
+        ]),
+        Duration::from_secs(30),
+    )
+    .unwrap();
+    assert_eq!(code, Some(0), "stdout:\n{out}\nstderr:\n{err}");
+    let v: f64 = out
+        .lines()
+        .find_map(|l| l.strip_prefix("f32 @0: "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no decoded value in:\n{out}"));
+    assert!((180.0..260.0).contains(&v), "implausible voltage {v}");
+
+    // A unit that is not there: a clear message and exit 69.
+    let (code, _out, err) = run_with_timeout(
+        Command::new(bin("gateway")).args([
+            "read",
+            &format!("tcp://{power}"),
+            "--unit",
+            "9",
+            "--address",
+            "0",
+            "--timeout",
+            "200ms",
+        ]),
+        Duration::from_secs(30),
+    )
+    .unwrap();
+    assert_eq!(code, Some(69), "{err}");
+    assert!(err.contains("no answer within"), "{err}");
+}

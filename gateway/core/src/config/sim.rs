@@ -257,7 +257,11 @@ impl SimulatorConfig {
         let mut errors = Vec::new();
         let mut err = |path: String, message: String| {
             errors.push(ConfigError {
-                path: format!("{file}: {path}"),
+                path: if file.is_empty() {
+                    path
+                } else {
+                    format!("{file}: {path}")
+                },
                 message,
             });
         };
