@@ -56,7 +56,9 @@ sim=$!
 for _ in $(seq 100); do grep -q ready "$work/sim.log" && break; sleep 0.1; done
 grep -q ready "$work/sim.log" || { cat "$work/sim.log"; exit 1; }
 
+start=$(date +%s.%N)
 "$bin" --log warn run --config "$work/gw.toml" --stdout 2> "$work/gw.err" | wc -l > "$work/lines" &
+pipeline=$!
 sleep 5   # connect and settle: not measured
 gw=$(pgrep -f "run --config $work/gw.toml" | head -1)
 ticks=$(getconf CLK_TCK)
@@ -64,7 +66,9 @@ cpu0=$(awk '{print $14+$15}' /proc/$gw/stat); t0=$(date +%s.%N)
 sleep "$seconds"
 cpu1=$(awk '{print $14+$15}' /proc/$gw/stat); t1=$(date +%s.%N)
 hwm=$(awk '/VmHWM/{print $2}' /proc/$gw/status)
-kill -INT "$gw"; wait 2>/dev/null || true
+kill -INT "$gw"; wait "$pipeline" 2>/dev/null || true
+end=$(date +%s.%N)
+kill -INT "$sim" 2>/dev/null || true
 lines=$(cat "$work/lines")
 python3 - "$cpu0" "$cpu1" "$t0" "$t1" "$ticks" "$hwm" "$devices" "$interval" <<'PY'
 import sys
@@ -75,4 +79,5 @@ print(f"devices={n} points/device=30 interval={iv} window={wall:.1f}s")
 print(f"gateway CPU: {cpu:.2f} % of one core")
 print(f"gateway peak RSS (VmHWM): {int(hwm)/1024:.1f} MiB")
 PY
-echo "poll lines written in the whole run: $lines"
+python3 -c "import sys; l,s,e=int(sys.argv[1]),float(sys.argv[2]),float(sys.argv[3]); print(f'poll lines: {l} in {e-s:.1f}s = {l/(e-s):.0f} device polls/s = {30*l/(e-s):.0f} points/s')" "$lines" "$start" "$end"
+if [ -s "$work/gw.err" ]; then echo "gateway stderr (first lines):"; head -5 "$work/gw.err"; fi

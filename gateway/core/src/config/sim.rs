@@ -21,7 +21,7 @@ use super::ConfigError;
 use crate::HumanDuration;
 
 /// How the simulator serves this configuration's buses (see `docs/simulator.md`).
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SimulatorConfig {
     /// Seed of the random wander of values; the same seed and the same
@@ -52,6 +52,23 @@ pub struct SimulatorConfig {
     /// Faults injected at a time offset from the simulator's start.
     #[serde(default)]
     pub scenario: Vec<ScenarioConfig>,
+}
+
+/// The same defaults as an empty `[simulator]` section (a file without the
+/// section at all must behave like one with an empty section).
+impl Default for SimulatorConfig {
+    fn default() -> Self {
+        Self {
+            seed: None,
+            wire_time: false,
+            tick: default_tick(),
+            control: default_control(),
+            strict_holes: false,
+            bus: BTreeMap::new(),
+            device: BTreeMap::new(),
+            scenario: Vec::new(),
+        }
+    }
 }
 
 fn default_tick() -> HumanDuration {
@@ -336,6 +353,15 @@ mod tests {
     #[derive(Deserialize)]
     struct File {
         simulator: SimulatorConfig,
+    }
+
+    #[test]
+    fn a_missing_section_has_the_same_defaults_as_an_empty_one() {
+        let empty: SimulatorConfig = toml::from_str("").unwrap();
+        let missing = SimulatorConfig::default();
+        assert_eq!(empty.tick, missing.tick);
+        assert_eq!(empty.control, missing.control);
+        assert!(missing.check("", &[], &[]).is_empty());
     }
 
     #[test]
