@@ -285,7 +285,13 @@ pub async fn start(resolved: &Resolved, opts: SimOptions) -> Result<SimHandle, S
         loop {
             tokio::select! {
                 () = t.cancelled() => break,
-                at = every.tick() => lock(&b).tick(at),
+                _ = every.tick() => {
+                    // Time is read under the lock: a scheduled tick instant can be
+                    // older than a fault injected meanwhile, which would then be
+                    // rendered as not yet active.
+                    let mut building = lock(&b);
+                    building.tick(Instant::now());
+                }
             }
         }
     });
