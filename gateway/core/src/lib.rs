@@ -10,11 +10,21 @@
 //!   `${VAR}` substitution and validation that collects every error.
 //! - [`decode`]: registers/bits → typed values with scale, offset and quality.
 //! - [`plan`]: points → the fewest Modbus requests that cover them.
+//! - [`state`]: device states, transitions, intervals, hard alarms.
+//! - [`health`]: poll outcomes → device state, with debounce.
+//! - [`ledger`]: intervals → availability and figures over any window.
+//! - [`maintenance`]: planned maintenance windows.
+//! - [`tickets`]: the fault-ticket machine and ticket figures.
 
 pub mod config;
 pub mod decode;
 pub mod duration;
+pub mod health;
+pub mod ledger;
+pub mod maintenance;
 pub mod model;
 pub mod plan;
+pub mod state;
+pub mod tickets;
 
 pub use duration::HumanDuration;

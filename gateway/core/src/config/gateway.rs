@@ -4,8 +4,11 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
+use super::availability::AvailabilityConfig;
+use super::health::HealthConfig;
 use super::profile::PointOverride;
 use super::sim::SimulatorConfig;
+use super::tickets::{MaintenanceWindowConfig, TicketsConfig};
 use crate::HumanDuration;
 use crate::model::{DeviceClass, WordOrder};
 
@@ -32,6 +35,18 @@ pub struct Config {
     /// Devices to poll.
     #[serde(default, rename = "device")]
     pub devices: Vec<DeviceConfig>,
+    /// How poll outcomes become device states (debounce, comms failures).
+    #[serde(default)]
+    pub health: HealthConfig,
+    /// Availability targets and windows per class.
+    #[serde(default)]
+    pub availability: AvailabilityConfig,
+    /// Ticket deadlines, rework period, auto-resolve.
+    #[serde(default)]
+    pub tickets: TicketsConfig,
+    /// Planned maintenance windows (more can be added at run time).
+    #[serde(default)]
+    pub maintenance: Vec<MaintenanceWindowConfig>,
     /// How `gateway simulate` serves this building (ignored by `gateway run`).
     #[serde(default)]
     pub simulator: SimulatorConfig,
@@ -175,6 +190,13 @@ pub struct DeviceConfig {
     /// Per-point overrides, by point name.
     #[serde(default)]
     pub points: BTreeMap<String, PointOverride>,
+    /// Availability target in per cent for this device (default: its class's).
+    #[serde(default)]
+    pub threshold: Option<f64>,
+    /// Fault rules of this device, over the profile's `[health]` hints by
+    /// name: `name = "condition"`; an empty string disables a profile rule.
+    #[serde(default)]
+    pub health: BTreeMap<String, String>,
     /// Set false to keep the device in config but not poll it.
     #[serde(default = "default_true")]
     pub enabled: bool,

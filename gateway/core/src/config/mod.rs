@@ -7,14 +7,20 @@
 //! caller passes text in ([`load`]), so the same code serves the CLI, the
 //! daemon and the tests.
 
+mod availability;
 mod gateway;
+mod health;
 pub mod load;
 mod profile;
 mod sim;
 pub mod subst;
+mod tickets;
 pub mod validate;
 
+pub use availability::*;
 pub use gateway::*;
+pub use health::*;
 pub use profile::*;
 pub use sim::*;
+pub use tickets::*;
 pub use validate::{ConfigError, Resolved, ResolvedBus, ResolvedDevice};

@@ -145,8 +145,12 @@ pub struct ResolvedDevice {
     pub max_bits: u16,
     /// Enabled points, in profile order, with overrides, offset and order applied.
     pub points: Vec<Point>,
-    /// Health hints from the profile.
+    /// Fault rules by name: the profile's `[health]` hints with the
+    /// device's overrides applied (each parses with `Condition::parse` and
+    /// names only existing points).
     pub health: BTreeMap<String, String>,
+    /// Availability target in per cent (device override, else class target).
+    pub threshold_percent: f64,
 }
 
 /// The shortest poll or alarm interval accepted.
@@ -380,6 +384,16 @@ pub fn validate(
         }
     }
 
+    for e in config
+        .health
+        .check()
+        .into_iter()
+        .chain(config.availability.check())
+        .chain(config.tickets.check())
+    {
+        errs.push(e.path, e.message);
+    }
+
     if !errs.0.is_empty() {
         return Err(errs.0);
     }
@@ -533,6 +547,22 @@ fn resolve_device<'a>(
         }
     };
 
+    let health = merge_rules(&path, dev, known.profiles.get(&dev.profile), &points, errs);
+    if let Some(t) = dev.threshold {
+        if !(t.is_finite() && t > 0.0 && t <= 100.0) {
+            errs.push(
+                &path,
+                format!(
+                    "threshold {t} is not a percentage; write e.g. 98 or 99.5 (0 < threshold ≤ 100)"
+                ),
+            );
+        }
+    }
+    let threshold_percent = known
+        .config
+        .availability
+        .threshold_percent(dev.class, dev.threshold);
+
     ResolvedDevice {
         id: dev.id.clone(),
         name_zh: dev.name_zh.clone(),
@@ -548,12 +578,58 @@ fn resolve_device<'a>(
         max_registers,
         max_bits,
         points,
-        health: known
-            .profiles
-            .get(&dev.profile)
-            .map(|p| p.health.clone())
-            .unwrap_or_default(),
+        health,
+        threshold_percent,
     }
+}
+
+/// The device's fault rules: the profile's `[health]` hints, replaced by
+/// the device's `health` entries of the same name, removed by an empty one.
+/// Device entries are checked here (profile hints are checked once per profile).
+fn merge_rules(
+    path: &str,
+    dev: &super::DeviceConfig,
+    profile: Option<&Profile>,
+    points: &[Point],
+    errs: &mut Errors,
+) -> BTreeMap<String, String> {
+    let mut rules = profile.map(|p| p.health.clone()).unwrap_or_default();
+    for (name, text) in &dev.health {
+        let rpath = format!("{path} health {name:?}");
+        if !is_point_name(name) {
+            errs.push(
+                &rpath,
+                "rule names use only lowercase letters, digits and '_'",
+            );
+        }
+        if text.trim().is_empty() {
+            if rules.remove(name).is_none() {
+                errs.push(
+                    &rpath,
+                    format!(
+                        "an empty rule disables a profile rule, but profile {:?} has no rule {name:?}",
+                        dev.profile
+                    ),
+                );
+            }
+            continue;
+        }
+        match Condition::parse(text) {
+            Err(e) => errs.push(&rpath, format!("{e} in {text:?}")),
+            Ok(cond) => {
+                for p in cond.points() {
+                    if !points.is_empty() && !points.iter().any(|q| q.name == p) {
+                        errs.push(
+                            &rpath,
+                            format!("condition {text:?} names an unknown point {p:?}"),
+                        );
+                    }
+                }
+                rules.insert(name.clone(), text.clone());
+            }
+        }
+    }
+    rules
 }
 
 /// Checks one profile on its own (points, types, ranges, health hints):
