@@ -7,15 +7,9 @@ use super::ConfigError;
 use crate::model::DeviceClass;
 
 /// Availability targets and the rolling window, per class.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AvailabilityConfig {}
-
-impl Default for AvailabilityConfig {
-    fn default() -> Self {
-        Self {}
-    }
-}
 
 impl AvailabilityConfig {
     /// Every problem in the section.

@@ -6,15 +6,9 @@ use serde::Deserialize;
 use super::ConfigError;
 
 /// How device health is judged.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HealthConfig {}
-
-impl Default for HealthConfig {
-    fn default() -> Self {
-        Self {}
-    }
-}
 
 impl HealthConfig {
     /// Every problem in the section (paths like `health.comms_failures`).

@@ -6,15 +6,9 @@ use serde::Deserialize;
 use super::ConfigError;
 
 /// Ticket deadlines, rework period, auto-resolve.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TicketsConfig {}
-
-impl Default for TicketsConfig {
-    fn default() -> Self {
-        Self {}
-    }
-}
 
 impl TicketsConfig {
     /// Every problem in the section.
