@@ -548,15 +548,15 @@ fn resolve_device<'a>(
     };
 
     let health = merge_rules(&path, dev, known.profiles.get(&dev.profile), &points, errs);
-    if let Some(t) = dev.threshold {
-        if !(t.is_finite() && t > 0.0 && t <= 100.0) {
-            errs.push(
-                &path,
-                format!(
-                    "threshold {t} is not a percentage; write e.g. 98 or 99.5 (0 < threshold ≤ 100)"
-                ),
-            );
-        }
+    if let Some(t) = dev.threshold
+        && !(t.is_finite() && t > 0.0 && t <= 100.0)
+    {
+        errs.push(
+            &path,
+            format!(
+                "threshold {t} is not a percentage; write e.g. 98 or 99.5 (0 < threshold ≤ 100)"
+            ),
+        );
     }
     let threshold_percent = known
         .config
