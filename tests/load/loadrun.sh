@@ -4,6 +4,7 @@
 # gateway's CPU % of one core and its peak RSS.
 #
 #   tests/load/loadrun.sh [devices=500] [seconds=60] [interval=1s]
+#   SINK=none tests/load/loadrun.sh …   # poll only: no --stdout
 #
 # The simulator serves the devices from a few listeners (up to 250 unit ids
 # each); the gateway sees every device as its own TCP endpoint (one bus, one
@@ -57,7 +58,9 @@ for _ in $(seq 100); do grep -q ready "$work/sim.log" && break; sleep 0.1; done
 grep -q ready "$work/sim.log" || { cat "$work/sim.log"; exit 1; }
 
 start=$(date +%s.%N)
-"$bin" --log warn run --config "$work/gw.toml" --stdout 2> "$work/gw.err" | wc -l > "$work/lines" &
+sink_flag=--stdout
+[ "${SINK:-stdout}" = none ] && sink_flag=
+"$bin" --log warn run --config "$work/gw.toml" $sink_flag 2> "$work/gw.err" | wc -l > "$work/lines" &
 pipeline=$!
 sleep 5   # connect and settle: not measured
 gw=$(pgrep -f "run --config $work/gw.toml" | head -1)
