@@ -1,18 +1,193 @@
 //! The `[health]` section: how poll outcomes become Up/Down (issue #3).
-//! Owned by the health layer; see `docs/config.md`.
+//! Owned by the health layer; see `docs/config.md` (`## [health]`) and the
+//! module doc of [`crate::health`], which states the rules these keys tune.
+
+use std::time::Duration;
 
 use serde::Deserialize;
 
 use super::ConfigError;
+use crate::HumanDuration;
 
-/// How device health is judged.
-#[derive(Clone, Debug, Default, Deserialize)]
+const DEFAULT_COMMS_FAILURES: u32 = 3;
+const DEFAULT_DOWN_HOLD: HumanDuration = HumanDuration::from_secs(0);
+const DEFAULT_UP_HOLD: HumanDuration = HumanDuration::from_secs(10);
+
+/// The largest `comms_failures` accepted: more would hide a dead device for
+/// a long time even at fast poll rates.
+pub const MAX_COMMS_FAILURES: u32 = 1000;
+/// The longest `down_hold` / `up_hold` accepted.
+pub const MAX_HOLD: Duration = Duration::from_secs(24 * 3600);
+
+const fn default_comms_failures() -> u32 {
+    DEFAULT_COMMS_FAILURES
+}
+const fn default_down_hold() -> HumanDuration {
+    DEFAULT_DOWN_HOLD
+}
+const fn default_up_hold() -> HumanDuration {
+    DEFAULT_UP_HOLD
+}
+
+/// How device health is judged: when a device counts as unreachable, and
+/// how long a fault or a recovery must last before the state changes.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct HealthConfig {}
+pub struct HealthConfig {
+    /// Consecutive failed polls (timeout, transport or framing error on every
+    /// request of the poll) after which a device is Down with reason `comms`.
+    /// The Down interval starts at the first of those failed polls.
+    /// 1–1000; default `3`.
+    #[serde(default = "default_comms_failures")]
+    pub comms_failures: u32,
+    /// How long a fault rule must stay true (on consecutive reachable polls)
+    /// before an Up device goes Down with reason `rule:<name>`. The Down
+    /// interval starts when the rule first became true. `"0s"` (the default)
+    /// = at once.
+    #[serde(default = "default_down_hold")]
+    pub down_hold: HumanDuration,
+    /// How long a Down device must answer with no fault rule true before it
+    /// is Up again; a failed poll or a true rule restarts the wait. The Up
+    /// interval starts at the first good poll. Default `"10s"`.
+    #[serde(default = "default_up_hold")]
+    pub up_hold: HumanDuration,
+    /// `false` (the default): a Modbus exception answer proves the device is
+    /// reachable, so a poll whose only failures are exceptions is a good
+    /// poll. `true`: such a poll counts as a failed poll towards
+    /// `comms_failures` (for devices that answer exceptions when broken).
+    #[serde(default)]
+    pub exception_is_fault: bool,
+}
+
+impl Default for HealthConfig {
+    fn default() -> Self {
+        HealthConfig {
+            comms_failures: DEFAULT_COMMS_FAILURES,
+            down_hold: DEFAULT_DOWN_HOLD,
+            up_hold: DEFAULT_UP_HOLD,
+            exception_is_fault: false,
+        }
+    }
+}
 
 impl HealthConfig {
     /// Every problem in the section (paths like `health.comms_failures`).
     pub fn check(&self) -> Vec<ConfigError> {
-        Vec::new()
+        let mut errs = Vec::new();
+        if self.comms_failures == 0 {
+            errs.push(ConfigError::new(
+                "health.comms_failures",
+                "is 0; give the number of consecutive failed polls that make a device Down, e.g. 3",
+            ));
+        } else if self.comms_failures > MAX_COMMS_FAILURES {
+            errs.push(ConfigError::new(
+                "health.comms_failures",
+                format!(
+                    "{} is more than {MAX_COMMS_FAILURES}; a dead device would stay Up for too long, give e.g. 3",
+                    self.comms_failures
+                ),
+            ));
+        }
+        for (path, hold) in [
+            ("health.down_hold", self.down_hold),
+            ("health.up_hold", self.up_hold),
+        ] {
+            if hold.get() > MAX_HOLD {
+                errs.push(ConfigError::new(
+                    path,
+                    format!("{hold} is longer than 24h; give a shorter hold, e.g. \"30s\""),
+                ));
+            }
+        }
+        errs
+    }
+
+    /// `down_hold` in milliseconds.
+    pub fn down_hold_ms(&self) -> i64 {
+        duration_ms(self.down_hold.get())
+    }
+
+    /// `up_hold` in milliseconds.
+    pub fn up_hold_ms(&self) -> i64 {
+        duration_ms(self.up_hold.get())
+    }
+}
+
+/// A duration in whole milliseconds, saturating at `i64::MAX`.
+fn duration_ms(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Deserialize)]
+    struct Wrapper {
+        #[serde(default)]
+        health: HealthConfig,
+    }
+
+    fn parse(text: &str) -> Result<HealthConfig, String> {
+        toml::from_str::<Wrapper>(text)
+            .map(|w| w.health)
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn an_absent_section_gives_the_documented_defaults() {
+        let cfg = parse("").unwrap();
+        assert_eq!(cfg, HealthConfig::default());
+        assert_eq!(cfg.comms_failures, 3);
+        assert_eq!(cfg.down_hold_ms(), 0);
+        assert_eq!(cfg.up_hold_ms(), 10_000);
+        assert!(!cfg.exception_is_fault);
+        assert!(cfg.check().is_empty());
+    }
+
+    #[test]
+    fn every_key_is_read() {
+        let cfg = parse(
+            "[health]\ncomms_failures = 5\ndown_hold = \"30s\"\nup_hold = \"1m\"\nexception_is_fault = true\n",
+        )
+        .unwrap();
+        assert_eq!(cfg.comms_failures, 5);
+        assert_eq!(cfg.down_hold_ms(), 30_000);
+        assert_eq!(cfg.up_hold_ms(), 60_000);
+        assert!(cfg.exception_is_fault);
+    }
+
+    #[test]
+    fn unknown_keys_and_bare_numbers_are_refused() {
+        let err = parse("[health]\ncomms_failure = 5\n").unwrap_err();
+        assert!(err.contains("unknown field"), "{err}");
+        let err = parse("[health]\nup_hold = 10\n").unwrap_err();
+        assert!(err.contains("no unit"), "{err}");
+    }
+
+    #[test]
+    fn check_reports_every_problem_with_its_path() {
+        let cfg = HealthConfig {
+            comms_failures: 0,
+            down_hold: HumanDuration::from_secs(2 * 24 * 3600),
+            up_hold: HumanDuration::from_secs(25 * 3600),
+            exception_is_fault: false,
+        };
+        let paths: Vec<String> = cfg.check().into_iter().map(|e| e.path).collect();
+        assert_eq!(
+            paths,
+            [
+                "health.comms_failures",
+                "health.down_hold",
+                "health.up_hold"
+            ]
+        );
+        let too_many = HealthConfig {
+            comms_failures: 1001,
+            ..HealthConfig::default()
+        };
+        let errs = too_many.check();
+        assert_eq!(errs.len(), 1);
+        assert!(errs[0].message.contains("1001"), "{}", errs[0].message);
     }
 }
