@@ -125,7 +125,7 @@ impl TicketsConfig {
             {
                 errs.push(ConfigError::new(
                     what,
-                    format!("{d} is longer than a year; give a shorter duration"),
+                    "is longer than a year; give a shorter duration",
                 ));
             }
         }
