@@ -82,7 +82,8 @@
 //! one [`HardAlarm`] with the point's name at the poll's time, at once (no
 //! debounce), whatever the device's state; alarms start inactive, so an
 //! alarm already active at start is announced on the first poll that reads
-//! it. Bad samples leave the alarm as it was. Alarms and availability are
+//! it, unless the caller seeded it with [`Health::restore_alarm`] (from the
+//! store, after a restart). Bad samples leave the alarm as it was. Alarms and availability are
 //! separate: an alarm does not make a device Down unless one of its rules
 //! says so (maintenance suppression is the ticket layer's business).
 //! Within one call, alarm events come before the transition.
@@ -587,6 +588,31 @@ impl Health {
     /// The id of device `device`, if the index is known.
     pub fn device_id(&self, device: usize) -> Option<&str> {
         self.devices.get(device).map(|d| d.id.as_str())
+    }
+
+    /// The index of the device with id `id`.
+    pub fn index_of(&self, id: &str) -> Option<usize> {
+        self.devices.iter().position(|d| d.id == id)
+    }
+
+    /// Seeds the alarm state of a critical point without emitting anything,
+    /// e.g. from the store after a restart, so that an alarm still active is
+    /// not announced a second time. Returns false (and changes nothing) when
+    /// the device or point is unknown or the point is not critical.
+    pub fn restore_alarm(&mut self, device: usize, point: &str, active: bool) -> bool {
+        let Some(dev) = self.devices.get_mut(device) else {
+            return false;
+        };
+        let Some(i) = dev.names.iter().position(|n| n == point) else {
+            return false;
+        };
+        match (dev.critical.get(i), dev.alarm_active.get_mut(i)) {
+            (Some(true), Some(slot)) => {
+                *slot = active;
+                true
+            }
+            _ => false,
+        }
     }
 
     /// The critical points of `device` whose alarm is active now, by name.

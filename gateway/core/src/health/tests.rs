@@ -680,3 +680,79 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    #[test]
+    fn whatever_came_before_the_state_ends_up_following_the_polls(
+        comms in 1u32..5,
+        down_hold in 0u64..8,
+        up_hold in 0u64..8,
+        steps in proptest::collection::vec((step(), 0i64..6_000), 0..80),
+    ) {
+        let mut h = health(&cfg(comms, down_hold, up_hold));
+        let mut t = 0i64;
+        for (s, dt) in steps {
+            t += dt;
+            match s {
+                Step::Good { fault, pressure_low } => {
+                    h.observe(&good(t, fault, if pressure_low { 1.0 } else { 3.0 }, true));
+                }
+                Step::AlarmPoll { fault, leak } => { h.observe(&alarm_poll(t, fault, leak)); }
+                Step::Timeout | Step::LinkDown => { h.observe(&timeout(t)); }
+                Step::Exception => { h.observe(&failed(t, FailureKind::Exception { code: 2 })); }
+                Step::Enter(w) => { h.set_maintenance(0, Some(&format!("w{w}")), t); }
+                Step::Leave => { h.set_maintenance(0, None, t); }
+                Step::Tick => { h.tick(t); }
+            }
+        }
+        h.set_maintenance(0, None, t);
+        // Healthy polls for longer than the up hold: Up.
+        for _ in 0..=up_hold + 1 {
+            t += 1_000;
+            h.observe(&good(t, false, 3.0, true));
+        }
+        h.tick(t);
+        prop_assert_eq!(h.status(0).state, Up);
+        // A fault for longer than the down hold: Down by that rule.
+        for _ in 0..=down_hold + 1 {
+            t += 1_000;
+            h.observe(&good(t, true, 3.0, true));
+        }
+        h.tick(t);
+        prop_assert_eq!(h.status(0).state, Down);
+        prop_assert_eq!(h.status(0).reason, Some("rule:fault".to_owned()));
+        // Healthy again, then silent: comms Down after `comms` failures.
+        for _ in 0..=up_hold + 1 {
+            t += 1_000;
+            h.observe(&good(t, false, 3.0, true));
+        }
+        h.tick(t);
+        prop_assert_eq!(h.status(0).state, Up);
+        for _ in 0..comms {
+            t += 1_000;
+            h.observe(&timeout(t));
+        }
+        prop_assert_eq!(h.status(0).state, Down);
+        prop_assert_eq!(h.status(0).reason, Some("comms".to_owned()));
+    }
+}
+
+#[test]
+fn a_restored_alarm_is_not_announced_again_but_its_clearing_is() {
+    let mut h = health(&cfg(3, 0, 0));
+    assert_eq!(h.index_of("pump-2"), Some(1));
+    assert_eq!(h.index_of("nope"), None);
+    assert!(h.restore_alarm(0, "leak", true));
+    assert!(
+        !h.restore_alarm(0, "pressure", true),
+        "not a critical point"
+    );
+    assert!(!h.restore_alarm(0, "nope", true));
+    assert!(!h.restore_alarm(5, "leak", true));
+    assert_eq!(h.active_alarms(0), ["leak"]);
+    assert_eq!(alarms(&h.observe(&alarm_poll(0, false, true))), []);
+    assert_eq!(
+        alarms(&h.observe(&alarm_poll(500, false, false))),
+        [("leak", false, 500)]
+    );
+}
