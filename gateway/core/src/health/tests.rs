@@ -756,3 +756,45 @@ fn a_restored_alarm_is_not_announced_again_but_its_clearing_is() {
         [("leak", false, 500)]
     );
 }
+
+/// Every profile shipped in `config/profiles`, as `load` wants them.
+fn shipped_profiles() -> BTreeMap<String, (String, String)> {
+    macro_rules! profiles {
+        ($($name:literal),*) => {
+            [$(($name, include_str!(concat!("../../../../config/profiles/", $name, ".toml")))),*]
+        };
+    }
+    profiles!(
+        "breaker-di8",
+        "elevator-status",
+        "fan-coil",
+        "fire-panel",
+        "leak-sensor",
+        "lighting-relay",
+        "meter-sdm630",
+        "pressure-transmitter",
+        "pump-vfd",
+        "spd-monitor"
+    )
+    .into_iter()
+    .map(|(n, text)| (n.to_owned(), (format!("{n}.toml"), text.to_owned())))
+    .collect()
+}
+
+#[test]
+fn every_shipped_configuration_builds_a_health_machine() {
+    let env = |name: &str| Some(format!("{}:502", name.to_lowercase()));
+    for (file, text) in [
+        ("demo.toml", include_str!("../../../../config/demo.toml")),
+        (
+            "tower-a.toml",
+            include_str!("../../../../config/examples/tower-a.toml"),
+        ),
+    ] {
+        let resolved = crate::config::load::load(file, text, &shipped_profiles(), &env)
+            .unwrap_or_else(|e| panic!("{file}: {e:?}"));
+        let h = Health::new(&resolved.devices, &resolved.raw.health, 0)
+            .unwrap_or_else(|e| panic!("{file}: {e}"));
+        assert_eq!(h.len(), resolved.devices.len());
+    }
+}
