@@ -10,11 +10,11 @@
 //! # States
 //!
 //! ```text
-//!            ack             resolve              close / tick (close_after)
-//!   Open ─────────▶ Acknowledged ─────▶ Resolved ─────────────────────▶ Closed
-//!     └──────────── resolve ─────────────▲  │                              │
-//!     ▲                                     │ same fault within rework_period
-//!     └──────────────── Reopened ◀──────────┴──────────────────────────────┘
+//!   Open ──ack──▶ Acknowledged ──resolve──▶ Resolved ──close / close_after──▶ Closed
+//!    │ ▲                                    ▲   │                              │
+//!    │ │                                    │   │  the same fault within       │
+//!    │ └────────── Reopened ◀───────────────┼───┴──── rework_period ◀──────────┘
+//!    └──────────────── resolve ─────────────┘
 //! ```
 //!
 //! - A person acknowledges (`Open` only) and resolves (`Open` or
@@ -528,7 +528,6 @@ impl TicketBook {
     /// longer be reopened.
     pub fn tick(&mut self, now_ms: UnixMs) -> Vec<TicketEvent> {
         let close_after = duration_ms(self.cfg.close_after());
-        let rework = duration_ms(self.cfg.rework_period.get());
         let mut events = Vec::new();
         for t in self.tickets.values_mut() {
             if t.state != TicketState::Resolved {
@@ -542,12 +541,8 @@ impl TicketBook {
                 events.push(close_ticket(t, AUTO, "自动关闭", due));
             }
         }
-        self.tickets.retain(|_, t| {
-            t.state != TicketState::Closed
-                || t.resolved
-                    .as_ref()
-                    .is_some_and(|s| s.at_ms.saturating_add(rework) > now_ms)
-        });
+        let cfg = &self.cfg;
+        self.tickets.retain(|_, t| still_needed(t, cfg, now_ms));
         events
     }
 
@@ -699,6 +694,18 @@ impl TicketBook {
         }
         events
     }
+}
+
+/// Whether a ticket still belongs in a [`TicketBook`] at `now_ms`: it is not
+/// closed, or its latest resolution is younger than the rework period (it
+/// can still be reopened). The engine and the CLI load these from the store
+/// (a superset is fine: [`TicketBook::tick`] forgets the rest).
+pub fn still_needed(t: &Ticket, cfg: &TicketsConfig, now_ms: UnixMs) -> bool {
+    let rework = duration_ms(cfg.rework_period.get());
+    t.state != TicketState::Closed
+        || t.resolved
+            .as_ref()
+            .is_some_and(|s| s.at_ms.saturating_add(rework) > now_ms)
 }
 
 fn step(by: &str, at_ms: UnixMs, note: &str) -> Step {

@@ -686,3 +686,20 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn only_active_resolved_and_recently_resolved_closed_tickets_are_still_needed() {
+    let cfg = TicketsConfig::default();
+    let mut b = book();
+    let t0 = sh("2026-12-01 09:00");
+    let open = below(&mut b, PUMP, t0).remove(0).ticket;
+    b.resolve(1, "张工", "", t0 + HOUR).unwrap();
+    let closed = b
+        .close(1, "张工", "", t0 + 2 * HOUR)
+        .unwrap()
+        .remove(0)
+        .ticket;
+    assert!(still_needed(&open, &cfg, t0 + 100 * DAY));
+    assert!(still_needed(&closed, &cfg, t0 + HOUR + 7 * DAY - 1));
+    assert!(!still_needed(&closed, &cfg, t0 + HOUR + 7 * DAY));
+}
