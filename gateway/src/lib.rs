@@ -13,3 +13,4 @@ pub mod logging;
 pub mod output;
 pub mod run;
 pub mod south;
+pub mod store;

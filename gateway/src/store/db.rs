@@ -1,0 +1,366 @@
+//! Opening the database, the schema and its migrations, transactions, and
+//! the small per-gateway values (heartbeat, message sequence).
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use gateway_core::state::UnixMs;
+use rusqlite::{Connection, OptionalExtension, params};
+
+use super::StoreError;
+
+/// The database file's name inside the data directory.
+pub const DB_FILE: &str = "gateway.db";
+
+/// How long a statement waits for another process's write lock before
+/// failing with `SQLITE_BUSY`.
+pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Schema migrations, in order: `MIGRATIONS[i]` takes `user_version` from
+/// `i` to `i + 1`. Append only; never edit a released step.
+const MIGRATIONS: &[&str] = &[
+    // 1: issue #3 — ledger, heartbeat, tickets, commands, windows, devices.
+    "
+    CREATE TABLE meta (
+        key   TEXT PRIMARY KEY,
+        value INTEGER NOT NULL
+    ) WITHOUT ROWID;
+
+    CREATE TABLE intervals (
+        id      INTEGER PRIMARY KEY,
+        device  TEXT    NOT NULL,
+        state   TEXT    NOT NULL,
+        reason  TEXT,
+        from_ms INTEGER NOT NULL,
+        to_ms   INTEGER,              -- NULL: the open interval
+        CHECK (to_ms IS NULL OR to_ms > from_ms)
+    );
+    CREATE UNIQUE INDEX intervals_one_open ON intervals (device) WHERE to_ms IS NULL;
+    CREATE INDEX intervals_by_device ON intervals (device, from_ms);
+    CREATE INDEX intervals_by_time ON intervals (from_ms);
+
+    CREATE TABLE tickets (
+        id          INTEGER PRIMARY KEY,
+        device      TEXT    NOT NULL,
+        kind        TEXT    NOT NULL,
+        severity    TEXT    NOT NULL,
+        state       TEXT    NOT NULL,
+        opened_ms   INTEGER NOT NULL,
+        deadline_ms INTEGER NOT NULL,
+        resolved_ms INTEGER,
+        updated_ms  INTEGER NOT NULL,
+        json        TEXT    NOT NULL
+    );
+    CREATE INDEX tickets_by_state ON tickets (state);
+    CREATE INDEX tickets_by_device ON tickets (device, kind);
+    CREATE INDEX tickets_by_update ON tickets (updated_ms);
+
+    CREATE TABLE ticket_events (
+        id     INTEGER PRIMARY KEY AUTOINCREMENT,
+        ticket INTEGER NOT NULL,
+        kind   TEXT    NOT NULL,
+        at_ms  INTEGER NOT NULL,
+        json   TEXT    NOT NULL
+    );
+    CREATE INDEX ticket_events_by_ticket ON ticket_events (ticket);
+
+    CREATE TABLE commands (
+        id       INTEGER PRIMARY KEY AUTOINCREMENT,
+        json     TEXT    NOT NULL,
+        finished INTEGER NOT NULL DEFAULT 0,
+        ok       INTEGER,
+        result   TEXT
+    );
+    CREATE INDEX commands_pending ON commands (id) WHERE finished = 0;
+
+    CREATE TABLE windows (
+        seq  INTEGER PRIMARY KEY AUTOINCREMENT,
+        id   TEXT    NOT NULL UNIQUE,
+        json TEXT    NOT NULL
+    );
+
+    CREATE TABLE devices (
+        id                TEXT PRIMARY KEY,
+        name_zh           TEXT NOT NULL,
+        name_en           TEXT NOT NULL,
+        class             TEXT NOT NULL,
+        threshold_percent REAL NOT NULL
+    ) WITHOUT ROWID;
+    ",
+];
+
+/// The schema version this build writes (`PRAGMA user_version`).
+pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// How hard a commit is pushed to the disk (`PRAGMA synchronous`). See the
+/// module documentation for what a power cut can cost with each.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Durability {
+    /// `synchronous = NORMAL`: the WAL is synced at checkpoints only. A
+    /// power cut may lose the last transactions committed since the last
+    /// checkpoint sync; the database never corrupts. The default: the
+    /// recovery at the next start turns the lost stretch into `Unknown`.
+    #[default]
+    Normal,
+    /// `synchronous = FULL`: the WAL is synced at every commit; a committed
+    /// transaction survives a power cut. Costs one fsync per write.
+    Full,
+}
+
+/// The gateway's SQLite database (see the module documentation). One
+/// `Store` is one connection; several (the engine, a CLI) may be open on the
+/// same file at once.
+#[derive(Debug)]
+pub struct Store {
+    pub(super) conn: Connection,
+    path: PathBuf,
+}
+
+impl Store {
+    /// Opens (creating the directory and the file when needed)
+    /// `<data_dir>/gateway.db` with [`Durability::Normal`].
+    pub fn open(data_dir: &Path) -> Result<Store, StoreError> {
+        Store::open_with(data_dir, Durability::Normal)
+    }
+
+    /// Opens `<data_dir>/gateway.db`, creating it when needed, in WAL mode
+    /// with the given durability, a 5 s busy timeout, and the schema
+    /// migrated to [`SCHEMA_VERSION`].
+    pub fn open_with(data_dir: &Path, durability: Durability) -> Result<Store, StoreError> {
+        std::fs::create_dir_all(data_dir).map_err(|source| StoreError::Dir {
+            path: data_dir.to_path_buf(),
+            source,
+        })?;
+        let path = data_dir.join(DB_FILE);
+        let conn = Connection::open(&path).map_err(|source| StoreError::Open {
+            path: path.clone(),
+            source,
+        })?;
+        Store::setup(conn, path, durability)
+    }
+
+    /// Opens the database of a gateway that has run before; never creates
+    /// anything. [`StoreError::Missing`] when there is none (the CLI's
+    /// "no gateway has run with this data_dir yet").
+    pub fn open_existing(data_dir: &Path) -> Result<Store, StoreError> {
+        let path = data_dir.join(DB_FILE);
+        if !path.is_file() {
+            return Err(StoreError::Missing {
+                dir: data_dir.to_path_buf(),
+                file: path,
+            });
+        }
+        let conn = Connection::open_with_flags(
+            &path,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE
+                | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX
+                | rusqlite::OpenFlags::SQLITE_OPEN_URI,
+        )
+        .map_err(|source| StoreError::Open {
+            path: path.clone(),
+            source,
+        })?;
+        Store::setup(conn, path, Durability::Normal)
+    }
+
+    fn setup(conn: Connection, path: PathBuf, durability: Durability) -> Result<Store, StoreError> {
+        let open_err = |source| StoreError::Open {
+            path: path.clone(),
+            source,
+        };
+        conn.busy_timeout(BUSY_TIMEOUT).map_err(open_err)?;
+        let mode: String = conn
+            .pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))
+            .map_err(open_err)?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(StoreError::Open {
+                path: path.clone(),
+                source: rusqlite::Error::InvalidParameterName(format!(
+                    "journal_mode stayed {mode:?} (WAL needs a local file system)"
+                )),
+            });
+        }
+        let sync = match durability {
+            Durability::Normal => "NORMAL",
+            Durability::Full => "FULL",
+        };
+        conn.pragma_update(None, "synchronous", sync)
+            .map_err(open_err)?;
+        conn.pragma_update(None, "foreign_keys", "ON")
+            .map_err(open_err)?;
+        let store = Store { conn, path };
+        store.migrate()?;
+        Ok(store)
+    }
+
+    /// Brings the schema to [`SCHEMA_VERSION`], one step per transaction;
+    /// two processes opening a fresh file at once serialise on the write lock.
+    fn migrate(&self) -> Result<(), StoreError> {
+        loop {
+            let done = self.write(|c| {
+                let found: i64 = c.pragma_query_value(None, "user_version", |r| r.get(0))?;
+                if found > SCHEMA_VERSION {
+                    return Err(StoreError::SchemaTooNew {
+                        path: self.path.clone(),
+                        found,
+                        supported: SCHEMA_VERSION,
+                    });
+                }
+                let Some(step) = usize::try_from(found).ok().and_then(|i| MIGRATIONS.get(i)) else {
+                    return Ok(true);
+                };
+                c.execute_batch(step)?;
+                c.pragma_update(None, "user_version", found + 1)?;
+                Ok(false)
+            })?;
+            if done {
+                return Ok(());
+            }
+        }
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Runs `f` as one write transaction: `BEGIN IMMEDIATE` (the write lock
+    /// is taken first, so a read-then-write never fails half way on a
+    /// concurrent writer) at the top level, a savepoint inside
+    /// [`transaction`](Self::transaction). Rolled back when `f` fails.
+    pub(super) fn write<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let c = &self.conn;
+        let top = c.is_autocommit();
+        c.execute_batch(if top {
+            "BEGIN IMMEDIATE"
+        } else {
+            "SAVEPOINT store_write"
+        })?;
+        let out = f(c);
+        let end = match (&out, top) {
+            (Ok(_), true) => c.execute_batch("COMMIT"),
+            (Ok(_), false) => c.execute_batch("RELEASE store_write"),
+            (Err(_), true) => c.execute_batch("ROLLBACK"),
+            (Err(_), false) => c.execute_batch("ROLLBACK TO store_write; RELEASE store_write"),
+        };
+        match (out, end) {
+            (Ok(v), Ok(())) => Ok(v),
+            (Ok(_), Err(e)) => {
+                // A failed COMMIT (e.g. busy) leaves the transaction open.
+                if top && !c.is_autocommit() {
+                    let _ = c.execute_batch("ROLLBACK");
+                }
+                Err(e.into())
+            }
+            (Err(e), _) => Err(e),
+        }
+    }
+
+    /// Runs `f` inside one `BEGIN IMMEDIATE` transaction: everything it does
+    /// through the store commits together or not at all, and no other
+    /// writer (another CLI, the engine) interleaves. Used by the CLI to load
+    /// tickets, apply a command and save the result atomically.
+    pub fn transaction<T, E: From<StoreError>>(
+        &mut self,
+        f: impl FnOnce(&mut Store) -> Result<T, E>,
+    ) -> Result<T, E> {
+        if !self.conn.is_autocommit() {
+            return f(self);
+        }
+        self.conn
+            .execute_batch("BEGIN IMMEDIATE")
+            .map_err(StoreError::from)?;
+        match f(self) {
+            Ok(v) => match self.conn.execute_batch("COMMIT") {
+                Ok(()) => Ok(v),
+                Err(e) => {
+                    let _ = self.conn.execute_batch("ROLLBACK");
+                    Err(StoreError::from(e).into())
+                }
+            },
+            Err(e) => {
+                let _ = self.conn.execute_batch("ROLLBACK");
+                Err(e)
+            }
+        }
+    }
+
+    /// Records that the gateway is alive at `now_ms` (the engine calls this
+    /// every few seconds; recovery closes open intervals at the last one).
+    pub fn heartbeat(&self, now_ms: UnixMs) -> Result<(), StoreError> {
+        self.write(|c| set_meta(c, META_HEARTBEAT, now_ms))
+    }
+
+    /// The last recorded heartbeat, if any gateway ever recorded one.
+    pub fn last_heartbeat(&self) -> Result<Option<UnixMs>, StoreError> {
+        get_meta(&self.conn, META_HEARTBEAT)
+    }
+
+    /// Reserves `n` values of the per-gateway message sequence and returns
+    /// the first (values `first..first + n` are the caller's). Starts at 1;
+    /// strictly increasing across calls, handles and restarts.
+    pub fn reserve_seq(&self, n: u64) -> Result<u64, StoreError> {
+        let n = i64::try_from(n).map_err(|_| StoreError::TooLarge {
+            what: "sequence reservation",
+            value: n,
+        })?;
+        let first = self.write(|c| {
+            let first = get_meta(c, META_SEQ)?.unwrap_or(1);
+            let next = first.checked_add(n).ok_or(StoreError::TooLarge {
+                what: "message sequence",
+                value: u64::try_from(first).unwrap_or(0),
+            })?;
+            set_meta(c, META_SEQ, next)?;
+            Ok(first)
+        })?;
+        Ok(u64::try_from(first).unwrap_or(0))
+    }
+}
+
+/// Meta key of the last heartbeat.
+const META_HEARTBEAT: &str = "heartbeat_ms";
+/// Meta key of the next free message sequence value.
+const META_SEQ: &str = "next_seq";
+
+fn get_meta(c: &Connection, key: &str) -> Result<Option<i64>, StoreError> {
+    Ok(
+        c.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+            .optional()?,
+    )
+}
+
+fn set_meta(c: &Connection, key: &str, value: i64) -> Result<(), StoreError> {
+    c.execute(
+        "INSERT INTO meta (key, value) VALUES (?1, ?2)
+         ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        params![key, value],
+    )?;
+    Ok(())
+}
+
+/// A u64 id as SQLite's i64.
+pub(super) fn sql_id(what: &'static str, id: u64) -> Result<i64, StoreError> {
+    i64::try_from(id).map_err(|_| StoreError::TooLarge { what, value: id })
+}
+
+/// JSON text of a value to store.
+pub(super) fn to_json<T: serde::Serialize>(
+    what: &'static str,
+    v: &T,
+) -> Result<String, StoreError> {
+    serde_json::to_string(v).map_err(|source| StoreError::Encode { what, source })
+}
+
+/// A stored JSON value back.
+pub(super) fn from_json<T: serde::de::DeserializeOwned>(
+    what: impl FnOnce() -> String,
+    text: &str,
+) -> Result<T, StoreError> {
+    serde_json::from_str(text).map_err(|e| StoreError::Corrupt {
+        what: what(),
+        reason: e.to_string(),
+    })
+}

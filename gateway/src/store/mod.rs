@@ -1,0 +1,95 @@
+//! Durable state of the gateway: one SQLite database (rusqlite, bundled) at
+//! `<data_dir>/gateway.db`, shared by the running gateway and the CLI.
+//!
+//! # What is stored
+//!
+//! | table | rows | written by |
+//! |---|---|---|
+//! | `intervals` | the availability ledger: (device, state, reason, from, to); `to` is NULL for each device's one open interval | the engine ([`Store::record_transition`], [`Store::recover`]) |
+//! | `meta` | last heartbeat, next message sequence value | the engine |
+//! | `tickets` | every ticket, whole as JSON, beside the indexed columns the queries filter on (id, device, kind, severity, state, opened, deadline, resolved, last change) | the engine, or the CLI when no gateway runs |
+//! | `ticket_events` | append-only log of ticket events (JSON), row id = position | same |
+//! | `commands` | queue from the CLI to the running gateway, with each outcome | CLI enqueues, engine finishes |
+//! | `windows` | maintenance windows added at run time (JSON) | engine or CLI |
+//! | `devices` | id, names, class, threshold of the configured devices | the engine at start |
+//!
+//! Tickets, events, commands and windows are stored as JSON text of the core
+//! types, so a new field in those types needs no migration (serde defaults).
+//! The schema version is `PRAGMA user_version`; [`Store::open`] applies the
+//! missing migration steps in order, each in its own transaction, and
+//! refuses a database written by a newer build ([`StoreError::SchemaTooNew`]).
+//!
+//! # Ledger invariants
+//!
+//! Per device: at most one open interval (a partial unique index enforces
+//! it), intervals never overlap, and from the device's first interval on
+//! they leave no hole — each transition closes the open interval exactly
+//! where the next one opens. [`Store::record_transition`] refuses (changing
+//! nothing) a transition whose `from` is not the open state or whose time is
+//! before the open interval's start. No interval is empty: a transition at
+//! the very start of the open interval replaces it.
+//!
+//! # Crash recovery
+//!
+//! The engine records a heartbeat every few seconds. At start,
+//! [`Store::recover`] closes each open interval at the last heartbeat (the
+//! last moment the gateway is known to have watched the device) and opens an
+//! `Unknown` interval with reason `gateway_down` from there: the outage
+//! counts as lost coverage, never as Up or Down. It is idempotent: open
+//! `gateway_down` intervals are left as they are, so a crash during start-up
+//! or a second call neither loses nor doubles an interval.
+//!
+//! # Durability and power cuts
+//!
+//! The database runs in WAL mode. With the default [`Durability::Normal`]
+//! (`synchronous = NORMAL`) a commit is written to the WAL but synced to the
+//! disk only at checkpoints: a power cut (not a process crash — a crash
+//! loses nothing committed) can roll back the transactions committed since
+//! the last checkpoint sync, typically the last second or so of heartbeats,
+//! transitions and ticket changes. The database itself never corrupts, and
+//! the lost stretch is covered by recovery: it becomes part of the
+//! `gateway_down` gap. A ticket opened in that stretch is opened again when
+//! its condition is seen again after the restart; a person's ack or resolve
+//! committed in it is lost and must be repeated (the CLI shows the state).
+//! [`Durability::Full`] (`synchronous = FULL`, via [`Store::open_with`])
+//! syncs every commit instead, for one fsync per write.
+//!
+//! # Concurrency
+//!
+//! Any number of [`Store`] handles (processes) may be open on one file:
+//! readers never block and see every committed write; writers serialise on
+//! SQLite's write lock, waiting up to [`BUSY_TIMEOUT`]. Every write method
+//! is one `BEGIN IMMEDIATE` transaction (the lock is taken before the first
+//! read, so a read-modify-write never fails half way), and
+//! [`Store::transaction`] groups several into one. The ticket book lives in
+//! the engine's memory, so the CLI does not change tickets behind a running
+//! gateway: it queues a [`Command`] and waits for the outcome; only when no
+//! gateway runs (no heartbeat for 15 s) does it apply the command itself,
+//! inside one [`Store::transaction`].
+
+mod commands;
+mod db;
+mod error;
+mod ledger;
+mod tickets;
+mod windows;
+
+#[cfg(test)]
+mod tests;
+
+pub use commands::Command;
+pub use db::{BUSY_TIMEOUT, DB_FILE, Durability, SCHEMA_VERSION, Store};
+pub use error::StoreError;
+pub use ledger::{OpenInterval, REASON_GATEWAY_DOWN};
+pub use tickets::TicketFilter;
+pub use windows::DeviceRow;
+
+/// The data directory of a configuration: `data_dir` as written when
+/// absolute, else relative to the configuration file's folder (as
+/// `profiles_dir` is), so that the gateway and a CLI started elsewhere agree.
+pub fn data_dir_of(config_file: &std::path::Path, data_dir: &str) -> std::path::PathBuf {
+    let base = config_file
+        .parent()
+        .unwrap_or_else(|| std::path::Path::new("."));
+    crate::files::resolve_dir(base, data_dir)
+}
