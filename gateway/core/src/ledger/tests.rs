@@ -551,6 +551,9 @@ fn the_worked_example_of_the_availability_doc_holds() {
     assert_eq!(f.mttr_ms, Some(HOUR + 45 * MIN));
     assert_eq!(f.coverage, Some(716.0 / 720.0));
     assert_eq!(format!("{:.2}", f.coverage.unwrap() * 100.0), "99.44");
+    // Not up ÷ window, which would count maintenance and the outage as down.
+    let naive = f.totals.up_ms as f64 / (to - from) as f64;
+    assert_eq!(format!("{:.2}", naive * 100.0), "98.68");
 
     // pump-2: one fault, across the gateway outage
     let f = device_figures(&pump2, from, to);
@@ -623,6 +626,8 @@ fn the_worked_example_of_the_availability_doc_holds() {
     assert_eq!(format!("{:.2}", intact * 100.0), "99.62");
     let class = class_figures(&[&pump1, &pump2], from, to);
     assert_eq!(class.availability, Some(1424.5 / 1430.0));
+    assert_eq!(format!("{:.3}", class.availability.unwrap() * 100.0), "99.615");
+    assert_eq!(format!("{:.3}", intact * 100.0), "99.616");
     assert_eq!(class.incidents, 3);
     assert_eq!(class.downtime_ms, 5 * HOUR + 30 * MIN);
     assert_eq!(class.mttr_ms, Some(HOUR + 50 * MIN));
