@@ -8,10 +8,11 @@
 //!
 //! # Intervals
 //!
-//! Every state change of a device closes its open [`Interval`] and opens the
-//! next one: a device's intervals never overlap and, from its first interval
-//! on, leave no hole (a gateway outage is an `Unknown` interval, reason
-//! `gateway_down`). Intervals are half-open, `[from_ms, to_ms)`.
+//! Every state change of a device closes its open
+//! [`Interval`](crate::state::Interval) and opens the next one: a device's
+//! intervals never overlap and, from its first interval on, leave no hole
+//! (a gateway outage is an `Unknown` interval, reason `gateway_down`).
+//! Intervals are half-open, `[from_ms, to_ms)`.
 //!
 //! # Figures over a window `[from, to)` ([`totals`], [`device_figures`])
 //!
@@ -81,7 +82,9 @@
 //! window already smooths, and a dip below that soon follows is a duplicate
 //! the ticket book absorbs). `None` availability (no data, or coverage below
 //! `availability.min_coverage`, see [`Totals::availability_if_covered`])
-//! changes nothing.
+//! changes nothing. The side is not persisted: after a restart the engine
+//! marks devices whose availability ticket is still open or resolved with
+//! [`ThresholdWatch::set_below`], so that no false rework is reported.
 
 mod figures;
 mod history;

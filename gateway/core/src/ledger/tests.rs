@@ -462,6 +462,23 @@ fn exactly_at_the_threshold_is_not_below() {
 }
 
 #[test]
+fn a_device_marked_below_after_a_restart_reports_no_new_crossing() {
+    let mut w = ThresholdWatch::new();
+    w.set_below("p", true);
+    assert_eq!(w.check("p", Some(0.9), 98.0), None);
+    assert!(matches!(
+        w.check("p", Some(0.99), 98.0),
+        Some(Crossing::Recovered { .. })
+    ));
+    w.set_below("p", true);
+    w.set_below("p", false);
+    assert!(matches!(
+        w.check("p", Some(0.9), 98.0),
+        Some(Crossing::Below { .. })
+    ));
+}
+
+#[test]
 fn with_hysteresis_a_device_recovers_only_above_the_margin() {
     let mut w = ThresholdWatch::with_hysteresis(0.5);
     assert!(matches!(
@@ -626,7 +643,10 @@ fn the_worked_example_of_the_availability_doc_holds() {
     assert_eq!(format!("{:.2}", intact * 100.0), "99.62");
     let class = class_figures(&[&pump1, &pump2], from, to);
     assert_eq!(class.availability, Some(1424.5 / 1430.0));
-    assert_eq!(format!("{:.3}", class.availability.unwrap() * 100.0), "99.615");
+    assert_eq!(
+        format!("{:.3}", class.availability.unwrap() * 100.0),
+        "99.615"
+    );
     assert_eq!(format!("{:.3}", intact * 100.0), "99.616");
     assert_eq!(class.incidents, 3);
     assert_eq!(class.downtime_ms, 5 * HOUR + 30 * MIN);

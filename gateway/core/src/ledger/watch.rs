@@ -95,6 +95,19 @@ impl ThresholdWatch {
         self.below.contains(device)
     }
 
+    /// Sets the device's side without reporting a crossing: after a restart
+    /// the watch starts with every device above, so a device still below
+    /// whose availability ticket is open, or resolved and not yet closed,
+    /// should be marked below — else its next check reports `Below` again
+    /// and the ticket book takes it for a new fault (a false rework).
+    pub fn set_below(&mut self, device: &str, below: bool) {
+        if below {
+            self.below.insert(device.to_owned());
+        } else {
+            self.below.remove(device);
+        }
+    }
+
     /// Forgets a device (removed from the configuration): it starts above again.
     pub fn forget(&mut self, device: &str) {
         self.below.remove(device);
