@@ -29,6 +29,9 @@ fn main() -> ExitCode {
             Command::Scan(a) => cli::scan(a).await,
             Command::Simulate(a) => cli::simulate(a).await,
             Command::Demo(a) => cli::demo(a).await,
+            Command::Tickets(a) => cli::tickets(a).await,
+            Command::Maintenance(a) => cli::maintenance(a).await,
+            Command::Status(a) => cli::status(a),
         }
     });
     ExitCode::from(code)

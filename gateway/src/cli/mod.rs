@@ -2,10 +2,13 @@
 
 mod check;
 mod demo;
+mod maintenance;
 mod read;
 mod run;
 mod scan;
 mod simulate;
+mod status;
+mod tickets;
 
 use std::path::PathBuf;
 
@@ -13,10 +16,13 @@ use clap::{Parser, Subcommand};
 
 pub use check::check;
 pub use demo::{DemoArgs, demo};
+pub use maintenance::{MaintenanceArgs, MaintenanceCommand, maintenance};
 pub use read::{ReadArgs, read};
 pub use run::{RunArgs, run};
 pub use scan::{ScanArgs, scan};
 pub use simulate::{SimulateArgs, simulate};
+pub use status::{StatusArgs, run_status as status};
+pub use tickets::{TicketsArgs, TicketsCommand, tickets};
 
 /// Exit code for a configuration or usage error (EX_USAGE, sysexits.h).
 pub const EXIT_CONFIG: u8 = 64;
@@ -59,6 +65,12 @@ pub enum Command {
     Simulate(SimulateArgs),
     /// Simulated building + gateway in one process, values shown live (nothing to install).
     Demo(DemoArgs),
+    /// Fault tickets: list, show, ack, resolve, close.
+    Tickets(TicketsArgs),
+    /// Planned maintenance windows: add, list, remove.
+    Maintenance(MaintenanceArgs),
+    /// Each device's state and availability against its target.
+    Status(StatusArgs),
 }
 
 /// Prints every configuration error, one per line, with a count.

@@ -4,7 +4,11 @@
 //! the CLI enqueues a [`Command`], the engine applies it (about once a
 //! second) and records the outcome, and the CLI waits for that outcome.
 
-use gateway_core::maintenance::Window;
+use chrono_tz::Tz;
+use gateway_core::config::TicketsConfig;
+use gateway_core::maintenance::{MaintenanceError, Window, check_windows};
+use gateway_core::state::UnixMs;
+use gateway_core::tickets::{Action, TicketBook, TicketError, TicketEvent};
 use rusqlite::{OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 
@@ -138,6 +142,158 @@ impl Store {
             Some((true, Some(true), text)) => Some(Ok(text.unwrap_or_default())),
             Some((true, _, text)) => Some(Err(text.unwrap_or_default())),
             _ => None,
+        })
+    }
+}
+
+/// Why a command was refused; nothing was changed. Its text is the outcome
+/// the sender sees.
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError {
+    /// The ticket book refused (no such ticket, wrong state, no actor).
+    #[error(transparent)]
+    Ticket(#[from] TicketError),
+    /// The new window does not fit with the others (each error names them).
+    #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+    Windows(Vec<MaintenanceError>),
+    /// No stored window has this id.
+    #[error("no maintenance window {0:?} was added with `gateway maintenance add`")]
+    NoWindow(String),
+    /// The window comes from the configuration file.
+    #[error(
+        "maintenance window {0:?} is in the configuration file; remove its [[maintenance]] entry there"
+    )]
+    ConfigWindow(String),
+    /// The database failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl Command {
+    /// For a ticket command: (ticket id, action, by, note).
+    pub fn ticket_action(&self) -> Option<(u64, Action, &str, &str)> {
+        match self {
+            Command::Ack { id, by, note } => Some((*id, Action::Acknowledge, by, note)),
+            Command::Resolve { id, by, note } => Some((*id, Action::Resolve, by, note)),
+            Command::Close { id, by, note } => Some((*id, Action::Close, by, note)),
+            Command::AddWindow(_) | Command::RemoveWindow { .. } => None,
+        }
+    }
+}
+
+/// Applies a ticket command to the book: the events to save and the
+/// outcome for the sender (`ticket #12 acknowledged by 张工`). `None` for a
+/// window command. Shared by the engine and the CLI of a stopped gateway.
+pub fn apply_ticket_command(
+    book: &mut TicketBook,
+    cmd: &Command,
+    now_ms: UnixMs,
+) -> Option<Result<(Vec<TicketEvent>, String), TicketError>> {
+    let (id, action, by, note) = cmd.ticket_action()?;
+    let events = match action {
+        Action::Acknowledge => book.ack(id, by, note, now_ms),
+        Action::Resolve => book.resolve(id, by, note, now_ms),
+        Action::Close => book.close(id, by, note, now_ms),
+    };
+    Some(events.map(|ev| (ev, format!("ticket #{id} {action} by {}", by.trim()))))
+}
+
+/// Checks that `new` fits with the configured and stored windows: the
+/// problems `check_windows` finds in the combined list that it does not
+/// find without `new`.
+pub fn check_new_window(
+    configured: &[Window],
+    stored: &[Window],
+    new: &Window,
+) -> Result<(), CommandError> {
+    let mut all: Vec<Window> = configured.iter().chain(stored).cloned().collect();
+    let before = check_windows(&all);
+    all.push(new.clone());
+    let fresh: Vec<MaintenanceError> = check_windows(&all)
+        .into_iter()
+        .filter(|e| !before.contains(e))
+        .collect();
+    if fresh.is_empty() {
+        Ok(())
+    } else {
+        Err(CommandError::Windows(fresh))
+    }
+}
+
+/// Applies a window command to the stored windows (checked against the
+/// configured ones): the outcome for the sender. `None` for a ticket
+/// command. The caller reloads [`Store::windows`] afterwards.
+pub fn apply_window_command(
+    store: &Store,
+    configured: &[Window],
+    cmd: &Command,
+) -> Option<Result<String, CommandError>> {
+    let result = match cmd {
+        Command::AddWindow(w) => store
+            .windows()
+            .map_err(CommandError::from)
+            .and_then(|stored| {
+                check_new_window(configured, &stored, w)?;
+                store.add_window(w)?;
+                Ok(format!("maintenance window {:?} added", w.id))
+            }),
+        Command::RemoveWindow { id } => {
+            if configured.iter().any(|w| &w.id == id) {
+                Err(CommandError::ConfigWindow(id.clone()))
+            } else {
+                match store.remove_window(id) {
+                    Ok(true) => Ok(format!("maintenance window {id:?} removed")),
+                    Ok(false) => Err(CommandError::NoWindow(id.clone())),
+                    Err(e) => Err(e.into()),
+                }
+            }
+        }
+        _ => return None,
+    };
+    Some(result)
+}
+
+impl Store {
+    /// Applies a command as a stopped gateway would, in one `BEGIN
+    /// IMMEDIATE` transaction (the CLI's path when no gateway runs): a
+    /// ticket command through a `TicketBook` loaded with
+    /// [`tickets_for_book`](Self::tickets_for_book), its events saved; a
+    /// window command through [`apply_window_command`]. Returns the outcome
+    /// for the sender; on error nothing changed.
+    pub fn apply_command_locally(
+        &mut self,
+        cfg: &TicketsConfig,
+        tz: Tz,
+        configured_windows: &[Window],
+        cmd: &Command,
+        now_ms: UnixMs,
+    ) -> Result<String, CommandError> {
+        self.transaction(|s| {
+            if let Some(r) = apply_window_command(s, configured_windows, cmd) {
+                return r;
+            }
+            let tickets = s.tickets_for_book(cfg, now_ms)?;
+            let mut book = TicketBook::new(cfg, tz, tickets, s.next_ticket_id()?);
+            match apply_ticket_command(&mut book, cmd, now_ms) {
+                Some(Ok((events, text))) => {
+                    s.save_ticket_events(&events)?;
+                    Ok(text)
+                }
+                Some(Err(TicketError::Unknown(id))) => {
+                    // Closed long ago: still a state error, not "no such ticket".
+                    match (s.ticket(id)?, cmd.ticket_action()) {
+                        (Some(t), Some((_, action, _, _))) => Err(TicketError::WrongState {
+                            id,
+                            state: t.state,
+                            action,
+                        }
+                        .into()),
+                        _ => Err(TicketError::Unknown(id).into()),
+                    }
+                }
+                Some(Err(e)) => Err(e.into()),
+                None => Ok(String::new()),
+            }
         })
     }
 }

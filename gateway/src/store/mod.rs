@@ -77,7 +77,9 @@ mod windows;
 #[cfg(test)]
 mod tests;
 
-pub use commands::Command;
+pub use commands::{
+    Command, CommandError, apply_ticket_command, apply_window_command, check_new_window,
+};
 pub use db::{BUSY_TIMEOUT, DB_FILE, Durability, SCHEMA_VERSION, Store};
 pub use error::StoreError;
 pub use ledger::{OpenInterval, REASON_GATEWAY_DOWN};
