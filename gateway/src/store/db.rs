@@ -173,12 +173,7 @@ impl Store {
             .pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))
             .map_err(open_err)?;
         if !mode.eq_ignore_ascii_case("wal") {
-            return Err(StoreError::Open {
-                path: path.clone(),
-                source: rusqlite::Error::InvalidParameterName(format!(
-                    "journal_mode stayed {mode:?} (WAL needs a local file system)"
-                )),
-            });
+            return Err(StoreError::NoWal { path, mode });
         }
         let sync = match durability {
             Durability::Normal => "NORMAL",

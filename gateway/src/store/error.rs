@@ -33,6 +33,17 @@ pub enum StoreError {
         /// Why.
         source: rusqlite::Error,
     },
+    /// SQLite would not switch the database to WAL mode (a network or
+    /// read-only file system); concurrent CLI and gateway need it.
+    #[error(
+        "the database {path} stays in journal mode {mode:?}, not WAL; put data_dir on a local, writable file system"
+    )]
+    NoWal {
+        /// The database file.
+        path: PathBuf,
+        /// The journal mode SQLite kept.
+        mode: String,
+    },
     /// The database was written by a newer gateway with a schema this one
     /// does not know; upgrade the gateway (never downgrade over a data dir).
     #[error(

@@ -234,11 +234,16 @@ impl Store {
         to_ms: UnixMs,
         now_ms: UnixMs,
     ) -> Result<Vec<Interval>, StoreError> {
-        let mut stmt = self.conn.prepare(
+        // Two statements, so that a device's query uses (device, from_ms).
+        let mut stmt = self.conn.prepare_cached(if device.is_some() {
             "SELECT device, state, reason, from_ms, COALESCE(to_ms, ?4) FROM intervals
-             WHERE (?1 IS NULL OR device = ?1) AND from_ms < ?3 AND (to_ms IS NULL OR to_ms > ?2)
-             ORDER BY device, from_ms",
-        )?;
+             WHERE device = ?1 AND from_ms < ?3 AND (to_ms IS NULL OR to_ms > ?2)
+             ORDER BY from_ms"
+        } else {
+            "SELECT device, state, reason, from_ms, COALESCE(to_ms, ?4) FROM intervals
+             WHERE ?1 IS NULL AND from_ms < ?3 AND (to_ms IS NULL OR to_ms > ?2)
+             ORDER BY device, from_ms"
+        })?;
         let rows = stmt.query_map(params![device, from_ms, to_ms, now_ms], |r| {
             Ok((
                 r.get::<_, String>(0)?,
