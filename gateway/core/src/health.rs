@@ -24,8 +24,10 @@
 //!
 //! # What a poll shows
 //!
-//! - An outcome with `requests == 0` (the link is down and being re-made;
-//!   nothing was asked) is ignored entirely.
+//! - An outcome with `requests == 0` and a failure (the link is down and
+//!   being re-made; nothing could be asked) is a **failed** poll: the
+//!   devices behind a dead link are unreachable, whoever is to blame. With
+//!   `requests == 0` and no failure (nothing to ask) it is ignored.
 //! - A poll is **failed** when every request failed with a timeout,
 //!   transport or framing error, or when its failure is a Modbus exception
 //!   and `exception_is_fault` is set. Otherwise the device answered: it is
@@ -452,7 +454,7 @@ impl Health {
     /// polls carry only alarm points.
     pub fn observe(&mut self, outcome: &PollOutcome) -> Vec<HealthEvent> {
         let mut out = Vec::new();
-        if outcome.requests == 0 {
+        if outcome.requests == 0 && outcome.failure.is_none() {
             return out;
         }
         let failed = self.is_failed(outcome);

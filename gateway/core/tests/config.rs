@@ -567,3 +567,33 @@ fn a_misspelt_boolean_in_a_health_hint_is_reported_with_its_position() {
         ]
     );
 }
+
+#[test]
+fn a_profile_rule_reading_a_point_the_device_disables_is_refused() {
+    let text = format!("{BASE}\n[device.points.outlet_pressure]\nenabled = false\n");
+    assert_eq!(
+        errors_of(&text),
+        vec![
+            r#"device "pump-1" health "low_pressure": profile "pump-vfd" rule "low_pressure" reads point "outlet_pressure", which this device disables; enable the point or disable the rule with `health = { low_pressure = "" }`"#
+        ]
+    );
+    // Disabling the rule too makes the device valid.
+    let text = format!(
+        "{BASE}health = {{ low_pressure = \"\" }}\n[device.points.outlet_pressure]\nenabled = false\n"
+    );
+    let r = load_with_real_profiles(&text).unwrap();
+    assert!(!r.devices[0].health.contains_key("low_pressure"));
+}
+
+#[test]
+fn maintenance_windows_are_checked_with_the_rest_of_the_file() {
+    let text = format!(
+        "{BASE}\n[[maintenance]]\nid = \"w1\"\ndevice = \"pump-9\"\nweekly = \"Tue 20:00-22:00\"\n"
+    );
+    let errs = errors_of(&text);
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert!(
+        errs[0].contains("maintenance[0].device") && errs[0].contains("no device \"pump-9\""),
+        "{errs:?}"
+    );
+}

@@ -390,6 +390,15 @@ pub fn validate(
         .into_iter()
         .chain(config.availability.check())
         .chain(config.tickets.check())
+        .chain(super::check_maintenance(
+            &config.maintenance,
+            &config.timezone,
+            &config
+                .devices
+                .iter()
+                .map(|d| d.id.as_str())
+                .collect::<Vec<_>>(),
+        ))
     {
         errs.push(e.path, e.message);
     }
@@ -626,6 +635,30 @@ fn merge_rules(
                     }
                 }
                 rules.insert(name.clone(), text.clone());
+            }
+        }
+    }
+    // Profile rules the device keeps must read points the device polls: a
+    // point disabled on this device leaves such a rule unable to decide.
+    if !points.is_empty() {
+        for (name, text) in &rules {
+            if dev.health.contains_key(name) {
+                continue;
+            }
+            let Ok(cond) = Condition::parse(text) else {
+                continue; // reported once, by the profile's own check
+            };
+            for p in cond.points() {
+                if !points.iter().any(|q| q.name == p) {
+                    errs.push(
+                        format!("{path} health {name:?}"),
+                        format!(
+                            "profile {:?} rule {name:?} reads point {p:?}, which this device disables; \
+                             enable the point or disable the rule with `health = {{ {name} = \"\" }}`",
+                            dev.profile
+                        ),
+                    );
+                }
             }
         }
     }

@@ -287,16 +287,34 @@ fn a_poll_where_only_some_requests_timed_out_shows_the_device_reachable() {
 }
 
 #[test]
-fn outcomes_with_no_request_are_ignored() {
-    let mut h = health(&cfg(1, 0, 0));
+fn a_dead_link_counts_as_failed_polls() {
+    let mut h = health(&cfg(3, 0, 0));
     h.observe(&good(0, false, 3.0, true));
     let mut link_down = timeout(1_000);
     link_down.requests = 0;
     link_down.failed_requests = 0;
-    for t in 0..5 {
+    link_down.failure = Some(FailureKind::Transport);
+    for t in 0..2 {
         link_down.ts_ms = 1_000 + t;
         assert!(h.observe(&link_down).is_empty());
     }
+    link_down.ts_ms = 1_002;
+    let ev = h.observe(&link_down);
+    assert_eq!(ev.len(), 1, "{ev:?}");
+    assert_eq!(h.status(0).state, Down);
+    assert_eq!(h.status(0).since_ms, 1_000);
+    assert_eq!(h.status(0).reason.as_deref(), Some("comms"));
+}
+
+#[test]
+fn outcomes_with_nothing_asked_and_no_failure_are_ignored() {
+    let mut h = health(&cfg(1, 0, 0));
+    h.observe(&good(0, false, 3.0, true));
+    let mut empty = good(1_000, false, 3.0, true);
+    empty.requests = 0;
+    empty.failed_requests = 0;
+    empty.samples.clear();
+    assert!(h.observe(&empty).is_empty());
     assert_eq!(h.status(0).state, Up);
 }
 
