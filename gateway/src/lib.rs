@@ -8,6 +8,7 @@
 //! - [`cli`]: the subcommands of the `gateway` binary.
 
 pub mod cli;
+pub mod engine;
 pub mod files;
 pub mod logging;
 pub mod output;

@@ -28,7 +28,8 @@ pub fn bad_reason_name(r: BadReason) -> String {
     }
 }
 
-/// One JSON object (a single line) describing a poll outcome.
+/// One JSON object (a single line) describing a poll outcome, with
+/// `"type": "poll"` (engine events on the same stream have their own type).
 ///
 /// `points` holds every point read (null when no value could be decoded);
 /// `quality` lists only the points whose quality is not good, with why.
@@ -49,6 +50,7 @@ pub fn outcome_json_line(cfg: &Resolved, o: &PollOutcome) -> String {
         }
     }
     let line = json!({
+        "type": "poll",
         "ts": o.ts_ms,
         "site": cfg.site,
         "gateway": cfg.gateway,

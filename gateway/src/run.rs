@@ -1,19 +1,49 @@
-//! The gateway's main loop: buses → poll outcomes → sinks.
+//! The gateway's main loop: buses → poll outcomes → the core engine → sinks.
 //!
-//! Until the core (health, ledger, tickets) and the north side (MQTT,
-//! InfluxDB) exist, outcomes go to a caller-supplied sink: `run --stdout`
-//! writes them as JSON lines, `demo` shows them in a table.
+//! Every outcome goes to the [`Engine`] (health, ledger, tickets; stored
+//! before announced) when there is one, and to a caller-supplied sink with
+//! what the engine stored: `run --stdout` writes outcomes as JSON lines,
+//! `demo` shows a table. Until the north side (MQTT, InfluxDB) exists, the
+//! sink is where announcements go.
+//!
+//! The engine's database writes are synchronous and short (SQLite in WAL
+//! mode, no fsync per commit by default: tens to hundreds of microseconds,
+//! a few per second at most in steady state); they run on this loop's task,
+//! on the gateway's single runtime thread, well inside any Modbus timeout.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use gateway_core::config::Resolved;
 use gateway_core::model::{FailureKind, PollClass, PollOutcome};
+use gateway_core::state::UnixMs;
 use tokio::sync::mpsc;
+use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 
+use crate::engine::{CoreEvent, Engine};
 use crate::south::{self, BusHandle};
+
+/// How often the engine's clock ticks (windows, holds, thresholds,
+/// deadlines, commands, heartbeat).
+pub const ENGINE_TICK: Duration = Duration::from_secs(1);
+
+/// What the sink is given.
+#[derive(Clone, Copy, Debug)]
+pub enum Event<'a> {
+    /// A device poll.
+    Poll(&'a PollOutcome),
+    /// Something the engine stored: a transition, an alarm, a ticket change.
+    Core(&'a CoreEvent),
+}
+
+/// Wall-clock now in Unix milliseconds.
+pub fn unix_now_ms() -> UnixMs {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
 
 /// Outcomes waiting between the buses and the consumer. Bounded: a slow
 /// consumer slows the buses down rather than growing memory.
@@ -56,11 +86,15 @@ pub struct RunSummary {
 
 /// Polls every bus of `cfg` until `shutdown` is cancelled (or, in `once`
 /// mode, until every device has a final answer), giving each outcome to
-/// `sink`. Returns `false` from the sink to stop early (e.g. stdout closed).
+/// the engine, if any, and to `sink` with what the engine stored. `engine`
+/// comes with the events of its start ([`Engine::open`]), given to the sink
+/// first. Return `false` from the sink to stop early (e.g. stdout closed).
+/// On the way out the engine is stopped cleanly (last heartbeat).
 pub async fn run(
     cfg: &Resolved,
     opts: RunOptions,
-    mut sink: impl FnMut(&PollOutcome) -> bool,
+    engine: Option<(Engine, Vec<CoreEvent>)>,
+    mut sink: impl FnMut(Event<'_>) -> bool,
     shutdown: CancellationToken,
 ) -> RunSummary {
     let (tx, mut rx) = mpsc::channel(OUTCOME_QUEUE);
@@ -74,6 +108,17 @@ pub async fn run(
         "polling started"
     );
     let mut summary = RunSummary::default();
+    let mut engine = match engine {
+        Some((e, startup)) => {
+            for ev in &startup {
+                sink(Event::Core(ev));
+            }
+            Some(e)
+        }
+        None => None,
+    };
+    let mut engine_tick = tokio::time::interval(ENGINE_TICK);
+    engine_tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut once = OnceTracker::new(cfg.devices.len(), opts.once_attempts.max(1));
     let mut stats = if opts.stats_every.is_zero() {
         None
@@ -92,19 +137,40 @@ pub async fn run(
                 None => std::future::pending::<()>().await,
             }
         };
+        let engine_due = async {
+            if engine.is_some() {
+                engine_tick.tick().await;
+            } else {
+                std::future::pending::<()>().await;
+            }
+        };
         tokio::select! {
             _ = shutdown.cancelled() => break,
             _ = tick => log_stats(&buses),
+            _ = engine_due => {
+                if let Some(e) = engine.as_mut()
+                    && !announce(&mut sink, e.tick(unix_now_ms()))
+                {
+                    break;
+                }
+            }
             o = rx.recv() => {
                 let Some(o) = o else { break };
                 summary.outcomes += 1;
                 if opts.once {
                     if let Some(final_outcome) = once.offer(o) {
-                        if !sink(&final_outcome) { break; }
+                        if !sink(Event::Poll(&final_outcome)) { break; }
                         if once.all_done() { break; }
                     }
-                } else if !sink(&o) {
-                    break;
+                } else {
+                    if let Some(e) = engine.as_mut()
+                        && !announce(&mut sink, e.observe(&o))
+                    {
+                        break;
+                    }
+                    if !sink(Event::Poll(&o)) {
+                        break;
+                    }
                 }
             }
         }
@@ -112,6 +178,9 @@ pub async fn run(
     buses_stop.cancel();
     for b in buses {
         let _ = b.task.await;
+    }
+    if let Some(e) = engine.as_mut() {
+        announce(&mut sink, e.stop(unix_now_ms()));
     }
     if opts.once {
         for (i, d) in cfg.devices.iter().enumerate() {
@@ -126,6 +195,11 @@ pub async fn run(
         }
     }
     summary
+}
+
+/// Gives stored events to the sink; false when it wants to stop.
+fn announce(sink: &mut impl FnMut(Event<'_>) -> bool, events: Vec<CoreEvent>) -> bool {
+    events.iter().all(|ev| sink(Event::Core(ev)))
 }
 
 fn log_stats(buses: &[BusHandle]) {

@@ -217,3 +217,70 @@ pub fn run_with_timeout(
     let stderr = t_err.join().unwrap_or_default();
     Ok((status.code(), stdout, stderr))
 }
+
+impl Proc {
+    /// Kills the process with SIGKILL (no chance to clean up) and reaps it.
+    pub fn kill9(&mut self) -> Result<()> {
+        let pid = self.child.id().to_string();
+        Command::new("kill")
+            .args(["-KILL", &pid])
+            .status()
+            .context("running kill")?;
+        self.child.wait().context("reaping the killed process")?;
+        Ok(())
+    }
+}
+
+/// A minimal HTTP/1.1 request on loopback (no client crate needed): returns
+/// the status code and the body.
+pub fn http(method: &str, addr: &str, path: &str, body: &str) -> Result<(u16, String)> {
+    use std::io::{Read, Write};
+    let mut s =
+        std::net::TcpStream::connect(addr).with_context(|| format!("connecting to {addr}"))?;
+    s.set_read_timeout(Some(Duration::from_secs(10)))?;
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )?;
+    let mut resp = String::new();
+    s.read_to_string(&mut resp)?;
+    let status = resp
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .with_context(|| format!("not an HTTP answer: {resp:?}"))?;
+    let body = resp
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    Ok((status, body))
+}
+
+/// Environment that moves the demo building onto free ports, a private pty
+/// link, a free control port (returned) and a private data folder.
+pub fn demo_env(dir: &Path) -> (Vec<(String, String)>, String) {
+    let control = format!("127.0.0.1:{}", free_port());
+    (
+        vec![
+            (
+                "BMS_DEMO_TCP_POWER".into(),
+                format!("127.0.0.1:{}", free_port()),
+            ),
+            (
+                "BMS_DEMO_TCP_BAS".into(),
+                format!("127.0.0.1:{}", free_port()),
+            ),
+            (
+                "BMS_DEMO_RTU".into(),
+                dir.join("rs485-1").display().to_string(),
+            ),
+            ("BMS_DEMO_SIM_CONTROL".into(), control.clone()),
+            (
+                "BMS_DATA_DIR".into(),
+                dir.join("data").display().to_string(),
+            ),
+        ],
+        control,
+    )
+}

@@ -6,7 +6,7 @@
 use std::process::Command;
 use std::time::Duration;
 
-use bms_e2e::{Proc, bin, free_port, run_with_timeout, workspace_root};
+use bms_e2e::{Proc, bin, demo_env, run_with_timeout, workspace_root};
 
 #[test]
 fn check_accepts_the_demo_and_prints_the_plan() {
@@ -96,28 +96,10 @@ fn check_points_at_line_and_column_of_a_syntax_error() {
     assert!(err.contains("broken.toml:2:11"), "{err}");
 }
 
-/// Environment that moves the demo building onto free ports and a private pty link.
-fn demo_env(dir: &std::path::Path) -> Vec<(String, String)> {
-    vec![
-        (
-            "BMS_DEMO_TCP_POWER".into(),
-            format!("127.0.0.1:{}", free_port()),
-        ),
-        (
-            "BMS_DEMO_TCP_BAS".into(),
-            format!("127.0.0.1:{}", free_port()),
-        ),
-        (
-            "BMS_DEMO_RTU".into(),
-            dir.join("rs485-1").display().to_string(),
-        ),
-    ]
-}
-
 #[test]
 fn run_once_reads_every_demo_device_from_the_simulator() {
     let dir = tempfile::tempdir().unwrap();
-    let env = demo_env(dir.path());
+    let (env, _) = demo_env(dir.path());
     let demo = workspace_root().join("config/demo.toml");
     let mut sim = Proc::spawn(
         "gateway simulate",
@@ -133,7 +115,6 @@ fn run_once_reads_every_demo_device_from_the_simulator() {
         Command::new(bin("gateway"))
             .args(["run", "--once", "--stdout", "--config"])
             .arg(&demo)
-            .env("BMS_DATA_DIR", dir.path())
             .envs(env),
         Duration::from_secs(60),
     )
@@ -170,7 +151,7 @@ fn run_once_reads_every_demo_device_from_the_simulator() {
 #[test]
 fn scan_finds_exactly_the_simulated_units_and_read_decodes_one() {
     let dir = tempfile::tempdir().unwrap();
-    let env = demo_env(dir.path());
+    let (env, _) = demo_env(dir.path());
     let demo = workspace_root().join("config/demo.toml");
     let mut sim = Proc::spawn(
         "gateway simulate",

@@ -2,6 +2,7 @@
 //! process, with the decoded values shown live. Nothing to install, nothing
 //! to configure: every port is picked free on loopback.
 
+use std::collections::{BTreeMap, VecDeque};
 use std::fmt::Write as _;
 use std::io::{IsTerminal, Write as _};
 use std::path::PathBuf;
@@ -9,11 +10,14 @@ use std::time::{Duration, Instant};
 
 use gateway_core::config::{BusKind, Resolved};
 use gateway_core::model::{PollClass, PollOutcome, Value};
+use gateway_core::state::DeviceState;
+use gateway_core::tickets::{Ticket, TicketState};
 use gateway_sim::SimOptions;
 use tokio_util::sync::CancellationToken;
 
+use crate::engine::{CoreEvent, Engine};
 use crate::output::value_text;
-use crate::run::{RunOptions, run};
+use crate::run::{Event, RunOptions, run, unix_now_ms};
 
 /// Arguments of `gateway demo`.
 #[derive(Debug, clap::Args)]
@@ -27,6 +31,10 @@ pub struct DemoArgs {
     /// Stop after this many seconds (default: run until Ctrl-C).
     #[arg(long)]
     pub seconds: Option<u64>,
+    /// Keep the ledger and tickets in this folder (default: a temporary
+    /// folder removed at exit).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
 }
 
 const fn default_demo_config() -> &'static str {
@@ -74,6 +82,31 @@ pub async fn demo(a: DemoArgs) -> u8 {
         sim.control_addr()
     );
 
+    let temp;
+    let data_dir = match &a.data_dir {
+        Some(d) => d.clone(),
+        None => match tempfile::Builder::new().prefix("bms-demo-").tempdir() {
+            Ok(t) => {
+                temp = t;
+                temp.path().to_path_buf()
+            }
+            Err(e) => {
+                eprintln!("gateway demo: cannot create a temporary data folder: {e}");
+                sim.shutdown().await;
+                return super::EXIT_UNAVAILABLE;
+            }
+        },
+    };
+    let engine = match Engine::open(&cfg, &data_dir, unix_now_ms()) {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("gateway demo: {e}");
+            sim.shutdown().await;
+            return super::EXIT_UNAVAILABLE;
+        }
+    };
+    println!("demo: ledger and tickets in {}\n", data_dir.display());
+
     let shutdown = CancellationToken::new();
     let stop = shutdown.clone();
     let limit = a.seconds.map(Duration::from_secs);
@@ -89,20 +122,19 @@ pub async fn demo(a: DemoArgs) -> u8 {
         }
         stop.cancel();
     });
-    let mut latest: Vec<Option<PollOutcome>> = vec![None; cfg.devices.len()];
+    let mut view = View::new(&cfg);
     let every = Duration::from_secs(a.every.max(1));
     let mut last_print = Instant::now();
     let tty = std::io::stdout().is_terminal();
     run(
         &cfg,
         RunOptions::default(),
-        |o| {
-            if o.class == PollClass::Full || latest[o.device].is_none() {
-                latest[o.device] = Some(o.clone());
-            }
+        Some(engine),
+        |ev| {
+            view.take(ev);
             if last_print.elapsed() >= every {
                 last_print = Instant::now();
-                let screen = render(&cfg, &latest);
+                let screen = view.render(&cfg);
                 let mut out = std::io::stdout().lock();
                 if tty {
                     let _ = write!(out, "\x1b[2J\x1b[H");
@@ -118,58 +150,185 @@ pub async fn demo(a: DemoArgs) -> u8 {
     0
 }
 
-/// One screen: a line per device with its state and key readings.
-fn render(cfg: &Resolved, latest: &[Option<PollOutcome>]) -> String {
-    let mut s = String::new();
-    let _ = writeln!(
-        s,
-        "{} / {}  ({} devices)",
-        cfg.site,
-        cfg.gateway,
-        cfg.devices.len()
-    );
-    let _ = writeln!(s, "{:<18} {:<22} {:<8} readings", "device", "name", "state");
-    for (i, d) in cfg.devices.iter().enumerate() {
-        let (state, readings) = match &latest[i] {
-            None => ("waiting".to_owned(), String::new()),
-            Some(o) => {
-                let state = match o.failure {
-                    None => "ok".to_owned(),
-                    Some(f) => f.to_string(),
-                };
-                let mut alarms = Vec::new();
-                let mut values = Vec::new();
-                for smp in &o.samples {
-                    let Some(p) = d.points.get(smp.point) else {
-                        continue;
-                    };
-                    match &smp.value {
-                        Some(Value::Bool(true)) if p.alarm => alarms.push(p.name.as_str()),
-                        Some(v @ (Value::Float(_) | Value::Int(_) | Value::UInt(_)))
-                            if values.len() < 3 && !p.unit.is_empty() =>
-                        {
-                            values.push(format!("{} {}", p.name, value_text(v, &p.unit)));
-                        }
-                        _ => {}
-                    }
+/// What the demo shows: the latest poll, state and open tickets.
+struct View {
+    latest: Vec<Option<PollOutcome>>,
+    state: BTreeMap<String, (DeviceState, Option<String>)>,
+    tickets: BTreeMap<u64, Ticket>,
+    log: VecDeque<String>,
+    tz: chrono_tz::Tz,
+}
+
+/// Lines of recent events kept on screen.
+const LOG_LINES: usize = 8;
+
+impl View {
+    fn new(cfg: &Resolved) -> View {
+        View {
+            latest: vec![None; cfg.devices.len()],
+            state: BTreeMap::new(),
+            tickets: BTreeMap::new(),
+            log: VecDeque::new(),
+            tz: gateway_core::ledger::parse_tz(&cfg.timezone).unwrap_or(chrono_tz::Asia::Shanghai),
+        }
+    }
+
+    fn take(&mut self, ev: Event<'_>) {
+        match ev {
+            Event::Poll(o) => {
+                if let Some(slot) = self.latest.get_mut(o.device)
+                    && (o.class == PollClass::Full || slot.is_none())
+                {
+                    *slot = Some(o.clone());
                 }
-                let mut r = values.join(", ");
-                if !alarms.is_empty() {
-                    let _ = write!(r, "  ALARM: {}", alarms.join(" "));
-                }
-                (state, r)
             }
-        };
+            Event::Core(CoreEvent::Transition(t)) => {
+                self.state
+                    .insert(t.device.clone(), (t.to, t.reason.clone()));
+                if t.from != t.to {
+                    self.push_log(
+                        t.at_ms,
+                        format!(
+                            "{} {} → {}{}",
+                            t.device,
+                            t.from,
+                            t.to,
+                            t.reason
+                                .as_deref()
+                                .map(|r| format!(" ({r})"))
+                                .unwrap_or_default()
+                        ),
+                    );
+                }
+            }
+            Event::Core(CoreEvent::Alarm(a)) => self.push_log(
+                a.at_ms,
+                format!(
+                    "{} alarm {} {}",
+                    a.device,
+                    a.point,
+                    if a.active { "ACTIVE" } else { "cleared" }
+                ),
+            ),
+            Event::Core(CoreEvent::Ticket(te)) => {
+                let t = &te.ticket;
+                self.push_log(
+                    te.at_ms,
+                    format!("ticket #{} {} {}: {}", t.id, te.kind, t.device, t.summary),
+                );
+                if t.state == TicketState::Closed {
+                    self.tickets.remove(&t.id);
+                } else {
+                    self.tickets.insert(t.id, t.clone());
+                }
+            }
+        }
+    }
+
+    fn push_log(&mut self, at_ms: i64, line: String) {
+        if self.log.len() == LOG_LINES {
+            self.log.pop_front();
+        }
+        self.log
+            .push_back(format!("{}  {line}", clock(self.tz, at_ms)));
+    }
+
+    /// One screen: a line per device with its state and key readings, the
+    /// tickets not closed, and the latest events.
+    fn render(&self, cfg: &Resolved) -> String {
+        let mut s = String::new();
         let _ = writeln!(
             s,
-            "{:<18} {} {:<8} {}",
-            d.id,
-            pad(&d.name_zh, 22),
-            state,
-            readings
+            "{} / {}  ({} devices)",
+            cfg.site,
+            cfg.gateway,
+            cfg.devices.len()
         );
+        let _ = writeln!(
+            s,
+            "{:<18} {:<22} {:<12} {:<9} readings",
+            "device", "name", "state", "poll"
+        );
+        for (i, d) in cfg.devices.iter().enumerate() {
+            let state = match self.state.get(&d.id) {
+                Some((DeviceState::Down, Some(r))) => {
+                    format!("down:{}", r.trim_start_matches("rule:"))
+                }
+                Some((st, _)) => st.to_string(),
+                None => "unknown".to_owned(),
+            };
+            let (poll, readings) = match &self.latest[i] {
+                None => ("waiting".to_owned(), String::new()),
+                Some(o) => {
+                    let poll = match o.failure {
+                        None => "ok".to_owned(),
+                        Some(f) => f.to_string(),
+                    };
+                    (poll, readings(d, o))
+                }
+            };
+            let _ = writeln!(
+                s,
+                "{:<18} {} {:<12} {:<9} {}",
+                d.id,
+                pad(&d.name_zh, 22),
+                state,
+                poll,
+                readings
+            );
+        }
+        let _ = writeln!(s, "\ntickets ({} not closed)", self.tickets.len());
+        for t in self.tickets.values() {
+            let _ = writeln!(
+                s,
+                "  #{:<4} {:<12} {:<9} {:<14} due {}  {}",
+                t.id,
+                t.state.as_str(),
+                t.severity.as_str(),
+                t.device,
+                clock(self.tz, t.deadline_ms),
+                t.summary
+            );
+        }
+        let _ = writeln!(s, "\nlatest events");
+        for l in &self.log {
+            let _ = writeln!(s, "  {l}");
+        }
+        s
     }
-    s
+}
+
+/// A device's key readings and active alarms.
+fn readings(d: &gateway_core::config::ResolvedDevice, o: &PollOutcome) -> String {
+    let mut alarms = Vec::new();
+    let mut values = Vec::new();
+    for smp in &o.samples {
+        let Some(p) = d.points.get(smp.point) else {
+            continue;
+        };
+        match &smp.value {
+            Some(Value::Bool(true)) if p.alarm => alarms.push(p.name.as_str()),
+            Some(v @ (Value::Float(_) | Value::Int(_) | Value::UInt(_)))
+                if values.len() < 3 && !p.unit.is_empty() =>
+            {
+                values.push(format!("{} {}", p.name, value_text(v, &p.unit)));
+            }
+            _ => {}
+        }
+    }
+    let mut r = values.join(", ");
+    if !alarms.is_empty() {
+        let _ = write!(r, "  ALARM: {}", alarms.join(" "));
+    }
+    r
+}
+
+/// `18:04:05` (or `11-27 18:04` on another day) in the site's zone.
+fn clock(tz: chrono_tz::Tz, ms: i64) -> String {
+    let Some(t) = chrono::DateTime::from_timestamp_millis(ms) else {
+        return ms.to_string();
+    };
+    t.with_timezone(&tz).format("%m-%d %H:%M:%S").to_string()
 }
 
 /// Pads (or cuts) a name to `cols` terminal columns; CJK characters take two.

@@ -6,8 +6,10 @@ use std::path::PathBuf;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
+use crate::engine::Engine;
 use crate::output::outcome_json_line;
-use crate::run::{RunOptions, run as run_loop};
+use crate::run::{Event, RunOptions, run as run_loop, unix_now_ms};
+use crate::store::data_dir_of;
 
 /// Arguments of `gateway run`.
 #[derive(Debug, clap::Args)]
@@ -15,7 +17,8 @@ pub struct RunArgs {
     /// The gateway configuration file.
     #[arg(long, short)]
     pub config: PathBuf,
-    /// Write one JSON line per device poll on stdout.
+    /// Write one JSON line per device poll (`"type":"poll"`) and per stored
+    /// engine event (`transition`, `alarm`, `ticket`) on stdout.
     #[arg(long)]
     pub stdout: bool,
     /// Poll every device once (up to 3 full polls until it answers cleanly),
@@ -31,6 +34,20 @@ pub async fn run(args: RunArgs) -> u8 {
         Err(errors) => {
             super::print_config_errors(&args.config, &errors);
             return super::EXIT_CONFIG;
+        }
+    };
+    // The engine (health, ledger, tickets) runs unless this is a one-shot read.
+    let engine = if args.once {
+        None
+    } else {
+        let data_dir = data_dir_of(&args.config, &cfg.data_dir);
+        match Engine::open(&cfg, &data_dir, unix_now_ms()) {
+            Ok(e) => Some(e),
+            Err(e) => {
+                error!(error = %e, "cannot start the engine");
+                eprintln!("gateway run: {e}");
+                return super::EXIT_UNAVAILABLE;
+            }
         }
     };
     let shutdown = CancellationToken::new();
@@ -50,11 +67,18 @@ pub async fn run(args: RunArgs) -> u8 {
     let summary = run_loop(
         &cfg,
         opts,
-        |o| {
+        engine,
+        |ev| {
             if !to_stdout {
                 return true;
             }
-            let line = outcome_json_line(&cfg, o);
+            let line = match ev {
+                Event::Poll(o) => outcome_json_line(&cfg, o),
+                Event::Core(c) => match serde_json::to_string(c) {
+                    Ok(l) => l,
+                    Err(_) => return true,
+                },
+            };
             // Flush per line: consumers (pipes, `jq`, tests) see each poll at once.
             match writeln!(out, "{line}").and_then(|_| out.flush()) {
                 Ok(()) => true,

@@ -1,0 +1,708 @@
+//! The core engine: poll outcomes → health → ledger → tickets, persisted in
+//! the [`Store`] before anything is announced (issue #3).
+//!
+//! The engine is synchronous and takes the time as an argument; the run
+//! loop ([`crate::run`]) feeds it every poll outcome ([`Engine::observe`])
+//! and calls [`Engine::tick`] about once a second with the wall clock. Each
+//! call returns the [`CoreEvent`]s that are now safely in the database, in
+//! the order they happened, for the north side to announce.
+//!
+//! # Start ([`Engine::open`])
+//!
+//! 1. Takes an exclusive lock on `<data_dir>/gateway.lock`: two gateways on
+//!    one data directory would write the same ledger.
+//! 2. Opens the database; finishes queued commands it cannot read.
+//! 3. **Recovery**: every interval left open by the previous run (a crash,
+//!    a power cut or a stop) is closed at the last heartbeat and an
+//!    `Unknown`/`gateway_down` interval opened there (`Store::recover`).
+//! 4. Opens an `Unknown`/`startup` interval at the start time for every
+//!    configured device (the gap closes here; until the first poll decides,
+//!    the device is Unknown because it has not been reached yet), records
+//!    the configured devices, and writes a heartbeat.
+//! 5. Loads the in-memory [`Ledger`] (the longest rolling window of history)
+//!    and the [`TicketBook`] (tickets not closed, or still within the rework
+//!    period). Devices with an availability ticket that is not closed are
+//!    marked below their threshold, and alarms of alarm tickets not yet
+//!    recovered are seeded as active, so a restart reports neither a new
+//!    fault nor a false rework.
+//!
+//! # Running
+//!
+//! - A **transition** from [`Health`] is written to the ledger
+//!   (`Store::record_transition`), applied to the in-memory ledger, then
+//!   given to the ticket book (a device back Up records the recovery of its
+//!   availability ticket).
+//! - A **hard alarm** opens (or reopens) a critical ticket at once, unless
+//!   the device is in planned maintenance; when a device leaves maintenance
+//!   with an alarm still active, the ticket opens then.
+//! - Every [`AVAILABILITY_EVERY`] the rolling availability of each device
+//!   not in maintenance is compared with its threshold; falling below opens
+//!   an ordinary availability ticket (when the window's coverage is at least
+//!   `availability.min_coverage`), unless the device has an active alarm
+//!   ticket: one fault, one ticket (the device then stays marked below, so
+//!   no availability ticket follows for the same dip).
+//! - Every tick: maintenance windows (configured and stored) are applied,
+//!   debounce holds expire, resolved tickets are closed when due, and the
+//!   commands queued by the CLI are applied and answered.
+//! - Every [`HEARTBEAT_EVERY`], when nothing is waiting to be written, a
+//!   heartbeat is written: it vouches that the ledger is complete up to then.
+//!
+//! # Nothing lost on a database fault
+//!
+//! Every write goes through one ordered queue. A write that fails (disk
+//! full, a lock held too long) stays at the head of the queue and is retried
+//! on the next tick; the events behind it wait, so nothing is announced
+//! before it is stored and the order is kept. No heartbeat is written while
+//! the queue is not empty, so a crash meanwhile turns the unwritten stretch
+//! into `gateway_down`. A write the database refuses as inconsistent (a
+//! bug, never a transient fault) is logged and dropped.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use chrono_tz::Tz;
+use gateway_core::config::Resolved;
+use gateway_core::health::{Health, HealthEvent, REASON_STARTUP};
+use gateway_core::ledger::{Crossing, Ledger, ThresholdWatch, parse_tz};
+use gateway_core::maintenance::{Window, active_window};
+use gateway_core::model::{DeviceClass, PollOutcome};
+use gateway_core::state::{DeviceState, HardAlarm, Interval, Transition, UnixMs};
+use gateway_core::tickets::{
+    DeviceRef, KIND_AVAILABILITY, TicketBook, TicketError, TicketEvent, TicketEventKind,
+    TicketState,
+};
+use serde::Serialize;
+use tracing::{error, info, warn};
+
+use crate::store::{
+    Command, DeviceRow, Store, StoreError, apply_ticket_command, apply_window_command,
+};
+
+#[cfg(test)]
+mod tests;
+
+/// How often a heartbeat is written (at most this much of a crash's gap
+/// was watched but is counted as `gateway_down`).
+pub const HEARTBEAT_EVERY: i64 = 5_000;
+/// How often rolling availability is compared with the thresholds.
+pub const AVAILABILITY_EVERY: i64 = 5_000;
+/// The lock file beside the database.
+pub const LOCK_FILE: &str = "gateway.lock";
+
+/// What the engine has stored and may now be announced.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum CoreEvent {
+    /// A device's state changed (an interval closed and the next opened).
+    Transition(Transition),
+    /// A critical point's alarm became active or cleared.
+    Alarm(HardAlarm),
+    /// A ticket changed; the snapshot is the ticket after the change
+    /// (boxed: a ticket with its history is large, and rare).
+    Ticket(Box<TicketEvent>),
+}
+
+/// Why the engine cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// The site's time zone is not known.
+    #[error("{0}")]
+    Timezone(String),
+    /// A fault rule cannot be built (validation should have caught it).
+    #[error("{0}")]
+    Health(#[from] gateway_core::health::HealthError),
+    /// The lock file cannot be created.
+    #[error("cannot create the lock file {path}: {source}")]
+    LockFile {
+        /// The lock file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Another gateway holds the data directory.
+    #[error(
+        "another gateway is running with the data directory {0} (it holds {LOCK_FILE}); stop it, or give this one another data_dir"
+    )]
+    Locked(PathBuf),
+    /// The database cannot be opened, recovered or loaded.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// One ordered write, and what it announces once stored.
+#[derive(Debug)]
+enum Pending {
+    Transition(Transition),
+    Tickets(Vec<TicketEvent>),
+    /// Not stored; waits its turn so that the order of announcements holds.
+    Alarm(HardAlarm),
+    /// A queued command's outcome, recorded after the events it caused.
+    Finish(i64, Result<String, String>),
+}
+
+/// A configured device as the engine needs it.
+#[derive(Clone, Debug)]
+struct Dev {
+    id: String,
+    class: DeviceClass,
+    threshold_percent: f64,
+    window_ms: i64,
+    /// The maintenance window the device is in now.
+    window: Option<String>,
+}
+
+/// The core engine; see the module doc.
+pub struct Engine {
+    store: Store,
+    _lock: File,
+    tz: Tz,
+    min_coverage: f64,
+    devices: Vec<Dev>,
+    health: Health,
+    ledger: Ledger,
+    watch: ThresholdWatch,
+    book: TicketBook,
+    configured_windows: Vec<Window>,
+    stored_windows: Vec<Window>,
+    queue: VecDeque<Pending>,
+    failing: bool,
+    last_heartbeat_ms: UnixMs,
+    last_availability_ms: UnixMs,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("store", &self.store.path())
+            .field("devices", &self.devices.len())
+            .field("queued_writes", &self.queue.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Engine {
+    /// Starts the engine for `cfg` with its database in `data_dir` (see the
+    /// module doc); returns the engine and the events of the recovery.
+    pub fn open(
+        cfg: &Resolved,
+        data_dir: &Path,
+        now_ms: UnixMs,
+    ) -> Result<(Engine, Vec<CoreEvent>), EngineError> {
+        let tz = parse_tz(&cfg.timezone).map_err(|e| EngineError::Timezone(e.to_string()))?;
+        let health = Health::new(&cfg.devices, &cfg.raw.health, now_ms)?;
+        let lock = lock_data_dir(data_dir)?;
+        let mut store = Store::open(data_dir)?;
+        let undecodable = store.fail_undecodable_commands()?;
+        if undecodable > 0 {
+            warn!(
+                commands = undecodable,
+                "queued commands written by another version were refused"
+            );
+        }
+
+        let mut events = Vec::new();
+        let recovered = store.recover(now_ms)?;
+        if let Some(t) = recovered.first() {
+            info!(
+                devices = recovered.len(),
+                since_ms = t.at_ms,
+                "recovered from an unclean stop: the gap counts as Unknown (gateway_down)"
+            );
+        }
+        events.extend(recovered.into_iter().map(CoreEvent::Transition));
+        let open: BTreeMap<String, (DeviceState, Option<String>, UnixMs)> = store
+            .open_intervals()?
+            .into_iter()
+            .map(|(d, s, r, f)| (d, (s, r, f)))
+            .collect();
+        let startups: Vec<Transition> = cfg
+            .devices
+            .iter()
+            .filter(|d| {
+                !matches!(open.get(&d.id), Some((DeviceState::Unknown, Some(r), _)) if r == REASON_STARTUP)
+            })
+            .map(|d| Transition {
+                device: d.id.clone(),
+                from: open.get(&d.id).map_or(DeviceState::Unknown, |o| o.0),
+                to: DeviceState::Unknown,
+                reason: Some(REASON_STARTUP.to_owned()),
+                at_ms: now_ms,
+            })
+            .collect();
+        store.transaction(|s| -> Result<(), StoreError> {
+            for t in &startups {
+                s.record_transition(t)?;
+            }
+            s.upsert_devices(&cfg.devices.iter().map(DeviceRow::of).collect::<Vec<_>>())?;
+            s.heartbeat(now_ms)
+        })?;
+        events.extend(startups.into_iter().map(CoreEvent::Transition));
+
+        let avail = &cfg.raw.availability;
+        let mut ledger = Ledger::new(avail.longest_rolling_window());
+        let keep_ms = i64::try_from(avail.longest_rolling_window().as_millis()).unwrap_or(i64::MAX);
+        let mut by_device: BTreeMap<String, Vec<Interval>> = BTreeMap::new();
+        for i in store.intervals(None, now_ms.saturating_sub(keep_ms), now_ms, now_ms)? {
+            by_device.entry(i.device.clone()).or_default().push(i);
+        }
+        let open: BTreeMap<String, (DeviceState, Option<String>, UnixMs)> = store
+            .open_intervals()?
+            .into_iter()
+            .map(|(d, s, r, f)| (d, (s, r, f)))
+            .collect();
+        for d in &cfg.devices {
+            ledger.load(
+                &d.id,
+                by_device.remove(&d.id).unwrap_or_default(),
+                open.get(&d.id).cloned(),
+            );
+        }
+
+        let tickets_cfg = &cfg.raw.tickets;
+        let book = TicketBook::new(
+            tickets_cfg,
+            tz,
+            store.tickets_for_book(tickets_cfg, now_ms)?,
+            store.next_ticket_id()?,
+        );
+        let mut watch = ThresholdWatch::new();
+        let mut health = health;
+        for t in book.tickets() {
+            if t.state == TicketState::Closed {
+                continue;
+            }
+            if t.kind == KIND_AVAILABILITY {
+                watch.set_below(&t.device, true);
+            } else if let Some(point) = t.kind.strip_prefix("alarm:")
+                && t.recovered_ms.is_none()
+                && let Some(i) = health.index_of(&t.device)
+            {
+                health.restore_alarm(i, point, true);
+            }
+        }
+
+        let configured_windows = cfg
+            .raw
+            .maintenance
+            .iter()
+            .filter_map(|c| Window::from_config(c, tz).ok())
+            .collect();
+        let stored_windows = store.windows()?;
+        let devices = cfg
+            .devices
+            .iter()
+            .map(|d| Dev {
+                id: d.id.clone(),
+                class: d.class,
+                threshold_percent: d.threshold_percent,
+                window_ms: avail.rolling_window_ms(d.class),
+                window: None,
+            })
+            .collect();
+        info!(
+            database = %store.path().display(),
+            open_tickets = book.tickets().filter(|t| t.state.is_active()).count(),
+            "ledger and tickets loaded"
+        );
+        let mut engine = Engine {
+            store,
+            _lock: lock,
+            tz,
+            min_coverage: avail.min_coverage,
+            devices,
+            health,
+            ledger,
+            watch,
+            book,
+            configured_windows,
+            stored_windows,
+            queue: VecDeque::new(),
+            failing: false,
+            last_heartbeat_ms: now_ms,
+            last_availability_ms: now_ms,
+        };
+        // Windows already active, tickets due while the gateway was off,
+        // commands queued meanwhile.
+        events.extend(engine.tick(now_ms));
+        Ok((engine, events))
+    }
+
+    /// Feeds one poll outcome; returns what is now stored.
+    pub fn observe(&mut self, outcome: &PollOutcome) -> Vec<CoreEvent> {
+        let events = self.health.observe(outcome);
+        self.handle_health(events);
+        self.flush()
+    }
+
+    /// The clock, about once a second: maintenance windows, debounce holds,
+    /// availability thresholds, ticket deadlines, queued commands and the
+    /// heartbeat. Returns what is now stored.
+    pub fn tick(&mut self, now_ms: UnixMs) -> Vec<CoreEvent> {
+        self.apply_windows(now_ms);
+        let events = self.health.tick(now_ms);
+        self.handle_health(events);
+        if now_ms.saturating_sub(self.last_availability_ms) >= AVAILABILITY_EVERY {
+            self.last_availability_ms = now_ms;
+            self.check_availability(now_ms);
+        }
+        let closed = self.book.tick(now_ms);
+        self.push_tickets(closed);
+        self.apply_commands(now_ms);
+        let out = self.flush();
+        if self.queue.is_empty() && now_ms.saturating_sub(self.last_heartbeat_ms) >= HEARTBEAT_EVERY
+        {
+            self.write_heartbeat(now_ms);
+        }
+        out
+    }
+
+    /// A clean stop: everything queued is written if the database lets it,
+    /// then a last heartbeat, so that the next start closes the intervals at
+    /// this moment. Returns what was stored.
+    pub fn stop(&mut self, now_ms: UnixMs) -> Vec<CoreEvent> {
+        let out = self.flush();
+        if self.queue.is_empty() {
+            self.write_heartbeat(now_ms);
+        } else {
+            error!(
+                writes = self.queue.len(),
+                "stopping with writes the database refused; the time since the last heartbeat will count as gateway_down"
+            );
+        }
+        out
+    }
+
+    /// The shown state of device `index` (file order of enabled devices).
+    pub fn status(&self, index: usize) -> gateway_core::health::DeviceStatus {
+        self.health.status(index)
+    }
+
+    /// The ticket book (tickets not closed, and recently closed ones).
+    pub fn book(&self) -> &TicketBook {
+        &self.book
+    }
+
+    /// Rolling availability (0–1) of device `index` at `now_ms`, if the
+    /// window holds Up or Down time.
+    pub fn rolling_availability(&self, index: usize, now_ms: UnixMs) -> Option<f64> {
+        let d = self.devices.get(index)?;
+        self.ledger
+            .totals(&d.id, now_ms.saturating_sub(d.window_ms), now_ms)
+            .availability()
+    }
+
+    /// Writes waiting because the database refused them for now.
+    pub fn queued_writes(&self) -> usize {
+        self.queue.len()
+    }
+
+    fn index_of(&self, id: &str) -> Option<usize> {
+        self.health.index_of(id)
+    }
+
+    fn in_maintenance(&self, index: usize) -> bool {
+        self.health.status(index).state == DeviceState::Maintenance
+    }
+
+    fn push_tickets(&mut self, events: Vec<TicketEvent>) {
+        if !events.is_empty() {
+            for ev in &events {
+                log_ticket(ev);
+            }
+            self.queue.push_back(Pending::Tickets(events));
+        }
+    }
+
+    /// Health events → ledger and tickets (queued in order).
+    fn handle_health(&mut self, events: Vec<HealthEvent>) {
+        for ev in events {
+            match ev {
+                HealthEvent::Alarm(alarm) => {
+                    let Some(i) = self.index_of(&alarm.device) else {
+                        continue;
+                    };
+                    if alarm.active {
+                        warn!(device = %alarm.device, point = %alarm.point, "hard alarm");
+                    } else {
+                        info!(device = %alarm.device, point = %alarm.point, "hard alarm cleared");
+                    }
+                    self.queue.push_back(Pending::Alarm(alarm.clone()));
+                    if alarm.active && self.in_maintenance(i) {
+                        info!(device = %alarm.device, "in planned maintenance: no ticket");
+                        continue;
+                    }
+                    let d = DeviceRef {
+                        id: &self.devices[i].id,
+                        class: self.devices[i].class,
+                    };
+                    let tickets = self.book.on_alarm(d, &alarm);
+                    self.push_tickets(tickets);
+                }
+                HealthEvent::Transition(t) => self.handle_transition(t),
+            }
+        }
+    }
+
+    fn handle_transition(&mut self, t: Transition) {
+        info!(
+            device = %t.device, from = %t.from, to = %t.to,
+            reason = t.reason.as_deref().unwrap_or(""), at_ms = t.at_ms,
+            "device state changed"
+        );
+        self.ledger.apply(&t);
+        let Some(i) = self.index_of(&t.device) else {
+            self.queue.push_back(Pending::Transition(t));
+            return;
+        };
+        let d = DeviceRef {
+            id: &self.devices[i].id,
+            class: self.devices[i].class,
+        };
+        let mut tickets = self.book.on_transition(d, &t);
+        // Leaving maintenance with an alarm still active: its ticket now.
+        if t.from == DeviceState::Maintenance {
+            let alarms: Vec<String> = self
+                .health
+                .active_alarms(i)
+                .into_iter()
+                .map(str::to_owned)
+                .collect();
+            for point in alarms {
+                let alarm = HardAlarm {
+                    device: t.device.clone(),
+                    point,
+                    active: true,
+                    at_ms: t.at_ms,
+                };
+                let d = DeviceRef {
+                    id: &self.devices[i].id,
+                    class: self.devices[i].class,
+                };
+                tickets.extend(self.book.on_alarm(d, &alarm));
+            }
+        }
+        self.queue.push_back(Pending::Transition(t));
+        self.push_tickets(tickets);
+    }
+
+    /// Enters and leaves maintenance windows.
+    fn apply_windows(&mut self, now_ms: UnixMs) {
+        for i in 0..self.devices.len() {
+            let (id, class) = (self.devices[i].id.clone(), self.devices[i].class);
+            let now_window = active_window(&self.configured_windows, &id, class, self.tz, now_ms)
+                .or_else(|| active_window(&self.stored_windows, &id, class, self.tz, now_ms))
+                .map(|w| w.id.clone());
+            if now_window != self.devices[i].window {
+                self.devices[i].window = now_window.clone();
+                let events = self
+                    .health
+                    .set_maintenance(i, now_window.as_deref(), now_ms);
+                self.handle_health(events);
+            }
+        }
+    }
+
+    /// Rolling availability against each threshold.
+    fn check_availability(&mut self, now_ms: UnixMs) {
+        for i in 0..self.devices.len() {
+            if self.in_maintenance(i) {
+                continue;
+            }
+            let d = &self.devices[i];
+            let a = self
+                .ledger
+                .totals(&d.id, now_ms.saturating_sub(d.window_ms), now_ms)
+                .availability_if_covered(self.min_coverage);
+            let Some(crossing) = self.watch.check(&d.id, a, d.threshold_percent) else {
+                continue;
+            };
+            match crossing {
+                Crossing::Below {
+                    availability,
+                    threshold,
+                } => {
+                    warn!(
+                        device = %d.id,
+                        availability = format!("{:.2}%", availability * 100.0),
+                        threshold = format!("{threshold}%"),
+                        "rolling availability fell below the target"
+                    );
+                    // One fault, one ticket: a hard alarm's ticket already
+                    // covers the downtime it causes.
+                    if let Some(t) = self.book.tickets().find(|t| {
+                        t.device == d.id && t.kind.starts_with("alarm:") && t.state.is_active()
+                    }) {
+                        info!(
+                            device = %d.id, ticket = t.id,
+                            "no availability ticket: the active alarm ticket covers this fault"
+                        );
+                        continue;
+                    }
+                    let status = self.health.status(i);
+                    let reason = (status.state == DeviceState::Down)
+                        .then_some(status.reason)
+                        .flatten();
+                    let d = DeviceRef {
+                        id: &self.devices[i].id,
+                        class: self.devices[i].class,
+                    };
+                    let events = self.book.on_availability_below(
+                        d,
+                        availability,
+                        threshold,
+                        reason.as_deref(),
+                        now_ms,
+                    );
+                    self.push_tickets(events);
+                }
+                Crossing::Recovered {
+                    availability,
+                    threshold,
+                } => info!(
+                    device = %d.id,
+                    availability = format!("{:.2}%", availability * 100.0),
+                    threshold = format!("{threshold}%"),
+                    "rolling availability is back at the target"
+                ),
+            }
+        }
+    }
+
+    /// Applies the commands the CLI queued; each outcome is recorded after
+    /// the events it caused.
+    fn apply_commands(&mut self, now_ms: UnixMs) {
+        let commands = match self.store.pending_commands() {
+            Ok(c) => c,
+            Err(e) => {
+                warn!(error = %e, "cannot read queued commands; retrying");
+                return;
+            }
+        };
+        for (id, cmd) in commands {
+            let outcome = self.apply_command(&cmd, now_ms);
+            match &outcome {
+                Ok(text) => info!(command = id, "{text}"),
+                Err(text) => warn!(command = id, "command refused: {text}"),
+            }
+            self.queue.push_back(Pending::Finish(id, outcome));
+        }
+    }
+
+    fn apply_command(&mut self, cmd: &Command, now_ms: UnixMs) -> Result<String, String> {
+        if let Some(r) = apply_window_command(&self.store, &self.configured_windows, cmd) {
+            let r = r.map_err(|e| e.to_string());
+            match self.store.windows() {
+                Ok(w) => self.stored_windows = w,
+                Err(e) => warn!(error = %e, "cannot reload maintenance windows"),
+            }
+            return r;
+        }
+        match apply_ticket_command(&mut self.book, cmd, now_ms) {
+            Some(Ok((events, text))) => {
+                self.push_tickets(events);
+                Ok(text)
+            }
+            Some(Err(TicketError::Unknown(id))) => {
+                // Closed long ago (no longer in the book): a state error.
+                match (self.store.ticket(id), cmd.ticket_action()) {
+                    (Ok(Some(t)), Some((_, action, _, _))) => Err(TicketError::WrongState {
+                        id,
+                        state: t.state,
+                        action,
+                    }
+                    .to_string()),
+                    _ => Err(TicketError::Unknown(id).to_string()),
+                }
+            }
+            Some(Err(e)) => Err(e.to_string()),
+            None => Err("unknown command".to_owned()),
+        }
+    }
+
+    fn write_heartbeat(&mut self, now_ms: UnixMs) {
+        match self.store.heartbeat(now_ms) {
+            Ok(()) => self.last_heartbeat_ms = now_ms,
+            Err(e) => warn!(error = %e, "cannot write the heartbeat; retrying"),
+        }
+    }
+
+    /// Writes the queue in order; stops at the first write that fails for
+    /// now (retried on the next call). Returns what was stored.
+    fn flush(&mut self) -> Vec<CoreEvent> {
+        let mut out = Vec::new();
+        while let Some(p) = self.queue.front() {
+            let result = match p {
+                Pending::Transition(t) => self.store.record_transition(t),
+                Pending::Tickets(evs) => self.store.save_ticket_events(evs),
+                Pending::Alarm(_) => Ok(()),
+                Pending::Finish(id, r) => self.store.finish_command(*id, r),
+            };
+            match result {
+                Ok(()) => {
+                    if self.failing {
+                        info!("the database accepts writes again");
+                        self.failing = false;
+                    }
+                }
+                Err(e @ StoreError::Inconsistent { .. }) => {
+                    error!(error = %e, "the ledger refused a transition; dropped (please report this)");
+                }
+                Err(e) => {
+                    if !self.failing {
+                        error!(
+                            error = %e, queued = self.queue.len(),
+                            "cannot write to the database; keeping the writes and retrying every second"
+                        );
+                        self.failing = true;
+                    }
+                    break;
+                }
+            }
+            match self.queue.pop_front() {
+                Some(Pending::Transition(t)) => out.push(CoreEvent::Transition(t)),
+                Some(Pending::Tickets(evs)) => {
+                    out.extend(evs.into_iter().map(|e| CoreEvent::Ticket(Box::new(e))));
+                }
+                Some(Pending::Alarm(a)) => out.push(CoreEvent::Alarm(a)),
+                Some(Pending::Finish(..)) | None => {}
+            }
+        }
+        out
+    }
+}
+
+fn log_ticket(ev: &TicketEvent) {
+    let t = &ev.ticket;
+    match ev.kind {
+        TicketEventKind::Opened | TicketEventKind::Reopened => warn!(
+            ticket = t.id, device = %t.device, kind = %t.kind, severity = %t.severity,
+            deadline_ms = t.deadline_ms, reworks = t.reworks,
+            "ticket {}: {}", ev.kind, t.summary
+        ),
+        _ => info!(ticket = t.id, device = %t.device, kind = %t.kind, "ticket {}", ev.kind),
+    }
+}
+
+/// Takes the data directory's lock (creating the directory).
+fn lock_data_dir(data_dir: &Path) -> Result<File, EngineError> {
+    let path = data_dir.join(LOCK_FILE);
+    std::fs::create_dir_all(data_dir).map_err(|source| EngineError::LockFile {
+        path: path.clone(),
+        source,
+    })?;
+    let file = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|source| EngineError::LockFile {
+            path: path.clone(),
+            source,
+        })?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(EngineError::Locked(data_dir.to_path_buf())),
+        Err(std::fs::TryLockError::Error(source)) => Err(EngineError::LockFile { path, source }),
+    }
+}
