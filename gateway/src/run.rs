@@ -20,7 +20,7 @@ use gateway_core::state::UnixMs;
 use tokio::sync::mpsc;
 use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::engine::{CoreEvent, Engine};
 use crate::south::{self, BusHandle};
@@ -36,6 +36,31 @@ pub enum Event<'a> {
     Poll(&'a PollOutcome),
     /// Something the engine stored: a transition, an alarm, a ticket change.
     Core(&'a CoreEvent),
+}
+
+/// The core engine for a run, with the events of its start and,
+/// optionally, a bounded channel that receives every stored event (for the
+/// north side and alerts). A full channel makes the loop wait (and the
+/// buses with it, through the bounded outcome queue): nothing is dropped.
+#[derive(Debug)]
+pub struct Core {
+    /// The engine, from [`Engine::open`].
+    pub engine: Engine,
+    /// The events [`Engine::open`] returned (recovery, start-up).
+    pub startup: Vec<CoreEvent>,
+    /// Where stored events go besides the sink.
+    pub events: Option<mpsc::Sender<CoreEvent>>,
+}
+
+impl Core {
+    /// An engine with no channel.
+    pub fn new((engine, startup): (Engine, Vec<CoreEvent>)) -> Core {
+        Core {
+            engine,
+            startup,
+            events: None,
+        }
+    }
 }
 
 /// Wall-clock now in Unix milliseconds.
@@ -93,7 +118,7 @@ pub struct RunSummary {
 pub async fn run(
     cfg: &Resolved,
     opts: RunOptions,
-    engine: Option<(Engine, Vec<CoreEvent>)>,
+    core: Option<Core>,
     mut sink: impl FnMut(Event<'_>) -> bool,
     shutdown: CancellationToken,
 ) -> RunSummary {
@@ -108,14 +133,14 @@ pub async fn run(
         "polling started"
     );
     let mut summary = RunSummary::default();
-    let mut engine = match engine {
-        Some((e, startup)) => {
-            for ev in &startup {
-                sink(Event::Core(ev));
+    let (mut engine, mut events_tx) = match core {
+        Some(c) => {
+            if !announce(&mut sink, c.events.as_ref(), c.startup).await {
+                shutdown.cancel();
             }
-            Some(e)
+            (Some(c.engine), c.events)
         }
-        None => None,
+        None => (None, None),
     };
     let mut engine_tick = tokio::time::interval(ENGINE_TICK);
     engine_tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -137,8 +162,9 @@ pub async fn run(
                 None => std::future::pending::<()>().await,
             }
         };
+        let has_engine = engine.is_some();
         let engine_due = async {
-            if engine.is_some() {
+            if has_engine {
                 engine_tick.tick().await;
             } else {
                 std::future::pending::<()>().await;
@@ -148,10 +174,11 @@ pub async fn run(
             _ = shutdown.cancelled() => break,
             _ = tick => log_stats(&buses),
             _ = engine_due => {
-                if let Some(e) = engine.as_mut()
-                    && !announce(&mut sink, e.tick(unix_now_ms()))
-                {
-                    break;
+                if let Some(e) = engine.as_mut() {
+                    let evs = e.tick(unix_now_ms());
+                    if !announce(&mut sink, events_tx.as_ref(), evs).await {
+                        break;
+                    }
                 }
             }
             o = rx.recv() => {
@@ -163,10 +190,11 @@ pub async fn run(
                         if once.all_done() { break; }
                     }
                 } else {
-                    if let Some(e) = engine.as_mut()
-                        && !announce(&mut sink, e.observe(&o))
-                    {
-                        break;
+                    if let Some(e) = engine.as_mut() {
+                        let evs = e.observe(&o);
+                        if !evs.is_empty() && !announce(&mut sink, events_tx.as_ref(), evs).await {
+                            break;
+                        }
                     }
                     if !sink(Event::Poll(&o)) {
                         break;
@@ -180,8 +208,11 @@ pub async fn run(
         let _ = b.task.await;
     }
     if let Some(e) = engine.as_mut() {
-        announce(&mut sink, e.stop(unix_now_ms()));
+        let evs = e.stop(unix_now_ms());
+        announce(&mut sink, events_tx.as_ref(), evs).await;
     }
+    // Dropping the sender ends the receiver's stream.
+    events_tx.take();
     if opts.once {
         for (i, d) in cfg.devices.iter().enumerate() {
             match once.state.get(&i) {
@@ -197,9 +228,26 @@ pub async fn run(
     summary
 }
 
-/// Gives stored events to the sink; false when it wants to stop.
-fn announce(sink: &mut impl FnMut(Event<'_>) -> bool, events: Vec<CoreEvent>) -> bool {
-    events.iter().all(|ev| sink(Event::Core(ev)))
+/// Gives stored events to the sink and the channel; false when the sink
+/// wants to stop. A closed channel (its receiver gone) is logged and then
+/// left out.
+async fn announce(
+    sink: &mut impl FnMut(Event<'_>) -> bool,
+    tx: Option<&mpsc::Sender<CoreEvent>>,
+    events: Vec<CoreEvent>,
+) -> bool {
+    for ev in events {
+        if !sink(Event::Core(&ev)) {
+            return false;
+        }
+        if let Some(tx) = tx
+            && !tx.is_closed()
+            && tx.send(ev).await.is_err()
+        {
+            warn!("the core event receiver is gone; events go to the database only");
+        }
+    }
+    true
 }
 
 fn log_stats(buses: &[BusHandle]) {

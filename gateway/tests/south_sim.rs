@@ -500,3 +500,72 @@ async fn a_strict_device_refuses_a_read_inside_its_hole_with_exception_two() {
     );
     rig.sim.shutdown().await;
 }
+
+/// The whole loop in-process: buses → engine → the bounded event channel.
+/// A device that stops answering goes Down (comms) and its Down transition
+/// reaches the channel after it is in the database.
+#[tokio::test]
+async fn the_run_loop_hands_stored_core_events_to_the_channel() {
+    use gateway::engine::{CoreEvent, Engine};
+    use gateway::run::{Core, RunOptions, run, unix_now_ms};
+    use gateway_core::state::DeviceState;
+
+    let rig = Rig::start().await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let opened = Engine::open(&rig.resolved, dir.path(), unix_now_ms()).expect("engine");
+    let (tx, mut rx) = mpsc::channel(4);
+    let core = Core {
+        events: Some(tx),
+        ..Core::new(opened)
+    };
+    let shutdown = CancellationToken::new();
+    let stop = shutdown.clone();
+    let resolved = rig.resolved.clone();
+    let looped = tokio::spawn(async move {
+        run(&resolved, RunOptions::default(), Some(core), |_| true, stop).await
+    });
+
+    let mut up = std::collections::BTreeSet::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while up.len() < rig.resolved.devices.len() {
+        let ev = tokio::time::timeout_at(deadline, rx.recv())
+            .await
+            .expect("every device Up within 10 s")
+            .expect("channel open");
+        if let CoreEvent::Transition(t) = ev
+            && t.to == DeviceState::Up
+        {
+            up.insert(t.device);
+        }
+    }
+    rig.inject("pump-2", FaultName::NoResponse, |_| {});
+    let down = loop {
+        let ev = tokio::time::timeout_at(deadline, rx.recv())
+            .await
+            .expect("pump-2 Down within 10 s")
+            .expect("channel open");
+        if let CoreEvent::Transition(t) = ev
+            && t.device == "pump-2"
+        {
+            break t;
+        }
+    };
+    assert_eq!(
+        (down.from, down.to, down.reason.as_deref()),
+        (DeviceState::Up, DeviceState::Down, Some("comms"))
+    );
+    let store = gateway::store::Store::open_existing(dir.path()).expect("store");
+    let open: Vec<_> = store.open_intervals().expect("read");
+    assert!(
+        open.iter().any(|(d, s, r, _)| d == "pump-2"
+            && *s == DeviceState::Down
+            && r.as_deref() == Some("comms")),
+        "{open:?}"
+    );
+
+    shutdown.cancel();
+    looped.await.expect("loop ends");
+    // The sender is dropped when the loop ends: the stream finishes.
+    while rx.recv().await.is_some() {}
+    rig.sim.shutdown().await;
+}

@@ -78,6 +78,16 @@ fn cli_json(config: &Path, env: &[(String, String)], args: &[&str]) -> serde_jso
     serde_json::from_str(&out).unwrap_or_else(|e| panic!("not JSON ({e}): {out}"))
 }
 
+fn now_ms() -> i64 {
+    i64::try_from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis(),
+    )
+    .unwrap()
+}
+
 #[derive(Debug, Clone, PartialEq)]
 struct Row {
     state: String,
@@ -127,6 +137,7 @@ fn faults_in_the_building_become_tickets_that_the_cli_can_acknowledge() {
     // reports a fault.
     std::thread::sleep(Duration::from_secs(8));
     inject(&control, r#"{"device":"pump-1","fault":"no_response"}"#);
+    let injected_ms = now_ms();
     inject(
         &control,
         r#"{"device":"fire-panel-1","fault":"fault_bit","point":"fault"}"#,
@@ -164,6 +175,11 @@ fn faults_in_the_building_become_tickets_that_the_cli_can_acknowledge() {
         "{availability}"
     );
     assert_eq!(alarm["severity"], "critical");
+    // Within one fast poll (250 ms for the panel) of the register changing,
+    // which the simulator does at its next tick (500 ms); 250 ms of slack.
+    let took = alarm["opened_ms"].as_i64().unwrap() - injected_ms;
+    eprintln!("critical ticket opened {took} ms after the fault was injected");
+    assert!(took <= 1_000, "critical ticket after {took} ms");
     // Critical: due two hours after opening.
     assert_eq!(
         alarm["deadline_ms"].as_i64().unwrap() - alarm["opened_ms"].as_i64().unwrap(),
@@ -306,4 +322,182 @@ fn sigkill_four_times_loses_no_interval_and_duplicates_no_ticket() {
         )
         .unwrap();
     assert_eq!(reworks, 0, "a restart is not a rework");
+}
+
+/// `test_config` with `old` replaced by `new` (which must be found).
+fn variant(dir: &Path, name: &str, old: &str, new: &str) -> PathBuf {
+    let text = std::fs::read_to_string(test_config(dir)).unwrap();
+    assert!(text.contains(old), "{old:?} not in the demo config");
+    let file = dir.join(name);
+    std::fs::write(&file, text.replacen(old, new, 1)).unwrap();
+    file
+}
+
+fn gateway(args: &[&str], config: &Path, env: &[(String, String)]) -> (Option<i32>, String) {
+    let (code, out, err) = run_with_timeout(
+        Command::new(bin("gateway"))
+            .args(args)
+            .arg("--config")
+            .arg(config)
+            .envs(env.iter().cloned()),
+        Duration::from_secs(30),
+    )
+    .unwrap();
+    (code, format!("{out}{err}"))
+}
+
+#[test]
+fn bad_rules_windows_and_commands_are_refused_clearly_and_change_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (env, _) = demo_env(dir.path());
+    let pump = "unit = 1\nprofile = \"pump-vfd\"\n";
+
+    // A malformed rule: where, what, and what was expected.
+    let f = variant(
+        dir.path(),
+        "malformed.toml",
+        pump,
+        &format!("{pump}health = {{ dry = \"outlet_pressure <> 2\" }}\n"),
+    );
+    let (code, out) = gateway(&["check"], &f, &env);
+    assert_eq!(code, Some(64), "{out}");
+    assert!(
+        out.contains(r#"device "pump-1" health "dry""#) && out.contains("\"outlet_pressure <> 2\""),
+        "{out}"
+    );
+
+    // A rule naming a point the profile does not have.
+    let f = variant(
+        dir.path(),
+        "unknown-point.toml",
+        pump,
+        &format!("{pump}health = {{ dry = \"inlet_pressure < 0.5\" }}\n"),
+    );
+    let (code, out) = gateway(&["check"], &f, &env);
+    assert_eq!(code, Some(64), "{out}");
+    assert!(out.contains("unknown point \"inlet_pressure\""), "{out}");
+
+    // Overlapping and inverted maintenance windows in the file.
+    let windows = "[[maintenance]]\nid = \"a\"\ndevice = \"pump-1\"\nweekly = \"Tue 20:00-22:00\"\n\n\
+                   [[maintenance]]\nid = \"b\"\ndevice = \"pump-1\"\nweekly = \"Tue 21:00-23:00\"\n\n\
+                   [[maintenance]]\nid = \"c\"\ndevice = \"pump-2\"\nfrom = \"2026-12-01 22:00\"\nto = \"2026-12-01 20:00\"\n\n\
+                   # ---------------------------------------------------------------- buses";
+    let f = variant(
+        dir.path(),
+        "windows.toml",
+        "# ---------------------------------------------------------------- buses",
+        windows,
+    );
+    let (code, out) = gateway(&["check"], &f, &env);
+    assert_eq!(code, Some(64), "{out}");
+    assert!(
+        out.contains("\"a\"") && out.contains("\"b\"") && out.contains("overlap"),
+        "{out}"
+    );
+    assert!(out.contains("maintenance[2]"), "{out}");
+
+    // A stopped gateway's database (a short run with nothing to poll).
+    let config = test_config(dir.path());
+    let mut gw = start_gateway(&config, &env);
+    assert_eq!(gw.interrupt(Duration::from_secs(10)).unwrap(), Some(0));
+    let db = dir.path().join("data/gateway.db");
+    let counts = || -> (i64, i64, i64) {
+        let c = rusqlite::Connection::open(&db).unwrap();
+        let n = |table: &str| -> i64 {
+            c.query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| r.get(0))
+                .unwrap()
+        };
+        (n("tickets"), n("ticket_events"), n("windows"))
+    };
+    let before = counts();
+
+    let (code, out) = gateway(&["tickets", "ack", "42", "--by", "张工"], &config, &env);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("no ticket #42"), "{out}");
+
+    let add = [
+        "maintenance",
+        "add",
+        "--device",
+        "pump-1",
+        "--from",
+        "2026-12-01 22:00",
+        "--to",
+        "2026-12-01 20:00",
+    ];
+    let (code, out) = gateway(&add, &config, &env);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.to_lowercase().contains("end"), "{out}");
+
+    let (code, out) = gateway(
+        &[
+            "maintenance",
+            "add",
+            "--id",
+            "tue",
+            "--device",
+            "pump-1",
+            "--weekly",
+            "Tue 20:00-22:00",
+        ],
+        &config,
+        &env,
+    );
+    assert_eq!(code, Some(0), "{out}");
+    let (code, out) = gateway(
+        &[
+            "maintenance",
+            "add",
+            "--id",
+            "tue-late",
+            "--device",
+            "pump-1",
+            "--weekly",
+            "Tue 21:00-23:00",
+        ],
+        &config,
+        &env,
+    );
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains("\"tue\"") && out.contains("\"tue-late\""),
+        "{out}"
+    );
+
+    let (tickets, events, windows) = counts();
+    assert_eq!((tickets, events), (before.0, before.1));
+    assert_eq!(windows, before.2 + 1, "only the valid window was added");
+}
+
+#[test]
+fn the_demo_story_opens_an_availability_and_a_critical_ticket_within_two_minutes() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let demo = workspace_root().join("config/demo.toml");
+    let (code, out, err) = run_with_timeout(
+        Command::new(bin("gateway"))
+            .args(["demo", "--seconds", "100", "--every", "20", "--data-dir"])
+            .arg(&data)
+            .arg("--config")
+            .arg(&demo),
+        Duration::from_secs(160),
+    )
+    .unwrap();
+    assert_eq!(code, Some(0), "{out}\n{err}");
+    let env = vec![("BMS_DATA_DIR".to_owned(), data.display().to_string())];
+    let list = cli_json(&demo, &env, &["tickets", "list", "--json"]);
+    let has = |device: &str, kind: &str, severity: &str| {
+        list.as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["device"] == device && t["kind"] == kind && t["severity"] == severity)
+    };
+    assert!(has("pump-2", "availability", "ordinary"), "{list:#}");
+    assert!(has("fire-panel-1", "alarm:fault", "critical"), "{list:#}");
+    let (code, table) = gateway(&["tickets", "list"], &demo, &env);
+    assert_eq!(code, Some(0));
+    assert!(
+        table.contains("pump-2") && table.contains("fire-panel-1"),
+        "{table}"
+    );
 }

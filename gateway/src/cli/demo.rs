@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use gateway_core::config::{BusKind, Resolved};
+use gateway_core::ledger::Crossing;
 use gateway_core::model::{PollClass, PollOutcome, Value};
 use gateway_core::state::DeviceState;
 use gateway_core::tickets::{Ticket, TicketState};
@@ -17,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::engine::{CoreEvent, Engine};
 use crate::output::value_text;
-use crate::run::{Event, RunOptions, run, unix_now_ms};
+use crate::run::{Core, Event, RunOptions, run, unix_now_ms};
 
 /// Arguments of `gateway demo`.
 #[derive(Debug, clap::Args)]
@@ -129,7 +130,7 @@ pub async fn demo(a: DemoArgs) -> u8 {
     run(
         &cfg,
         RunOptions::default(),
-        Some(engine),
+        Some(Core::new(engine)),
         |ev| {
             view.take(ev);
             if last_print.elapsed() >= every {
@@ -210,6 +211,29 @@ impl View {
                     if a.active { "ACTIVE" } else { "cleared" }
                 ),
             ),
+            Event::Core(CoreEvent::Threshold {
+                device,
+                crossing,
+                at_ms,
+            }) => {
+                let (word, a, t) = match crossing {
+                    Crossing::Below {
+                        availability,
+                        threshold,
+                    } => ("below", availability, threshold),
+                    Crossing::Recovered {
+                        availability,
+                        threshold,
+                    } => ("back at", availability, threshold),
+                };
+                self.push_log(
+                    *at_ms,
+                    format!(
+                        "{device} rolling availability {:.1}% {word} target {t}%",
+                        a * 100.0
+                    ),
+                );
+            }
             Event::Core(CoreEvent::Ticket(te)) => {
                 let t = &te.ticket;
                 self.push_log(

@@ -8,7 +8,7 @@ use tracing::{error, info, warn};
 
 use crate::engine::Engine;
 use crate::output::outcome_json_line;
-use crate::run::{Event, RunOptions, run as run_loop, unix_now_ms};
+use crate::run::{Core, Event, RunOptions, run as run_loop, unix_now_ms};
 use crate::store::data_dir_of;
 
 /// Arguments of `gateway run`.
@@ -67,7 +67,7 @@ pub async fn run(args: RunArgs) -> u8 {
     let summary = run_loop(
         &cfg,
         opts,
-        engine,
+        engine.map(Core::new),
         |ev| {
             if !to_stdout {
                 return true;

@@ -73,7 +73,7 @@ pub struct Status {
     pub now_ms: UnixMs,
     /// The last heartbeat of a gateway.
     pub last_heartbeat_ms: Option<UnixMs>,
-    /// Whether a gateway is running (heartbeat within 15 s).
+    /// Whether a gateway is running (it holds the data directory's lock).
     pub running: bool,
     /// Start of the month to date (local midnight of the 1st).
     pub month_from_ms: UnixMs,
@@ -114,7 +114,7 @@ pub fn status(site: &Site, store: &Store, now_ms: UnixMs) -> Result<Status, Stor
     Ok(Status {
         now_ms,
         last_heartbeat_ms,
-        running: gateway_running(last_heartbeat_ms, now_ms),
+        running: gateway_running(site),
         month_from_ms: month_from,
         devices,
     })

@@ -5,11 +5,14 @@
 //! writes). Changing is not: the running gateway holds the ticket book in
 //! memory, so the CLI sends a command and waits for its answer ([`send`]):
 //!
-//! 1. Inside one `BEGIN IMMEDIATE` transaction (no other writer meanwhile),
-//!    look at the last heartbeat. Younger than [`RUNNING_WITHIN`]: a gateway
-//!    is running; roll back and go to 2. Otherwise apply the command here and
-//!    now, as the stopped gateway would (`Store::apply_command_locally`),
-//!    and commit.
+//! 1. Try to take the data directory's lock (`store::DataDirLock`), which a
+//!    running gateway holds for as long as it runs and the system releases
+//!    when it ends, even by SIGKILL or a power cut. Held: a gateway is
+//!    running; go to 2. Taken: no gateway runs, and none can start while
+//!    the CLI holds it; apply the command here and now, as the stopped
+//!    gateway would (`Store::apply_command_locally`, one `BEGIN IMMEDIATE`
+//!    transaction), and release the lock. (A heartbeat would not do: a
+//!    gateway stopped a second ago has a fresh one.)
 //! 2. Queue the command and poll for its outcome every [`POLL`] for up to
 //!    [`WAIT`]. No answer by then: the command stays queued and the gateway
 //!    applies it when it gets to it; the CLI says so and exits 69.
@@ -29,13 +32,13 @@ use gateway_core::state::UnixMs;
 use gateway_core::tickets::{Ticket, TicketEvent};
 use serde::Serialize;
 
-use crate::store::{Command, CommandError, Store, StoreError, TicketFilter, data_dir_of};
+use crate::store::{
+    Command, CommandError, DataDirLock, Store, StoreError, TicketFilter, data_dir_of,
+};
 
 #[cfg(test)]
 mod tests;
 
-/// A heartbeat younger than this means a gateway is running.
-pub const RUNNING_WITHIN: Duration = Duration::from_secs(15);
 /// How long the CLI waits for a running gateway's answer.
 pub const WAIT: Duration = Duration::from_secs(5);
 /// How often it looks for the answer meanwhile.
@@ -257,10 +260,10 @@ pub enum Delivery {
     Pending(i64),
 }
 
-/// Whether a gateway is running, judged by its last heartbeat.
-pub fn gateway_running(last_heartbeat: Option<UnixMs>, now_ms: UnixMs) -> bool {
-    let within = i64::try_from(RUNNING_WITHIN.as_millis()).unwrap_or(i64::MAX);
-    last_heartbeat.is_some_and(|h| (now_ms - h).abs() < within)
+/// Whether a gateway is running on this site's data directory: it holds
+/// the directory's lock for as long as it runs.
+pub fn gateway_running(site: &Site) -> bool {
+    DataDirLock::is_held(&site.data_dir)
 }
 
 /// Sends a command by the protocol in the module doc: applied here when no
@@ -279,13 +282,21 @@ pub async fn send(
         Running,
     }
     let windows = site.configured_windows();
-    let local = store.transaction(|s| -> Result<Local, CommandError> {
-        if gateway_running(s.last_heartbeat()?, now_ms) {
-            return Ok(Local::Running);
-        }
-        s.apply_command_locally(&site.config.raw.tickets, site.tz, &windows, cmd, now_ms)
-            .map(Local::Applied)
+    // Holding the data directory's lock, no gateway can start meanwhile.
+    let lock = DataDirLock::try_acquire(&site.data_dir).map_err(|e| {
+        CommandError::Store(StoreError::Dir {
+            path: site.data_dir.join(crate::store::LOCK_FILE),
+            source: e,
+        })
     })?;
+    let local = match &lock {
+        None => Local::Running,
+        Some(_) => store.transaction(|s| -> Result<Local, CommandError> {
+            s.apply_command_locally(&site.config.raw.tickets, site.tz, &windows, cmd, now_ms)
+                .map(Local::Applied)
+        })?,
+    };
+    drop(lock);
     if let Local::Applied(text) = local {
         return Ok(Delivery::Applied(text));
     }

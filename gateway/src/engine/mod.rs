@@ -58,7 +58,6 @@
 //! bug, never a transient fault) is logged and dropped.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use chrono_tz::Tz;
@@ -76,7 +75,8 @@ use serde::Serialize;
 use tracing::{error, info, warn};
 
 use crate::store::{
-    Command, DeviceRow, Store, StoreError, apply_ticket_command, apply_window_command,
+    Command, DataDirLock, DeviceRow, LOCK_FILE, Store, StoreError, apply_ticket_command,
+    apply_window_command,
 };
 
 #[cfg(test)]
@@ -87,8 +87,8 @@ mod tests;
 pub const HEARTBEAT_EVERY: i64 = 5_000;
 /// How often rolling availability is compared with the thresholds.
 pub const AVAILABILITY_EVERY: i64 = 5_000;
-/// The lock file beside the database.
-pub const LOCK_FILE: &str = "gateway.lock";
+/// How long a start waits for the data directory's lock.
+pub const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
 
 /// What the engine has stored and may now be announced.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -98,6 +98,15 @@ pub enum CoreEvent {
     Transition(Transition),
     /// A critical point's alarm became active or cleared.
     Alarm(HardAlarm),
+    /// A device's rolling availability crossed its threshold.
+    Threshold {
+        /// Device id.
+        device: String,
+        /// Which way, with the availability (0–1) and threshold (per cent).
+        crossing: Crossing,
+        /// When it was seen.
+        at_ms: UnixMs,
+    },
     /// A ticket changed; the snapshot is the ticket after the change
     /// (boxed: a ticket with its history is large, and rare).
     Ticket(Box<TicketEvent>),
@@ -135,8 +144,9 @@ pub enum EngineError {
 enum Pending {
     Transition(Transition),
     Tickets(Vec<TicketEvent>),
-    /// Not stored; waits its turn so that the order of announcements holds.
-    Alarm(HardAlarm),
+    /// Not stored (an alarm, a threshold crossing); waits its turn so that
+    /// the order of announcements holds.
+    Announce(CoreEvent),
     /// A queued command's outcome, recorded after the events it caused.
     Finish(i64, Result<String, String>),
 }
@@ -155,7 +165,7 @@ struct Dev {
 /// The core engine; see the module doc.
 pub struct Engine {
     store: Store,
-    _lock: File,
+    _lock: DataDirLock,
     tz: Tz,
     min_coverage: f64,
     devices: Vec<Dev>,
@@ -427,7 +437,8 @@ impl Engine {
                     } else {
                         info!(device = %alarm.device, point = %alarm.point, "hard alarm cleared");
                     }
-                    self.queue.push_back(Pending::Alarm(alarm.clone()));
+                    self.queue
+                        .push_back(Pending::Announce(CoreEvent::Alarm(alarm.clone())));
                     if alarm.active && self.in_maintenance(i) {
                         info!(device = %alarm.device, "in planned maintenance: no ticket");
                         continue;
@@ -517,6 +528,12 @@ impl Engine {
             let Some(crossing) = self.watch.check(&d.id, a, d.threshold_percent) else {
                 continue;
             };
+            self.queue
+                .push_back(Pending::Announce(CoreEvent::Threshold {
+                    device: d.id.clone(),
+                    crossing,
+                    at_ms: now_ms,
+                }));
             match crossing {
                 Crossing::Below {
                     availability,
@@ -635,7 +652,7 @@ impl Engine {
             let result = match p {
                 Pending::Transition(t) => self.store.record_transition(t),
                 Pending::Tickets(evs) => self.store.save_ticket_events(evs),
-                Pending::Alarm(_) => Ok(()),
+                Pending::Announce(_) => Ok(()),
                 Pending::Finish(id, r) => self.store.finish_command(*id, r),
             };
             match result {
@@ -664,7 +681,7 @@ impl Engine {
                 Some(Pending::Tickets(evs)) => {
                     out.extend(evs.into_iter().map(|e| CoreEvent::Ticket(Box::new(e))));
                 }
-                Some(Pending::Alarm(a)) => out.push(CoreEvent::Alarm(a)),
+                Some(Pending::Announce(ev)) => out.push(ev),
                 Some(Pending::Finish(..)) | None => {}
             }
         }
@@ -684,25 +701,23 @@ fn log_ticket(ev: &TicketEvent) {
     }
 }
 
-/// Takes the data directory's lock (creating the directory).
-fn lock_data_dir(data_dir: &Path) -> Result<File, EngineError> {
-    let path = data_dir.join(LOCK_FILE);
-    std::fs::create_dir_all(data_dir).map_err(|source| EngineError::LockFile {
-        path: path.clone(),
-        source,
-    })?;
-    let file = File::options()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .map_err(|source| EngineError::LockFile {
-            path: path.clone(),
-            source,
-        })?;
-    match file.try_lock() {
-        Ok(()) => Ok(file),
-        Err(std::fs::TryLockError::WouldBlock) => Err(EngineError::Locked(data_dir.to_path_buf())),
-        Err(std::fs::TryLockError::Error(source)) => Err(EngineError::LockFile { path, source }),
+/// Takes the data directory's lock, waiting up to [`LOCK_WAIT`] (a CLI
+/// holds it for one transaction at most).
+fn lock_data_dir(data_dir: &Path) -> Result<DataDirLock, EngineError> {
+    let deadline = std::time::Instant::now() + LOCK_WAIT;
+    loop {
+        match DataDirLock::try_acquire(data_dir) {
+            Ok(Some(lock)) => return Ok(lock),
+            Ok(None) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+            Ok(None) => return Err(EngineError::Locked(data_dir.to_path_buf())),
+            Err(source) => {
+                return Err(EngineError::LockFile {
+                    path: data_dir.join(LOCK_FILE),
+                    source,
+                });
+            }
+        }
     }
 }

@@ -64,7 +64,7 @@
 //! [`Store::transaction`] groups several into one. The ticket book lives in
 //! the engine's memory, so the CLI does not change tickets behind a running
 //! gateway: it queues a [`Command`] and waits for the outcome; only when no
-//! gateway runs (no heartbeat for 15 s) does it apply the command itself,
+//! gateway runs (nobody holds the data directory's [`LOCK_FILE`]) does it apply the command itself,
 //! inside one [`Store::transaction`].
 
 mod commands;
@@ -85,6 +85,42 @@ pub use error::StoreError;
 pub use ledger::{OpenInterval, REASON_GATEWAY_DOWN};
 pub use tickets::TicketFilter;
 pub use windows::DeviceRow;
+
+/// The lock file in the data directory: held by the running gateway for as
+/// long as it runs (the operating system releases it when the process ends,
+/// however it ends), and briefly by a CLI that changes the database of a
+/// stopped gateway.
+pub const LOCK_FILE: &str = "gateway.lock";
+
+/// An exclusive hold on a data directory; released when dropped.
+#[derive(Debug)]
+pub struct DataDirLock {
+    _file: std::fs::File,
+}
+
+impl DataDirLock {
+    /// Takes the lock of `data_dir` (creating the folder and the lock file)
+    /// if nobody holds it; `Ok(None)` when someone does.
+    pub fn try_acquire(data_dir: &std::path::Path) -> std::io::Result<Option<DataDirLock>> {
+        std::fs::create_dir_all(data_dir)?;
+        let file = std::fs::File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(data_dir.join(LOCK_FILE))?;
+        match file.try_lock() {
+            Ok(()) => Ok(Some(DataDirLock { _file: file })),
+            Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+            Err(std::fs::TryLockError::Error(e)) => Err(e),
+        }
+    }
+
+    /// Whether a gateway holds the lock of `data_dir` now. An error reading
+    /// the lock counts as "not running".
+    pub fn is_held(data_dir: &std::path::Path) -> bool {
+        matches!(DataDirLock::try_acquire(data_dir), Ok(None))
+    }
+}
 
 /// The data directory of a configuration: `data_dir` as written when
 /// absolute, else relative to the configuration file's folder (as

@@ -135,13 +135,13 @@ async fn with_no_gateway_running_an_ack_is_applied_directly_and_saved() {
 }
 
 #[tokio::test]
-async fn a_stale_heartbeat_does_not_count_as_a_running_gateway() {
+async fn a_fresh_heartbeat_of_a_stopped_gateway_does_not_count_as_running() {
     let dir = tempfile::tempdir().unwrap();
     let site = site(dir.path());
     let t0 = at(2026, 11, 10, 10, 0);
     let mut store = seeded(&site, t0);
     store.heartbeat(t0).unwrap();
-    let got = send(&mut store, &site, &ack(2, "李工"), t0 + 16_000, WAIT)
+    let got = send(&mut store, &site, &ack(2, "李工"), t0 + 1_000, WAIT)
         .await
         .unwrap();
     assert!(matches!(got, Delivery::Applied(_)), "{got:?}");
@@ -246,6 +246,7 @@ async fn with_a_gateway_running_the_command_is_queued_and_its_answer_awaited() {
     let t0 = at(2026, 11, 10, 10, 0);
     let mut store = seeded(&site, t0);
     store.heartbeat(t0).unwrap();
+    let _running = DataDirLock::try_acquire(&site.data_dir).unwrap().unwrap();
     let engine = tokio::spawn(fake_engine(
         site.data_dir.clone(),
         site.config.raw.tickets.clone(),
@@ -281,6 +282,7 @@ async fn a_running_gateway_that_does_not_answer_leaves_the_command_queued() {
     let t0 = at(2026, 11, 10, 10, 0);
     let mut store = seeded(&site, t0);
     store.heartbeat(t0).unwrap();
+    let _running = DataDirLock::try_acquire(&site.data_dir).unwrap().unwrap();
     let started = tokio::time::Instant::now();
     let got = send(&mut store, &site, &ack(1, "张工"), t0 + 1_000, WAIT)
         .await
@@ -539,6 +541,7 @@ fn status_shows_state_since_and_availability_against_the_target() {
         .record_transition(&tr("pump-1", Up, Down, Some("comms"), now - 2 * HOUR))
         .unwrap();
     store.heartbeat(now - 1_000).unwrap();
+    let _running = DataDirLock::try_acquire(&site.data_dir).unwrap().unwrap();
     let s = status(&site, &store, now).unwrap();
     assert!(s.running);
     assert_eq!(s.month_from_ms, month);
