@@ -106,7 +106,11 @@ pub async fn demo(a: DemoArgs) -> u8 {
             return super::EXIT_UNAVAILABLE;
         }
     };
-    println!("demo: ledger and tickets in {}\n", data_dir.display());
+    println!(
+        "demo: ledger and tickets in {dir}; while the demo runs, see them with\n  BMS_DATA_DIR={dir} gateway tickets list --config {cfg}\n  BMS_DATA_DIR={dir} gateway status --config {cfg}\n",
+        dir = data_dir.display(),
+        cfg = a.config.display()
+    );
 
     let shutdown = CancellationToken::new();
     let stop = shutdown.clone();
