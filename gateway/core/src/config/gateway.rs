@@ -6,6 +6,7 @@ use serde::Deserialize;
 
 use super::availability::AvailabilityConfig;
 use super::health::HealthConfig;
+use super::north::{AdminConfig, CommandsConfig, InfluxConfig, MqttConfig, OutboxConfig};
 use super::profile::PointOverride;
 use super::sim::SimulatorConfig;
 use super::tickets::{MaintenanceWindowConfig, TicketsConfig};
@@ -50,6 +51,21 @@ pub struct Config {
     /// How `gateway simulate` serves this building (ignored by `gateway run`).
     #[serde(default)]
     pub simulator: SimulatorConfig,
+    /// The MQTT broker and what is published (absent: nothing is published).
+    #[serde(default)]
+    pub mqtt: Option<MqttConfig>,
+    /// The disk outbox in front of MQTT and InfluxDB.
+    #[serde(default)]
+    pub outbox: OutboxConfig,
+    /// Optional InfluxDB 2 telemetry sink.
+    #[serde(default)]
+    pub influx: Option<InfluxConfig>,
+    /// Signed commands over MQTT (absent: none accepted).
+    #[serde(default)]
+    pub commands: Option<CommandsConfig>,
+    /// The loopback admin listener (`/healthz`, `/metrics`).
+    #[serde(default)]
+    pub admin: AdminConfig,
 }
 
 fn default_timezone() -> String {

@@ -11,6 +11,7 @@ mod availability;
 mod gateway;
 mod health;
 pub mod load;
+pub mod north;
 mod profile;
 mod sim;
 pub mod subst;
@@ -20,6 +21,10 @@ pub mod validate;
 pub use availability::*;
 pub use gateway::*;
 pub use health::*;
+pub use north::{
+    AdminConfig, BrokerUrl, CommandsConfig, Fsync, InfluxConfig, MqttConfig, OutboxConfig, Qos,
+    Secret, SecretSource, parse_broker_url, parse_size,
+};
 pub use profile::*;
 pub use sim::*;
 pub use tickets::*;

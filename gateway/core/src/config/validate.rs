@@ -31,6 +31,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
+use super::north::{CommandsConfig, InfluxConfig, MqttConfig};
 use super::{BusConfig, BusKind, Condition, Config, Parity, PointDef, Profile, TypeName};
 use crate::model::{Area, DataType, DeviceClass, Point};
 
@@ -390,6 +391,11 @@ pub fn validate(
         .into_iter()
         .chain(config.availability.check())
         .chain(config.tickets.check())
+        .chain(config.mqtt.iter().flat_map(MqttConfig::check))
+        .chain(config.outbox.check())
+        .chain(config.influx.iter().flat_map(InfluxConfig::check))
+        .chain(config.commands.iter().flat_map(CommandsConfig::check))
+        .chain(config.admin.check())
         .chain(super::check_maintenance(
             &config.maintenance,
             &config.timezone,
