@@ -20,9 +20,10 @@ use gateway_core::state::UnixMs;
 use tokio::sync::mpsc;
 use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 use crate::engine::{CoreEvent, Engine};
+use crate::north::North;
 use crate::south::{self, BusHandle};
 
 /// How often the engine's clock ticks (windows, holds, thresholds,
@@ -50,15 +51,72 @@ pub struct Core {
     pub startup: Vec<CoreEvent>,
     /// Where stored events go besides the sink.
     pub events: Option<mpsc::Sender<CoreEvent>>,
+    /// The north side's writer (MQTT through the outbox), if publishing.
+    pub north: Option<North>,
+    /// How often every device's retained state is republished.
+    pub state_every: Duration,
 }
 
 impl Core {
-    /// An engine with no channel.
+    /// An engine with no channel and no north side.
     pub fn new((engine, startup): (Engine, Vec<CoreEvent>)) -> Core {
         Core {
             engine,
             startup,
             events: None,
+            north: None,
+            state_every: Duration::from_secs(60),
+        }
+    }
+
+    /// Gives stored events to the north side, the sink and the channel;
+    /// false when the sink wants to stop. A closed channel (its receiver
+    /// gone) is logged and then left out.
+    async fn announce(
+        &mut self,
+        sink: &mut impl FnMut(Event<'_>) -> bool,
+        events: Vec<CoreEvent>,
+    ) -> bool {
+        let now = unix_now_ms();
+        for ev in events {
+            if let Some(n) = self.north.as_mut() {
+                n.on_core(&ev, now);
+                if let CoreEvent::Transition(t) = &ev
+                    && let Some(i) = self.engine.index(&t.device)
+                    && let Some(v) = self.engine.state_view(i, now)
+                {
+                    n.on_state(&v, now);
+                }
+            }
+            if !sink(Event::Core(&ev)) {
+                return false;
+            }
+            if let Some(tx) = &self.events
+                && !tx.is_closed()
+                && tx.send(ev).await.is_err()
+            {
+                warn!("the core event receiver is gone; events go to the database only");
+            }
+        }
+        true
+    }
+
+    /// Every device's retained state.
+    fn publish_states(&mut self) {
+        if let Some(n) = self.north.as_mut() {
+            let now = unix_now_ms();
+            for v in self.engine.state_views(now) {
+                n.on_state(&v, now);
+            }
+        }
+    }
+
+    /// Appends what the north side buffered.
+    fn flush(&mut self) {
+        if let Some(n) = self.north.as_mut()
+            && let Err(e) = n.flush()
+        {
+            error!(error = %e, waiting = n.waiting(), "cannot append to the outbox; retrying");
         }
     }
 }
@@ -133,17 +191,26 @@ pub async fn run(
         "polling started"
     );
     let mut summary = RunSummary::default();
-    let (mut engine, mut events_tx) = match core {
-        Some(c) => {
-            if !announce(&mut sink, c.events.as_ref(), c.startup).await {
-                shutdown.cancel();
-            }
-            (Some(c.engine), c.events)
+    let mut core = core;
+    if let Some(c) = core.as_mut() {
+        let startup = std::mem::take(&mut c.startup);
+        if !c.announce(&mut sink, startup).await {
+            shutdown.cancel();
         }
-        None => (None, None),
-    };
+        c.publish_states();
+        c.flush();
+    }
     let mut engine_tick = tokio::time::interval(ENGINE_TICK);
     engine_tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut flush_tick = tokio::time::interval(crate::north::FLUSH_EVERY);
+    flush_tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let state_every = core
+        .as_ref()
+        .map_or(Duration::from_secs(60), |c| c.state_every);
+    let mut state_tick =
+        tokio::time::interval_at(tokio::time::Instant::now() + state_every, state_every);
+    state_tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let has_north = core.as_ref().is_some_and(|c| c.north.is_some());
     let mut once = OnceTracker::new(cfg.devices.len(), opts.once_attempts.max(1));
     let mut stats = if opts.stats_every.is_zero() {
         None
@@ -162,10 +229,24 @@ pub async fn run(
                 None => std::future::pending::<()>().await,
             }
         };
-        let has_engine = engine.is_some();
+        let has_engine = core.is_some();
         let engine_due = async {
             if has_engine {
                 engine_tick.tick().await;
+            } else {
+                std::future::pending::<()>().await;
+            }
+        };
+        let north_due = async {
+            if has_north {
+                flush_tick.tick().await;
+            } else {
+                std::future::pending::<()>().await;
+            }
+        };
+        let states_due = async {
+            if has_north {
+                state_tick.tick().await;
             } else {
                 std::future::pending::<()>().await;
             }
@@ -174,11 +255,21 @@ pub async fn run(
             _ = shutdown.cancelled() => break,
             _ = tick => log_stats(&buses),
             _ = engine_due => {
-                if let Some(e) = engine.as_mut() {
-                    let evs = e.tick(unix_now_ms());
-                    if !announce(&mut sink, events_tx.as_ref(), evs).await {
+                if let Some(c) = core.as_mut() {
+                    let evs = c.engine.tick(unix_now_ms());
+                    if !c.announce(&mut sink, evs).await {
                         break;
                     }
+                }
+            }
+            _ = north_due => {
+                if let Some(c) = core.as_mut() {
+                    c.flush();
+                }
+            }
+            _ = states_due => {
+                if let Some(c) = core.as_mut() {
+                    c.publish_states();
                 }
             }
             o = rx.recv() => {
@@ -190,10 +281,13 @@ pub async fn run(
                         if once.all_done() { break; }
                     }
                 } else {
-                    if let Some(e) = engine.as_mut() {
-                        let evs = e.observe(&o);
-                        if !evs.is_empty() && !announce(&mut sink, events_tx.as_ref(), evs).await {
+                    if let Some(c) = core.as_mut() {
+                        let evs = c.engine.observe(&o);
+                        if !evs.is_empty() && !c.announce(&mut sink, evs).await {
                             break;
+                        }
+                        if let Some(n) = c.north.as_mut() {
+                            n.on_poll(cfg, &o, None);
                         }
                     }
                     if !sink(Event::Poll(&o)) {
@@ -207,12 +301,13 @@ pub async fn run(
     for b in buses {
         let _ = b.task.await;
     }
-    if let Some(e) = engine.as_mut() {
-        let evs = e.stop(unix_now_ms());
-        announce(&mut sink, events_tx.as_ref(), evs).await;
+    if let Some(c) = core.as_mut() {
+        let evs = c.engine.stop(unix_now_ms());
+        c.announce(&mut sink, evs).await;
+        c.flush();
     }
     // Dropping the sender ends the receiver's stream.
-    events_tx.take();
+    drop(core);
     if opts.once {
         for (i, d) in cfg.devices.iter().enumerate() {
             match once.state.get(&i) {
@@ -226,28 +321,6 @@ pub async fn run(
         }
     }
     summary
-}
-
-/// Gives stored events to the sink and the channel; false when the sink
-/// wants to stop. A closed channel (its receiver gone) is logged and then
-/// left out.
-async fn announce(
-    sink: &mut impl FnMut(Event<'_>) -> bool,
-    tx: Option<&mpsc::Sender<CoreEvent>>,
-    events: Vec<CoreEvent>,
-) -> bool {
-    for ev in events {
-        if !sink(Event::Core(&ev)) {
-            return false;
-        }
-        if let Some(tx) = tx
-            && !tx.is_closed()
-            && tx.send(ev).await.is_err()
-        {
-            warn!("the core event receiver is gone; events go to the database only");
-        }
-    }
-    true
 }
 
 fn log_stats(buses: &[BusHandle]) {

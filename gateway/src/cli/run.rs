@@ -6,7 +6,12 @@ use std::path::PathBuf;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
+use gateway_core::config::{MqttConfig, Resolved, parse_broker_url};
+
 use crate::engine::Engine;
+use crate::north::North;
+use crate::north::mqtt::{MqttStats, Publisher};
+use crate::north::outbox::{OutboxReader, OutboxWriter};
 use crate::output::outcome_json_line;
 use crate::run::{Core, Event, RunOptions, run as run_loop, unix_now_ms};
 use crate::store::data_dir_of;
@@ -25,6 +30,15 @@ pub struct RunArgs {
     /// print one line per device and exit: 0 when every device answered, 1 otherwise.
     #[arg(long)]
     pub once: bool,
+    /// Publish to this broker instead of `[mqtt] url` (`mqtt://host:port` or
+    /// `mqtts://host:port`); turns MQTT on, with defaults, when the file has
+    /// no `[mqtt]` section.
+    #[arg(long, value_name = "URL")]
+    pub mqtt_url: Option<String>,
+    /// Keep the gateway's state (ledger, tickets, outbox) in this folder
+    /// instead of the file's `data_dir`.
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
 }
 
 /// Runs `gateway run`; returns the exit code.
@@ -36,21 +50,63 @@ pub async fn run(args: RunArgs) -> u8 {
             return super::EXIT_CONFIG;
         }
     };
-    // The engine (health, ledger, tickets) runs unless this is a one-shot read.
-    let engine = if args.once {
+    let mut cfg = cfg;
+    if let Some(url) = &args.mqtt_url {
+        if let Err(e) = parse_broker_url(url) {
+            eprintln!("gateway run: --mqtt-url: {e}");
+            return super::EXIT_CONFIG;
+        }
+        match cfg.raw.mqtt.as_mut() {
+            Some(m) => {
+                m.url = url.clone();
+                m.enabled = true;
+            }
+            None => cfg.raw.mqtt = Some(MqttConfig::for_url(url)),
+        }
+    }
+    let data_dir = args
+        .data_dir
+        .clone()
+        .unwrap_or_else(|| data_dir_of(&args.config, &cfg.data_dir));
+    let shutdown = CancellationToken::new();
+    // The publisher stops after the run loop's last append.
+    let publisher_stop = CancellationToken::new();
+    let mut publisher = None;
+    // The engine (health, ledger, tickets) and the north side run unless
+    // this is a one-shot read.
+    let core = if args.once {
         None
     } else {
-        let data_dir = data_dir_of(&args.config, &cfg.data_dir);
-        match Engine::open(&cfg, &data_dir, unix_now_ms()) {
-            Ok(e) => Some(e),
+        let started = unix_now_ms();
+        let engine = match Engine::open(&cfg, &data_dir, started) {
+            Ok(e) => e,
             Err(e) => {
                 error!(error = %e, "cannot start the engine");
                 eprintln!("gateway run: {e}");
                 return super::EXIT_UNAVAILABLE;
             }
+        };
+        let mut core = Core::new(engine);
+        match start_north(
+            &cfg,
+            &args.config,
+            &data_dir,
+            started,
+            publisher_stop.clone(),
+        ) {
+            Ok(Some((north, state_every, task))) => {
+                core.north = Some(north);
+                core.state_every = state_every;
+                publisher = Some(task);
+            }
+            Ok(None) => info!("no [mqtt] section: nothing is published"),
+            Err((code, e)) => {
+                eprintln!("gateway run: {e}");
+                return code;
+            }
         }
+        Some(core)
     };
-    let shutdown = CancellationToken::new();
     let stop = shutdown.clone();
     tokio::spawn(async move {
         crate::logging::shutdown_signal().await;
@@ -67,7 +123,7 @@ pub async fn run(args: RunArgs) -> u8 {
     let summary = run_loop(
         &cfg,
         opts,
-        engine.map(Core::new),
+        core,
         |ev| {
             if !to_stdout {
                 return true;
@@ -94,6 +150,11 @@ pub async fn run(args: RunArgs) -> u8 {
         shutdown,
     )
     .await;
+    publisher_stop.cancel();
+    if let Some(task) = publisher {
+        // The publisher says offline and disconnects within 2 s.
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(5), task).await;
+    }
     if !args.once {
         info!(outcomes = summary.outcomes, "stopped");
         return 0;
@@ -114,4 +175,56 @@ pub async fn run(args: RunArgs) -> u8 {
         );
         1
     }
+}
+
+/// The run loop's half of the north side, the state interval and the
+/// publisher task.
+type NorthParts = (North, std::time::Duration, tokio::task::JoinHandle<()>);
+
+/// Opens the outbox and starts the MQTT publisher when `[mqtt]` is on;
+/// returns the writer half for the run loop and the state interval. Errors
+/// carry the exit code.
+fn start_north(
+    cfg: &Resolved,
+    config_file: &std::path::Path,
+    data_dir: &std::path::Path,
+    started_ms: i64,
+    shutdown: CancellationToken,
+) -> Result<Option<NorthParts>, (u8, String)> {
+    let Some(mqtt) = cfg.raw.mqtt.clone().filter(|m| m.enabled) else {
+        return Ok(None);
+    };
+    let base = config_file
+        .parent()
+        .unwrap_or_else(|| std::path::Path::new("."))
+        .to_path_buf();
+    let password = mqtt
+        .password
+        .read(&base, &|v| std::env::var(v).ok())
+        .map_err(|e| (super::EXIT_CONFIG, format!("[mqtt] password: {e}")))?;
+    let outbox = &cfg.raw.outbox;
+    let writer = OutboxWriter::open(data_dir, outbox.fsync, outbox.max_bytes())
+        .map_err(|e| (super::EXIT_UNAVAILABLE, e.to_string()))?;
+    let stats = writer.stats();
+    let reader = OutboxReader::open(data_dir, outbox.fsync, std::sync::Arc::clone(&stats))
+        .map_err(|e| (super::EXIT_UNAVAILABLE, e.to_string()))?;
+    let wake = std::sync::Arc::new(tokio::sync::Notify::new());
+    let north = North::new(cfg, &mqtt, writer, std::sync::Arc::clone(&wake));
+    let state_every = mqtt.state_every.get();
+    let publisher = Publisher {
+        mqtt,
+        resolved: cfg.clone(),
+        data_dir: data_dir.to_path_buf(),
+        base_dir: base,
+        password,
+        commands: false,
+        outbox: reader,
+        outbox_stats: stats,
+        wake,
+        started_ms,
+        commands_tx: None,
+        stats: std::sync::Arc::new(MqttStats::default()),
+    };
+    let task = tokio::spawn(publisher.run(shutdown));
+    Ok(Some((north, state_every, task)))
 }

@@ -63,7 +63,7 @@ use std::path::{Path, PathBuf};
 use chrono_tz::Tz;
 use gateway_core::config::Resolved;
 use gateway_core::health::{Health, HealthEvent, REASON_STARTUP};
-use gateway_core::ledger::{Crossing, Ledger, ThresholdWatch, parse_tz};
+use gateway_core::ledger::{Crossing, Ledger, ThresholdWatch, month_to_date, parse_tz, totals};
 use gateway_core::maintenance::{Window, active_window};
 use gateway_core::model::{DeviceClass, PollOutcome};
 use gateway_core::state::{DeviceState, HardAlarm, Interval, Transition, UnixMs};
@@ -78,6 +78,7 @@ use crate::store::{
     Command, DataDirLock, DeviceRow, LOCK_FILE, Store, StoreError, apply_ticket_command,
     apply_window_command,
 };
+use crate::wire::StateView;
 
 #[cfg(test)]
 mod tests;
@@ -402,12 +403,75 @@ impl Engine {
             .availability()
     }
 
+    /// The retained `state` of every device (file order): state, since,
+    /// reason, rolling availability from the in-memory ledger and
+    /// month-to-date availability from the store (one query).
+    pub fn state_views(&self, now_ms: UnixMs) -> Vec<StateView> {
+        let (from, _) = month_to_date(self.tz, now_ms);
+        let mut month: BTreeMap<&str, Vec<Interval>> = BTreeMap::new();
+        match self.store.intervals(None, from, now_ms, now_ms) {
+            Ok(all) => {
+                for i in all {
+                    if let Some(d) = self.devices.iter().find(|d| d.id == i.device) {
+                        month.entry(d.id.as_str()).or_default().push(i);
+                    }
+                }
+            }
+            Err(e) => warn!(error = %e, "cannot read the month's intervals"),
+        }
+        (0..self.devices.len())
+            .map(|i| {
+                let d = &self.devices[i];
+                let m = month
+                    .get(d.id.as_str())
+                    .map(|ivs| totals(ivs, from, now_ms).availability());
+                self.view(i, now_ms, m.flatten())
+            })
+            .collect()
+    }
+
+    /// The retained `state` of device `index`, with the month-to-date
+    /// availability read from the store.
+    pub fn state_view(&self, index: usize, now_ms: UnixMs) -> Option<StateView> {
+        let d = self.devices.get(index)?;
+        let (from, _) = month_to_date(self.tz, now_ms);
+        let month = match self.store.intervals(Some(&d.id), from, now_ms, now_ms) {
+            Ok(ivs) => totals(&ivs, from, now_ms).availability(),
+            Err(e) => {
+                warn!(error = %e, "cannot read the month's intervals");
+                None
+            }
+        };
+        Some(self.view(index, now_ms, month))
+    }
+
+    fn view(&self, i: usize, now_ms: UnixMs, month: Option<f64>) -> StateView {
+        let d = &self.devices[i];
+        let st = self.health.status(i);
+        StateView {
+            device: d.id.clone(),
+            class: d.class.as_str(),
+            state: st.state.as_str(),
+            since_ms: st.since_ms,
+            reason: st.reason,
+            rolling: self.rolling_availability(i, now_ms),
+            rolling_window_s: d.window_ms / 1000,
+            month,
+            threshold: d.threshold_percent,
+        }
+    }
+
     /// Writes waiting because the database refused them for now.
     pub fn queued_writes(&self) -> usize {
         self.queue.len()
     }
 
     fn index_of(&self, id: &str) -> Option<usize> {
+        self.health.index_of(id)
+    }
+
+    /// The index of a configured device by id.
+    pub fn index(&self, id: &str) -> Option<usize> {
         self.health.index_of(id)
     }
 

@@ -413,6 +413,29 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
 pub const MIN_OUTBOX: u64 = 1_000_000;
 
 impl MqttConfig {
+    /// The defaults of every key, with this broker URL (for `--mqtt-url`
+    /// when the file has no `[mqtt]`).
+    pub fn for_url(url: &str) -> MqttConfig {
+        MqttConfig {
+            enabled: true,
+            url: url.to_owned(),
+            prefix: default_prefix(),
+            client_id: None,
+            username: None,
+            password: SecretSource::default(),
+            ca_file: None,
+            client_cert_file: None,
+            client_key_file: None,
+            keep_alive: default_keep_alive(),
+            telemetry_qos: Qos::default(),
+            max_inflight: default_inflight(),
+            reconnect_min: default_reconnect_min(),
+            reconnect_max: default_reconnect_max(),
+            state_every: default_state_every(),
+            heartbeat: default_heartbeat(),
+        }
+    }
+
     /// Every problem of the section (paths `mqtt.…`).
     pub fn check(&self) -> Vec<ConfigError> {
         let mut errs = Vec::new();

@@ -1,0 +1,257 @@
+//! The MQTT message schema: topics and payloads, in one place. Documented
+//! with an example of each in `docs/mqtt.md`; a test there parses every
+//! example with these builders' output shape.
+//!
+//! Every payload is a JSON object (UTF-8) with `seq` (per gateway, strictly
+//! increasing, surviving restarts) and `ts` (Unix ms when the message was
+//! made). Times inside are Unix ms; availability figures are fractions 0–1,
+//! thresholds per cent.
+
+use gateway_core::config::{Resolved, ResolvedDevice};
+use gateway_core::model::{PollOutcome, Quality, Value};
+use gateway_core::state::{HardAlarm, Transition, UnixMs};
+use gateway_core::tickets::TicketEvent;
+use serde_json::{Map, Value as Json, json};
+
+use crate::output::bad_reason_name;
+
+/// The topics of one gateway.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Topics {
+    base: String,
+}
+
+impl Topics {
+    /// Topics under `{prefix}/{site}/{gateway}`.
+    pub fn new(prefix: &str, site: &str, gateway: &str) -> Topics {
+        Topics {
+            base: format!("{prefix}/{site}/{gateway}"),
+        }
+    }
+    /// `…/status` (retained; also the last will).
+    pub fn status(&self) -> String {
+        format!("{}/status", self.base)
+    }
+    /// `…/{device}/telemetry`.
+    pub fn telemetry(&self, device: &str) -> String {
+        format!("{}/{device}/telemetry", self.base)
+    }
+    /// `…/{device}/state` (retained).
+    pub fn state(&self, device: &str) -> String {
+        format!("{}/{device}/state", self.base)
+    }
+    /// `…/{device}/event`.
+    pub fn event(&self, device: &str) -> String {
+        format!("{}/{device}/event", self.base)
+    }
+    /// `…/tickets/{id}` (retained).
+    pub fn ticket(&self, id: u64) -> String {
+        format!("{}/tickets/{id}", self.base)
+    }
+    /// `…/alarm`.
+    pub fn alarm(&self) -> String {
+        format!("{}/alarm", self.base)
+    }
+    /// `…/cmd/#`, the commands filter.
+    pub fn commands(&self) -> String {
+        format!("{}/cmd/#", self.base)
+    }
+    /// `…/cmd/reply`.
+    pub fn reply(&self) -> String {
+        format!("{}/cmd/reply", self.base)
+    }
+    /// The part after `…/cmd/` of a command topic, if it is one.
+    pub fn command_op<'a>(&self, topic: &'a str) -> Option<&'a str> {
+        topic
+            .strip_prefix(self.base.as_str())?
+            .strip_prefix("/cmd/")
+            .filter(|op| *op != "reply")
+    }
+}
+
+/// A payload without its `seq` yet (given at the outbox append).
+pub type Body = Map<String, Json>;
+
+/// Adds `seq` and serialises.
+pub fn with_seq(mut body: Body, seq: u64) -> Vec<u8> {
+    body.insert("seq".to_owned(), json!(seq));
+    serde_json::to_vec(&Json::Object(body)).unwrap_or_default()
+}
+
+fn value_json(v: &Value) -> Json {
+    match v {
+        Value::Bool(b) => Json::Bool(*b),
+        Value::Int(i) => json!(i),
+        Value::UInt(u) => json!(u),
+        Value::Float(f) => serde_json::Number::from_f64(*f).map_or(Json::Null, Json::Number),
+        Value::Text(s) => Json::String(s.clone()),
+    }
+}
+
+/// `status`: `{"state":"online"|"offline","version","started_at","site","gateway","ts","seq"}`.
+pub fn status(cfg: &Resolved, online: bool, started_ms: UnixMs, now_ms: UnixMs) -> Body {
+    let mut b = Map::new();
+    b.insert("ts".into(), json!(now_ms));
+    b.insert(
+        "state".into(),
+        json!(if online { "online" } else { "offline" }),
+    );
+    b.insert("site".into(), json!(cfg.site));
+    b.insert("gateway".into(), json!(cfg.gateway));
+    b.insert("version".into(), json!(env!("CARGO_PKG_VERSION")));
+    b.insert("started_at".into(), json!(started_ms));
+    b
+}
+
+/// `telemetry` of the samples `which` (indices into `o.samples`; all when
+/// `None`): `{"ts","device","class","points":{name:value},"units":{name:unit},"quality":{name:reason}}`.
+/// `quality` lists only points that are not good (their value is null or
+/// the raw out-of-range value).
+pub fn telemetry(dev: &ResolvedDevice, o: &PollOutcome, which: Option<&[usize]>) -> Body {
+    let mut points = Map::new();
+    let mut units = Map::new();
+    let mut quality = Map::new();
+    let mut add = |i: usize| {
+        let Some(s) = o.samples.get(i) else { return };
+        let Some(p) = dev.points.get(s.point) else {
+            return;
+        };
+        points.insert(
+            p.name.clone(),
+            s.value.as_ref().map_or(Json::Null, value_json),
+        );
+        if !p.unit.is_empty() {
+            units.insert(p.name.clone(), json!(p.unit));
+        }
+        if let Quality::Bad(r) = s.quality {
+            quality.insert(p.name.clone(), json!(bad_reason_name(r)));
+        }
+    };
+    match which {
+        Some(idx) => idx.iter().copied().for_each(&mut add),
+        None => (0..o.samples.len()).for_each(&mut add),
+    }
+    let mut b = Map::new();
+    b.insert("ts".into(), json!(o.ts_ms));
+    b.insert("device".into(), json!(dev.id));
+    b.insert("class".into(), json!(dev.class.as_str()));
+    b.insert("points".into(), Json::Object(points));
+    b.insert("units".into(), Json::Object(units));
+    b.insert("quality".into(), Json::Object(quality));
+    b
+}
+
+/// What a device's retained `state` says.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StateView {
+    /// Device id.
+    pub device: String,
+    /// Class name.
+    pub class: &'static str,
+    /// `up`, `down`, `maintenance`, `unknown`.
+    pub state: &'static str,
+    /// Since when.
+    pub since_ms: UnixMs,
+    /// Why (`comms`, `rule:…`, `maintenance:…`, `startup`).
+    pub reason: Option<String>,
+    /// Rolling availability 0–1 (None: no Up/Down time in the window).
+    pub rolling: Option<f64>,
+    /// The rolling window in seconds.
+    pub rolling_window_s: i64,
+    /// Month-to-date availability 0–1.
+    pub month: Option<f64>,
+    /// Target, per cent.
+    pub threshold: f64,
+}
+
+/// `state`: `{"ts","device","class","state","since","reason","availability":{"rolling","rolling_window_s","month","threshold","below"}}`.
+pub fn state(v: &StateView, now_ms: UnixMs) -> Body {
+    let below = [v.rolling, v.month]
+        .into_iter()
+        .flatten()
+        .any(|a| a < v.threshold / 100.0);
+    let mut b = Map::new();
+    b.insert("ts".into(), json!(now_ms));
+    b.insert("device".into(), json!(v.device));
+    b.insert("class".into(), json!(v.class));
+    b.insert("state".into(), json!(v.state));
+    b.insert("since".into(), json!(v.since_ms));
+    b.insert("reason".into(), json!(v.reason));
+    b.insert(
+        "availability".into(),
+        json!({
+            "rolling": v.rolling,
+            "rolling_window_s": v.rolling_window_s,
+            "month": v.month,
+            "threshold": v.threshold,
+            "below": below,
+        }),
+    );
+    b
+}
+
+/// `event` of a transition: `{"ts","type":"transition","device","from","to","reason","at"}`.
+pub fn transition(t: &Transition, now_ms: UnixMs) -> Body {
+    let mut b = Map::new();
+    b.insert("ts".into(), json!(now_ms));
+    b.insert("type".into(), json!("transition"));
+    b.insert("device".into(), json!(t.device));
+    b.insert("from".into(), json!(t.from.as_str()));
+    b.insert("to".into(), json!(t.to.as_str()));
+    b.insert("reason".into(), json!(t.reason));
+    b.insert("at".into(), json!(t.at_ms));
+    b
+}
+
+/// `event` of a threshold crossing: `{"ts","type":"threshold","device","crossing":"below"|"recovered","availability","threshold","at"}`.
+pub fn threshold(
+    device: &str,
+    crossing: &gateway_core::ledger::Crossing,
+    at_ms: UnixMs,
+    now_ms: UnixMs,
+) -> Body {
+    use gateway_core::ledger::Crossing;
+    let (word, a, t) = match crossing {
+        Crossing::Below {
+            availability,
+            threshold,
+        } => ("below", availability, threshold),
+        Crossing::Recovered {
+            availability,
+            threshold,
+        } => ("recovered", availability, threshold),
+    };
+    let mut b = Map::new();
+    b.insert("ts".into(), json!(now_ms));
+    b.insert("type".into(), json!("threshold"));
+    b.insert("device".into(), json!(device));
+    b.insert("crossing".into(), json!(word));
+    b.insert("availability".into(), json!(a));
+    b.insert("threshold".into(), json!(t));
+    b.insert("at".into(), json!(at_ms));
+    b
+}
+
+/// `alarm`: `{"ts","device","point","active","at"}`.
+pub fn alarm(a: &HardAlarm, now_ms: UnixMs) -> Body {
+    let mut b = Map::new();
+    b.insert("ts".into(), json!(now_ms));
+    b.insert("device".into(), json!(a.device));
+    b.insert("point".into(), json!(a.point));
+    b.insert("active".into(), json!(a.active));
+    b.insert("at".into(), json!(a.at_ms));
+    b
+}
+
+/// `tickets/{id}`: `{"ts","event":"opened"|…,"at","ticket":{…the whole ticket…}}`.
+pub fn ticket(ev: &TicketEvent, now_ms: UnixMs) -> Body {
+    let mut b = Map::new();
+    b.insert("ts".into(), json!(now_ms));
+    b.insert("event".into(), json!(ev.kind.as_str()));
+    b.insert("at".into(), json!(ev.at_ms));
+    b.insert(
+        "ticket".into(),
+        serde_json::to_value(&ev.ticket).unwrap_or(Json::Null),
+    );
+    b
+}
