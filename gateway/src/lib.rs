@@ -6,8 +6,10 @@
 //! - [`run`]: the main loop, buses → outcomes → sinks.
 //! - [`files`]: reading a configuration and its profiles from disk.
 //! - [`cli`]: the subcommands of the `gateway` binary.
+//! - [`cmdin`]: signed commands arriving over MQTT (verification, replays, replies).
 
 pub mod cli;
+pub mod cmdin;
 pub mod engine;
 pub mod files;
 pub mod logging;

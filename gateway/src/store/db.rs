@@ -18,7 +18,7 @@ pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Schema migrations, in order: `MIGRATIONS[i]` takes `user_version` from
 /// `i` to `i + 1`. Append only; never edit a released step.
-const MIGRATIONS: &[&str] = &[
+pub(super) const MIGRATIONS: &[&str] = &[
     // 1: issue #3 — ledger, heartbeat, tickets, commands, windows, devices.
     "
     CREATE TABLE meta (
@@ -86,6 +86,14 @@ const MIGRATIONS: &[&str] = &[
         class             TEXT NOT NULL,
         threshold_percent REAL NOT NULL
     ) WITHOUT ROWID;
+    ",
+    // 2: issue #4 — nonces of signed MQTT commands (replay protection).
+    "
+    CREATE TABLE nonces (
+        id            TEXT    PRIMARY KEY,
+        keep_until_ms INTEGER NOT NULL   -- the command's ts + max_age
+    ) WITHOUT ROWID;
+    CREATE INDEX nonces_by_expiry ON nonces (keep_until_ms);
     ",
 ];
 

@@ -12,6 +12,7 @@
 //! | `commands` | queue from the CLI to the running gateway, with each outcome | CLI enqueues, engine finishes |
 //! | `windows` | maintenance windows added at run time (JSON) | engine or CLI |
 //! | `devices` | id, names, class, threshold of the configured devices | the engine at start |
+//! | `nonces` | ids of accepted MQTT commands, each kept until its `ts + max_age` | the MQTT command intake (`crate::cmdin`) |
 //!
 //! Tickets, events, commands and windows are stored as JSON text of the core
 //! types, so a new field in those types needs no migration (serde defaults).
@@ -71,6 +72,7 @@ mod commands;
 mod db;
 mod error;
 mod ledger;
+mod nonces;
 mod tickets;
 mod windows;
 
