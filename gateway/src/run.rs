@@ -55,6 +55,8 @@ pub struct Core {
     pub north: Option<North>,
     /// How often every device's retained state is republished.
     pub state_every: Duration,
+    /// Replies to MQTT commands, to publish.
+    pub replies: Option<mpsc::Receiver<crate::wire::Body>>,
 }
 
 impl Core {
@@ -66,6 +68,7 @@ impl Core {
             events: None,
             north: None,
             state_every: Duration::from_secs(60),
+            replies: None,
         }
     }
 
@@ -211,6 +214,7 @@ pub async fn run(
         tokio::time::interval_at(tokio::time::Instant::now() + state_every, state_every);
     state_tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let has_north = core.as_ref().is_some_and(|c| c.north.is_some());
+    let mut replies = core.as_mut().and_then(|c| c.replies.take());
     let mut once = OnceTracker::new(cfg.devices.len(), opts.once_attempts.max(1));
     let mut stats = if opts.stats_every.is_zero() {
         None
@@ -251,9 +255,22 @@ pub async fn run(
                 std::future::pending::<()>().await;
             }
         };
+        let reply_due = async {
+            match replies.as_mut() {
+                Some(r) => r.recv().await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             _ = shutdown.cancelled() => break,
             _ = tick => log_stats(&buses),
+            r = reply_due => {
+                match (r, core.as_mut().and_then(|c| c.north.as_mut())) {
+                    (Some(body), Some(n)) => n.on_reply(body),
+                    (None, _) => replies = None,
+                    _ => {}
+                }
+            }
             _ = engine_due => {
                 if let Some(c) = core.as_mut() {
                     let evs = c.engine.tick(unix_now_ms());

@@ -94,9 +94,10 @@ pub async fn run(args: RunArgs) -> u8 {
             started,
             publisher_stop.clone(),
         ) {
-            Ok(Some((north, state_every, task))) => {
+            Ok(Some((north, state_every, task, replies))) => {
                 core.north = Some(north);
                 core.state_every = state_every;
+                core.replies = replies;
                 publisher = Some(task);
             }
             Ok(None) => info!("no [mqtt] section: nothing is published"),
@@ -179,7 +180,12 @@ pub async fn run(args: RunArgs) -> u8 {
 
 /// The run loop's half of the north side, the state interval and the
 /// publisher task.
-type NorthParts = (North, std::time::Duration, tokio::task::JoinHandle<()>);
+type NorthParts = (
+    North,
+    std::time::Duration,
+    tokio::task::JoinHandle<()>,
+    Option<tokio::sync::mpsc::Receiver<crate::wire::Body>>,
+);
 
 /// Opens the outbox and starts the MQTT publisher when `[mqtt]` is on;
 /// returns the writer half for the run loop and the state interval. Errors
@@ -209,6 +215,34 @@ fn start_north(
     let reader = OutboxReader::open(data_dir, outbox.fsync, std::sync::Arc::clone(&stats))
         .map_err(|e| (super::EXIT_UNAVAILABLE, e.to_string()))?;
     let wake = std::sync::Arc::new(tokio::sync::Notify::new());
+    // Signed commands over MQTT, when [commands] is on.
+    let mut commands_tx = None;
+    let mut replies_rx = None;
+    if let Some(c) = cfg.raw.commands.clone().filter(|c| c.enabled) {
+        let secret = c
+            .secret
+            .read(&base, &|v| std::env::var(v).ok())
+            .map_err(|e| (super::EXIT_CONFIG, format!("[commands] secret: {e}")))?
+            .ok_or((
+                super::EXIT_CONFIG,
+                "[commands] secret is not set".to_owned(),
+            ))?;
+        let tz = gateway_core::ledger::parse_tz(&cfg.timezone)
+            .map_err(|e| (super::EXIT_CONFIG, e.to_string()))?;
+        let verifier = crate::cmdin::Verifier::new(secret, c.max_age.get(), tz);
+        let (tx, rx) = tokio::sync::mpsc::channel(64);
+        let (rtx, rrx) = tokio::sync::mpsc::channel(64);
+        tokio::spawn(crate::north::commands::serve(
+            verifier,
+            data_dir.to_path_buf(),
+            cfg.devices.iter().map(|d| d.id.clone()).collect(),
+            rx,
+            rtx,
+            shutdown.clone(),
+        ));
+        commands_tx = Some(tx);
+        replies_rx = Some(rrx);
+    }
     let north = North::new(cfg, &mqtt, writer, std::sync::Arc::clone(&wake));
     let state_every = mqtt.state_every.get();
     let publisher = Publisher {
@@ -217,14 +251,14 @@ fn start_north(
         data_dir: data_dir.to_path_buf(),
         base_dir: base,
         password,
-        commands: false,
+        commands: commands_tx.is_some(),
         outbox: reader,
         outbox_stats: stats,
         wake,
         started_ms,
-        commands_tx: None,
+        commands_tx,
         stats: std::sync::Arc::new(MqttStats::default()),
     };
     let task = tokio::spawn(publisher.run(shutdown));
-    Ok(Some((north, state_every, task)))
+    Ok(Some((north, state_every, task, replies_rx)))
 }

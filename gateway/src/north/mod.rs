@@ -13,6 +13,7 @@
 //! (every 100 ms), then wakes the publisher. The publisher
 //! ([`mqtt::Publisher`]) is its own task with its own outbox connection.
 
+pub mod commands;
 pub mod mqtt;
 pub mod outbox;
 
@@ -147,6 +148,11 @@ impl North {
                 Kind::Other,
             ),
         }
+    }
+
+    /// A reply to a command (`…/cmd/reply`).
+    pub fn on_reply(&mut self, body: Body) {
+        self.push(self.topics.reply(), body, 1, false, Kind::Other);
     }
 
     /// A device's retained state.
