@@ -35,6 +35,8 @@ fn device(shift: u16) -> Vec<Point> {
             max: Some(1e6),
             alarm: points.len() % 5 == 0,
             critical: false,
+            deadband: None,
+            heartbeat: None,
         });
     };
     for i in 0..12 {

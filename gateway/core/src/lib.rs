@@ -10,6 +10,7 @@
 //!   `${VAR}` substitution and validation that collects every error.
 //! - [`decode`]: registers/bits → typed values with scale, offset and quality.
 //! - [`plan`]: points → the fewest Modbus requests that cover them.
+//! - [`rbe`]: report by exception: which samples are worth publishing.
 //! - [`state`]: device states, transitions, intervals, hard alarms.
 //! - [`health`]: poll outcomes → device state, with debounce.
 //! - [`ledger`]: intervals → availability and figures over any window.
@@ -24,6 +25,7 @@ pub mod ledger;
 pub mod maintenance;
 pub mod model;
 pub mod plan;
+pub mod rbe;
 pub mod state;
 pub mod tickets;
 

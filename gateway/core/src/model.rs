@@ -5,6 +5,7 @@
 //! them into library calls.
 
 use std::fmt;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
@@ -332,6 +333,43 @@ pub struct Point {
     pub alarm: bool,
     /// A change to its "active" value is a hard alarm (ticket at once).
     pub critical: bool,
+    /// Report by exception: how far a numeric value must move from the
+    /// last published one to be published again. `None` = any change.
+    /// Ignored for alarm points and for booleans and text (any change).
+    pub deadband: Option<Deadband>,
+    /// Report by exception: the longest time the point goes unpublished.
+    /// `None` = the gateway-wide heartbeat (`[mqtt] heartbeat`).
+    pub heartbeat: Option<Duration>,
+}
+
+/// How far a numeric value must move before it is reported again (see
+/// [`crate::rbe`]). In TOML: `deadband = 0.05` (absolute) or
+/// `deadband = "2%"` (percent).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Deadband {
+    /// In the point's engineering unit, after scaling; finite and ≥ 0.
+    Absolute(f64),
+    /// Per cent (0–100) of the magnitude of the last published value.
+    Percent(f64),
+}
+
+impl Deadband {
+    /// The largest change from `last` that is still inside the band.
+    pub fn threshold(self, last: f64) -> f64 {
+        match self {
+            Deadband::Absolute(d) => d,
+            Deadband::Percent(p) => last.abs() * p / 100.0,
+        }
+    }
+}
+
+impl fmt::Display for Deadband {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Deadband::Absolute(d) => write!(f, "{d}"),
+            Deadband::Percent(p) => write!(f, "\"{p}%\""),
+        }
+    }
 }
 
 impl Point {

@@ -233,6 +233,8 @@ mod tests {
             max: None,
             alarm: false,
             critical: false,
+            deadband: None,
+            heartbeat: None,
         }
     }
 

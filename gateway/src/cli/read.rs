@@ -201,6 +201,8 @@ fn point(area: Area, start: u16, offset: usize, dt: DataType, a: &ReadArgs) -> P
         max: None,
         alarm: false,
         critical: false,
+        deadband: None,
+        heartbeat: None,
     }
 }
 

@@ -1,10 +1,12 @@
 //! The serde shape of a device profile (`config/profiles/<name>.toml`).
 
 use std::collections::BTreeMap;
+use std::fmt;
 
-use serde::Deserialize;
+use serde::{Deserialize, Deserializer};
 
-use crate::model::{Area, WordOrder};
+use crate::HumanDuration;
+use crate::model::{Area, Deadband, WordOrder};
 
 /// A device model described once: its points and health hints.
 #[derive(Clone, Debug, Deserialize)]
@@ -75,6 +77,14 @@ pub struct PointDef {
     /// A hard alarm point (opens a ticket at once when active).
     #[serde(default)]
     pub critical: bool,
+    /// Report by exception: `0.05` (absolute, in `unit`) or `"2%"` (of the
+    /// last published value). Default: any change is published.
+    #[serde(default)]
+    pub deadband: Option<Deadband>,
+    /// Report by exception: publish at least this often (≥ 1s). Default:
+    /// the gateway-wide `[mqtt] heartbeat`.
+    #[serde(default)]
+    pub heartbeat: Option<HumanDuration>,
     /// Free text shown in tooltips and docs.
     #[serde(default)]
     pub description: Option<String>,
@@ -96,8 +106,50 @@ pub struct PointOverride {
     pub alarm: Option<bool>,
     pub critical: Option<bool>,
     pub order: Option<WordOrder>,
+    /// Replaces the point's report-by-exception deadband.
+    pub deadband: Option<Deadband>,
+    /// Replaces the point's report-by-exception heartbeat.
+    pub heartbeat: Option<HumanDuration>,
     /// false = do not poll this point on this device.
     pub enabled: Option<bool>,
+}
+
+/// `deadband = 0.05` (absolute) or `deadband = "2%"` (percent). Only the
+/// shape is checked here; ranges are checked by validation, with the path.
+impl<'de> Deserialize<'de> for Deadband {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = Deadband;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a number in the point's unit (0.05) or a percentage (\"2%\")")
+            }
+            fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Deadband, E> {
+                Ok(Deadband::Absolute(v))
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Deadband, E> {
+                Ok(Deadband::Absolute(v as f64))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Deadband, E> {
+                Ok(Deadband::Absolute(v as f64))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Deadband, E> {
+                parse_percent(v).map(Deadband::Percent).ok_or_else(|| {
+                    E::custom(format!(
+                        "invalid deadband {v:?}; write a number in the point's unit \
+                         (deadband = 0.05) or a percentage of the last published value \
+                         (deadband = \"2%\")"
+                    ))
+                })
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// `"2%"`, `" 0.5 % "` → the number before the `%`.
+fn parse_percent(text: &str) -> Option<f64> {
+    text.trim().strip_suffix('%')?.trim().parse::<f64>().ok()
 }
 
 /// A parsed health-hint condition, e.g. `running == true and outlet_pressure < 1.5`.

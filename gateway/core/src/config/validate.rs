@@ -21,6 +21,8 @@
 //! - a bit area holds only `bool` points; `bit` points have a bit 0–15 in a
 //!   register area; strings have a length;
 //! - scale is finite and non-zero, offset finite, `min ≤ max`;
+//! - report by exception: a deadband is finite and ≥ 0 (a percentage at
+//!   most 100) and only on numeric points; a heartbeat is ≥ 1 s;
 //! - health hints parse (see [`Condition`]) and name
 //!   existing points.
 //!
@@ -33,7 +35,8 @@ use std::time::Duration;
 
 use super::north::{CommandsConfig, InfluxConfig, MqttConfig};
 use super::{BusConfig, BusKind, Condition, Config, Parity, PointDef, Profile, TypeName};
-use crate::model::{Area, DataType, DeviceClass, Point};
+use crate::HumanDuration;
+use crate::model::{Area, DataType, Deadband, DeviceClass, Point};
 
 /// One problem found in a configuration, with where it is.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -840,6 +843,50 @@ fn check_numbers(
     }
 }
 
+/// The shortest per-point report-by-exception heartbeat accepted.
+pub const MIN_HEARTBEAT: Duration = Duration::from_secs(1);
+
+/// Checks a point's report-by-exception settings; shared by profile points
+/// and overrides.
+fn check_rbe(
+    path: &str,
+    data_type: DataType,
+    deadband: Option<Deadband>,
+    heartbeat: Option<HumanDuration>,
+    errs: &mut Errors,
+) {
+    match deadband {
+        Some(Deadband::Absolute(d)) if !(d.is_finite() && d >= 0.0) => errs.push(
+            path,
+            format!("deadband {d} must be a finite number ≥ 0 in the point's unit, e.g. 0.05"),
+        ),
+        Some(Deadband::Percent(p)) if !(p.is_finite() && (0.0..=100.0).contains(&p)) => errs.push(
+            path,
+            format!("deadband \"{p}%\" must be a percentage from 0 to 100, e.g. \"2%\""),
+        ),
+        Some(db)
+            if matches!(
+                data_type,
+                DataType::Bool | DataType::Bit(_) | DataType::String(_)
+            ) =>
+        {
+            errs.push(
+                path,
+                format!(
+                    "deadband {db} applies to numbers only; a {} point is published on every change, remove the deadband",
+                    data_type.name()
+                ),
+            );
+        }
+        _ => {}
+    }
+    if let Some(h) = heartbeat
+        && h.get() < MIN_HEARTBEAT
+    {
+        errs.push(path, format!("heartbeat {h} is below the minimum of 1s"));
+    }
+}
+
 /// Checks a profile; returns each point resolved at its profile address
 /// (`None` for a point with errors, which are recorded).
 fn prepare_profile(name: &str, profile: &Profile, errs: &mut Errors) -> Vec<Option<Point>> {
@@ -894,6 +941,7 @@ fn prepare_profile(name: &str, profile: &Profile, errs: &mut Errors) -> Vec<Opti
                 }
                 let errors_before = errs.0.len();
                 check_numbers(&path, def.scale, def.offset, def.min, def.max, errs);
+                check_rbe(&path, data_type, def.deadband, def.heartbeat, errs);
                 ok &= errs.0.len() == errors_before;
                 out.push(ok.then(|| Point {
                     name: def.name.clone(),
@@ -908,6 +956,8 @@ fn prepare_profile(name: &str, profile: &Profile, errs: &mut Errors) -> Vec<Opti
                     max: def.max,
                     alarm: def.alarm,
                     critical: def.critical,
+                    deadband: def.deadband,
+                    heartbeat: def.heartbeat.map(HumanDuration::get),
                 }));
             }
             Err(msg) => {
@@ -1048,7 +1098,10 @@ fn resolve_points(
             p.alarm = o.alarm.unwrap_or(p.alarm);
             p.critical = o.critical.unwrap_or(p.critical);
             p.order = o.order.unwrap_or(p.order);
+            p.deadband = o.deadband.or(p.deadband);
+            p.heartbeat = o.heartbeat.map(HumanDuration::get).or(p.heartbeat);
             check_numbers(&path, p.scale, p.offset, p.min, p.max, errs);
+            check_rbe(&path, p.data_type, o.deadband, o.heartbeat, errs);
         }
         let width = p.width();
         let limit = p.area.protocol_max();

@@ -19,6 +19,8 @@ fn point(data_type: DataType, order: WordOrder) -> Point {
         max: None,
         alarm: false,
         critical: false,
+        deadband: None,
+        heartbeat: None,
     }
 }
 

@@ -31,6 +31,8 @@ fn point(name: &str, address: u16, data_type: DataType, alarm: bool, critical: b
         max: None,
         alarm,
         critical,
+        deadband: None,
+        heartbeat: None,
     }
 }
 

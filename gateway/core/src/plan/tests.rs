@@ -20,6 +20,8 @@ fn pt(area: Area, address: u16, data_type: DataType) -> Point {
         max: None,
         alarm: false,
         critical: false,
+        deadband: None,
+        heartbeat: None,
     }
 }
 

@@ -61,6 +61,8 @@ fn point(name: &str, address: u16, alarm: bool) -> Point {
         max: None,
         alarm,
         critical: false,
+        deadband: None,
+        heartbeat: None,
     }
 }
 
