@@ -10,6 +10,7 @@
 pub mod cli;
 pub mod engine;
 pub mod files;
+pub mod influx;
 pub mod logging;
 pub mod output;
 pub mod run;
