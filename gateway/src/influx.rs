@@ -24,7 +24,9 @@
 //!   written differently: non-finite floats, unsigned values above
 //!   `i64::MAX` (they would need the `u` type, which not every server
 //!   accepts), and points named like a key the servers reserve (`time`,
-//!   `_field`, `_measurement`). Line protocol cannot carry a line feed
+//!   `_field`, `_measurement`) or like one of our tags (`device`,
+//!   `gateway`, `site`, which InfluxDB 3 refuses as field names of the same
+//!   measurement). Line protocol cannot carry a line feed
 //!   inside a value, so a CR or LF in text becomes a space.
 //!
 //!   Escaping follows the line-protocol specification: in the measurement,
@@ -66,8 +68,17 @@ use gateway_core::model::DeviceClass;
 /// reported as [`WriteError::Retry`]).
 pub const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Field keys the servers reserve: a line carrying one is refused.
-const RESERVED_FIELD_KEYS: [&str; 3] = ["time", "_field", "_measurement"];
+/// Field keys a line cannot carry: the ones the servers reserve (a line
+/// with one is refused) and our tag keys (InfluxDB 3 refuses a field named
+/// like a tag of the same measurement).
+const RESERVED_FIELD_KEYS: [&str; 6] = [
+    "time",
+    "_field",
+    "_measurement",
+    "device",
+    "gateway",
+    "site",
+];
 
 /// How much of a server's error text is kept in a message.
 const MAX_SERVER_TEXT: usize = 300;
@@ -616,9 +627,15 @@ type = "u16"
     }
 
     #[test]
-    fn reserved_field_keys_are_left_out() {
-        let cfg = resolved();
+    fn reserved_field_keys_and_tag_keys_are_left_out() {
+        let mut cfg = resolved();
         let o = outcome(0, vec![good(5, Value::UInt(3)), good(1, Value::Int(1))]);
+        assert_eq!(
+            line(&cfg, &o).unwrap(),
+            "pump,device=pump-1,gateway=gw-1,site=hq run_hours=1i 1790000000123"
+        );
+        cfg.devices[0].points[0].name = "site".into();
+        let o = outcome(0, vec![good(0, Value::Float(1.0)), good(1, Value::Int(1))]);
         assert_eq!(
             line(&cfg, &o).unwrap(),
             "pump,device=pump-1,gateway=gw-1,site=hq run_hours=1i 1790000000123"
