@@ -12,6 +12,7 @@ pub mod cli;
 pub mod cmdin;
 pub mod engine;
 pub mod files;
+pub mod influx;
 pub mod logging;
 pub mod north;
 pub mod output;
