@@ -57,6 +57,10 @@ pub struct Core {
     pub state_every: Duration,
     /// Replies to MQTT commands, to publish.
     pub replies: Option<mpsc::Receiver<crate::wire::Body>>,
+    /// Report by exception for telemetry (when publishing).
+    pub rbe: Option<gateway_core::rbe::Rbe>,
+    /// Telemetry lines for InfluxDB (when `[influx]` is on).
+    pub influx: Option<crate::north::influx_feed::InfluxFeed>,
 }
 
 impl Core {
@@ -69,6 +73,8 @@ impl Core {
             north: None,
             state_every: Duration::from_secs(60),
             replies: None,
+            rbe: None,
+            influx: None,
         }
     }
 
@@ -116,6 +122,11 @@ impl Core {
 
     /// Appends what the north side buffered.
     fn flush(&mut self) {
+        if let Some(f) = self.influx.as_mut()
+            && let Err(e) = f.flush()
+        {
+            error!(error = %e, "cannot append to the InfluxDB outbox; retrying");
+        }
         if let Some(n) = self.north.as_mut()
             && let Err(e) = n.flush()
         {
@@ -213,8 +224,11 @@ pub async fn run(
     let mut state_tick =
         tokio::time::interval_at(tokio::time::Instant::now() + state_every, state_every);
     state_tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    let has_north = core.as_ref().is_some_and(|c| c.north.is_some());
+    let has_north = core
+        .as_ref()
+        .is_some_and(|c| c.north.is_some() || c.influx.is_some());
     let mut replies = core.as_mut().and_then(|c| c.replies.take());
+    let mut selected = Vec::new();
     let mut once = OnceTracker::new(cfg.devices.len(), opts.once_attempts.max(1));
     let mut stats = if opts.stats_every.is_zero() {
         None
@@ -303,8 +317,17 @@ pub async fn run(
                         if !evs.is_empty() && !c.announce(&mut sink, evs).await {
                             break;
                         }
+                        if let Some(f) = c.influx.as_mut() {
+                            f.on_poll(cfg, &o);
+                        }
                         if let Some(n) = c.north.as_mut() {
-                            n.on_poll(cfg, &o, None);
+                            match c.rbe.as_mut() {
+                                Some(rbe) => {
+                                    rbe.select_into(&o, &mut selected);
+                                    n.on_poll(cfg, &o, Some(&selected));
+                                }
+                                None => n.on_poll(cfg, &o, None),
+                            }
                         }
                     }
                     if !sink(Event::Poll(&o)) {

@@ -34,7 +34,9 @@ impl Broker {
         let conf = dir.join(format!("mosquitto-{port}.conf"));
         std::fs::write(
             &conf,
-            format!("listener {port} 127.0.0.1\n{extra}\nlog_type error\nlog_type warning\nlog_type notice\n"),
+            // `user root`: when the tests run as root, Mosquitto would
+            // otherwise drop to its own user, who cannot read our temp dir.
+            format!("listener {port} 127.0.0.1\nuser root\n{extra}\nlog_type error\nlog_type warning\nlog_type notice\n"),
         )
         .unwrap();
         let mut b = Broker {
@@ -55,7 +57,10 @@ impl Broker {
         self.proc = Some(proc);
         let deadline = Instant::now() + Duration::from_secs(10);
         while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(Instant::now() < deadline, "mosquitto did not listen");
+            if Instant::now() >= deadline {
+                let out = self.proc.as_mut().map(Proc::output).unwrap_or_default();
+                panic!("mosquitto did not listen on {}: {out}", self.port);
+            }
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -417,17 +422,17 @@ fn signed_commands_are_applied_and_every_bad_one_is_refused_with_a_reason() {
     let bad: Vec<(&str, String, &str)> = vec![
         (
             "unsigned",
-            serde_json::json!({"body": ack("n-unsigned", now_ms()).to_string()}).to_string(),
+            serde_json::json!({"body": ack("nonce-unsigned", now_ms()).to_string()}).to_string(),
             "ack",
         ),
         (
             "bad_signature",
-            signed("wrong-secret", &ack("n-badsig", now_ms())),
+            signed("wrong-secret", &ack("nonce-badsig", now_ms())),
             "ack",
         ),
         (
             "stale",
-            signed(secret, &ack("n-stale", now_ms() - 3_600_000)),
+            signed(secret, &ack("nonce-stale", now_ms() - 3_600_000)),
             "ack",
         ),
         ("malformed", "{not json".to_owned(), "ack"),
@@ -435,7 +440,7 @@ fn signed_commands_are_applied_and_every_bad_one_is_refused_with_a_reason() {
             "unknown",
             signed(
                 secret,
-                &serde_json::json!({"op":"frobnicate","id":"n-unknown","ts":now_ms(),"by":"张工"}),
+                &serde_json::json!({"op":"frobnicate","id":"nonce-unknown","ts":now_ms(),"by":"张工"}),
             ),
             "frobnicate",
         ),
@@ -449,10 +454,10 @@ fn signed_commands_are_applied_and_every_bad_one_is_refused_with_a_reason() {
     assert_eq!(events(), before, "a rejected command changed the tickets");
 
     // A valid ack is applied; its replay is refused.
-    let good = signed(secret, &ack("n-good-1", now_ms()));
+    let good = signed(secret, &ack("nonce-good-1", now_ms()));
     publish(broker.port, &topic("ack"), &good);
     let line = replies
-        .wait_for("n-good-1", Duration::from_secs(15))
+        .wait_for("nonce-good-1", Duration::from_secs(15))
         .unwrap();
     assert!(
         line.contains("\"ok\":true") && line.contains("acknowledged by 张工"),
@@ -502,9 +507,11 @@ fn nothing_is_lost_across_a_two_minute_broker_outage_and_a_gateway_sigkill() {
     std::thread::sleep(Duration::from_secs(10));
 
     broker.stop();
+    let outage_from = now_ms();
     gw.wait_for("lost the MQTT connection", Duration::from_secs(10))
         .unwrap();
     std::thread::sleep(Duration::from_secs(120));
+    let outage_to = now_ms();
     broker.restart();
     gw.wait_for("connected to the MQTT broker", Duration::from_secs(90))
         .unwrap();
@@ -517,7 +524,19 @@ fn nothing_is_lost_across_a_two_minute_broker_outage_and_a_gateway_sigkill() {
     assert_eq!(gw.interrupt(Duration::from_secs(10)).unwrap(), Some(0));
     std::thread::sleep(Duration::from_secs(3));
 
-    let got = seqs(&messages(&mut sub));
+    let msgs = messages(&mut sub);
+    let during = msgs
+        .iter()
+        .filter(|(t, v)| {
+            !t.ends_with("/status")
+                && (outage_from..outage_to).contains(&v["ts"].as_i64().unwrap_or(0))
+        })
+        .count();
+    assert!(
+        during > 20,
+        "only {during} messages made during the outage arrived"
+    );
+    let got = seqs(&msgs);
     let (first, last) = (*got.first().unwrap(), *got.last().unwrap());
     let missing: Vec<u64> = (first..=last).filter(|s| !got.contains(s)).collect();
     assert!(
@@ -527,7 +546,10 @@ fn nothing_is_lost_across_a_two_minute_broker_outage_and_a_gateway_sigkill() {
         last - first + 1,
         &missing[..missing.len().min(20)]
     );
-    assert!(last - first > 1000, "too few messages: {first}..{last}");
+    assert!(last - first > 200, "too few messages: {first}..{last}");
+    eprintln!(
+        "no loss: seqs {first}..={last} all delivered, {during} of them made during the outage"
+    );
     // The outbox is empty: everything was acknowledged.
     let left: i64 = rusqlite::Connection::open(dir.path().join("data/outbox.db"))
         .unwrap()
@@ -686,7 +708,7 @@ fn tls_with_a_test_ca_and_a_password_works_and_a_wrong_password_says_so() {
             .envs(env_bad),
     )
     .unwrap();
-    gw.wait_for("bad user name or password", Duration::from_secs(20))
+    gw.wait_for("a wrong user name or password", Duration::from_secs(20))
         .unwrap();
     assert!(
         !gw.output().contains("wrong-pass"),

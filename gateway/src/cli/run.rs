@@ -72,6 +72,7 @@ pub async fn run(args: RunArgs) -> u8 {
     // The publisher stops after the run loop's last append.
     let publisher_stop = CancellationToken::new();
     let mut publisher = None;
+    let mut influx_task = None;
     // The engine (health, ledger, tickets) and the north side run unless
     // this is a one-shot read.
     let core = if args.once {
@@ -98,9 +99,27 @@ pub async fn run(args: RunArgs) -> u8 {
                 core.north = Some(north);
                 core.state_every = state_every;
                 core.replies = replies;
+                core.rbe = Some(gateway_core::rbe::Rbe::new(
+                    &cfg.devices,
+                    cfg.raw
+                        .mqtt
+                        .as_ref()
+                        .map_or(std::time::Duration::from_secs(300), |m| m.heartbeat.get()),
+                ));
                 publisher = Some(task);
             }
-            Ok(None) => info!("no [mqtt] section: nothing is published"),
+            Ok(None) => info!("no [mqtt] section: nothing is published over MQTT"),
+            Err((code, e)) => {
+                eprintln!("gateway run: {e}");
+                return code;
+            }
+        }
+        match start_influx(&cfg, &args.config, &data_dir, publisher_stop.clone()) {
+            Ok(Some((feed, task))) => {
+                core.influx = Some(feed);
+                influx_task = Some(task);
+            }
+            Ok(None) => {}
             Err((code, e)) => {
                 eprintln!("gateway run: {e}");
                 return code;
@@ -152,6 +171,9 @@ pub async fn run(args: RunArgs) -> u8 {
     )
     .await;
     publisher_stop.cancel();
+    if let Some(task) = influx_task {
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(5), task).await;
+    }
     if let Some(task) = publisher {
         // The publisher says offline and disconnects within 2 s.
         let _ = tokio::time::timeout(std::time::Duration::from_secs(5), task).await;
@@ -258,7 +280,55 @@ fn start_north(
         started_ms,
         commands_tx,
         stats: std::sync::Arc::new(MqttStats::default()),
+        last_error: None,
     };
     let task = tokio::spawn(publisher.run(shutdown));
     Ok(Some((north, state_every, task, replies_rx)))
+}
+
+/// The run loop's half of the InfluxDB sink and its writer task.
+type InfluxParts = (
+    crate::north::influx_feed::InfluxFeed,
+    tokio::task::JoinHandle<()>,
+);
+
+/// Opens the InfluxDB outbox and starts its writer when `[influx]` is on.
+fn start_influx(
+    cfg: &Resolved,
+    config_file: &std::path::Path,
+    data_dir: &std::path::Path,
+    shutdown: CancellationToken,
+) -> Result<Option<InfluxParts>, (u8, String)> {
+    use crate::north::outbox::INFLUX_FILE;
+    let Some(influx) = cfg.raw.influx.clone().filter(|i| i.enabled) else {
+        return Ok(None);
+    };
+    let base = config_file
+        .parent()
+        .unwrap_or_else(|| std::path::Path::new("."))
+        .to_path_buf();
+    let token = influx
+        .token
+        .read(&base, &|v| std::env::var(v).ok())
+        .map_err(|e| (super::EXIT_CONFIG, format!("[influx] token: {e}")))?;
+    let writer = crate::influx::InfluxWriter::new(&influx, token)
+        .map_err(|e| (super::EXIT_CONFIG, format!("[influx]: {e}")))?;
+    let outbox = &cfg.raw.outbox;
+    let file = data_dir.join(INFLUX_FILE);
+    let w = OutboxWriter::open_at(&file, outbox.fsync, outbox.max_bytes())
+        .map_err(|e| (super::EXIT_UNAVAILABLE, e.to_string()))?;
+    let r = OutboxReader::open_at(&file, outbox.fsync, w.stats())
+        .map_err(|e| (super::EXIT_UNAVAILABLE, e.to_string()))?;
+    let wake = std::sync::Arc::new(tokio::sync::Notify::new());
+    let feed = crate::north::influx_feed::InfluxFeed::new(w, std::sync::Arc::clone(&wake));
+    let task = tokio::spawn(crate::north::influx_feed::run(
+        writer,
+        r,
+        wake,
+        usize::try_from(influx.batch).unwrap_or(5000),
+        influx.flush_every.get(),
+        shutdown,
+    ));
+    info!(url = %influx.url, bucket = %influx.bucket, "writing telemetry to InfluxDB");
+    Ok(Some((feed, task)))
 }

@@ -218,7 +218,7 @@ impl Engine {
             info!(
                 devices = recovered.len(),
                 since_ms = t.at_ms,
-                "recovered from an unclean stop: the gap counts as Unknown (gateway_down)"
+                "intervals left open by the previous run closed at its last heartbeat; the gap counts as Unknown (gateway_down)"
             );
         }
         events.extend(recovered.into_iter().map(CoreEvent::Transition));

@@ -14,6 +14,7 @@
 //! ([`mqtt::Publisher`]) is its own task with its own outbox connection.
 
 pub mod commands;
+pub mod influx_feed;
 pub mod mqtt;
 pub mod outbox;
 

@@ -92,6 +92,8 @@ pub struct Publisher {
     pub commands_tx: Option<mpsc::Sender<CommandIn>>,
     /// Counters.
     pub stats: Arc<MqttStats>,
+    /// The last connection failure logged (repeats go to debug).
+    pub last_error: Option<String>,
 }
 
 /// What the publisher tracks per connection.
@@ -130,7 +132,7 @@ fn explain(e: &ConnectionError) -> String {
                 "the broker refused the connection: bad user name or password (check [mqtt] username and password)".to_owned()
             }
             ConnectReturnCode::NotAuthorized => {
-                "the broker refused the connection: not authorised (check the broker's ACL and [mqtt] username)".to_owned()
+                "the broker refused the connection: not authorised, i.e. a wrong user name or password (Mosquitto answers so for both) or a user the broker does not allow (check [mqtt] username and password, and the broker's password file and ACL)".to_owned()
             }
             ConnectReturnCode::BadClientId => {
                 "the broker refused the connection: client id rejected (set [mqtt] client_id)".to_owned()
@@ -272,7 +274,14 @@ impl Publisher {
             Ok(other) => debug!(event = ?other, "unexpected first MQTT event"),
             Err(e) => {
                 self.stats.errors.fetch_add(1, Ordering::Relaxed);
-                error!(broker = %self.mqtt.url, error = %explain(&e), "cannot connect to the MQTT broker");
+                let why = explain(&e);
+                // Said once per kind of failure, not at every retry.
+                if self.last_error.as_deref() == Some(why.as_str()) {
+                    debug!(broker = %self.mqtt.url, error = %why, "still cannot connect to the MQTT broker");
+                } else {
+                    error!(broker = %self.mqtt.url, error = %why, "cannot connect to the MQTT broker; retrying with backoff");
+                    self.last_error = Some(why);
+                }
                 return Some(false);
             }
         }
@@ -365,6 +374,7 @@ impl Publisher {
 
     /// Just connected: status online, the command subscription, the outbox.
     fn on_connected(&mut self, client: &AsyncClient, flight: &mut Flight, topics: &Topics) {
+        self.last_error = None;
         self.stats.connected.store(true, Ordering::Relaxed);
         self.stats.connects.fetch_add(1, Ordering::Relaxed);
         info!(broker = %self.mqtt.url, waiting = self.outbox_stats.records.load(Ordering::Relaxed), "connected to the MQTT broker");

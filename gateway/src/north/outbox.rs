@@ -26,8 +26,10 @@ use std::time::Duration;
 use gateway_core::config::Fsync;
 use rusqlite::{Connection, OptionalExtension, params};
 
-/// The outbox file in the data directory.
+/// The MQTT outbox file in the data directory.
 pub const OUTBOX_FILE: &str = "outbox.db";
+/// The InfluxDB outbox file in the data directory.
+pub const INFLUX_FILE: &str = "influx-outbox.db";
 
 /// Bytes counted per row beyond topic and payload (row overhead, roughly).
 const ROW_OVERHEAD: u64 = 32;
@@ -102,8 +104,9 @@ pub struct OutboxStats {
     pub last_seq: AtomicU64,
 }
 
-fn open(dir: &Path, fsync: Fsync) -> Result<Connection, OutboxError> {
-    let path = dir.join(OUTBOX_FILE);
+fn open(path: &Path, fsync: Fsync) -> Result<Connection, OutboxError> {
+    let path = path.to_path_buf();
+    let dir = path.parent().unwrap_or_else(|| Path::new("."));
     let wrap = |source| OutboxError::Open {
         path: path.clone(),
         source,
@@ -150,9 +153,14 @@ pub struct OutboxWriter {
 }
 
 impl OutboxWriter {
-    /// Opens (creating) the outbox in `dir`.
+    /// Opens (creating) the MQTT outbox in `dir`.
     pub fn open(dir: &Path, fsync: Fsync, max_bytes: u64) -> Result<OutboxWriter, OutboxError> {
-        let conn = open(dir, fsync)?;
+        OutboxWriter::open_at(&dir.join(OUTBOX_FILE), fsync, max_bytes)
+    }
+
+    /// Opens (creating) an outbox file.
+    pub fn open_at(file: &Path, fsync: Fsync, max_bytes: u64) -> Result<OutboxWriter, OutboxError> {
+        let conn = open(file, fsync)?;
         let stored: Option<i64> = conn
             .query_row("SELECT value FROM meta WHERE key = 'next_seq'", [], |r| {
                 r.get(0)
@@ -324,10 +332,19 @@ pub struct OutboxReader {
 }
 
 impl OutboxReader {
-    /// Opens the outbox of `dir` (after the writer created it).
+    /// Opens the MQTT outbox of `dir` (after the writer created it).
     pub fn open(dir: &Path, fsync: Fsync, stats: Arc<OutboxStats>) -> Result<Self, OutboxError> {
+        OutboxReader::open_at(&dir.join(OUTBOX_FILE), fsync, stats)
+    }
+
+    /// Opens an outbox file (after its writer created it).
+    pub fn open_at(
+        file: &Path,
+        fsync: Fsync,
+        stats: Arc<OutboxStats>,
+    ) -> Result<Self, OutboxError> {
         Ok(OutboxReader {
-            conn: open(dir, fsync)?,
+            conn: open(file, fsync)?,
             stats,
         })
     }
