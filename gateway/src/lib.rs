@@ -8,6 +8,7 @@
 //! - [`cli`]: the subcommands of the `gateway` binary.
 //! - [`cmdin`]: signed commands arriving over MQTT (verification, replays, replies).
 
+pub mod admin;
 pub mod cli;
 pub mod cmdin;
 pub mod engine;

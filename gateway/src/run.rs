@@ -12,6 +12,7 @@
 //! on the gateway's single runtime thread, well inside any Modbus timeout.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use gateway_core::config::Resolved;
@@ -61,6 +62,8 @@ pub struct Core {
     pub rbe: Option<gateway_core::rbe::Rbe>,
     /// Telemetry lines for InfluxDB (when `[influx]` is on).
     pub influx: Option<crate::north::influx_feed::InfluxFeed>,
+    /// The admin listener's metrics (the loop adds the bus counters).
+    pub metrics: Option<Arc<crate::admin::Metrics>>,
 }
 
 impl Core {
@@ -75,6 +78,7 @@ impl Core {
             replies: None,
             rbe: None,
             influx: None,
+            metrics: None,
         }
     }
 
@@ -206,6 +210,15 @@ pub async fn run(
     );
     let mut summary = RunSummary::default();
     let mut core = core;
+    if let Some(m) = core.as_ref().and_then(|c| c.metrics.as_ref())
+        && let Ok(mut b) = m.buses.lock()
+    {
+        b.extend(
+            buses
+                .iter()
+                .map(|h| (h.bus.clone(), Arc::clone(&h.counters))),
+        );
+    }
     if let Some(c) = core.as_mut() {
         let startup = std::mem::take(&mut c.startup);
         if !c.announce(&mut sink, startup).await {

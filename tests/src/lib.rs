@@ -277,6 +277,10 @@ pub fn demo_env(dir: &Path) -> (Vec<(String, String)>, String) {
             ),
             ("BMS_DEMO_SIM_CONTROL".into(), control.clone()),
             (
+                "BMS_ADMIN_LISTEN".into(),
+                format!("127.0.0.1:{}", free_port()),
+            ),
+            (
                 "BMS_DATA_DIR".into(),
                 dir.join("data").display().to_string(),
             ),

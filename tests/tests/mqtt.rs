@@ -238,6 +238,29 @@ fn messages_follow_the_schema_state_is_retained_and_the_will_says_offline() {
     let mut gw = gateway(&cfg, &env, &broker.url());
     all.wait_for("/pump-1/telemetry", Duration::from_secs(20))
         .unwrap();
+    // The admin listener: health and Prometheus metrics.
+    let admin = env
+        .iter()
+        .find(|(k, _)| k == "BMS_ADMIN_LISTEN")
+        .map(|(_, v)| v.clone())
+        .unwrap();
+    let (code, body) = http("GET", &admin, "/healthz", "").unwrap();
+    assert_eq!(code, 200, "{body}");
+    let health: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(health["mqtt_connected"], true, "{body}");
+    let (code, metrics) = http("GET", &admin, "/metrics", "").unwrap();
+    assert_eq!(code, 200);
+    for needle in [
+        "# TYPE bms_polls_total counter",
+        "bms_polls_total{bus=\"rs485-1\"}",
+        "bms_request_failures_total{bus=\"tcp-power\",kind=\"timeout\"}",
+        "bms_mqtt_connected 1",
+        "bms_outbox_records{sink=\"mqtt\"}",
+        "bms_outbox_delivered_total{sink=\"mqtt\"}",
+        "bms_mqtt_publish_ack_seconds_count",
+    ] {
+        assert!(metrics.contains(needle), "no {needle} in\n{metrics}");
+    }
     let (code, body) = http(
         "POST",
         &control,
@@ -414,6 +437,12 @@ fn signed_commands_are_applied_and_every_bad_one_is_refused_with_a_reason() {
             .query_row("SELECT COUNT(*) FROM ticket_events", [], |r| r.get(0))
             .unwrap()
     };
+    // The log line comes just before the ticket is stored: wait for it.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while events() == 0 {
+        assert!(Instant::now() < deadline, "the ticket was not stored");
+        std::thread::sleep(Duration::from_millis(100));
+    }
     let before = events();
     let ack = |id: &str, ts: i64| serde_json::json!({"op":"ack","id":id,"ts":ts,"by":"张工","ticket":1,"note":"到场"});
     let topic = |op: &str| format!("{PREFIX}/cmd/{op}");

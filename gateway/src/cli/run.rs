@@ -88,6 +88,8 @@ pub async fn run(args: RunArgs) -> u8 {
             }
         };
         let mut core = Core::new(engine);
+        let mut metrics = crate::admin::Metrics::default();
+        let mut mqtt_stats = None;
         match start_north(
             &cfg,
             &args.config,
@@ -95,7 +97,8 @@ pub async fn run(args: RunArgs) -> u8 {
             started,
             publisher_stop.clone(),
         ) {
-            Ok(Some((north, state_every, task, replies))) => {
+            Ok(Some((north, state_every, task, replies, stats))) => {
+                mqtt_stats = Some(stats);
                 core.north = Some(north);
                 core.state_every = state_every;
                 core.replies = replies;
@@ -116,6 +119,7 @@ pub async fn run(args: RunArgs) -> u8 {
         }
         match start_influx(&cfg, &args.config, &data_dir, publisher_stop.clone()) {
             Ok(Some((feed, task))) => {
+                metrics.influx_outbox = Some(feed.stats());
                 core.influx = Some(feed);
                 influx_task = Some(task);
             }
@@ -125,6 +129,33 @@ pub async fn run(args: RunArgs) -> u8 {
                 return code;
             }
         }
+        if let Some(n) = &core.north {
+            metrics.outbox = Some(n.stats());
+        }
+        metrics.mqtt = mqtt_stats.clone();
+        let metrics = std::sync::Arc::new(metrics);
+        if !cfg.raw.admin.listen.is_empty() {
+            let addr = cfg.raw.admin.listen.clone();
+            match tokio::net::TcpListener::bind(&addr).await {
+                Ok(l) => {
+                    info!(listen = %addr, "admin listener: /healthz, /metrics");
+                    tokio::spawn(crate::admin::serve(
+                        l,
+                        std::sync::Arc::clone(&metrics),
+                        shutdown.clone(),
+                    ));
+                }
+                Err(e) => {
+                    // Monitoring the building matters more than the admin
+                    // page: keep running without it.
+                    error!(
+                        listen = %addr, error = %e,
+                        "cannot listen for /healthz and /metrics; running without them (set [admin] listen to a free address, or \"\" to turn it off)"
+                    );
+                }
+            }
+        }
+        core.metrics = Some(metrics);
         Some(core)
     };
     let stop = shutdown.clone();
@@ -207,6 +238,7 @@ type NorthParts = (
     std::time::Duration,
     tokio::task::JoinHandle<()>,
     Option<tokio::sync::mpsc::Receiver<crate::wire::Body>>,
+    std::sync::Arc<MqttStats>,
 );
 
 /// Opens the outbox and starts the MQTT publisher when `[mqtt]` is on;
@@ -267,6 +299,7 @@ fn start_north(
     }
     let north = North::new(cfg, &mqtt, writer, std::sync::Arc::clone(&wake));
     let state_every = mqtt.state_every.get();
+    let mqtt_stats = std::sync::Arc::new(MqttStats::default());
     let publisher = Publisher {
         mqtt,
         resolved: cfg.clone(),
@@ -279,11 +312,11 @@ fn start_north(
         wake,
         started_ms,
         commands_tx,
-        stats: std::sync::Arc::new(MqttStats::default()),
+        stats: std::sync::Arc::clone(&mqtt_stats),
         last_error: None,
     };
     let task = tokio::spawn(publisher.run(shutdown));
-    Ok(Some((north, state_every, task, replies_rx)))
+    Ok(Some((north, state_every, task, replies_rx, mqtt_stats)))
 }
 
 /// The run loop's half of the InfluxDB sink and its writer task.

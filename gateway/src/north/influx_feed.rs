@@ -41,6 +41,11 @@ impl InfluxFeed {
         }
     }
 
+    /// The outbox counters.
+    pub fn stats(&self) -> Arc<super::outbox::OutboxStats> {
+        self.writer.stats()
+    }
+
     /// The line of a poll, if it has good samples.
     pub fn on_poll(&mut self, cfg: &Resolved, o: &PollOutcome) {
         if let Some(l) = line(cfg, o) {

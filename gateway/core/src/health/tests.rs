@@ -803,7 +803,9 @@ fn shipped_profiles() -> BTreeMap<String, (String, String)> {
 
 #[test]
 fn every_shipped_configuration_builds_a_health_machine() {
-    let env = |name: &str| Some(format!("{}:502", name.to_lowercase()));
+    // The defaults written in the files (`${VAR:-default}`); a variable
+    // without one gets an address.
+    let env = |name: &str| (name == "TOWER_A_BAS_SERVER").then(|| "10.0.0.9:502".to_owned());
     for (file, text) in [
         ("demo.toml", include_str!("../../../../config/demo.toml")),
         (

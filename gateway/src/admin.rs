@@ -1,0 +1,214 @@
+//! The admin listener (`[admin] listen`, loopback by default): `/healthz`
+//! for supervisors and load balancers, `/metrics` in the Prometheus text
+//! format for scraping. Labels are bounded (bus ids, failure kinds); no
+//! device-level series, so the number of series does not grow with the
+//! building.
+
+use std::fmt::Write as _;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use tokio_util::sync::CancellationToken;
+
+use crate::north::mqtt::MqttStats;
+use crate::north::outbox::OutboxStats;
+use crate::south::BusCounters;
+
+/// Everything the listener reports, shared with the parts that count.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    /// Bus counters by bus id (filled when the buses start).
+    pub buses: Mutex<Vec<(String, Arc<BusCounters>)>>,
+    /// The MQTT outbox, if publishing.
+    pub outbox: Option<Arc<OutboxStats>>,
+    /// The InfluxDB outbox, if writing.
+    pub influx_outbox: Option<Arc<OutboxStats>>,
+    /// The MQTT connection, if publishing.
+    pub mqtt: Option<Arc<MqttStats>>,
+}
+
+impl Metrics {
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut s = String::new();
+        let mut family = |name: &str, kind: &str, help: &str| {
+            let _ = writeln!(s, "# HELP {name} {help}\n# TYPE {name} {kind}");
+            name.to_owned()
+        };
+        let buses: Vec<(String, crate::south::BusStats)> = self
+            .buses
+            .lock()
+            .map(|b| b.iter().map(|(id, c)| (id.clone(), c.snapshot())).collect())
+            .unwrap_or_default();
+        let polls = family("bms_polls_total", "counter", "Device polls made, by bus.");
+        let mut lines = Vec::new();
+        for (bus, st) in &buses {
+            lines.push(format!("{polls}{{bus=\"{bus}\"}} {}", st.polls));
+        }
+        let requests = family(
+            "bms_requests_total",
+            "counter",
+            "Modbus requests sent, by bus.",
+        );
+        for (bus, st) in &buses {
+            lines.push(format!("{requests}{{bus=\"{bus}\"}} {}", st.requests));
+        }
+        let failures = family(
+            "bms_request_failures_total",
+            "counter",
+            "Modbus requests that failed, by bus and kind.",
+        );
+        for (bus, st) in &buses {
+            for (kind, n) in [
+                ("timeout", st.timeouts),
+                ("exception", st.exceptions),
+                ("transport", st.transport),
+                ("framing", st.framing),
+                ("link_down", st.link_down),
+            ] {
+                lines.push(format!("{failures}{{bus=\"{bus}\",kind=\"{kind}\"}} {n}"));
+            }
+        }
+        let degraded = family(
+            "bms_degraded_devices",
+            "gauge",
+            "Devices polled less often because they keep failing, by bus.",
+        );
+        for (bus, st) in &buses {
+            lines.push(format!(
+                "{degraded}{{bus=\"{bus}\"}} {}",
+                st.degraded_devices
+            ));
+        }
+        for (sink, stats) in [("mqtt", &self.outbox), ("influx", &self.influx_outbox)] {
+            let Some(o) = stats else { continue };
+            let g = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+            lines.push(format!(
+                "bms_outbox_records{{sink=\"{sink}\"}} {}",
+                g(&o.records)
+            ));
+            lines.push(format!(
+                "bms_outbox_bytes{{sink=\"{sink}\"}} {}",
+                g(&o.bytes)
+            ));
+            lines.push(format!(
+                "bms_outbox_dropped_total{{sink=\"{sink}\"}} {}",
+                g(&o.dropped)
+            ));
+            lines.push(format!(
+                "bms_outbox_delivered_total{{sink=\"{sink}\"}} {}",
+                g(&o.delivered)
+            ));
+        }
+        family(
+            "bms_outbox_records",
+            "gauge",
+            "Records waiting in the outbox, by sink.",
+        );
+        family(
+            "bms_outbox_bytes",
+            "gauge",
+            "Bytes waiting in the outbox, by sink.",
+        );
+        family(
+            "bms_outbox_dropped_total",
+            "counter",
+            "Telemetry records dropped because the outbox was full.",
+        );
+        family(
+            "bms_outbox_delivered_total",
+            "counter",
+            "Records acknowledged by the broker or server and removed.",
+        );
+        if let Some(m) = &self.mqtt {
+            let g = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+            family(
+                "bms_mqtt_connected",
+                "gauge",
+                "1 when connected to the broker.",
+            );
+            lines.push(format!(
+                "bms_mqtt_connected {}",
+                u8::from(m.connected.load(Ordering::Relaxed))
+            ));
+            family("bms_mqtt_connects_total", "counter", "Connections made.");
+            lines.push(format!("bms_mqtt_connects_total {}", g(&m.connects)));
+            family("bms_mqtt_errors_total", "counter", "Connection errors.");
+            lines.push(format!("bms_mqtt_errors_total {}", g(&m.errors)));
+            family(
+                "bms_mqtt_publish_ack_seconds",
+                "summary",
+                "Time from handing a QoS 1 publish to the client to its PubAck.",
+            );
+            lines.push(format!(
+                "bms_mqtt_publish_ack_seconds_sum {}",
+                g(&m.ack_latency_us) as f64 / 1e6
+            ));
+            lines.push(format!("bms_mqtt_publish_ack_seconds_count {}", g(&m.acks)));
+        }
+        for l in lines {
+            s.push_str(&l);
+            s.push('\n');
+        }
+        s
+    }
+
+    /// `/healthz`: JSON; 200 unless MQTT is configured and not connected.
+    pub fn health(&self) -> (bool, String) {
+        let connected = self
+            .mqtt
+            .as_ref()
+            .map(|m| m.connected.load(Ordering::Relaxed));
+        let waiting = self
+            .outbox
+            .as_ref()
+            .map_or(0, |o| o.records.load(Ordering::Relaxed));
+        let ok = connected != Some(false);
+        let body = serde_json::json!({
+            "status": if ok { "ok" } else { "degraded" },
+            "mqtt_connected": connected,
+            "outbox_records": waiting,
+        });
+        (ok, body.to_string())
+    }
+}
+
+async fn metrics(State(m): State<Arc<Metrics>>) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        m.render(),
+    )
+}
+
+async fn healthz(State(m): State<Arc<Metrics>>) -> impl IntoResponse {
+    let (ok, body) = m.health();
+    let code = if ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (code, [(header::CONTENT_TYPE, "application/json")], body)
+}
+
+/// Serves `/healthz` and `/metrics` on `listener` until `shutdown`.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    metrics: Arc<Metrics>,
+    shutdown: CancellationToken,
+) {
+    let app = Router::new()
+        .route("/metrics", get(self::metrics))
+        .route("/healthz", get(healthz))
+        .with_state(metrics);
+    let result = axum::serve(listener, app)
+        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .await;
+    if let Err(e) = result {
+        tracing::warn!(error = %e, "the admin listener stopped");
+    }
+}
