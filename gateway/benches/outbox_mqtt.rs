@@ -117,7 +117,7 @@ async fn main() {
     let wake = Arc::new(Notify::new());
     let publisher = Publisher {
         mqtt,
-        resolved,
+        identity: gateway::wire::Identity::of(&resolved),
         data_dir: data.clone(),
         base_dir: dir.path().to_path_buf(),
         password: None,

@@ -69,6 +69,25 @@ impl Topics {
     }
 }
 
+/// Which gateway this is (for `status`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Identity {
+    /// Site id.
+    pub site: String,
+    /// Gateway id.
+    pub gateway: String,
+}
+
+impl Identity {
+    /// The identity of a configuration.
+    pub fn of(cfg: &Resolved) -> Identity {
+        Identity {
+            site: cfg.site.clone(),
+            gateway: cfg.gateway.clone(),
+        }
+    }
+}
+
 /// A payload without its `seq` yet (given at the outbox append).
 pub type Body = Map<String, Json>;
 
@@ -89,7 +108,7 @@ fn value_json(v: &Value) -> Json {
 }
 
 /// `status`: `{"state":"online"|"offline","version","started_at","site","gateway","ts","seq"}`.
-pub fn status(cfg: &Resolved, online: bool, started_ms: UnixMs, now_ms: UnixMs) -> Body {
+pub fn status(cfg: &Identity, online: bool, started_ms: UnixMs, now_ms: UnixMs) -> Body {
     let mut b = Map::new();
     b.insert("ts".into(), json!(now_ms));
     b.insert(

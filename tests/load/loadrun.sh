@@ -5,6 +5,7 @@
 #
 #   tests/load/loadrun.sh [devices=500] [seconds=60] [interval=1s]
 #   SINK=none tests/load/loadrun.sh …   # poll only: no --stdout
+#   SINK=mqtt tests/load/loadrun.sh …   # into a Mosquitto of its own (the brief's comparison)
 #
 # The simulator serves the devices from a few listeners (up to 250 unit ids
 # each); the gateway sees every device as its own TCP endpoint (one bus, one
@@ -60,6 +61,14 @@ grep -q ready "$work/sim.log" || { cat "$work/sim.log"; exit 1; }
 start=$(date +%s.%N)
 sink_flag=--stdout
 [ "${SINK:-stdout}" = none ] && sink_flag=
+if [ "${SINK:-stdout}" = mqtt ]; then
+  mport=$(python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])')
+  printf 'listener %s 127.0.0.1\nallow_anonymous true\npersistence false\nuser root\n' "$mport" > "$work/m.conf"
+  mosquitto -c "$work/m.conf" > "$work/m.log" 2>&1 &
+  for _ in $(seq 100); do (echo > /dev/tcp/127.0.0.1/$mport) 2>/dev/null && break; sleep 0.1; done
+  timeout $((seconds + 30)) mosquitto_sub -p "$mport" -t 'bms/#' -q 1 > "$work/sub.out" 2>&1 &
+  sink_flag="--mqtt-url mqtt://127.0.0.1:$mport"
+fi
 "$bin" --log warn run --config "$work/gw.toml" $sink_flag 2> "$work/gw.err" | wc -l > "$work/lines" &
 pipeline=$!
 sleep 5   # connect and settle: not measured
@@ -83,4 +92,8 @@ print(f"gateway CPU: {cpu:.2f} % of one core")
 print(f"gateway peak RSS (VmHWM): {int(hwm)/1024:.1f} MiB")
 PY
 python3 -c "import sys; l,s,e=int(sys.argv[1]),float(sys.argv[2]),float(sys.argv[3]); print(f'poll lines: {l} in {e-s:.1f}s = {l/(e-s):.0f} device polls/s = {30*l/(e-s):.0f} points/s')" "$lines" "$start" "$end"
+if [ "${SINK:-stdout}" = mqtt ]; then
+  sleep 2
+  echo "MQTT messages received by a subscriber: $(wc -l < "$work/sub.out") (telemetry by exception, states, events)"
+fi
 if [ -s "$work/gw.err" ]; then echo "gateway stderr (first lines):"; head -5 "$work/gw.err"; fi

@@ -302,7 +302,7 @@ fn start_north(
     let mqtt_stats = std::sync::Arc::new(MqttStats::default());
     let publisher = Publisher {
         mqtt,
-        resolved: cfg.clone(),
+        identity: crate::wire::Identity::of(cfg),
         data_dir: data_dir.to_path_buf(),
         base_dir: base,
         password,

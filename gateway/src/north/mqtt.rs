@@ -29,7 +29,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-use gateway_core::config::{MqttConfig, Resolved, Secret, parse_broker_url};
+use gateway_core::config::{MqttConfig, Secret, parse_broker_url};
 use rumqttc::{
     AsyncClient, ConnectReturnCode, ConnectionError, Event, EventLoop, Incoming, LastWill,
     MqttOptions, Outgoing, QoS, TlsConfiguration, Transport,
@@ -70,8 +70,9 @@ pub struct MqttStats {
 pub struct Publisher {
     /// The configuration section.
     pub mqtt: MqttConfig,
-    /// Resolved configuration (site, gateway).
-    pub resolved: Resolved,
+    /// Which gateway this is (only site and gateway are needed: the
+    /// publisher does not keep a copy of the whole configuration).
+    pub identity: wire::Identity,
     /// The outbox folder.
     pub data_dir: PathBuf,
     /// The folder TLS file names are relative to.
@@ -151,7 +152,7 @@ fn explain(e: &ConnectionError) -> String {
 impl Publisher {
     fn options(&self) -> Result<MqttOptions, String> {
         let url = parse_broker_url(&self.mqtt.url)?;
-        let cfg = &self.resolved;
+        let cfg = &self.identity;
         let topics = Topics::new(&self.mqtt.prefix, &cfg.site, &cfg.gateway);
         let mut o = MqttOptions::new(
             self.mqtt.client_id_for(&cfg.site, &cfg.gateway),
@@ -207,7 +208,7 @@ impl Publisher {
         // rustls needs a process-wide crypto provider; ring is the one built
         // in. An error means one is installed already, which is fine.
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let cfg = self.resolved.clone();
+        let cfg = self.identity.clone();
         let topics = Topics::new(&self.mqtt.prefix, &cfg.site, &cfg.gateway);
         let mut backoff = self.mqtt.reconnect_min.get();
         loop {
@@ -292,7 +293,7 @@ impl Publisher {
                     if connected {
                         let seq = self.outbox_stats.last_seq.load(Ordering::Relaxed);
                         let payload = wire::with_seq(
-                            wire::status(&self.resolved, false, self.started_ms, crate::run::unix_now_ms()),
+                            wire::status(&self.identity, false, self.started_ms, crate::run::unix_now_ms()),
                             seq,
                         );
                         let _ = client.try_publish(topics.status(), QoS::AtLeastOnce, true, payload);
@@ -381,7 +382,7 @@ impl Publisher {
         let seq = self.outbox_stats.last_seq.load(Ordering::Relaxed);
         let payload = wire::with_seq(
             wire::status(
-                &self.resolved,
+                &self.identity,
                 true,
                 self.started_ms,
                 crate::run::unix_now_ms(),

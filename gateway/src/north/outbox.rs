@@ -126,6 +126,9 @@ fn open(path: &Path, fsync: Fsync) -> Result<Connection, OutboxError> {
         Fsync::Off => "OFF",
     };
     c.pragma_update(None, "synchronous", sync).map_err(wrap)?;
+    // The outbox is read front to back: a small page cache is enough
+    // (SQLite's default is 2 MB per connection).
+    c.pragma_update(None, "cache_size", -256).map_err(wrap)?;
     c.execute_batch(
         "CREATE TABLE IF NOT EXISTS records (
              seq INTEGER PRIMARY KEY,

@@ -189,6 +189,10 @@ impl Store {
         };
         conn.pragma_update(None, "synchronous", sync)
             .map_err(open_err)?;
+        // 512 KiB of page cache instead of SQLite's 2 MB: the engine reads
+        // little after its start (figures come from the in-memory ledger).
+        conn.pragma_update(None, "cache_size", -512)
+            .map_err(open_err)?;
         conn.pragma_update(None, "foreign_keys", "ON")
             .map_err(open_err)?;
         let store = Store { conn, path };
