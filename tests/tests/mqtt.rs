@@ -745,3 +745,111 @@ fn tls_with_a_test_ca_and_a_password_works_and_a_wrong_password_says_so() {
     );
     assert_eq!(gw.interrupt(Duration::from_secs(10)).unwrap(), Some(0));
 }
+
+/// `GET` on loopback; (status, body).
+fn get(addr: &str, path: &str) -> (u16, String) {
+    http("GET", addr, path, "").unwrap()
+}
+
+#[test]
+#[ignore = "needs victoria-metrics (.ci/run installs it)"]
+fn telemetry_reaches_victoria_metrics_through_the_influx_outbox() {
+    require_tool("victoria-metrics", "apt-get install victoria-metrics").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (env, _) = demo_env(dir.path());
+    let vm_addr = format!("127.0.0.1:{}", free_port());
+    let _vm = Proc::spawn(
+        "victoria-metrics",
+        Command::new("victoria-metrics")
+            .arg(format!("-httpListenAddr={vm_addr}"))
+            .arg(format!(
+                "-storageDataPath={}",
+                dir.path().join("vm").display()
+            ))
+            .arg("-search.latencyOffset=0s"),
+    )
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while http("GET", &vm_addr, "/health", "")
+        .map(|r| r.0)
+        .unwrap_or(0)
+        != 200
+    {
+        assert!(Instant::now() < deadline, "victoria-metrics did not start");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let cfg = config(
+        dir.path(),
+        &format!(
+            "[influx]\nurl = \"http://{vm_addr}\"\norg = \"o\"\nbucket = \"b\"\nflush_every = \"200ms\"\n"
+        ),
+    );
+    let _sim = sim(&cfg, &env);
+    let started = now_ms();
+    let mut gw = Proc::spawn(
+        "gateway run",
+        Command::new(bin("gateway"))
+            .args(["run", "--config"])
+            .arg(&cfg)
+            .env("RUST_LOG", "info")
+            .envs(env.iter().cloned()),
+    )
+    .unwrap();
+    gw.wait_for("writing telemetry to InfluxDB", Duration::from_secs(20))
+        .unwrap();
+    // Lines are written within flush_every; VictoriaMetrics makes them
+    // searchable after a flush.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let series = loop {
+        std::thread::sleep(Duration::from_millis(500));
+        get(&vm_addr, "/internal/force_flush");
+        let (code, body) = get(
+            &vm_addr,
+            "/api/v1/export?match%5B%5D=%7B__name__%3D%22pump_outlet_pressure%22%7D",
+        );
+        assert_eq!(code, 200, "{body}");
+        let lines: Vec<Value> = body
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect();
+        if lines.len() >= 2 {
+            break lines;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no pump series in VictoriaMetrics: {body}\n{}",
+            gw.output()
+        );
+    };
+    for s in &series {
+        let m = &s["metric"];
+        assert_eq!(m["site"], "demo-sales-centre", "{s}");
+        assert_eq!(m["gateway"], "gw-1");
+        assert!(m["device"] == "pump-1" || m["device"] == "pump-2", "{s}");
+        for (v, t) in s["values"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .zip(s["timestamps"].as_array().unwrap())
+        {
+            let v = v.as_f64().unwrap();
+            assert!(
+                (0.0..=16.0).contains(&v),
+                "pressure {v} out of the profile's range"
+            );
+            let t = t.as_i64().unwrap();
+            assert!(
+                t >= started - 1000 && t <= now_ms(),
+                "timestamp {t} outside the run"
+            );
+        }
+    }
+    assert_eq!(gw.interrupt(Duration::from_secs(10)).unwrap(), Some(0));
+    // Everything written was removed from the outbox.
+    std::thread::sleep(Duration::from_millis(500));
+    let left: i64 = rusqlite::Connection::open(dir.path().join("data/influx-outbox.db"))
+        .unwrap()
+        .query_row("SELECT COUNT(*) FROM records", [], |r| r.get(0))
+        .unwrap();
+    assert!(left < 40, "{left} lines still waiting after a clean stop");
+}

@@ -36,6 +36,10 @@ pub struct DemoArgs {
     /// folder removed at exit).
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
+    /// Also publish everything to this MQTT broker (`mqtt://host:port`),
+    /// as `gateway run` would (see docs/mqtt.md).
+    #[arg(long, value_name = "URL")]
+    pub mqtt_url: Option<String>,
 }
 
 const fn default_demo_config() -> &'static str {
@@ -113,6 +117,45 @@ pub async fn demo(a: DemoArgs) -> u8 {
     );
 
     let shutdown = CancellationToken::new();
+    let mut core = Core::new(engine);
+    let publisher_stop = CancellationToken::new();
+    let mut publisher = None;
+    if let Some(url) = &a.mqtt_url {
+        if let Err(e) = gateway_core::config::parse_broker_url(url) {
+            eprintln!("gateway demo: --mqtt-url: {e}");
+            sim.shutdown().await;
+            return super::EXIT_CONFIG;
+        }
+        cfg.raw.mqtt = Some(gateway_core::config::MqttConfig::for_url(url));
+        match super::run::start_north(
+            &cfg,
+            &a.config,
+            &data_dir,
+            unix_now_ms(),
+            publisher_stop.clone(),
+        ) {
+            Ok(Some((north, state_every, task, replies, _))) => {
+                core.north = Some(north);
+                core.state_every = state_every;
+                core.replies = replies;
+                core.rbe = Some(gateway_core::rbe::Rbe::new(
+                    &cfg.devices,
+                    Duration::from_secs(300),
+                ));
+                publisher = Some(task);
+                println!(
+                    "demo: publishing to {url} (topics bms/{}/{}/…)\n",
+                    cfg.site, cfg.gateway
+                );
+            }
+            Ok(None) => {}
+            Err((code, e)) => {
+                eprintln!("gateway demo: {e}");
+                sim.shutdown().await;
+                return code;
+            }
+        }
+    }
     let stop = shutdown.clone();
     let limit = a.seconds.map(Duration::from_secs);
     tokio::spawn(async move {
@@ -134,7 +177,7 @@ pub async fn demo(a: DemoArgs) -> u8 {
     run(
         &cfg,
         RunOptions::default(),
-        Some(Core::new(engine)),
+        Some(core),
         |ev| {
             view.take(ev);
             if last_print.elapsed() >= every {
@@ -151,6 +194,10 @@ pub async fn demo(a: DemoArgs) -> u8 {
         shutdown,
     )
     .await;
+    publisher_stop.cancel();
+    if let Some(task) = publisher {
+        let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
+    }
     sim.shutdown().await;
     0
 }

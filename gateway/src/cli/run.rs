@@ -233,7 +233,7 @@ pub async fn run(args: RunArgs) -> u8 {
 
 /// The run loop's half of the north side, the state interval and the
 /// publisher task.
-type NorthParts = (
+pub(super) type NorthParts = (
     North,
     std::time::Duration,
     tokio::task::JoinHandle<()>,
@@ -244,7 +244,7 @@ type NorthParts = (
 /// Opens the outbox and starts the MQTT publisher when `[mqtt]` is on;
 /// returns the writer half for the run loop and the state interval. Errors
 /// carry the exit code.
-fn start_north(
+pub(super) fn start_north(
     cfg: &Resolved,
     config_file: &std::path::Path,
     data_dir: &std::path::Path,
