@@ -288,3 +288,41 @@ pub fn demo_env(dir: &Path) -> (Vec<(String, String)>, String) {
         control,
     )
 }
+
+/// The demo building written into `dir/site.toml` for a test: profiles from
+/// the repository, a 1-minute rolling window (so availability can decide
+/// within seconds), and `extra` top-level sections (e.g. `[mqtt]`) placed
+/// before the first `[[bus]]`.
+pub fn demo_config(dir: &Path, extra: &str) -> Result<PathBuf> {
+    let text = std::fs::read_to_string(workspace_root().join("config/demo.toml"))?;
+    let profiles = workspace_root().join("config/profiles");
+    let text = text
+        .replace(
+            "profiles_dir = \"profiles\"",
+            &format!("profiles_dir = {:?}", profiles.display().to_string()),
+        )
+        .replace("rolling_window = \"15m\"", "rolling_window = \"1m\"");
+    if !text.contains("rolling_window = \"1m\"") {
+        bail!("config/demo.toml no longer has rolling_window = \"15m\"");
+    }
+    let at = text
+        .find("[[bus]]")
+        .context("config/demo.toml has no [[bus]]")?;
+    let text = format!("{}{extra}\n\n{}", &text[..at], &text[at..]);
+    let file = dir.join("site.toml");
+    std::fs::write(&file, text)?;
+    Ok(file)
+}
+
+/// `gateway simulate --config F` with `env`, once it says it is ready.
+pub fn start_sim(config: &Path, env: &[(String, String)]) -> Result<Proc> {
+    let mut sim = Proc::spawn(
+        "gateway simulate",
+        Command::new(bin("gateway"))
+            .args(["simulate", "--config"])
+            .arg(config)
+            .envs(env.iter().cloned()),
+    )?;
+    sim.wait_for("ready", Duration::from_secs(20))?;
+    Ok(sim)
+}

@@ -11,36 +11,14 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use bms_e2e::{Proc, bin, demo_env, http, run_with_timeout, workspace_root};
+use bms_e2e::{Proc, bin, demo_config, demo_env, http, run_with_timeout, workspace_root};
 
-/// The demo building with a 1-minute rolling window that may decide after
-/// 6 s of data, written into `dir` (profiles from the repository).
 fn test_config(dir: &Path) -> PathBuf {
-    let text = std::fs::read_to_string(workspace_root().join("config/demo.toml")).unwrap();
-    let profiles = workspace_root().join("config/profiles");
-    let text = text
-        .replace(
-            "profiles_dir = \"profiles\"",
-            &format!("profiles_dir = {:?}", profiles.display().to_string()),
-        )
-        .replace("rolling_window = \"15m\"", "rolling_window = \"1m\"");
-    assert!(text.contains("rolling_window = \"1m\""));
-    let file = dir.join("site.toml");
-    std::fs::write(&file, text).unwrap();
-    file
+    demo_config(dir, "").unwrap()
 }
 
 fn start_sim(config: &Path, env: &[(String, String)]) -> Proc {
-    let mut sim = Proc::spawn(
-        "gateway simulate",
-        Command::new(bin("gateway"))
-            .args(["simulate", "--config"])
-            .arg(config)
-            .envs(env.iter().cloned()),
-    )
-    .unwrap();
-    sim.wait_for("ready", Duration::from_secs(20)).unwrap();
-    sim
+    bms_e2e::start_sim(config, env).unwrap()
 }
 
 fn start_gateway(config: &Path, env: &[(String, String)]) -> Proc {

@@ -12,7 +12,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use bms_e2e::{
-    Proc, bin, demo_env, free_port, http, require_tool, run_with_timeout, workspace_root,
+    Proc, bin, demo_config, demo_env, free_port, http, require_tool, run_with_timeout, start_sim,
 };
 use hmac::{Hmac, Mac};
 use serde_json::Value;
@@ -109,22 +109,8 @@ fn messages(sub: &mut Proc) -> Vec<(String, Value)> {
         .collect()
 }
 
-/// The demo building with a 1-minute rolling window, `extra` appended.
 fn config(dir: &Path, extra: &str) -> PathBuf {
-    let text = std::fs::read_to_string(workspace_root().join("config/demo.toml")).unwrap();
-    let profiles = workspace_root().join("config/profiles");
-    let text = text
-        .replace(
-            "profiles_dir = \"profiles\"",
-            &format!("profiles_dir = {:?}", profiles.display().to_string()),
-        )
-        .replace("rolling_window = \"15m\"", "rolling_window = \"1m\"");
-    // Top-level sections go before the first [[bus]].
-    let at = text.find("[[bus]]").unwrap();
-    let text = format!("{}{extra}\n\n{}", &text[..at], &text[at..]);
-    let file = dir.join("site.toml");
-    std::fs::write(&file, text).unwrap();
-    file
+    demo_config(dir, extra).unwrap()
 }
 
 fn gateway(config: &Path, env: &[(String, String)], url: &str) -> Proc {
@@ -143,16 +129,7 @@ fn gateway(config: &Path, env: &[(String, String)], url: &str) -> Proc {
 }
 
 fn sim(config: &Path, env: &[(String, String)]) -> Proc {
-    let mut s = Proc::spawn(
-        "gateway simulate",
-        Command::new(bin("gateway"))
-            .args(["simulate", "--config"])
-            .arg(config)
-            .envs(env.iter().cloned()),
-    )
-    .unwrap();
-    s.wait_for("ready", Duration::from_secs(20)).unwrap();
-    s
+    start_sim(config, env).unwrap()
 }
 
 /// Checks one message against the schema of docs/mqtt.md, by topic.
