@@ -634,7 +634,7 @@ type = "u16"
             line(&cfg, &o).unwrap(),
             "pump,device=pump-1,gateway=gw-1,site=hq run_hours=1i 1790000000123"
         );
-        cfg.devices[0].points[0].name = "site".into();
+        std::sync::Arc::make_mut(&mut cfg.devices[0].points)[0].name = "site".into();
         let o = outcome(0, vec![good(0, Value::Float(1.0)), good(1, Value::Int(1))]);
         assert_eq!(
             line(&cfg, &o).unwrap(),
@@ -649,7 +649,7 @@ type = "u16"
         cfg.site = "my site,a=b".into();
         cfg.gateway = "gw\\1".into();
         cfg.devices[0].id = "p=1 x".into();
-        cfg.devices[0].points[0].name = "out pressure,bar=x".into();
+        std::sync::Arc::make_mut(&mut cfg.devices[0].points)[0].name = "out pressure,bar=x".into();
         let o = outcome(
             0,
             vec![

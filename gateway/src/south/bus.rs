@@ -270,7 +270,7 @@ struct DeviceState {
     index: usize,
     id: String,
     unit: u8,
-    points: Vec<Point>,
+    points: Arc<Vec<Point>>,
     limits: Limits,
     barriers: Barriers,
     full_plan: Arc<[Request]>,

@@ -148,7 +148,7 @@ pub struct ResolvedDevice {
     /// Effective bit limit per request (the bus's).
     pub max_bits: u16,
     /// Enabled points, in profile order, with overrides, offset and order applied.
-    pub points: Vec<Point>,
+    pub points: std::sync::Arc<Vec<Point>>,
     /// Fault rules by name: the profile's `[health]` hints with the
     /// device's overrides applied (each parses with `Condition::parse` and
     /// names only existing points).
@@ -595,7 +595,7 @@ fn resolve_device<'a>(
         max_gap,
         max_registers,
         max_bits,
-        points,
+        points: std::sync::Arc::new(points),
         health,
         threshold_percent,
     }

@@ -51,12 +51,12 @@ fn device(id: &str, rules: &[(&str, &str)]) -> ResolvedDevice {
         max_gap: 8,
         max_registers: 125,
         max_bits: 2000,
-        points: vec![
+        points: std::sync::Arc::new(vec![
             point("fault", 0, DataType::Bool, true, true),
             point("pressure", 1, DataType::F32, false, false),
             point("running", 3, DataType::Bool, false, false),
             point("leak", 4, DataType::Bool, true, true),
-        ],
+        ]),
         health: rules
             .iter()
             .map(|(n, t)| ((*n).to_owned(), (*t).to_owned()))

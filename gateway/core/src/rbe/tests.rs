@@ -45,7 +45,7 @@ fn device(points: Vec<Point>) -> ResolvedDevice {
         max_gap: 8,
         max_registers: 125,
         max_bits: 2000,
-        points,
+        points: std::sync::Arc::new(points),
         health: BTreeMap::new(),
         threshold_percent: 98.0,
     }

@@ -81,7 +81,7 @@ fn device(id: &str, unit: u8, points: Vec<Point>, poll_ms: u64, alarm_ms: u64) -
         max_gap: 8,
         max_registers: 125,
         max_bits: 2000,
-        points,
+        points: std::sync::Arc::new(points),
         health: BTreeMap::new(),
         threshold_percent: 98.0,
     }
