@@ -229,3 +229,37 @@ fn scan_finds_exactly_the_simulated_units_and_read_decodes_one() {
     assert_eq!(code, Some(69), "{err}");
     assert!(err.contains("no answer within"), "{err}");
 }
+
+#[test]
+fn run_refuses_at_start_a_tls_file_it_cannot_read_or_a_bad_mqtt_url() {
+    let dir = tempfile::tempdir().unwrap();
+    let (env, _) = demo_env(dir.path());
+    let cfg = bms_e2e::demo_config(
+        dir.path(),
+        "[mqtt]\nurl = \"mqtts://127.0.0.1:8883\"\nca_file = \"missing-ca.pem\"\n",
+    )
+    .unwrap();
+    let (code, out, err) = run_with_timeout(
+        Command::new(bin("gateway"))
+            .args(["run", "--config"])
+            .arg(&cfg)
+            .envs(env.clone()),
+        Duration::from_secs(30),
+    )
+    .unwrap();
+    assert_eq!(code, Some(64), "{out}\n{err}");
+    assert!(
+        err.contains("[mqtt] ca_file: cannot read") && err.contains("missing-ca.pem"),
+        "{err}"
+    );
+    let (code, out, err) = run_with_timeout(
+        Command::new(bin("gateway"))
+            .args(["run", "--mqtt-url", "http://broker:1883", "--config"])
+            .arg(&cfg)
+            .envs(env),
+        Duration::from_secs(30),
+    )
+    .unwrap();
+    assert_eq!(code, Some(64), "{out}\n{err}");
+    assert!(err.contains("not a broker URL"), "{err}");
+}

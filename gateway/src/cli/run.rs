@@ -262,6 +262,23 @@ pub(super) fn start_north(
         .password
         .read(&base, &|v| std::env::var(v).ok())
         .map_err(|e| (super::EXIT_CONFIG, format!("[mqtt] password: {e}")))?;
+    // TLS files must be readable now, not discovered missing at the first
+    // connection attempt.
+    for (key, file) in [
+        ("ca_file", &mqtt.ca_file),
+        ("client_cert_file", &mqtt.client_cert_file),
+        ("client_key_file", &mqtt.client_key_file),
+    ] {
+        if let Some(f) = file {
+            let path = base.join(f);
+            std::fs::File::open(&path).map_err(|e| {
+                (
+                    super::EXIT_CONFIG,
+                    format!("[mqtt] {key}: cannot read {}: {e}", path.display()),
+                )
+            })?;
+        }
+    }
     let outbox = &cfg.raw.outbox;
     let writer = OutboxWriter::open(data_dir, outbox.fsync, outbox.max_bytes())
         .map_err(|e| (super::EXIT_UNAVAILABLE, e.to_string()))?;
