@@ -178,7 +178,61 @@ pub fn render(file: &Path, cfg: &Resolved, verbose: bool) -> (String, usize) {
         total += bus_total;
     }
     let _ = writeln!(out, "\ntotal: {total} requests per full cycle");
+    out.push_str(&north_summary(cfg));
     (out, total)
+}
+
+/// Where the gateway sends what it learns (no network is touched).
+fn north_summary(cfg: &Resolved) -> String {
+    let raw = &cfg.raw;
+    let mut out = String::from("\nnorth:\n");
+    match raw.mqtt.as_ref().filter(|m| m.enabled) {
+        Some(m) => {
+            let _ = writeln!(
+                out,
+                "  mqtt: {} as client {:?}, topics {}/{}/{}/…, telemetry QoS {}, {}",
+                m.url,
+                m.client_id_for(&cfg.site, &cfg.gateway),
+                m.prefix,
+                cfg.site,
+                cfg.gateway,
+                m.telemetry_qos.as_u8(),
+                if m.username.is_some() {
+                    "with user name and password"
+                } else {
+                    "anonymous"
+                }
+            );
+        }
+        None => out.push_str(
+            "  mqtt: off (no [mqtt] section; `gateway run --mqtt-url URL` turns it on)\n",
+        ),
+    }
+    let _ = writeln!(
+        out,
+        "  outbox: at most {}, fsync {}",
+        raw.outbox.max_size,
+        format!("{:?}", raw.outbox.fsync).to_lowercase()
+    );
+    match raw.influx.as_ref().filter(|i| i.enabled) {
+        Some(i) => {
+            let _ = writeln!(out, "  influx: {} org {} bucket {}", i.url, i.org, i.bucket);
+        }
+        None => out.push_str("  influx: off\n"),
+    }
+    let commands = if raw.commands.as_ref().is_some_and(|c| c.enabled) {
+        "signed commands accepted on …/cmd/#"
+    } else {
+        "off"
+    };
+    let _ = writeln!(out, "  commands: {commands}");
+    let admin = if raw.admin.listen.is_empty() {
+        "off".to_owned()
+    } else {
+        format!("http://{}/healthz, /metrics", raw.admin.listen)
+    };
+    let _ = writeln!(out, "  admin: {admin}");
+    out
 }
 
 /// Runs `gateway check`; returns the process exit code.
