@@ -84,17 +84,29 @@ impl Core {
 
     /// Gives stored events to the north side, the sink and the channel;
     /// false when the sink wants to stop. A closed channel (its receiver
-    /// gone) is logged and then left out.
+    /// gone) is logged and then left out. Each transition also republishes
+    /// its device's state, unless `states` is false (at start, where every
+    /// state is published once afterwards).
     async fn announce(
         &mut self,
         sink: &mut impl FnMut(Event<'_>) -> bool,
         events: Vec<CoreEvent>,
     ) -> bool {
+        self.announce_with(sink, events, true).await
+    }
+
+    async fn announce_with(
+        &mut self,
+        sink: &mut impl FnMut(Event<'_>) -> bool,
+        events: Vec<CoreEvent>,
+        states: bool,
+    ) -> bool {
         let now = unix_now_ms();
         for ev in events {
             if let Some(n) = self.north.as_mut() {
                 n.on_core(&ev, now);
-                if let CoreEvent::Transition(t) = &ev
+                if states
+                    && let CoreEvent::Transition(t) = &ev
                     && let Some(i) = self.engine.index(&t.device)
                     && let Some(v) = self.engine.state_view(i, now)
                 {
@@ -221,7 +233,7 @@ pub async fn run(
     }
     if let Some(c) = core.as_mut() {
         let startup = std::mem::take(&mut c.startup);
-        if !c.announce(&mut sink, startup).await {
+        if !c.announce_with(&mut sink, startup, false).await {
             shutdown.cancel();
         }
         c.publish_states();

@@ -229,17 +229,8 @@ pub fn threshold(
     at_ms: UnixMs,
     now_ms: UnixMs,
 ) -> Body {
-    use gateway_core::ledger::Crossing;
-    let (word, a, t) = match crossing {
-        Crossing::Below {
-            availability,
-            threshold,
-        } => ("below", availability, threshold),
-        Crossing::Recovered {
-            availability,
-            threshold,
-        } => ("recovered", availability, threshold),
-    };
+    let (below, a, t) = crossing.parts();
+    let word = if below { "below" } else { "recovered" };
     let mut b = Map::new();
     b.insert("ts".into(), json!(now_ms));
     b.insert("type".into(), json!("threshold"));

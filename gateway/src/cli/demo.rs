@@ -9,7 +9,6 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use gateway_core::config::{BusKind, Resolved};
-use gateway_core::ledger::Crossing;
 use gateway_core::model::{PollClass, PollOutcome, Value};
 use gateway_core::state::DeviceState;
 use gateway_core::tickets::{Ticket, TicketState};
@@ -267,16 +266,8 @@ impl View {
                 crossing,
                 at_ms,
             }) => {
-                let (word, a, t) = match crossing {
-                    Crossing::Below {
-                        availability,
-                        threshold,
-                    } => ("below", availability, threshold),
-                    Crossing::Recovered {
-                        availability,
-                        threshold,
-                    } => ("back at", availability, threshold),
-                };
+                let (below, a, t) = crossing.parts();
+                let word = if below { "below" } else { "back at" };
                 self.push_log(
                     *at_ms,
                     format!(

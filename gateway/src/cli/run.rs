@@ -254,10 +254,7 @@ pub(super) fn start_north(
     let Some(mqtt) = cfg.raw.mqtt.clone().filter(|m| m.enabled) else {
         return Ok(None);
     };
-    let base = config_file
-        .parent()
-        .unwrap_or_else(|| std::path::Path::new("."))
-        .to_path_buf();
+    let base = config_base(config_file);
     let password = mqtt
         .password
         .read(&base, &|v| std::env::var(v).ok())
@@ -353,10 +350,7 @@ fn start_influx(
     let Some(influx) = cfg.raw.influx.clone().filter(|i| i.enabled) else {
         return Ok(None);
     };
-    let base = config_file
-        .parent()
-        .unwrap_or_else(|| std::path::Path::new("."))
-        .to_path_buf();
+    let base = config_base(config_file);
     let token = influx
         .token
         .read(&base, &|v| std::env::var(v).ok())
@@ -381,4 +375,12 @@ fn start_influx(
     ));
     info!(url = %influx.url, bucket = %influx.bucket, "writing telemetry to InfluxDB");
     Ok(Some((feed, task)))
+}
+
+/// The folder secret and TLS file names are relative to: the config file's.
+fn config_base(config_file: &std::path::Path) -> std::path::PathBuf {
+    config_file
+        .parent()
+        .unwrap_or_else(|| std::path::Path::new("."))
+        .to_path_buf()
 }

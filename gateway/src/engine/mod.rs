@@ -466,10 +466,6 @@ impl Engine {
         self.queue.len()
     }
 
-    fn index_of(&self, id: &str) -> Option<usize> {
-        self.health.index_of(id)
-    }
-
     /// The index of a configured device by id.
     pub fn index(&self, id: &str) -> Option<usize> {
         self.health.index_of(id)
@@ -493,7 +489,7 @@ impl Engine {
         for ev in events {
             match ev {
                 HealthEvent::Alarm(alarm) => {
-                    let Some(i) = self.index_of(&alarm.device) else {
+                    let Some(i) = self.index(&alarm.device) else {
                         continue;
                     };
                     if alarm.active {
@@ -526,7 +522,7 @@ impl Engine {
             "device state changed"
         );
         self.ledger.apply(&t);
-        let Some(i) = self.index_of(&t.device) else {
+        let Some(i) = self.index(&t.device) else {
             self.queue.push_back(Pending::Transition(t));
             return;
         };

@@ -74,33 +74,26 @@ async fn handle(
             return reply_json(&cmd.op, Outcome::Rejected(&rej), now);
         }
     };
+    let refused = |detail: &str| {
+        reply_json(
+            &cmd.op,
+            Outcome::Refused { id: &v.id, detail },
+            unix_now_ms(),
+        )
+    };
     if let Command::AddWindow(w) = &v.command
         && let Target::Device(d) = &w.target
         && !devices.iter().any(|x| x == d)
     {
         let detail = format!("no device {d:?} is configured on this gateway");
         warn!(op = %cmd.op, id = %v.id, by = %v.by, "command refused: {detail}");
-        return reply_json(
-            &cmd.op,
-            Outcome::Refused {
-                id: &v.id,
-                detail: &detail,
-            },
-            unix_now_ms(),
-        );
+        return refused(&detail);
     }
     let queued = match store.enqueue_command(&v.command) {
         Ok(q) => q,
         Err(e) => {
             let detail = format!("the gateway cannot queue the command: {e}");
-            return reply_json(
-                &cmd.op,
-                Outcome::Refused {
-                    id: &v.id,
-                    detail: &detail,
-                },
-                unix_now_ms(),
-            );
+            return refused(&detail);
         }
     };
     info!(op = %cmd.op, id = %v.id, by = %v.by, queued, "command accepted");
@@ -118,36 +111,18 @@ async fn handle(
                 );
             }
             Ok(Some(Err(text))) => {
-                return reply_json(
-                    &cmd.op,
-                    Outcome::Refused {
-                        id: &v.id,
-                        detail: &text,
-                    },
-                    unix_now_ms(),
-                );
+                return refused(&text);
             }
             Ok(None) if tokio::time::Instant::now() < deadline => {
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
             Ok(None) => {
                 let detail = "the gateway has not applied the command yet; it stays queued";
-                return reply_json(
-                    &cmd.op,
-                    Outcome::Refused { id: &v.id, detail },
-                    unix_now_ms(),
-                );
+                return refused(detail);
             }
             Err(e) => {
                 let detail = format!("cannot read the command's outcome: {e}");
-                return reply_json(
-                    &cmd.op,
-                    Outcome::Refused {
-                        id: &v.id,
-                        detail: &detail,
-                    },
-                    unix_now_ms(),
-                );
+                return refused(&detail);
             }
         }
     }

@@ -291,12 +291,7 @@ impl Publisher {
                 _ = shutdown.cancelled() => {
                     self.remove_done(&mut flight);
                     if connected {
-                        let seq = self.outbox_stats.last_seq.load(Ordering::Relaxed);
-                        let payload = wire::with_seq(
-                            wire::status(&self.identity, false, self.started_ms, crate::run::unix_now_ms()),
-                            seq,
-                        );
-                        let _ = client.try_publish(topics.status(), QoS::AtLeastOnce, true, payload);
+                        let _ = client.try_publish(topics.status(), QoS::AtLeastOnce, true, self.status_payload(false));
                         let _ = client.try_disconnect();
                         let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
                         loop {
@@ -373,22 +368,28 @@ impl Publisher {
         }
     }
 
+    /// A `status` message now; its seq is the last one appended (see the
+    /// module doc).
+    fn status_payload(&self, online: bool) -> Vec<u8> {
+        let seq = self.outbox_stats.last_seq.load(Ordering::Relaxed);
+        wire::with_seq(
+            wire::status(
+                &self.identity,
+                online,
+                self.started_ms,
+                crate::run::unix_now_ms(),
+            ),
+            seq,
+        )
+    }
+
     /// Just connected: status online, the command subscription, the outbox.
     fn on_connected(&mut self, client: &AsyncClient, flight: &mut Flight, topics: &Topics) {
         self.last_error = None;
         self.stats.connected.store(true, Ordering::Relaxed);
         self.stats.connects.fetch_add(1, Ordering::Relaxed);
         info!(broker = %self.mqtt.url, waiting = self.outbox_stats.records.load(Ordering::Relaxed), "connected to the MQTT broker");
-        let seq = self.outbox_stats.last_seq.load(Ordering::Relaxed);
-        let payload = wire::with_seq(
-            wire::status(
-                &self.identity,
-                true,
-                self.started_ms,
-                crate::run::unix_now_ms(),
-            ),
-            seq,
-        );
+        let payload = self.status_payload(true);
         if client
             .try_publish(topics.status(), QoS::AtLeastOnce, true, payload)
             .is_ok()

@@ -27,6 +27,22 @@ pub enum Crossing {
     },
 }
 
+impl Crossing {
+    /// `(below, availability 0–1, threshold per cent)`.
+    pub fn parts(&self) -> (bool, f64, f64) {
+        match *self {
+            Crossing::Below {
+                availability,
+                threshold,
+            } => (true, availability, threshold),
+            Crossing::Recovered {
+                availability,
+                threshold,
+            } => (false, availability, threshold),
+        }
+    }
+}
+
 /// Edge detector for "availability crossed its threshold", per device.
 ///
 /// A device is either *above* (the initial state) or *below*. Above → below
