@@ -195,7 +195,7 @@ pub async fn demo(a: DemoArgs) -> u8 {
     .await;
     publisher_stop.cancel();
     if let Some(task) = publisher {
-        let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
+        let _ = tokio::time::timeout(Duration::from_secs(7), task).await;
     }
     sim.shutdown().await;
     0

@@ -203,11 +203,11 @@ pub async fn run(args: RunArgs) -> u8 {
     .await;
     publisher_stop.cancel();
     if let Some(task) = influx_task {
-        let _ = tokio::time::timeout(std::time::Duration::from_secs(5), task).await;
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(7), task).await;
     }
     if let Some(task) = publisher {
-        // The publisher says offline and disconnects within 2 s.
-        let _ = tokio::time::timeout(std::time::Duration::from_secs(5), task).await;
+        // The publisher delivers the outbox (up to 3 s), says offline and disconnects (up to 2 s).
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(7), task).await;
     }
     if !args.once {
         info!(outcomes = summary.outcomes, "stopped");

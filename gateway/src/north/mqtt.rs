@@ -16,7 +16,9 @@
 //!    and the broker's `PubAck(pkid)` later; a QoS 1 record is removed
 //!    when its PubAck arrives, a QoS 0 one as soon as it is written.
 //!    `publish()` returning proves nothing and is not used as a receipt.
-//! 3. On any connection error: log why (a refused connection names its
+//! 3. On a clean stop: deliver what waits in the outbox (up to
+//!    [`DRAIN_WAIT`]), publish `status` offline, disconnect.
+//! 4. On any connection error: log why (a refused connection names its
 //!    reason, e.g. bad user name or password), drop the client, wait with
 //!    exponential backoff (`reconnect_min` … `reconnect_max`, jittered),
 //!    and start again from 1 with the whole outbox: records whose PubAck was
@@ -40,6 +42,9 @@ use tracing::{debug, error, info, warn};
 
 use super::outbox::{OutboxReader, OutboxStats};
 use crate::wire::{self, Topics};
+
+/// How long a clean stop waits for the outbox to be delivered.
+pub const DRAIN_WAIT: Duration = Duration::from_secs(3);
 
 /// A command that arrived on `…/cmd/{op}`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -289,6 +294,24 @@ impl Publisher {
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => {
+                    if connected {
+                        // A clean stop first delivers what waits in the
+                        // outbox (up to DRAIN_WAIT; the rest is sent at the
+                        // next start).
+                        let drain_until = tokio::time::Instant::now() + DRAIN_WAIT;
+                        self.fill(client, &mut flight);
+                        while flight.in_flight() > 0
+                            || self.outbox.after(flight.cursor, 1).is_ok_and(|r| !r.is_empty())
+                        {
+                            match tokio::time::timeout_at(drain_until, el.poll()).await {
+                                Ok(Ok(Event::Outgoing(Outgoing::Publish(pkid)))) => self.on_written(pkid, &mut flight),
+                                Ok(Ok(Event::Incoming(Incoming::PubAck(ack)))) => self.on_acked(ack.pkid, &mut flight),
+                                Ok(Ok(_)) => {}
+                                Ok(Err(_)) | Err(_) => break,
+                            }
+                            self.fill(client, &mut flight);
+                        }
+                    }
                     self.remove_done(&mut flight);
                     if connected {
                         let _ = client.try_publish(topics.status(), QoS::AtLeastOnce, true, self.status_payload(false));
@@ -297,9 +320,7 @@ impl Publisher {
                         loop {
                             match tokio::time::timeout_at(deadline, el.poll()).await {
                                 Ok(Ok(Event::Incoming(Incoming::PubAck(ack)))) => {
-                                    if let Some((Some(s), _)) = flight.unacked.remove(&ack.pkid) {
-                                        flight.done.push(s);
-                                    }
+                                    self.on_acked(ack.pkid, &mut flight);
                                 }
                                 // After the DISCONNECT is queued, keep polling so that
                                 // it is flushed; the broker then closes the socket.
@@ -319,21 +340,11 @@ impl Publisher {
                         self.on_connected(client, &mut flight, topics);
                     }
                     Ok(Event::Outgoing(Outgoing::Publish(pkid))) => {
-                        if let Some((seq, q, at)) = flight.queued.pop_front() {
-                            if q == 0 {
-                                if let Some(s) = seq { flight.done.push(s); }
-                            } else {
-                                flight.unacked.insert(pkid, (seq, at));
-                            }
-                        }
+                        self.on_written(pkid, &mut flight);
                         self.fill(client, &mut flight);
                     }
                     Ok(Event::Incoming(Incoming::PubAck(ack))) => {
-                        if let Some((seq, at)) = flight.unacked.remove(&ack.pkid) {
-                            if let Some(s) = seq { flight.done.push(s); }
-                            self.stats.ack_latency_us.fetch_add(at.elapsed().as_micros() as u64, Ordering::Relaxed);
-                            self.stats.acks.fetch_add(1, Ordering::Relaxed);
-                        }
+                        self.on_acked(ack.pkid, &mut flight);
                         if flight.done.len() >= 64 { self.remove_done(&mut flight); }
                         self.fill(client, &mut flight);
                     }
@@ -406,6 +417,29 @@ impl Publisher {
             warn!("cannot subscribe to commands");
         }
         self.fill(client, flight);
+    }
+
+    /// rumqttc wrote a publish (they are reported in the order queued): a
+    /// QoS 0 record is done, a QoS 1 one waits for its PubAck.
+    fn on_written(&mut self, pkid: u16, flight: &mut Flight) {
+        if let Some((seq, q, at)) = flight.queued.pop_front() {
+            if q == 0 {
+                flight.done.extend(seq);
+            } else {
+                flight.unacked.insert(pkid, (seq, at));
+            }
+        }
+    }
+
+    /// The broker acknowledged packet `pkid`: its record is done.
+    fn on_acked(&mut self, pkid: u16, flight: &mut Flight) {
+        if let Some((seq, at)) = flight.unacked.remove(&pkid) {
+            flight.done.extend(seq);
+            self.stats
+                .ack_latency_us
+                .fetch_add(at.elapsed().as_micros() as u64, Ordering::Relaxed);
+            self.stats.acks.fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     /// Hands records after the cursor to rumqttc, up to the window.
