@@ -32,6 +32,8 @@ fn main() -> ExitCode {
             Command::Tickets(a) => cli::tickets(a).await,
             Command::Maintenance(a) => cli::maintenance(a).await,
             Command::Status(a) => cli::status(a),
+            Command::Backup(a) => cli::backup(&a),
+            Command::Restore(a) => cli::restore(&a),
         }
     });
     ExitCode::from(code)

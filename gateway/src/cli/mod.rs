@@ -1,5 +1,6 @@
 //! Command-line interface of the `gateway` binary.
 
+mod backup;
 mod check;
 mod demo;
 mod maintenance;
@@ -14,6 +15,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
+pub use backup::{BackupArgs, RestoreArgs, backup, restore};
 pub use check::check;
 pub use demo::{DemoArgs, demo};
 pub use maintenance::{MaintenanceArgs, MaintenanceCommand, maintenance};
@@ -31,7 +33,7 @@ pub const EXIT_UNAVAILABLE: u8 = 69;
 
 /// BMS edge gateway: polls building equipment over Modbus RTU/TCP.
 #[derive(Debug, Parser)]
-#[command(name = "gateway", version, about, long_about = None)]
+#[command(name = "gateway", version, long_version = crate::buildinfo::LONG_VERSION, about, long_about = None)]
 pub struct Cli {
     /// Log filter (tracing EnvFilter syntax), e.g. `info`, `gateway=debug`. Also `RUST_LOG`.
     #[arg(long, global = true, env = "GATEWAY_LOG", default_value = "info")]
@@ -71,6 +73,10 @@ pub enum Command {
     Maintenance(MaintenanceArgs),
     /// Each device's state and availability against its target.
     Status(StatusArgs),
+    /// Copy the data directory's databases (online: the gateway may run).
+    Backup(BackupArgs),
+    /// Put a backup back into a data directory (the gateway must be stopped).
+    Restore(RestoreArgs),
 }
 
 /// Prints every configuration error, one per line, with a count.
