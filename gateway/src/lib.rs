@@ -19,6 +19,7 @@ pub mod logging;
 pub mod north;
 pub mod output;
 pub mod run;
+pub mod sdnotify;
 pub mod south;
 pub mod store;
 pub mod wire;

@@ -127,11 +127,17 @@ impl Core {
     }
 
     /// Every device's retained state.
-    fn publish_states(&mut self) {
-        if let Some(n) = self.north.as_mut() {
-            let now = unix_now_ms();
-            for v in self.engine.state_views(now) {
+    fn publish_states(&mut self, cfg: &Resolved) {
+        if self.north.is_none() && self.influx.is_none() {
+            return;
+        }
+        let now = unix_now_ms();
+        for v in self.engine.state_views(now) {
+            if let Some(n) = self.north.as_mut() {
                 n.on_state(&v, now);
+            }
+            if let Some(f) = self.influx.as_mut() {
+                f.on_state(cfg, &v, now);
             }
         }
     }
@@ -236,8 +242,9 @@ pub async fn run(
         if !c.announce_with(&mut sink, startup, false).await {
             shutdown.cancel();
         }
-        c.publish_states();
+        c.publish_states(cfg);
         c.flush();
+        crate::sdnotify::ready(&format!("polling {} devices", cfg.devices.len()));
     }
     let mut engine_tick = tokio::time::interval(ENGINE_TICK);
     engine_tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -312,6 +319,7 @@ pub async fn run(
             }
             _ = engine_due => {
                 if let Some(c) = core.as_mut() {
+                    crate::sdnotify::watchdog();
                     let evs = c.engine.tick(unix_now_ms());
                     if !c.announce(&mut sink, evs).await {
                         break;
@@ -325,7 +333,7 @@ pub async fn run(
             }
             _ = states_due => {
                 if let Some(c) = core.as_mut() {
-                    c.publish_states();
+                    c.publish_states(cfg);
                 }
             }
             o = rx.recv() => {
@@ -361,6 +369,9 @@ pub async fn run(
                 }
             }
         }
+    }
+    if core.is_some() {
+        crate::sdnotify::stopping();
     }
     buses_stop.cancel();
     for b in buses {
