@@ -194,3 +194,141 @@ fn backup_of_a_running_gateway_restores_into_an_empty_data_dir() {
     let tickets_before: Vec<&String> = before.iter().filter(|r| r.starts_with("ticket|")).collect();
     assert_eq!(after.len(), tickets_before.len(), "{after:?}");
 }
+
+/// Outbox records (seq, topic) in time order, read with SQL.
+fn outbox(data: &Path) -> Vec<(i64, String)> {
+    let c = rusqlite::Connection::open(data.join("outbox.db")).unwrap();
+    let mut st = c
+        .prepare("SELECT seq, topic FROM records ORDER BY seq")
+        .unwrap();
+    st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}
+
+fn hup(p: &Proc) {
+    let status = Command::new("kill")
+        .args(["-HUP", &p.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+#[test]
+fn sighup_applies_a_new_device_list_and_keeps_ledger_tickets_and_outbox() {
+    let dir = tempfile::tempdir().unwrap();
+    // MQTT towards a port where nobody listens: everything stays in the outbox.
+    let nobody = bms_e2e::free_port();
+    let config = demo_config(
+        dir.path(),
+        &format!("[mqtt]\nurl = \"mqtt://127.0.0.1:{nobody}\"\n"),
+    )
+    .unwrap();
+    let (env, control) = demo_env(dir.path());
+    let data = dir.path().join("data");
+    let _sim = start_sim(&config, &env).unwrap();
+    let mut gw = start_gateway(&config, &env);
+    let (status, body) = http(
+        "POST",
+        &control,
+        "/faults",
+        r#"{"device":"fire-panel-1","fault":"fault_bit","point":"fault"}"#,
+    )
+    .unwrap();
+    assert_eq!(status, 201, "{body}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while snapshot(&data.join("gateway.db"))
+        .iter()
+        .all(|r| !r.starts_with("ticket|"))
+    {
+        assert!(Instant::now() < deadline, "no ticket opened");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    let before = snapshot(&data.join("gateway.db"));
+    let queued = outbox(&data);
+    assert!(!queued.is_empty());
+
+    // A new device list: the show-flat lighting is removed.
+    let text = std::fs::read_to_string(&config).unwrap();
+    let block = "[[device]]\nid = \"lights-show-flat\"";
+    let at = text.find(block).expect("the demo has lights-show-flat");
+    let end = at + text[at..][1..].find("[[device]]").unwrap() + 1;
+    let changed = format!("{}{}", &text[..at], &text[end..]);
+    std::fs::write(&config, &changed).unwrap();
+    hup(&gw);
+    gw.wait_for("configuration reloaded", Duration::from_secs(20))
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(3));
+
+    // The ledger and the tickets are those of before plus what followed.
+    let after = snapshot(&data.join("gateway.db"));
+    let tickets = |rows: &[String]| -> Vec<String> {
+        rows.iter()
+            .filter(|r| r.starts_with("ticket|"))
+            .cloned()
+            .collect()
+    };
+    assert_eq!(tickets(&after), tickets(&before), "tickets changed");
+    let closed_before: Vec<&String> = before
+        .iter()
+        .filter(|r| r.starts_with("interval|") && !r.ends_with("|-1"))
+        .collect();
+    for r in &closed_before {
+        assert!(after.contains(r), "interval lost: {r}");
+    }
+    // Every device has one open interval; the removed one's is Unknown
+    // (no longer watched), the others are watched again.
+    let open: Vec<&String> = after
+        .iter()
+        .filter(|r| r.starts_with("interval|") && r.ends_with("|-1"))
+        .collect();
+    assert_eq!(open.len(), 19, "{open:?}");
+    for r in &open {
+        if r.starts_with("interval|lights-show-flat|") {
+            assert!(r.contains("|unknown|"), "{r}");
+        } else {
+            assert!(!r.contains("|unknown|"), "not polled again: {r}");
+        }
+    }
+    // The outbox kept everything and its seq goes on.
+    let queued_after = outbox(&data);
+    for q in &queued {
+        assert!(queued_after.contains(q), "outbox record lost: {q:?}");
+    }
+    assert!(queued_after.last().unwrap().0 > queued.last().unwrap().0);
+
+    // An invalid configuration is refused with every error; the gateway runs on.
+    std::fs::write(
+        &config,
+        changed.replace("profile = \"pump-vfd\"", "profile = \"no-such-profile\""),
+    )
+    .unwrap();
+    hup(&gw);
+    gw.wait_for("the new configuration is refused", Duration::from_secs(20))
+        .unwrap();
+    let log = gw.output();
+    let errors: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("the new configuration has an error"))
+        .collect();
+    assert_eq!(errors.len(), 2, "{log}");
+    assert!(
+        errors.iter().all(|l| l.contains("no-such-profile")),
+        "{errors:?}"
+    );
+    // A restart-only change is refused too.
+    std::fs::write(
+        &config,
+        changed.replace("[mqtt]\n", "[mqtt]\nkeep_alive = \"20s\"\n"),
+    )
+    .unwrap();
+    hup(&gw);
+    gw.wait_for("change only at a restart", Duration::from_secs(20))
+        .unwrap();
+    let n = outbox(&data).len();
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(outbox(&data).len() > n, "the gateway stopped publishing");
+    assert_eq!(gw.interrupt(Duration::from_secs(15)).unwrap(), Some(0));
+}
