@@ -83,6 +83,20 @@ const RESERVED_FIELD_KEYS: [&str; 6] = [
 /// How much of a server's error text is kept in a message.
 const MAX_SERVER_TEXT: usize = 300;
 
+/// `,key=value` for each tag, given sorted by key (as InfluxDB recommends).
+/// An empty tag value is not allowed; such a tag is left out.
+fn push_tags(tags: &[(&str, &str)], out: &mut String) {
+    for (key, value) in tags {
+        if value.is_empty() {
+            continue;
+        }
+        out.push(',');
+        escape_key(key, out);
+        out.push('=');
+        escape_key(value, out);
+    }
+}
+
 /// One `bms_availability` line for a device's state (what its retained MQTT
 /// `state` says), for boards of availability over time:
 /// `bms_availability,class=pump,device=pump-1,gateway=gw-1,site=hq state="up",up=1i,rolling=0.99,month=0.995,threshold=98.0 1790000000000`.
@@ -91,20 +105,15 @@ const MAX_SERVER_TEXT: usize = 300;
 pub fn availability_line(cfg: &Resolved, v: &crate::wire::StateView, now_ms: i64) -> String {
     let mut out = String::with_capacity(160);
     out.push_str("bms_availability");
-    for (key, value) in [
-        ("class", v.class),
-        ("device", v.device.as_str()),
-        ("gateway", cfg.gateway.as_str()),
-        ("site", cfg.site.as_str()),
-    ] {
-        if value.is_empty() {
-            continue;
-        }
-        out.push(',');
-        escape_key(key, &mut out);
-        out.push('=');
-        escape_key(value, &mut out);
-    }
+    push_tags(
+        &[
+            ("class", v.class),
+            ("device", v.device.as_str()),
+            ("gateway", cfg.gateway.as_str()),
+            ("site", cfg.site.as_str()),
+        ],
+        &mut out,
+    );
     let _ = write!(
         out,
         " state=\"{}\",up={}i",
@@ -154,21 +163,14 @@ pub fn line(cfg: &Resolved, o: &PollOutcome) -> Option<String> {
     }
     let mut out = String::with_capacity(fields.len() + 64);
     escape_measurement(device.class.as_str(), &mut out);
-    // Sorted by key, as InfluxDB recommends.
-    for (key, value) in [
-        ("device", device.id.as_str()),
-        ("gateway", cfg.gateway.as_str()),
-        ("site", cfg.site.as_str()),
-    ] {
-        // An empty tag value is not allowed; such a tag is left out.
-        if value.is_empty() {
-            continue;
-        }
-        out.push(',');
-        escape_key(key, &mut out);
-        out.push('=');
-        escape_key(value, &mut out);
-    }
+    push_tags(
+        &[
+            ("device", device.id.as_str()),
+            ("gateway", cfg.gateway.as_str()),
+            ("site", cfg.site.as_str()),
+        ],
+        &mut out,
+    );
     out.push(' ');
     out.push_str(&fields);
     // Writing to a String cannot fail.

@@ -46,33 +46,14 @@ fn snapshot(db: &Path) -> Vec<String> {
 }
 
 fn start_gateway(config: &Path, env: &[(String, String)]) -> Proc {
-    let mut gw = Proc::spawn(
-        "gateway run",
-        Command::new(bin("gateway"))
-            .args(["run", "--config"])
-            .arg(config)
-            .envs(env.iter().cloned()),
-    )
-    .unwrap();
-    gw.wait_for("ledger and tickets loaded", Duration::from_secs(20))
-        .unwrap();
-    gw
+    bms_e2e::start_gateway(config, env).unwrap()
 }
 
-#[test]
-fn backup_of_a_running_gateway_restores_into_an_empty_data_dir() {
-    let dir = tempfile::tempdir().unwrap();
-    let config = demo_config(dir.path(), "").unwrap();
-    let (env, control) = demo_env(dir.path());
-    let data = dir.path().join("data");
-    let cfg = config.to_str().unwrap();
-    let _sim = start_sim(&config, &env).unwrap();
-    let mut gw = start_gateway(&config, &env);
-
-    // A critical ticket to carry through the backup.
+/// A fire-panel fault injected, and its critical ticket stored.
+fn fire_panel_ticket(control: &str, data: &Path) {
     let (status, body) = http(
         "POST",
-        &control,
+        control,
         "/faults",
         r#"{"device":"fire-panel-1","fault":"fault_bit","point":"fault"}"#,
     )
@@ -86,6 +67,20 @@ fn backup_of_a_running_gateway_restores_into_an_empty_data_dir() {
         assert!(Instant::now() < deadline, "no ticket opened");
         std::thread::sleep(Duration::from_millis(200));
     }
+}
+
+#[test]
+fn backup_of_a_running_gateway_restores_into_an_empty_data_dir() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = demo_config(dir.path(), "").unwrap();
+    let (env, control) = demo_env(dir.path());
+    let data = dir.path().join("data");
+    let cfg = config.to_str().unwrap();
+    let _sim = start_sim(&config, &env).unwrap();
+    let mut gw = start_gateway(&config, &env);
+
+    // A critical ticket to carry through the backup.
+    fire_panel_ticket(&control, &data);
 
     // Online backup while the gateway writes.
     let online = dir.path().join("online");
@@ -229,22 +224,7 @@ fn sighup_applies_a_new_device_list_and_keeps_ledger_tickets_and_outbox() {
     let data = dir.path().join("data");
     let _sim = start_sim(&config, &env).unwrap();
     let mut gw = start_gateway(&config, &env);
-    let (status, body) = http(
-        "POST",
-        &control,
-        "/faults",
-        r#"{"device":"fire-panel-1","fault":"fault_bit","point":"fault"}"#,
-    )
-    .unwrap();
-    assert_eq!(status, 201, "{body}");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while snapshot(&data.join("gateway.db"))
-        .iter()
-        .all(|r| !r.starts_with("ticket|"))
-    {
-        assert!(Instant::now() < deadline, "no ticket opened");
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    fire_panel_ticket(&control, &data);
     std::thread::sleep(Duration::from_secs(2));
     let before = snapshot(&data.join("gateway.db"));
     let queued = outbox(&data);
