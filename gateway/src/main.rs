@@ -32,6 +32,7 @@ fn main() -> ExitCode {
             Command::Tickets(a) => cli::tickets(a).await,
             Command::Maintenance(a) => cli::maintenance(a).await,
             Command::Status(a) => cli::status(a),
+            Command::Report(a) => cli::report(a),
         }
     });
     ExitCode::from(code)

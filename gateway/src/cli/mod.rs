@@ -4,6 +4,7 @@ mod check;
 mod demo;
 mod maintenance;
 mod read;
+mod report;
 mod run;
 mod scan;
 mod simulate;
@@ -18,6 +19,7 @@ pub use check::check;
 pub use demo::{DemoArgs, demo};
 pub use maintenance::{MaintenanceArgs, MaintenanceCommand, maintenance};
 pub use read::{ReadArgs, read};
+pub use report::{Format, ReportArgs, ReportFailure, input_from_store, render, report};
 pub use run::{RunArgs, run};
 pub use scan::{ScanArgs, scan};
 pub use simulate::{SimulateArgs, simulate};
@@ -71,6 +73,8 @@ pub enum Command {
     Maintenance(MaintenanceArgs),
     /// Each device's state and availability against its target.
     Status(StatusArgs),
+    /// Monthly availability report (HTML for printing, CSV, JSON).
+    Report(ReportArgs),
 }
 
 /// Prints every configuration error, one per line, with a count.

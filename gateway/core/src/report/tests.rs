@@ -620,7 +620,7 @@ fn a_device_added_mid_month_is_judged_on_its_time_in_service() {
     assert_eq!(r.coverage.in_service_ms, 11 * 24 * HOUR);
     assert_eq!(r.coverage.coverage, Some(1.0));
     assert!(d.days[18].availability.is_none() && d.days[19].availability == Some(1.0));
-    assert!(to_html(&r, Lang::Zh).contains("在用 2026-11-20 00:00 – 2026-12-01 00:00"));
+    assert!(to_html(&r, Lang::Zh).contains("在用期 自 11-20 00:00 起"));
 }
 
 #[test]

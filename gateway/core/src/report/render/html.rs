@@ -82,6 +82,9 @@ fn step_text(kind: TicketEventKind, lang: Lang) -> &'static str {
     }
 }
 
+/// The fonts of the page and its margins: CJK fonts first (Linux, Windows, macOS).
+const FONTS: &str = r#""Noto Sans CJK SC", "Source Han Sans SC", "WenQuanYi Micro Hei", "Microsoft YaHei", "PingFang SC", sans-serif"#;
+
 const CSS: &str = r#"
 :root { --ink: #222; --muted: #666; --line: #d0d0d0; --head: #f1f3f5; }
 * { box-sizing: border-box; }
@@ -101,6 +104,7 @@ tr { break-inside: avoid; }
 th, td { border: 1px solid var(--line); padding: 1mm 1.4mm; text-align: left; vertical-align: middle; }
 th { background: var(--head); font-weight: 600; }
 td.n, th.n { text-align: right; white-space: nowrap; }
+table.devices td:first-child { width: 42%; }
 .ok { color: #2b8a3e; font-weight: 600; }
 .bad { color: #c92a2a; font-weight: 600; }
 .muted { color: var(--muted); }
@@ -146,25 +150,37 @@ pub fn to_html(r: &MonthReport, lang: Lang) -> String {
     } else {
         ""
     };
+    let margin = |content: String| {
+        format!("content: {content}; font-family: {FONTS}; font-size: 8pt; color: #555;")
+    };
+    let page_no = match lang {
+        Lang::Zh => "\"第 \" counter(page) \" 页，共 \" counter(pages) \" 页\"".to_owned(),
+        Lang::En => "\"page \" counter(page) \" of \" counter(pages)".to_owned(),
+    };
     let _ = writeln!(
         h,
-        "@page {{ size: A4; margin: 16mm 12mm 16mm 12mm;\n  @top-left {{ content: {}; font-size: 8pt; color: #555; }}\n  @top-right {{ content: {}; font-size: 8pt; color: #555; }}\n  @bottom-center {{ content: {} counter(page) \" / \" counter(pages); font-size: 8pt; color: #555; }} }}\n</style></head><body>",
-        css_string(&format!("{site_line} · {period_text}{progress_mark}")),
-        css_string(&format!("{} {generated}", lang.t("生成于", "generated"))),
-        css_string(lang.t("第 ", "page ")),
+        "@page {{ size: A4; margin: 16mm 12mm 16mm 12mm;\n  @top-left {{ {} }}\n  @top-right {{ {} }}\n  @bottom-center {{ {} }} }}\n</style></head><body>",
+        margin(css_string(&format!(
+            "{site_line} · {period_text}{progress_mark}"
+        ))),
+        margin(css_string(&format!(
+            "{} {generated}",
+            lang.t("生成于", "generated")
+        ))),
+        margin(page_no),
     );
 
     let _ = writeln!(
         h,
-        "<header class=\"doc\"><h1>{}</h1><div class=\"meta\">{}：{} · {}：{} – {} ({}) · {}：{}</div></header>",
+        "<header class=\"doc\"><h1>{}</h1><div class=\"meta\">{}{} · {}{} – {} ({}) · {}{}</div></header>",
         esc(title),
-        lang.t("项目", "Site"),
+        lang.t("项目：", "Site: "),
         esc(&site_line),
-        lang.t("统计期", "Period"),
+        lang.t("统计期：", "Period: "),
         esc(&local_minute(tz, r.period.from_ms)),
         esc(&local_minute(tz, r.period.to_ms)),
         esc(&r.period.timezone),
-        lang.t("生成时间", "Generated"),
+        lang.t("生成时间：", "Generated: "),
         esc(&generated),
     );
     if r.period.in_progress {
@@ -288,8 +304,8 @@ fn devices(h: &mut String, r: &MonthReport, lang: Lang) {
         "<section class=\"page\" id=\"devices\"><h2>2. {}</h2><p class=\"small muted\">{}</p>",
         lang.t("设备明细", "Per device"),
         lang.t(
-            "按达标情况与完好率排序，最差的在前。完好率 = 运行 ÷（运行 + 故障），计划保养与无数据时段不计入。",
-            "Worst first. Availability = up ÷ (up + down); planned maintenance and time without data are left out."
+            "按达标情况与完好率排序，最差的在前。完好率 = 运行 ÷（运行 + 故障），计划保养与无数据时段不计入；数据覆盖按设备在用期计算。",
+            "Worst first. Availability = up ÷ (up + down); planned maintenance and time without data are left out. Coverage is over each device's time in service."
         ),
     );
     if r.devices.is_empty() {
@@ -302,13 +318,13 @@ fn devices(h: &mut String, r: &MonthReport, lang: Lang) {
     }
     let _ = writeln!(
         h,
-        "<table><thead><tr><th>{}</th><th class=\"n\">{}</th><th class=\"n\">{}</th><th class=\"n\">{}</th><th class=\"n\">{}</th><th class=\"n\">MTBF</th><th class=\"n\">MTTR</th><th class=\"n\">{}</th><th class=\"n\">{}</th></tr></thead><tbody>",
+        "<table class=\"devices\"><thead><tr><th>{}</th><th class=\"n\">{}</th><th class=\"n\">{}</th><th class=\"n\">{}</th><th class=\"n\">{}</th><th class=\"n\">MTBF</th><th class=\"n\">MTTR</th><th class=\"n\">{}</th><th class=\"n\">{}</th></tr></thead><tbody>",
         lang.t("设备", "Device"),
         lang.t("完好率", "Availability"),
         lang.t("目标", "Target"),
         lang.t("停机", "Downtime"),
-        lang.t("故障", "Incidents"),
-        lang.t("保养", "Maintenance"),
+        lang.t("故障", "Incid."),
+        lang.t("保养", "Maint."),
         lang.t("数据覆盖", "Coverage"),
     );
     for d in &r.devices {
@@ -317,24 +333,14 @@ fn devices(h: &mut String, r: &MonthReport, lang: Lang) {
             Lang::En => &d.name_en,
         };
         let service =
-            if d.in_service_from_ms > r.period.from_ms || d.in_service_to_ms < r.period.until_ms {
-                let tz = zone(r);
-                format!(
-                    "<br><span class=\"small muted\">{} {} – {}</span>",
-                    lang.t("在用", "in service"),
-                    esc(&local_minute(tz, d.in_service_from_ms)),
-                    esc(&local_minute(tz, d.in_service_to_ms)),
-                )
-            } else {
-                String::new()
-            };
+            service_text(r, d, lang).map_or_else(String::new, |t| format!(" · {}", esc(&t)));
         let avail_class = match d.met {
             Some(false) => " bad",
             _ => "",
         };
         let _ = writeln!(
             h,
-            "<tr><td>{}<br><span class=\"small muted\">{} · {}</span>{service}</td><td class=\"n{avail_class}\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td></tr>",
+            "<tr><td><b>{}</b><br><span class=\"small muted\">{} · {}{service}</span></td><td class=\"n{avail_class}\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td></tr>",
             esc(name),
             esc(&d.id),
             esc(class_name(d.class, lang)),
@@ -345,10 +351,29 @@ fn devices(h: &mut String, r: &MonthReport, lang: Lang) {
             opt_duration_text(d.figures.mtbf_ms, lang),
             opt_duration_text(d.figures.mttr_ms, lang),
             duration_text(d.figures.maintenance_ms, lang),
-            percent_text(d.figures.coverage),
+            percent_text(d.service_coverage),
         );
     }
     h.push_str("</tbody></table></section>\n");
+}
+
+/// `自 11-20 00:00 起` / `since 11-20 00:00` for a device in service for
+/// part of the period only; `None` for the whole period.
+fn service_text(r: &MonthReport, d: &crate::report::DeviceReport, lang: Lang) -> Option<String> {
+    let tz = zone(r);
+    let short = |ms| super::local_fmt(tz, ms, "%m-%d %H:%M");
+    let late = d.in_service_from_ms > r.period.from_ms;
+    let early = d.in_service_to_ms < r.period.until_ms;
+    let (from, to) = (short(d.in_service_from_ms), short(d.in_service_to_ms));
+    Some(match (late, early, lang) {
+        (false, false, _) => return None,
+        (true, false, Lang::Zh) => format!("在用期 自 {from} 起"),
+        (true, false, Lang::En) => format!("in service since {from}"),
+        (false, true, Lang::Zh) => format!("在用期 至 {to} 止"),
+        (false, true, Lang::En) => format!("in service until {to}"),
+        (true, true, Lang::Zh) => format!("在用期 {from} – {to}"),
+        (true, true, Lang::En) => format!("in service {from} – {to}"),
+    })
 }
 
 fn strips(h: &mut String, r: &MonthReport, lang: Lang) {
@@ -588,21 +613,28 @@ fn coverage(h: &mut String, r: &MonthReport, tz: Tz, lang: Lang) {
     for (term, def) in defs {
         let _ = write!(h, "<dt>{}</dt><dd>{}</dd>", esc(term), esc(def));
     }
-    let _ = writeln!(
-        h,
-        "</dl>\n<p>{} {} – {} ({})。{}：{}（{} / {}）。</p>",
-        lang.t("统计期", "Period"),
-        esc(&local_minute(tz, r.period.from_ms)),
-        esc(&local_minute(tz, r.period.until_ms)),
-        esc(&r.period.timezone),
-        lang.t(
-            "全部设备在用时间的数据覆盖",
-            "Coverage of all devices' time in service"
-        ),
-        percent_text(c.coverage),
-        duration_text(c.known_ms, lang),
-        duration_text(c.in_service_ms, lang),
+    h.push_str("</dl>\n");
+    let (from_t, until_t) = (
+        local_minute(tz, r.period.from_ms),
+        local_minute(tz, r.period.until_ms),
     );
+    let para = match lang {
+        Lang::Zh => format!(
+            "统计期 {from_t} – {until_t}（{}）。全部设备在用期的数据覆盖：{}（{} / {}）。",
+            r.period.timezone,
+            percent_text(c.coverage),
+            duration_text(c.known_ms, lang),
+            duration_text(c.in_service_ms, lang),
+        ),
+        Lang::En => format!(
+            "Period {from_t} – {until_t} ({}). Coverage of all devices' time in service: {} ({} of {}).",
+            r.period.timezone,
+            percent_text(c.coverage),
+            duration_text(c.known_ms, lang),
+            duration_text(c.in_service_ms, lang),
+        ),
+    };
+    let _ = writeln!(h, "<p>{}</p>", esc(&para));
     let _ = write!(
         h,
         "<h3>{}</h3>",
