@@ -6,6 +6,8 @@
 //! page of its table). Needs chromium, poppler-utils and a CJK font
 //! (fonts-wqy-microhei); `.ci/run` installs them.
 
+#![allow(clippy::unwrap_used)] // test code: a panic is the failure report
+
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
