@@ -126,8 +126,11 @@ fn this_month_in_shanghai() -> String {
     out.trim().to_owned()
 }
 
-/// Section titles and page footers per language: (sections by page, footer of page n of N).
-fn expected(lang: &str) -> ([&'static str; 5], fn(usize, usize) -> String) {
+/// The footer of page n of N.
+type Footer = fn(usize, usize) -> String;
+
+/// Section titles and page footers per language: (sections by page, footer).
+fn expected(lang: &str) -> ([&'static str; 5], Footer) {
     match lang {
         "zh" => (
             [
