@@ -799,3 +799,52 @@ fn html_escapes_names_and_css_strings() {
     );
     assert!(html.contains("A &quot;quoted&quot; &lt;site&gt; &amp; co\\"));
 }
+
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn state() -> impl Strategy<Value = DeviceState> {
+        prop_oneof![Just(Up), Just(Down), Just(Maintenance), Just(Unknown)]
+    }
+
+    proptest! {
+        /// Whatever the history, in a zone with DST: the daily strip adds up
+        /// to the month, the month's four totals to its length, and the
+        /// device figures are the ledger's.
+        #[test]
+        fn days_add_up_to_the_month_and_figures_are_the_ledgers(
+            steps in proptest::collection::vec((state(), 1_i64..(72 * HOUR)), 1..40),
+            start_offset in 0_i64..(40 * 24 * HOUR),
+        ) {
+            let berlin = tz("Europe/Berlin");
+            let start = at(berlin, "2026-09-25 00:00") + start_offset;
+            let mut t = start;
+            let steps: Vec<(DeviceState, Option<&str>, UnixMs)> = steps
+                .iter()
+                .map(|(s, len)| {
+                    t += len;
+                    (*s, None, t)
+                })
+                .collect();
+            let ivs = chain("d", start, &steps);
+            let mut i = input("Europe/Berlin", 2026, 10, at(berlin, "2026-11-05 00:00"));
+            i.devices = vec![device("d", DeviceClass::Hvac, 98.0)];
+            i.intervals = ivs.clone();
+            let r = build(&i).unwrap();
+            let d = &r.devices[0];
+            let f = &d.figures;
+            prop_assert_eq!(f.totals.total_ms(), 745 * HOUR);
+            let sum = |g: fn(&DayFigure) -> i64| d.days.iter().map(g).sum::<i64>();
+            prop_assert_eq!(sum(|x| x.down_ms), f.totals.down_ms);
+            prop_assert_eq!(sum(|x| x.maintenance_ms), f.totals.maintenance_ms);
+            prop_assert_eq!(sum(|x| x.unknown_ms), f.totals.unknown_ms);
+            let ledger = crate::ledger::device_figures(&ivs, r.period.from_ms, r.period.to_ms);
+            prop_assert_eq!(f, &ledger);
+            let gaps: i64 = r.coverage.gaps.iter().map(|g| g.to_ms - g.from_ms).sum();
+            prop_assert_eq!(gaps + r.coverage.short_gaps_ms, f.totals.unknown_ms);
+            prop_assert_eq!(r.coverage.known_ms + f.totals.unknown_ms, 745 * HOUR);
+        }
+    }
+}
