@@ -5,6 +5,9 @@ use std::fmt::Write as _;
 use super::{Lang, class_name, esc, percent_text};
 use crate::report::{DeviceReport, MonthReport};
 
+/// Colour of a day spent in planned maintenance only (no up or down time).
+const MAINTENANCE: &str = "#91a7ff";
+
 /// Colour of a figure against its target: green met, amber below but at
 /// least 90 %, red below 90 %, grey no data.
 fn colour(a: Option<f64>, target_percent: f64) -> &'static str {
@@ -129,6 +132,8 @@ pub(super) fn day_strip(d: &DeviceReport, lang: Lang) -> String {
         let x = i as f64 * (cell + gap);
         let (fill, extra) = if day.future {
             ("#ffffff", r##" stroke="#bbb" stroke-dasharray="2 2""##)
+        } else if day.availability.is_none() && day.maintenance_ms > 0 {
+            (MAINTENANCE, "")
         } else {
             (colour(day.availability, d.target_percent), "")
         };
@@ -166,6 +171,7 @@ pub(super) fn strip_legend(lang: Lang) -> String {
             lang.t("未达标（≥ 90 %）", "below target (≥ 90 %)"),
         ),
         ("#e03131", "", lang.t("低于 90 %", "below 90 %")),
+        (MAINTENANCE, "", lang.t("全天保养", "maintenance only")),
         ("#c8c8c8", "", lang.t("无数据", "no data")),
         (
             "#ffffff",
@@ -174,7 +180,7 @@ pub(super) fn strip_legend(lang: Lang) -> String {
         ),
     ];
     let mut s = String::from(
-        r#"<svg class="legend" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 620 14" width="620" height="14">"#,
+        r#"<svg class="legend" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 680 14" width="680" height="14">"#,
     );
     let mut x = 0.0;
     for (fill, extra, label) in items {
@@ -184,7 +190,7 @@ pub(super) fn strip_legend(lang: Lang) -> String {
             x + 16.0,
             esc(label)
         );
-        x += 124.0;
+        x += 112.0;
     }
     s.push_str("</svg>");
     s
