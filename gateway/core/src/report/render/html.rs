@@ -510,7 +510,7 @@ fn tickets(h: &mut String, r: &MonthReport, tz: Tz, lang: Lang) {
                 esc(&local_minute(tz, m.start_ms)),
                 esc(&local_minute(tz, m.deadline_ms)),
                 m.resolved_ms.map_or_else(
-                    || lang.t("未修复", "not yet").to_owned(),
+                    || lang.t("统计期内未修复", "not within the period").to_owned(),
                     |ms| esc(&local_minute(tz, ms))
                 ),
             );
