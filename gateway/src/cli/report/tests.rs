@@ -1,6 +1,7 @@
 //! `gateway report` against a real store in a temporary data dir: the
 //! gateway-local report equals the report a dashboard builds from the same
-//! transitions (the `event` topic) with the core ledger; a device removed
+//! transitions and tickets as published (the `event` and `tickets/{id}`
+//! payloads of `crate::wire`, parsed back) with the core ledger; a device removed
 //! from the configuration counts until it was last watched; a stopped
 //! gateway's silence after its last heartbeat is `gateway_down`; bad input.
 
@@ -95,8 +96,39 @@ impl Both {
             at_ms,
         };
         self.store.record_transition(&t).unwrap();
-        self.closed.extend(self.central.apply(&t));
+        self.central_only(&t);
     }
+
+    /// What the dashboard does with an `event` message: the payload the
+    /// gateway publishes, parsed back, applied to its ledger.
+    fn central_only(&mut self, t: &Transition) {
+        let bytes = crate::wire::with_seq(crate::wire::transition(t, t.at_ms), 1);
+        let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(v["type"], "transition");
+        let parsed = Transition {
+            device: v["device"].as_str().unwrap().to_owned(),
+            from: DeviceState::parse(v["from"].as_str().unwrap()).unwrap(),
+            to: DeviceState::parse(v["to"].as_str().unwrap()).unwrap(),
+            reason: v["reason"].as_str().map(str::to_owned),
+            at_ms: v["at"].as_i64().unwrap(),
+        };
+        self.closed.extend(self.central.apply(&parsed));
+    }
+}
+
+/// What the dashboard keeps of the `tickets/{id}` messages: each ticket as
+/// it last stood.
+fn central_tickets(
+    events: &[gateway_core::tickets::TicketEvent],
+) -> Vec<gateway_core::tickets::Ticket> {
+    let mut by_id = std::collections::BTreeMap::new();
+    for ev in events {
+        let bytes = crate::wire::with_seq(crate::wire::ticket(ev, ev.at_ms), 1);
+        let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        let t: gateway_core::tickets::Ticket = serde_json::from_value(v["ticket"].clone()).unwrap();
+        by_id.insert(t.id, t);
+    }
+    by_id.into_values().collect()
 }
 
 #[test]
@@ -148,7 +180,7 @@ fn the_gateway_report_equals_the_one_rebuilt_from_events_and_counts_removed_devi
             reason: Some("gateway_down".to_owned()),
             at_ms: last_heartbeat,
         };
-        b.closed.extend(b.central.apply(&t));
+        b.central_only(&t);
     }
     let mut store = b.store;
 
@@ -171,6 +203,7 @@ fn the_gateway_report_equals_the_one_rebuilt_from_events_and_counts_removed_devi
     // The dashboard's side: every closed interval, the open ones up to now.
     let mut central_input = local.clone();
     central_input.intervals = b.closed.clone();
+    central_input.tickets = central_tickets(&events);
     for d in ["pump-1", "fp-1", "pump-old"] {
         let (state, reason, since) = b.central.current(d).unwrap();
         central_input.intervals.push(Interval {
