@@ -291,6 +291,12 @@ pub fn report(args: ReportArgs) -> u8 {
             return EXIT_REFUSED;
         }
     };
+    if report.devices.is_empty() {
+        eprintln!(
+            "gateway report: no device of site {} was in service in {} (nothing was recorded then); the report says so",
+            report.site.id, report.period.month
+        );
+    }
     let text = render(&report, format_of(&args), lang);
     match &args.out {
         Some(path) => {
