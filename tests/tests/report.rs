@@ -5,6 +5,10 @@
 //! page n of N) and that no table is cut (every device row of a table on the
 //! page of its table). Needs chromium, poppler-utils and a CJK font
 //! (fonts-wqy-microhei); `.ci/run` installs them.
+//!
+//! And the report a dashboard rebuilds from what the demo published to a
+//! real Mosquitto (`event` and `tickets/{id}` topics) with the core ledger
+//! equals the gateway's own, figure for figure.
 
 #![allow(clippy::unwrap_used)] // test code: a panic is the failure report
 
@@ -314,4 +318,198 @@ fn bad_months_future_months_and_unknown_sites_are_refused_with_exit_64() {
         ),
         "{err}"
     );
+}
+
+/// A Mosquitto of our own on a free port, stopped when dropped.
+fn mosquitto(dir: &Path) -> (bms_e2e::Proc, u16) {
+    require_tool("mosquitto", "apt-get install mosquitto").unwrap();
+    let port = bms_e2e::free_port();
+    let conf = dir.join("mosquitto.conf");
+    // `user root`: run as root, Mosquitto would drop to a user who cannot
+    // read our temp dir.
+    std::fs::write(
+        &conf,
+        format!("listener {port} 127.0.0.1\nallow_anonymous true\nuser root\n"),
+    )
+    .unwrap();
+    let p =
+        bms_e2e::Proc::spawn("mosquitto", Command::new("mosquitto").arg("-c").arg(&conf)).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "mosquitto did not listen"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    (p, port)
+}
+
+#[test]
+#[ignore = "needs Mosquitto (.ci/run installs it)"]
+fn the_report_rebuilt_from_mqtt_events_equals_the_gateways_own() {
+    use gateway_core::ledger::Ledger;
+    use gateway_core::model::DeviceClass;
+    use gateway_core::report::{CatalogueDevice, ReportInput, SiteInfo, build, parse_month};
+    use gateway_core::state::{DeviceState, Interval, Transition};
+    use gateway_core::tickets::Ticket;
+
+    require_tool("mosquitto_sub", "apt-get install mosquitto-clients").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let (_broker, port) = mosquitto(dir.path());
+    let mut sub = bms_e2e::Proc::spawn(
+        "mosquitto_sub",
+        Command::new("mosquitto_sub").args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "-q",
+            "1",
+            "-v",
+            "-t",
+            "bms/+/+/+/event",
+            "-t",
+            "bms/+/+/tickets/+",
+        ]),
+    )
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let (code, out, err) = run_with_timeout(
+        Command::new(bin("gateway"))
+            .args(["demo", "--seconds", "100", "--every", "50", "--data-dir"])
+            .arg(&data)
+            .arg("--mqtt-url")
+            .arg(format!("mqtt://127.0.0.1:{port}"))
+            .arg("--config")
+            .arg(workspace_root().join("config/demo.toml")),
+        Duration::from_secs(160),
+    )
+    .unwrap();
+    assert_eq!(code, Some(0), "{out}\n{err}");
+    std::thread::sleep(Duration::from_secs(1));
+    let lines = sub.output();
+
+    // The gateway's own report (stopped: open intervals end at its last heartbeat).
+    let month = this_month_in_shanghai();
+    let (code, json, err) = report(&data, &["--month", &month, "--format", "json"]);
+    assert_eq!(code, Some(0), "{err}");
+    let local: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let now = local["generated_ms"].as_i64().unwrap();
+    let db = rusqlite::Connection::open(data.join("gateway.db")).unwrap();
+    let heartbeat: i64 = db
+        .query_row(
+            "SELECT value FROM meta WHERE key = 'heartbeat_ms'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+
+    // The dashboard's side: the ledger rebuilt from the event topic, the
+    // tickets as their topic last showed them.
+    let mut ledger = Ledger::new(Duration::from_secs(400 * 86_400));
+    let mut intervals: Vec<Interval> = Vec::new();
+    let mut tickets = std::collections::BTreeMap::<u64, Ticket>::new();
+    let mut seen_seq = std::collections::BTreeSet::new();
+    for line in lines.lines() {
+        let Some((topic, payload)) = line.split_once(' ') else {
+            continue;
+        };
+        let v: serde_json::Value = serde_json::from_str(payload).unwrap();
+        if !seen_seq.insert(v["seq"].as_u64().unwrap()) {
+            continue;
+        }
+        if topic.contains("/tickets/") {
+            let t: Ticket = serde_json::from_value(v["ticket"].clone()).unwrap();
+            tickets.insert(t.id, t);
+        } else if v["type"] == "transition" {
+            let t = Transition {
+                device: v["device"].as_str().unwrap().to_owned(),
+                from: DeviceState::parse(v["from"].as_str().unwrap()).unwrap(),
+                to: DeviceState::parse(v["to"].as_str().unwrap()).unwrap(),
+                reason: v["reason"].as_str().map(str::to_owned),
+                at_ms: v["at"].as_i64().unwrap(),
+            };
+            intervals.extend(ledger.apply(&t));
+        }
+    }
+    // The gateway went offline at its last heartbeat.
+    let devices: Vec<String> = ledger.devices().map(str::to_owned).collect();
+    for d in &devices {
+        let (state, _, _) = ledger.current(d).unwrap();
+        let t = Transition {
+            device: d.clone(),
+            from: state,
+            to: DeviceState::Unknown,
+            reason: Some("gateway_down".to_owned()),
+            at_ms: heartbeat,
+        };
+        intervals.extend(ledger.apply(&t));
+        let (state, reason, since) = ledger.current(d).unwrap();
+        intervals.push(Interval {
+            device: d.clone(),
+            state,
+            reason,
+            from_ms: since,
+            to_ms: now,
+        });
+    }
+    let class = |s: &str| {
+        DeviceClass::ALL
+            .into_iter()
+            .find(|c| c.as_str() == s)
+            .unwrap()
+    };
+    let catalogue = local["devices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            let id = d["id"].as_str().unwrap().to_owned();
+            let first = intervals
+                .iter()
+                .filter(|i| i.device == id)
+                .map(|i| i.from_ms)
+                .min();
+            CatalogueDevice {
+                known_from_ms: first,
+                known_until_ms: None,
+                name_zh: d["name_zh"].as_str().unwrap().to_owned(),
+                name_en: d["name_en"].as_str().unwrap().to_owned(),
+                class: class(d["class"].as_str().unwrap()),
+                location: d["location"].as_str().unwrap().to_owned(),
+                target_percent: d["target_percent"].as_f64().unwrap(),
+                id,
+            }
+        })
+        .collect();
+    let (year, month_no) = parse_month(&month).unwrap();
+    let central = build(&ReportInput {
+        site: SiteInfo {
+            id: "demo-sales-centre".to_owned(),
+            name: "demo-sales-centre".to_owned(),
+            timezone: "Asia/Shanghai".to_owned(),
+        },
+        year,
+        month: month_no,
+        now_ms: now,
+        devices: catalogue,
+        intervals,
+        tickets: tickets.into_values().collect(),
+        windows: Vec::new(),
+        class_targets: Default::default(),
+    })
+    .unwrap();
+    let central: serde_json::Value =
+        serde_json::from_str(&gateway_core::report::to_json(&central).unwrap()).unwrap();
+    assert!(local["tickets"]["figures"]["opened"].as_u64().unwrap() >= 2);
+    for key in [
+        "period", "classes", "kpis", "devices", "tickets", "coverage",
+    ] {
+        assert_eq!(
+            local[key], central[key],
+            "{key}: the gateway's report and the one rebuilt from MQTT differ"
+        );
+    }
 }
