@@ -34,6 +34,7 @@ fn main() -> ExitCode {
             Command::Status(a) => cli::status(a),
             Command::Backup(a) => cli::backup(&a),
             Command::Restore(a) => cli::restore(&a),
+            Command::Report(a) => cli::report(a),
         }
     });
     ExitCode::from(code)

@@ -5,6 +5,7 @@ mod check;
 mod demo;
 mod maintenance;
 mod read;
+mod report;
 mod run;
 mod scan;
 mod simulate;
@@ -20,6 +21,7 @@ pub use check::check;
 pub use demo::{DemoArgs, demo};
 pub use maintenance::{MaintenanceArgs, MaintenanceCommand, maintenance};
 pub use read::{ReadArgs, read};
+pub use report::{Format, ReportArgs, ReportFailure, input_from_store, render, report};
 pub use run::{RunArgs, run};
 pub use scan::{ScanArgs, scan};
 pub use simulate::{SimulateArgs, simulate};
@@ -77,6 +79,8 @@ pub enum Command {
     Backup(BackupArgs),
     /// Put a backup back into a data directory (the gateway must be stopped).
     Restore(RestoreArgs),
+    /// Monthly availability report (HTML for printing, CSV, JSON).
+    Report(ReportArgs),
 }
 
 /// Prints every configuration error, one per line, with a count.
