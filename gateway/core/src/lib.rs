@@ -17,6 +17,7 @@
 //! - [`maintenance`]: planned maintenance windows.
 //! - [`tickets`]: the fault-ticket machine and ticket figures.
 
+pub mod alerts;
 pub mod config;
 pub mod decode;
 pub mod duration;
@@ -24,6 +25,7 @@ pub mod health;
 pub mod ledger;
 pub mod maintenance;
 pub mod model;
+pub mod oncall;
 pub mod plan;
 pub mod rbe;
 pub mod state;
