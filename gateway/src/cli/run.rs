@@ -73,6 +73,7 @@ pub async fn run(args: RunArgs) -> u8 {
     let publisher_stop = CancellationToken::new();
     let mut publisher = None;
     let mut influx_task = None;
+    let mut alerts_task = None;
     // The engine (health, ledger, tickets) and the north side run unless
     // this is a one-shot read.
     let core = if args.once {
@@ -89,6 +90,20 @@ pub async fn run(args: RunArgs) -> u8 {
         };
         let mut core = Core::new(engine);
         let mut metrics = crate::admin::Metrics::default();
+        // On-call alerts (issue #6): every stored event also goes to the dispatcher.
+        match crate::alerts::start(&cfg, &args.config, &data_dir, publisher_stop.clone()) {
+            Ok(Some(a)) => {
+                core.events = Some(a.events);
+                core.alerts = a.mqtt;
+                metrics.alerts = Some(a.stats);
+                alerts_task = Some(a.task);
+            }
+            Ok(None) => {}
+            Err((code, e)) => {
+                eprintln!("gateway run: {e}");
+                return code;
+            }
+        }
         let mut mqtt_stats = None;
         match start_north(
             &cfg,
@@ -202,6 +217,9 @@ pub async fn run(args: RunArgs) -> u8 {
     )
     .await;
     publisher_stop.cancel();
+    if let Some(task) = alerts_task {
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(2), task).await;
+    }
     if let Some(task) = influx_task {
         let _ = tokio::time::timeout(std::time::Duration::from_secs(7), task).await;
     }
