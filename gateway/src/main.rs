@@ -32,6 +32,8 @@ fn main() -> ExitCode {
             Command::Tickets(a) => cli::tickets(a).await,
             Command::Maintenance(a) => cli::maintenance(a).await,
             Command::Status(a) => cli::status(a),
+            Command::Oncall(a) => cli::oncall(a),
+            Command::Alerts(a) => cli::alerts(a),
         }
     });
     ExitCode::from(code)

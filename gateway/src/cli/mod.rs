@@ -3,6 +3,7 @@
 mod check;
 mod demo;
 mod maintenance;
+mod oncall;
 mod read;
 mod run;
 mod scan;
@@ -17,6 +18,7 @@ use clap::{Parser, Subcommand};
 pub use check::check;
 pub use demo::{DemoArgs, demo};
 pub use maintenance::{MaintenanceArgs, MaintenanceCommand, maintenance};
+pub use oncall::{AlertsArgs, AlertsCommand, OncallArgs, alerts, oncall};
 pub use read::{ReadArgs, read};
 pub use run::{RunArgs, run};
 pub use scan::{ScanArgs, scan};
@@ -71,6 +73,10 @@ pub enum Command {
     Maintenance(MaintenanceArgs),
     /// Each device's state and availability against its target.
     Status(StatusArgs),
+    /// Who is on call now and for the next two weeks, by tier.
+    Oncall(OncallArgs),
+    /// On-call alerts: `log` lists what was sent to whom, when, and the outcome.
+    Alerts(AlertsArgs),
 }
 
 /// Prints every configuration error, one per line, with a count.
