@@ -163,12 +163,8 @@ impl Dispatcher {
             });
         let due = self.policy.restore(active, &recorded, now);
         self.record(&due);
-        if let Ok(rows) = self.store.alert_log(None, None, usize::MAX) {
-            let pending = rows
-                .iter()
-                .filter(|r| r.state == crate::store::AlertState::Pending)
-                .count();
-            self.stats.pending.store(pending as u64, Ordering::Relaxed);
+        if let Ok(n) = self.store.pending_alerts() {
+            self.stats.pending.store(n, Ordering::Relaxed);
         }
     }
 

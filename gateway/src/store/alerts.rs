@@ -246,6 +246,16 @@ impl Store {
             .flatten())
     }
 
+    /// How many notices wait to be sent.
+    pub fn pending_alerts(&self) -> Result<u64, StoreError> {
+        let n: i64 = self.conn.query_row(
+            "SELECT COUNT(*) FROM alerts WHERE state = 'pending'",
+            [],
+            |r| r.get(0),
+        )?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
     /// The channel accepted notice `id`.
     pub fn alert_sent(&self, id: i64, now_ms: UnixMs) -> Result<(), StoreError> {
         self.write(|c| {

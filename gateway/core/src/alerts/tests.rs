@@ -18,7 +18,7 @@ fn policy(extra: &str) -> Policy {
 }
 
 fn policy_of(cfg: AlertsConfig) -> Policy {
-    let errs = cfg.check("Asia/Shanghai");
+    let errs = cfg.check("Asia/Shanghai", false);
     assert!(errs.is_empty(), "{errs:?}");
     Policy::new(
         Settings::new(&cfg, "tower-a", "gw-1").unwrap(),

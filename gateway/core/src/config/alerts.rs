@@ -419,7 +419,9 @@ impl AlertsConfig {
 
     /// Every problem in the section; `timezone` is the site's zone (an
     /// invalid one is reported elsewhere; UTC is assumed here then).
-    pub fn check(&self, timezone: &str) -> Vec<ConfigError> {
+    /// `mqtt` says whether the file has an `[mqtt]` section (an `mqtt`
+    /// channel publishes through it).
+    pub fn check(&self, timezone: &str, mqtt: bool) -> Vec<ConfigError> {
         let mut errs = Vec::new();
         let mut e = |p: String, m: String| errs.push(ConfigError::new(p, m));
         // Channels.
@@ -483,6 +485,24 @@ impl AlertsConfig {
                     e(
                         format!("{path}.username"),
                         "give both username and password, or neither".to_owned(),
+                    );
+                }
+            }
+            if c.kind == ChannelKind::Mqtt {
+                if !mqtt {
+                    e(
+                        format!("{path}.kind"),
+                        "an mqtt channel publishes on the gateway's MQTT connection; add an [mqtt] section".to_owned(),
+                    );
+                }
+                if self.channels[..i]
+                    .iter()
+                    .any(|o| o.kind == ChannelKind::Mqtt)
+                {
+                    e(
+                        format!("{path}.kind"),
+                        "only one mqtt channel is possible (there is one topic, …/alert)"
+                            .to_owned(),
                     );
                 }
             }

@@ -70,7 +70,7 @@ people = ["boss"]
 
 fn roster(extra: &str) -> Roster {
     let cfg = alerts(extra);
-    let errs = cfg.check("Asia/Shanghai");
+    let errs = cfg.check("Asia/Shanghai", false);
     assert!(errs.is_empty(), "{errs:?}");
     Roster::from_config(&cfg, Shanghai).unwrap()
 }
@@ -188,7 +188,7 @@ to = "2026-11-04 00:00"
 note = "年假"
 "#,
     );
-    let errs = cfg.check("Asia/Shanghai");
+    let errs = cfg.check("Asia/Shanghai", false);
     assert_eq!(errs.len(), 1, "{errs:?}");
     assert_eq!(errs[0].path, "alerts.away[0]");
     assert!(
@@ -213,7 +213,7 @@ from = "2026-11-03 09:00"
 to = "2026-11-04 09:00"
 "#,
     );
-    assert!(cfg.check("Asia/Shanghai").is_empty());
+    assert!(cfg.check("Asia/Shanghai", false).is_empty());
 }
 
 #[test]
@@ -229,7 +229,7 @@ to = "2026-11-03 08:00"
     );
     cfg.rotation.tiers[1].people.clear();
     cfg.rotation.tiers[2].people.push("ghost".into());
-    let errs = cfg.check("Asia/Shanghai");
+    let errs = cfg.check("Asia/Shanghai", false);
     let paths: Vec<&str> = errs.iter().map(|e| e.path.as_str()).collect();
     assert!(
         paths.contains(&"alerts.rotation.tier[1].people"),
@@ -254,7 +254,7 @@ fn an_unknown_channel_in_a_policy_and_a_non_http_url_are_errors() {
     let mut cfg = alerts("");
     cfg.critical.channels.push("sms".into());
     cfg.channels[0].url = Some("ftp://example.com/hook".into());
-    let errs = cfg.check("Asia/Shanghai");
+    let errs = cfg.check("Asia/Shanghai", false);
     let e = errs
         .iter()
         .find(|e| e.path == "alerts.critical.channels[1]")
@@ -283,11 +283,23 @@ tls = "none"
 from = "bms@example.com"
 "#;
     let cfg = alerts(text);
-    let errs = cfg.check("Asia/Shanghai");
+    let errs = cfg.check("Asia/Shanghai", false);
     assert!(
         errs.iter().any(|e| e.path == "alerts.channel[1].tls"),
         "{errs:?}"
     );
     let cfg = alerts(&text.replace("smtp.example.com", "127.0.0.1"));
-    assert!(cfg.check("Asia/Shanghai").is_empty());
+    assert!(cfg.check("Asia/Shanghai", false).is_empty());
+}
+
+#[test]
+fn an_mqtt_channel_needs_the_mqtt_section() {
+    let cfg = alerts("[[alerts.channel]]\nid = \"bus\"\nkind = \"mqtt\"\n");
+    let errs = cfg.check("Asia/Shanghai", false);
+    let e = errs
+        .iter()
+        .find(|e| e.path == "alerts.channel[1].kind")
+        .unwrap();
+    assert!(e.message.contains("add an [mqtt] section"), "{}", e.message);
+    assert!(cfg.check("Asia/Shanghai", true).is_empty());
 }
