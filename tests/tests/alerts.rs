@@ -331,3 +331,66 @@ fn an_email_reaches_a_real_smtp_server_with_a_utf8_chinese_subject_and_body() {
     }
     assert_eq!(gw.interrupt(Duration::from_secs(15)).unwrap(), Some(0));
 }
+
+#[test]
+#[ignore = "needs mosquitto and mosquitto-clients (apt-get install mosquitto mosquitto-clients)"]
+fn the_mqtt_channel_publishes_the_page_on_the_alert_topic() {
+    require_tool("mosquitto", "apt-get install mosquitto").unwrap();
+    require_tool("mosquitto_sub", "apt-get install mosquitto-clients").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let conf = dir.path().join("mosquitto.conf");
+    // `user root`: as root, Mosquitto would otherwise drop to its own user.
+    std::fs::write(
+        &conf,
+        format!("listener {port} 127.0.0.1\nallow_anonymous true\nuser root\n"),
+    )
+    .unwrap();
+    let mut broker =
+        Proc::spawn("mosquitto", Command::new("mosquitto").arg("-c").arg(&conf)).unwrap();
+    wait_until("mosquitto", Duration::from_secs(10), || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
+    let mut sub = Proc::spawn(
+        "mosquitto_sub",
+        Command::new("mosquitto_sub").args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "-v",
+            "-t",
+            "bms/+/+/alert",
+        ]),
+    )
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let extra = format!(
+        "[mqtt]\nurl = \"mqtt://127.0.0.1:{port}\"\n{}",
+        alerts_section(
+            "[[alerts.channel]]\nid = \"bus\"\nkind = \"mqtt\"\n",
+            "\"bus\""
+        )
+    );
+    let config = demo_config(dir.path(), &extra).unwrap();
+    let (env, control) = demo_env(dir.path());
+    let _sim = bms_e2e::start_sim(&config, &env).unwrap();
+    let mut gw = start_gateway(&config, &env);
+    std::thread::sleep(Duration::from_secs(3));
+    inject_fire_fault(&control);
+    let line = sub
+        .wait_for("/alert ", Duration::from_secs(30))
+        .unwrap_or_else(|e| panic!("{e}\n{}", gw.output()));
+    let (topic, payload) = line.split_once(' ').unwrap();
+    assert_eq!(topic, "bms/demo-sales-centre/gw-1/alert");
+    let v: serde_json::Value = serde_json::from_str(payload).unwrap();
+    assert_eq!(v["kind"], "page");
+    assert!(v["seq"].is_u64());
+    assert!(
+        v["title"].as_str().unwrap().starts_with("【紧急告警】"),
+        "{v}"
+    );
+    assert_eq!(v["to"][0]["name"], "张工");
+    assert_eq!(gw.interrupt(Duration::from_secs(15)).unwrap(), Some(0));
+    let _ = broker.interrupt(Duration::from_secs(5));
+}
