@@ -216,7 +216,15 @@ impl Dispatcher {
         .into_iter()
         .flatten()
         .min();
-        let ms = next.map_or(1000, |n| (n - now).clamp(10, 1000));
+        // A row still due after `deliver` is in flight (or beyond the
+        // batch): look again soon, not in a busy loop.
+        let ms = next.map_or(1000, |n| {
+            if n <= now {
+                250
+            } else {
+                (n - now).clamp(10, 1000)
+            }
+        });
         Duration::from_millis(u64::try_from(ms).unwrap_or(1000))
     }
 

@@ -303,3 +303,52 @@ fn an_mqtt_channel_needs_the_mqtt_section() {
     assert!(e.message.contains("add an [mqtt] section"), "{}", e.message);
     assert!(cfg.check("Asia/Shanghai", true).is_empty());
 }
+
+mod props {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        /// Shifts tile the asked span without holes or overlaps, and each
+        /// shift's person is who `on_call` names anywhere inside it.
+        #[test]
+        fn shifts_tile_the_span_and_agree_with_on_call(
+            daily in any::<bool>(),
+            handover_min in 0u32..1440,
+            start_day in 0i64..60,
+            from_min in 0i64..(90 * 1440),
+            len_min in 1i64..(20 * 1440),
+            probe in 0.0f64..1.0,
+        ) {
+            let mut cfg = alerts("");
+            cfg.rotation.every = if daily { Every::Day } else { Every::Week };
+            cfg.rotation.handover = crate::config::ClockTime(
+                NaiveTime::from_num_seconds_from_midnight_opt(handover_min * 60, 0).unwrap(),
+            );
+            cfg.rotation.start = (NaiveDate::from_ymd_opt(2026, 10, 1).unwrap()
+                + TimeDelta::days(start_day))
+            .to_string();
+            let r = Roster::from_config(&cfg, Shanghai).unwrap();
+            let from = sh("2026-09-01 00:00") + from_min * 60_000;
+            let to = from + len_min * 60_000;
+            let s = r.shifts(0, from, to);
+            prop_assert_eq!(s.first().unwrap().from_ms, from);
+            prop_assert_eq!(s.last().unwrap().to_ms, to);
+            for w in s.windows(2) {
+                prop_assert_eq!(w[0].to_ms, w[1].from_ms);
+                prop_assert!(w[0].from_ms < w[0].to_ms);
+            }
+            for sh in &s {
+                #[allow(clippy::cast_possible_truncation, clippy::cast_precision_loss)]
+                let at = sh.from_ms + ((sh.to_ms - sh.from_ms - 1) as f64 * probe) as i64;
+                prop_assert_eq!(&r.on_call(0, at), &sh.duty);
+                prop_assert!(sh.duty.is_some());
+            }
+            // Daily: consecutive shifts change person; at most one shift per day + 1.
+            if daily {
+                prop_assert!(s.len() as i64 <= len_min / 1440 + 2);
+            }
+        }
+    }
+}
