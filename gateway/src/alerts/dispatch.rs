@@ -218,14 +218,15 @@ impl Dispatcher {
         .min();
         // A row still due after `deliver` is in flight (or beyond the
         // batch): look again soon, not in a busy loop.
-        let ms = next.map_or(1000, |n| {
+        // At most 10 s: the wall clock may jump (NTP) under a long sleep.
+        let ms = next.map_or(10_000, |n| {
             if n <= now {
                 250
             } else {
-                (n - now).clamp(10, 1000)
+                (n - now).clamp(10, 10_000)
             }
         });
-        Duration::from_millis(u64::try_from(ms).unwrap_or(1000))
+        Duration::from_millis(u64::try_from(ms).unwrap_or(10_000))
     }
 
     fn deliver(&mut self, now: UnixMs, inflight: &mut BTreeSet<i64>, done: &mpsc::Sender<Outcome>) {

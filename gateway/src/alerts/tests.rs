@@ -514,3 +514,110 @@ async fn escalation_fires_on_a_paused_clock_and_ack_sends_a_follow_up() {
     stop.cancel();
     task.await.unwrap();
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_night_fault_waits_for_the_morning_and_pages_whoever_is_on_duty_then() {
+    let dir = tempfile::tempdir().unwrap();
+    let extra = format!(
+        "{}[alerts.ordinary]\nchannels = [\"rec\"]\nack_within = \"1h\"\noutside_hours = \"defer\"\n\
+         [[alerts.person]]\nid = \"wang\"\nname = \"王工\"\n\
+         [[alerts.override]]\ntier = 1\nperson = \"wang\"\nfrom = \"2026-11-05 07:00\"\nto = \"2026-11-05 09:00\"\nnote = \"换班\"\n",
+        channel_toml("rec", "webhook", "http://127.0.0.1:9/unused")
+    );
+    let cfg = config(dir.path(), &extra);
+    // Daily turns handing over at midnight: zhang on Tuesday, li on Wednesday.
+    let mut cfg = cfg;
+    let a = cfg.raw.alerts.as_mut().unwrap();
+    a.rotation.every = gateway_core::config::Every::Day;
+    a.rotation.handover = gateway_core::config::ClockTime(chrono::NaiveTime::MIN);
+    a.rotation.start = "2026-11-03".into();
+    a.rotation.tiers[0].people = vec!["zhang".into(), "li".into()];
+    a.people.push(gateway_core::config::PersonConfig {
+        id: "li".into(),
+        name: "李工".into(),
+        email: None,
+        mobile: None,
+    });
+    // Tuesday 2026-11-03 20:00 (after hours).
+    let t_night = T0 + 10 * 3_600_000;
+    let start = tokio::time::Instant::now();
+    let clock: Clock =
+        Arc::new(move || t_night + i64::try_from(start.elapsed().as_millis()).unwrap());
+    let (mut d, _) = dispatcher(&cfg, &dir.path().join("gateway.toml"), dir.path(), clock)
+        .unwrap()
+        .unwrap();
+    let rec = Arc::new(Recorder::default());
+    d.channels
+        .insert("rec".into(), Arc::new(RecChannel(Arc::clone(&rec))));
+    let (tx, events) = mpsc::channel(8);
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(d.run(events, stop.clone()));
+    let mut b = book();
+    let ev = b
+        .on_availability_below(
+            DeviceRef {
+                id: "fire-1",
+                class: DeviceClass::FireAlarm,
+            },
+            0.95,
+            99.0,
+            None,
+            t_night,
+        )
+        .remove(0);
+    tx.send(CoreEvent::Ticket(Box::new(ev.clone())))
+        .await
+        .unwrap();
+    // Through midnight (li takes over at 00:00) until 07:59: nothing.
+    tokio::time::sleep(Duration::from_secs(11 * 3600 + 59 * 60)).await;
+    assert_eq!(rec.calls.load(Ordering::SeqCst), 0);
+    // 08:00 Wednesday: paged, to li (on duty since midnight).
+    tokio::time::sleep(Duration::from_secs(62)).await;
+    assert_eq!(rec.calls.load(Ordering::SeqCst), 1);
+    {
+        let g = rec.got.lock().unwrap();
+        assert_eq!(g[0].kind, NoticeKind::Page);
+        assert_eq!(g[0].message.to[0].id, "li");
+        assert!(
+            g[0].message.title.starts_with("【故障】"),
+            "{}",
+            g[0].message.title
+        );
+    }
+    stop.cancel();
+    task.await.unwrap();
+
+    // The same fault a day later at night: Thursday 08:00 falls in the
+    // dated override (wang, 07:00–09:00), not the rotation (zhang).
+    let dir2 = tempfile::tempdir().unwrap();
+    let t2 = t_night + 24 * 3_600_000;
+    let start = tokio::time::Instant::now();
+    let clock: Clock = Arc::new(move || t2 + i64::try_from(start.elapsed().as_millis()).unwrap());
+    let (mut d, _) = dispatcher(&cfg, &dir2.path().join("gateway.toml"), dir2.path(), clock)
+        .unwrap()
+        .unwrap();
+    let rec = Arc::new(Recorder::default());
+    d.channels
+        .insert("rec".into(), Arc::new(RecChannel(Arc::clone(&rec))));
+    let (tx, events) = mpsc::channel(8);
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(d.run(events, stop.clone()));
+    let ev = book()
+        .on_availability_below(
+            DeviceRef {
+                id: "fire-1",
+                class: DeviceClass::FireAlarm,
+            },
+            0.95,
+            99.0,
+            None,
+            t2,
+        )
+        .remove(0);
+    tx.send(CoreEvent::Ticket(Box::new(ev))).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(12 * 3600 + 60)).await;
+    assert_eq!(rec.calls.load(Ordering::SeqCst), 1);
+    assert_eq!(rec.got.lock().unwrap()[0].message.to[0].id, "wang");
+    stop.cancel();
+    task.await.unwrap();
+}

@@ -327,3 +327,58 @@ fn working_hours_parse_and_reject_an_inverted_span() {
     );
     let _ = FIRE;
 }
+
+#[test]
+fn a_deferral_survives_a_restart() {
+    let mut b = book();
+    let t0 = sh("2026-11-03 20:00");
+    let ev = pump_below(&mut b, t0);
+    let mut p = policy("");
+    assert!(p.on_ticket(&ev, info(), t0).is_empty());
+    // Restarted at 22:00: nothing recorded, still night → still waiting.
+    let mut q = policy("");
+    assert!(
+        q.restore(
+            vec![(ev.ticket.clone(), info())],
+            &[],
+            sh("2026-11-03 22:00")
+        )
+        .is_empty()
+    );
+    assert_eq!(q.next_due(), Some(sh("2026-11-04 08:00")));
+    // Restarted at 08:30 after a night down: paged at once.
+    let mut r = policy("");
+    let out = r.restore(
+        vec![(ev.ticket.clone(), info())],
+        &[],
+        sh("2026-11-04 08:30"),
+    );
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].kind, NoticeKind::Page);
+}
+
+#[test]
+fn held_notices_go_back_into_their_digest_after_a_restart() {
+    let mut p = policy("");
+    let mut b = book();
+    let t0 = sh("2026-11-03 10:00");
+    let mut rec = Vec::new();
+    for i in 0..8 {
+        let d: &'static str = Box::leak(format!("fire-{i}").into_boxed_str());
+        rec.extend(p.on_ticket(&fire(&mut b, d, t0), info(), t0));
+    }
+    assert_eq!(rec.iter().filter(|n| n.held).count(), 3);
+    let recorded: Vec<Recorded> = rec
+        .iter()
+        .map(|n| Recorded {
+            notice: n.clone(),
+            held: n.held,
+        })
+        .collect();
+    let active: Vec<(Ticket, DeviceInfo)> = b.tickets().map(|t| (t.clone(), info())).collect();
+    let mut q = policy("");
+    assert!(q.restore(active, &recorded, t0 + 10_000).is_empty());
+    let out = q.tick(t0 + 30_000);
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].covers.len(), 3);
+}
