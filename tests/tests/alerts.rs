@@ -267,7 +267,19 @@ class Sink:
             json.dump(rec, f, ensure_ascii=False)
         return "250 OK"
 
-c = Controller(Sink(), hostname="127.0.0.1", port=int(sys.argv[1]))
+kw = {}
+if len(sys.argv) > 3:
+    # STARTTLS required, and AUTH (only after STARTTLS) as user/secret.
+    import ssl
+    from aiosmtpd.smtp import AuthResult, LoginPassword
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(sys.argv[3], sys.argv[4])
+    def auth(server, session, envelope, mechanism, data):
+        ok = isinstance(data, LoginPassword) and data.login == b"bms" and data.password == b"s3cret"
+        return AuthResult(success=ok)
+    kw = dict(tls_context=ctx, require_starttls=True, authenticator=auth, auth_require_tls=True, auth_required=True)
+
+c = Controller(Sink(), hostname="127.0.0.1", port=int(sys.argv[1]), **kw)
 c.start()
 print("smtp ready", flush=True)
 asyncio.get_event_loop().run_forever()
@@ -393,4 +405,76 @@ fn the_mqtt_channel_publishes_the_page_on_the_alert_topic() {
     assert_eq!(v["to"][0]["name"], "张工");
     assert_eq!(gw.interrupt(Duration::from_secs(15)).unwrap(), Some(0));
     let _ = broker.interrupt(Duration::from_secs(5));
+}
+
+#[test]
+#[ignore = "needs python3 with aiosmtpd and openssl (.ci/run installs them)"]
+fn an_email_goes_over_starttls_with_authentication_to_a_server_with_its_own_ca() {
+    require_tool("python3", "install python3").unwrap();
+    require_tool("openssl", "apt-get install openssl").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    // A test CA and a server certificate it signs for 127.0.0.1.
+    let (code, out, err) = run_with_timeout(
+        Command::new("sh").current_dir(dir.path()).arg("-c").arg(
+            "set -e
+             openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 2 -subj /CN=bms-test-ca
+             openssl req -newkey rsa:2048 -nodes -keyout key.pem -out server.csr -subj /CN=127.0.0.1
+             printf 'subjectAltName=IP:127.0.0.1\\nbasicConstraints=CA:FALSE\\n' > san.ext
+             openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out cert.pem -days 2 -extfile san.ext",
+        ),
+        Duration::from_secs(60),
+    )
+    .unwrap();
+    assert_eq!(code, Some(0), "{out}{err}");
+    let (ca, cert, key) = (
+        dir.path().join("ca.pem"),
+        dir.path().join("cert.pem"),
+        dir.path().join("key.pem"),
+    );
+    let mails = dir.path().join("mails");
+    std::fs::create_dir(&mails).unwrap();
+    let script = dir.path().join("sink.py");
+    std::fs::write(&script, SMTP_SINK).unwrap();
+    let port = free_port();
+    let mut smtp = Proc::spawn(
+        "aiosmtpd",
+        Command::new("python3")
+            .arg(&script)
+            .arg(port.to_string())
+            .arg(&mails)
+            .arg(&cert)
+            .arg(&key),
+    )
+    .unwrap();
+    smtp.wait_for("smtp ready", Duration::from_secs(20))
+        .unwrap();
+    let channel = format!(
+        "[[alerts.channel]]\nid = \"mail\"\nkind = \"email\"\nhost = \"127.0.0.1\"\nport = {port}\ntls = \"starttls\"\nusername = \"bms\"\npassword = {{ env = \"BMS_TEST_SMTP_PASS\" }}\nca_file = {:?}\nfrom = \"bms@example.com\"\n",
+        ca.display().to_string()
+    );
+    let config = demo_config(dir.path(), &alerts_section(&channel, "\"mail\"")).unwrap();
+    let (mut env, control) = demo_env(dir.path());
+    env.push(("BMS_TEST_SMTP_PASS".into(), "s3cret".into()));
+    let _sim = bms_e2e::start_sim(&config, &env).unwrap();
+    let mut gw = start_gateway(&config, &env);
+    std::thread::sleep(Duration::from_secs(3));
+    inject_fire_fault(&control);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::fs::read_dir(&mails).unwrap().count() == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "no e-mail over STARTTLS within 30 s; gateway:\n{}\nsmtp:\n{}",
+            gw.output(),
+            smtp.output()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let m: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(mails.join("0.json")).unwrap()).unwrap();
+    assert!(
+        m["subject"].as_str().unwrap().starts_with("【紧急告警】"),
+        "{m:#}"
+    );
+    assert!(m["body"].as_str().unwrap().contains("设备："), "{m:#}");
+    assert_eq!(gw.interrupt(Duration::from_secs(15)).unwrap(), Some(0));
 }

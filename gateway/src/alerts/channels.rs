@@ -317,7 +317,11 @@ impl fmt::Debug for EmailChannel {
 
 impl EmailChannel {
     /// Builds the channel (no network).
-    pub fn new(c: &ChannelConfig, password: Option<Secret>) -> Result<EmailChannel, String> {
+    pub fn new(
+        c: &ChannelConfig,
+        password: Option<Secret>,
+        ca_pem: Option<&[u8]>,
+    ) -> Result<EmailChannel, String> {
         use lettre::transport::smtp::authentication::Credentials;
         use lettre::transport::smtp::client::{Tls, TlsParameters};
         let host = c.host.clone().unwrap_or_default();
@@ -328,7 +332,13 @@ impl EmailChannel {
             .parse()
             .map_err(|e| format!("channel {:?}: from: {e}", c.id))?;
         let tls = |h: &str| {
-            TlsParameters::new(h.to_owned())
+            let mut b = TlsParameters::builder(h.to_owned());
+            if let Some(pem) = ca_pem {
+                let cert = lettre::transport::smtp::client::Certificate::from_pem(pem)
+                    .map_err(|e| format!("channel {:?}: ca_file: {e}", c.id))?;
+                b = b.add_root_certificate(cert);
+            }
+            b.build_rustls()
                 .map_err(|e| format!("channel {:?}: TLS setup for {h}: {e}", c.id))
         };
         let mut b = lettre::AsyncSmtpTransport::<lettre::Tokio1Executor>::builder_dangerous(&host);

@@ -74,7 +74,20 @@ pub fn build_channels(
                     .password
                     .read(base, env)
                     .map_err(|e| format!("[alerts] channel {:?} password: {e}", c.id))?;
-                Arc::new(EmailChannel::new(c, pw)?)
+                let ca = match &c.ca_file {
+                    Some(f) => {
+                        let path = base.join(f);
+                        Some(std::fs::read(&path).map_err(|e| {
+                            format!(
+                                "[alerts] channel {:?} ca_file: cannot read {}: {e}",
+                                c.id,
+                                path.display()
+                            )
+                        })?)
+                    }
+                    None => None,
+                };
+                Arc::new(EmailChannel::new(c, pw, ca.as_deref())?)
             }
             ChannelKind::Mqtt => {
                 if cfg.raw.mqtt.as_ref().is_none_or(|m| !m.enabled) {

@@ -135,6 +135,10 @@ pub struct ChannelConfig {
     /// Sender address (email), e.g. `"BMS 网关 <bms@example.com>"`.
     #[serde(default)]
     pub from: Option<String>,
+    /// A CA certificate (PEM) trusted for the SMTP server besides the
+    /// system's (a site's own mail relay). Relative to the config file.
+    #[serde(default)]
+    pub ca_file: Option<String>,
 }
 
 fn default_signature_header() -> String {
@@ -479,6 +483,12 @@ impl AlertsConfig {
                         format!("{path}.from"),
                         "an email channel needs a sender address, e.g. \"bms@example.com\""
                             .to_owned(),
+                    );
+                }
+                if c.ca_file.is_some() && c.tls == SmtpTls::None {
+                    e(
+                        format!("{path}.ca_file"),
+                        "is only used with tls = \"starttls\" or \"tls\"".to_owned(),
                     );
                 }
                 if c.username.is_some() != c.password.is_set() {
