@@ -241,12 +241,19 @@ impl HttpChannel {
             req = req.header(self.header.as_str(), webhook_signature(s.expose(), &bytes));
         }
         let resp = req.body(bytes).send().await.map_err(|e| {
+            // The URL carries the robot's key or token: never in logs or the database.
+            let e = e.without_url();
+            let mut why = e.to_string();
+            let mut src = std::error::Error::source(&e);
+            while let Some(x) = src {
+                why.push_str(": ");
+                why.push_str(&x.to_string());
+                src = x.source();
+            }
             SendError::Retry(if e.is_timeout() {
                 "timed out".to_owned()
-            } else if e.is_connect() {
-                "cannot connect".to_owned()
             } else {
-                format!("request failed: {e}")
+                why
             })
         })?;
         let status = resp.status();

@@ -621,3 +621,24 @@ async fn a_night_fault_waits_for_the_morning_and_pages_whoever_is_on_duty_then()
     stop.cancel();
     task.await.unwrap();
 }
+
+#[tokio::test]
+async fn a_connection_error_says_why_without_the_robot_token() {
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    }; // closed again: nothing listens
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("http://127.0.0.1:{port}/robot/send?access_token=TOKEN123");
+    let cfg = config(dir.path(), &channel_toml("ding", "dingtalk", &url));
+    let n = page_notice(dir.path(), &cfg);
+    let e = http(&cfg, "ding", Some("SECx"))
+        .send(&n, T0)
+        .await
+        .unwrap_err();
+    let SendError::Retry(m) = e else {
+        panic!("{e:?}")
+    };
+    assert!(!m.contains("TOKEN123") && !m.contains("SECx"), "{m}");
+    assert!(m.to_lowercase().contains("connect"), "{m}");
+}
