@@ -33,7 +33,7 @@ fn main() -> ExitCode {
             Command::Maintenance(a) => cli::maintenance(a).await,
             Command::Status(a) => cli::status(a),
             Command::Oncall(a) => cli::oncall(a),
-            Command::Alerts(a) => cli::alerts(a),
+            Command::Alerts(a) => cli::alerts(a).await,
         }
     });
     ExitCode::from(code)

@@ -478,3 +478,34 @@ fn an_email_goes_over_starttls_with_authentication_to_a_server_with_its_own_ca()
     assert!(m["body"].as_str().unwrap().contains("设备："), "{m:#}");
     assert_eq!(gw.interrupt(Duration::from_secs(15)).unwrap(), Some(0));
 }
+
+#[test]
+fn alerts_test_tries_each_channel_and_says_which_failed() {
+    let rx = Receiver::start();
+    rx.status.store(200, Ordering::SeqCst);
+    let dir = tempfile::tempdir().unwrap();
+    let channel = format!(
+        "[[alerts.channel]]\nid = \"hook\"\nkind = \"webhook\"\nurl = \"{}\"\n",
+        rx.url
+    );
+    let config = demo_config(dir.path(), &alerts_section(&channel, "\"hook\"")).unwrap();
+    let run = || {
+        run_with_timeout(
+            Command::new(bin("gateway"))
+                .args(["alerts", "test", "--config"])
+                .arg(&config),
+            Duration::from_secs(30),
+        )
+        .unwrap()
+    };
+    let (code, out, err) = run();
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(out.contains("hook: accepted"), "{out}");
+    let v: serde_json::Value = serde_json::from_str(&rx.hits()[0].body).unwrap();
+    assert!(v["title"].as_str().unwrap().starts_with("【测试】"), "{v}");
+    assert_eq!(v["to"][0]["name"], "张工");
+    rx.status.store(503, Ordering::SeqCst);
+    let (code, out, _) = run();
+    assert_eq!(code, Some(69), "{out}");
+    assert!(out.contains("hook: FAILED: HTTP 503"), "{out}");
+}

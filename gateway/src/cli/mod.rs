@@ -75,7 +75,7 @@ pub enum Command {
     Status(StatusArgs),
     /// Who is on call now and for the next two weeks, by tier.
     Oncall(OncallArgs),
-    /// On-call alerts: `log` lists what was sent to whom, when, and the outcome.
+    /// On-call alerts: `log` lists what was sent to whom, when, and the outcome; `test` tries each channel.
     Alerts(AlertsArgs),
 }
 

@@ -52,6 +52,17 @@ pub enum AlertsCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Send a test message on each channel (or one) now, to whoever is on
+    /// duty in tier 1, and say whether the channel accepted it. Nothing is
+    /// recorded; the `mqtt` channel needs `gateway run` and is skipped.
+    Test {
+        /// The gateway configuration file.
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Only this channel.
+        #[arg(long)]
+        channel: Option<String>,
+    },
 }
 
 /// One shift in the listing.
@@ -202,13 +213,16 @@ pub struct LogRow {
 }
 
 /// Runs `gateway alerts …`; returns the exit code.
-pub fn alerts(args: AlertsArgs) -> u8 {
-    let AlertsCommand::Log {
-        config,
-        ticket,
-        limit,
-        json,
-    } = args.command;
+pub async fn alerts(args: AlertsArgs) -> u8 {
+    let (config, ticket, limit, json) = match args.command {
+        AlertsCommand::Log {
+            config,
+            ticket,
+            limit,
+            json,
+        } => (config, ticket, limit, json),
+        AlertsCommand::Test { config, channel } => return test(&config, channel.as_deref()).await,
+    };
     let site = match load_site(&config) {
         Ok(s) => s,
         Err(code) => return code,
@@ -321,4 +335,107 @@ pub fn alerts(args: AlertsArgs) -> u8 {
         println!("\nchannels failing now:\n{}", failing.join("\n"));
     }
     0
+}
+
+/// `gateway alerts test`: one message per channel, sent directly.
+async fn test(config: &std::path::Path, only: Option<&str>) -> u8 {
+    use gateway_core::alerts::{Message, Notice, NoticeKind, Recipient};
+    use gateway_core::config::{ChannelKind, Language};
+    let site = match load_site(config) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    let Some(a) = site.config.raw.alerts.clone() else {
+        eprintln!("{}: no [alerts] section", config.display());
+        return super::EXIT_CONFIG;
+    };
+    if let Some(id) = only
+        && a.channel(id).is_none()
+    {
+        eprintln!("gateway alerts test: no channel {id:?} in [alerts]");
+        return super::EXIT_CONFIG;
+    }
+    let base = config
+        .parent()
+        .unwrap_or_else(|| std::path::Path::new("."))
+        .to_path_buf();
+    let (channels, _mqtt) =
+        match crate::alerts::build_channels(&a, &site.config, &base, &|v| std::env::var(v).ok()) {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("gateway alerts test: {e}");
+                return super::EXIT_CONFIG;
+            }
+        };
+    let now = now_ms();
+    let to: Vec<Recipient> = Roster::from_config(&a, site.tz)
+        .ok()
+        .and_then(|r| r.on_call(0, now))
+        .and_then(|d| a.person(&d.person))
+        .map(|p| Recipient {
+            id: p.id.clone(),
+            name: p.name.clone(),
+            mobile: p.mobile.clone(),
+            email: p.email.clone(),
+        })
+        .into_iter()
+        .collect();
+    let zh = a.language == Language::Zh;
+    let mut failed = 0;
+    for c in a.channels.iter().filter(|c| only.is_none_or(|o| o == c.id)) {
+        if c.kind == ChannelKind::Mqtt {
+            println!(
+                "{}: skipped (the mqtt channel publishes through `gateway run`)",
+                c.id
+            );
+            continue;
+        }
+        let Some(ch) = channels.get(&c.id) else {
+            continue;
+        };
+        let n = Notice {
+            key: format!("test/{}/{now}", c.id),
+            ticket: None,
+            kind: NoticeKind::Page,
+            tier: 0,
+            channel: c.id.clone(),
+            message: Message {
+                title: if zh {
+                    format!(
+                        "【测试】{} {} 告警通道 {}",
+                        site.config.site, site.config.gateway, c.id
+                    )
+                } else {
+                    format!(
+                        "[Test] {} {} alert channel {}",
+                        site.config.site, site.config.gateway, c.id
+                    )
+                },
+                lines: vec![if zh {
+                    format!("这是一条测试消息，时间：{}", local_time(site.tz, now))
+                } else {
+                    format!("This is a test message, sent {}", local_time(site.tz, now))
+                }],
+                link: None,
+                link_text: String::new(),
+                to: to.clone(),
+                urgent: false,
+            },
+            at_ms: now,
+            held: false,
+            covers: Vec::new(),
+        };
+        match ch.send(&n, now).await {
+            Ok(()) => println!("{}: accepted", c.id),
+            Err(e) => {
+                failed += 1;
+                println!("{}: FAILED: {e}", c.id);
+            }
+        }
+    }
+    if failed > 0 {
+        super::EXIT_UNAVAILABLE
+    } else {
+        0
+    }
 }
