@@ -30,6 +30,8 @@ pub struct Metrics {
     pub influx_outbox: Option<Arc<OutboxStats>>,
     /// The MQTT connection, if publishing.
     pub mqtt: Option<Arc<MqttStats>>,
+    /// On-call alert channels, if `[alerts]` is on.
+    pub alerts: Option<Arc<crate::alerts::AlertStats>>,
 }
 
 impl Metrics {
@@ -159,6 +161,45 @@ impl Metrics {
                 g(&m.ack_latency_us) as f64 / 1e6
             ));
             lines.push(format!("bms_mqtt_publish_ack_seconds_count {}", g(&m.acks)));
+        }
+        // On-call alerts (issue #6), by channel.
+        if let Some(a) = &self.alerts {
+            let g = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+            for (name, help) in [
+                (
+                    "bms_alerts_sent_total",
+                    "Alerts accepted by the channel, by channel.",
+                ),
+                (
+                    "bms_alert_failures_total",
+                    "Failed alert delivery attempts, by channel.",
+                ),
+                (
+                    "bms_alerts_expired_total",
+                    "Alerts given up undelivered, by channel.",
+                ),
+                (
+                    "bms_alert_fallbacks_total",
+                    "Alerts handed to the fallback channel, by channel.",
+                ),
+            ] {
+                family(name, "counter", help);
+                for (ch, c) in &a.channels {
+                    let v = match name {
+                        "bms_alerts_sent_total" => g(&c.sent),
+                        "bms_alert_failures_total" => g(&c.failures),
+                        "bms_alerts_expired_total" => g(&c.expired),
+                        _ => g(&c.fallbacks),
+                    };
+                    lines.push(format!("{name}{{channel=\"{ch}\"}} {v}"));
+                }
+            }
+            family(
+                "bms_alerts_pending",
+                "gauge",
+                "Alerts recorded and not yet delivered.",
+            );
+            lines.push(format!("bms_alerts_pending {}", g(&a.pending)));
         }
         for l in lines {
             s.push_str(&l);

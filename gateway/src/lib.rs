@@ -9,6 +9,7 @@
 //! - [`cmdin`]: signed commands arriving over MQTT (verification, replays, replies).
 
 pub mod admin;
+pub mod alerts;
 pub mod buildinfo;
 pub mod cli;
 pub mod cmdin;

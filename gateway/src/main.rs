@@ -35,6 +35,8 @@ fn main() -> ExitCode {
             Command::Backup(a) => cli::backup(&a),
             Command::Restore(a) => cli::restore(&a),
             Command::Report(a) => cli::report(a),
+            Command::Oncall(a) => cli::oncall(a),
+            Command::Alerts(a) => cli::alerts(a).await,
         }
     });
     ExitCode::from(code)

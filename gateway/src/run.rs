@@ -64,6 +64,8 @@ pub struct Core {
     pub influx: Option<crate::north::influx_feed::InfluxFeed>,
     /// The admin listener's metrics (the loop adds the bus counters).
     pub metrics: Option<Arc<crate::admin::Metrics>>,
+    /// Alerts for the MQTT topic `…/alert` (an `mqtt` alert channel), to append to the outbox.
+    pub alerts: Option<mpsc::Receiver<crate::alerts::channels::MqttAlert>>,
 }
 
 impl Core {
@@ -79,6 +81,7 @@ impl Core {
             rbe: None,
             influx: None,
             metrics: None,
+            alerts: None,
         }
     }
 
@@ -296,6 +299,7 @@ pub async fn run(
         .as_ref()
         .is_some_and(|c| c.north.is_some() || c.influx.is_some());
     let mut replies = core.as_mut().and_then(|c| c.replies.take());
+    let mut alerts = core.as_mut().and_then(|c| c.alerts.take());
     let mut selected = Vec::new();
     let mut once = OnceTracker::new(cfg.devices.len(), opts.once_attempts.max(1));
     let mut stats = if opts.stats_every.is_zero() {
@@ -343,8 +347,26 @@ pub async fn run(
                 None => std::future::pending().await,
             }
         };
+        let alert_due = async {
+            match alerts.as_mut() {
+                Some(r) => r.recv().await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             _ = shutdown.cancelled() => break,
+            a = alert_due => match (a, core.as_mut()) {
+                // An alert on MQTT: accepted once it is in the outbox.
+                (Some(a), Some(c)) => {
+                    let ok = c.north.as_mut().is_some_and(|n| {
+                        n.on_alert(a.body);
+                        n.flush().is_ok()
+                    });
+                    let _ = a.done.send(ok);
+                }
+                (None, _) => alerts = None,
+                _ => {}
+            },
             _ = tick => log_stats(&buses),
             r = reply_due => {
                 match (r, core.as_mut().and_then(|c| c.north.as_mut())) {
@@ -420,6 +442,7 @@ pub async fn run(
     }
     if let Some(c) = core.as_mut() {
         c.replies = replies;
+        c.alerts = alerts;
     }
     if opts.keep_core {
         summary.core = core;

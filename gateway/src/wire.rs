@@ -48,6 +48,10 @@ impl Topics {
     pub fn ticket(&self, id: u64) -> String {
         format!("{}/tickets/{id}", self.base)
     }
+    /// `…/alert`: on-call alerts (issue #6).
+    pub fn alert(&self) -> String {
+        format!("{}/alert", self.base)
+    }
     /// `…/alarm`.
     pub fn alarm(&self) -> String {
         format!("{}/alarm", self.base)

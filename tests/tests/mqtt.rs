@@ -162,6 +162,10 @@ fn check_schema(topic: &str, v: &Value) {
             }
             assert!(t["opened_ms"].is_i64() && t["deadline_ms"].is_i64());
         }
+        ["alert"] => {
+            assert!(v["key"].is_string() && v["kind"].is_string() && v["title"].is_string());
+            assert!(v["lines"].is_array() && v["to"].is_array() && v["urgent"].is_boolean());
+        }
         ["cmd", "reply"] => {
             assert!(v["ok"].is_boolean() && v["op"].is_string());
         }

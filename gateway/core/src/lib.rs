@@ -18,6 +18,7 @@
 //! - [`tickets`]: the fault-ticket machine and ticket figures.
 //! - [`report`]: the monthly availability report and its JSON, CSV and HTML.
 
+pub mod alerts;
 pub mod config;
 pub mod decode;
 pub mod duration;
@@ -25,6 +26,7 @@ pub mod health;
 pub mod ledger;
 pub mod maintenance;
 pub mod model;
+pub mod oncall;
 pub mod plan;
 pub mod rbe;
 pub mod report;

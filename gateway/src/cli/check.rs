@@ -232,6 +232,29 @@ fn north_summary(cfg: &Resolved) -> String {
         format!("http://{}/healthz, /metrics", raw.admin.listen)
     };
     let _ = writeln!(out, "  admin: {admin}");
+    // On-call alerts (issue #6).
+    match raw.alerts.as_ref().filter(|a| a.enabled) {
+        Some(a) => {
+            let channels: Vec<String> = a
+                .channels
+                .iter()
+                .map(|c| format!("{} ({})", c.id, c.kind))
+                .collect();
+            let _ = writeln!(
+                out,
+                "  alerts: {}; critical → {}, ordinary → {}; {} tiers (gateway oncall shows who)",
+                channels.join(", "),
+                a.critical.channels.join("+"),
+                if a.ordinary.channels.is_empty() {
+                    "nobody".to_owned()
+                } else {
+                    a.ordinary.channels.join("+")
+                },
+                a.rotation.tiers.len()
+            );
+        }
+        None => out.push_str("  alerts: off (nobody is paged)\n"),
+    }
     out
 }
 

@@ -4,6 +4,7 @@ mod backup;
 mod check;
 mod demo;
 mod maintenance;
+mod oncall;
 mod read;
 mod report;
 mod run;
@@ -20,6 +21,7 @@ pub use backup::{BackupArgs, RestoreArgs, backup, restore};
 pub use check::check;
 pub use demo::{DemoArgs, demo};
 pub use maintenance::{MaintenanceArgs, MaintenanceCommand, maintenance};
+pub use oncall::{AlertsArgs, AlertsCommand, OncallArgs, alerts, oncall};
 pub use read::{ReadArgs, read};
 pub use report::{Format, ReportArgs, ReportFailure, input_from_store, render, report};
 pub use run::{RunArgs, run};
@@ -81,6 +83,10 @@ pub enum Command {
     Restore(RestoreArgs),
     /// Monthly availability report (HTML for printing, CSV, JSON).
     Report(ReportArgs),
+    /// Who is on call now and for the next two weeks, by tier.
+    Oncall(OncallArgs),
+    /// On-call alerts: `log` lists what was sent to whom, when, and the outcome; `test` tries each channel.
+    Alerts(AlertsArgs),
 }
 
 /// Prints every configuration error, one per line, with a count.

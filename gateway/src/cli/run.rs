@@ -67,6 +67,7 @@ pub async fn run(args: RunArgs) -> u8 {
     let publisher_stop = CancellationToken::new();
     let mut publisher = None;
     let mut influx_task = None;
+    let mut alerts_task = None;
     // The engine (health, ledger, tickets) and the north side run unless
     // this is a one-shot read.
     let core = if args.once {
@@ -83,6 +84,20 @@ pub async fn run(args: RunArgs) -> u8 {
         };
         let mut core = Core::new(engine);
         let mut metrics = crate::admin::Metrics::default();
+        // On-call alerts (issue #6): every stored event also goes to the dispatcher.
+        match crate::alerts::start(&cfg, &args.config, &data_dir, publisher_stop.clone()) {
+            Ok(Some(a)) => {
+                core.events = Some(a.events);
+                core.alerts = a.mqtt;
+                metrics.alerts = Some(a.stats);
+                alerts_task = Some(a.task);
+            }
+            Ok(None) => {}
+            Err((code, e)) => {
+                eprintln!("gateway run: {e}");
+                return code;
+            }
+        }
         let mut mqtt_stats = None;
         match start_north(
             &cfg,
@@ -253,6 +268,9 @@ pub async fn run(args: RunArgs) -> u8 {
         }
     };
     publisher_stop.cancel();
+    if let Some(task) = alerts_task {
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(2), task).await;
+    }
     if let Some(task) = influx_task {
         let _ = tokio::time::timeout(std::time::Duration::from_secs(7), task).await;
     }
@@ -316,6 +334,11 @@ fn restart_only(old: &Resolved, new: &Resolved) -> Vec<&'static str> {
     }
     if old.raw.admin != new.raw.admin {
         changed.push("[admin]");
+    }
+    // The alert settings have no PartialEq; their Debug form shows every
+    // setting (secrets appear as where they are read from, not their value).
+    if format!("{:?}", old.raw.alerts) != format!("{:?}", new.raw.alerts) {
+        changed.push("[alerts]");
     }
     changed
 }

@@ -151,6 +151,11 @@ impl North {
         }
     }
 
+    /// An on-call alert (`…/alert`, issue #6).
+    pub fn on_alert(&mut self, body: Body) {
+        self.push(self.topics.alert(), body, 1, false, Kind::Other);
+    }
+
     /// A reply to a command (`…/cmd/reply`).
     pub fn on_reply(&mut self, body: Body) {
         self.push(self.topics.reply(), body, 1, false, Kind::Other);

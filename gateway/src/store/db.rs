@@ -95,6 +95,29 @@ pub(super) const MIGRATIONS: &[&str] = &[
     ) WITHOUT ROWID;
     CREATE INDEX nonces_by_expiry ON nonces (keep_until_ms);
     ",
+    // 3: issue #6 — the alert outbox and log (recorded before sent).
+    "
+    CREATE TABLE alerts (
+        id          INTEGER PRIMARY KEY AUTOINCREMENT,
+        key         TEXT    NOT NULL UNIQUE,  -- the notice's key: recording twice is a no-op
+        ticket      INTEGER,
+        kind        TEXT    NOT NULL,         -- page, escalation, acknowledged, resolved, digest
+        tier        INTEGER NOT NULL,
+        channel     TEXT    NOT NULL,
+        recipients  TEXT    NOT NULL,         -- names, for the log
+        json        TEXT    NOT NULL,         -- the notice
+        state       TEXT    NOT NULL,         -- pending, held, digested, sent, expired
+        created_ms  INTEGER NOT NULL,
+        attempts    INTEGER NOT NULL DEFAULT 0,
+        next_ms     INTEGER NOT NULL,
+        last_error  TEXT,
+        done_ms     INTEGER,
+        via         TEXT                      -- a fallback copy: the channel that failed
+    );
+    CREATE INDEX alerts_due ON alerts (next_ms) WHERE state = 'pending';
+    CREATE INDEX alerts_by_ticket ON alerts (ticket);
+    CREATE INDEX alerts_by_time ON alerts (created_ms);
+    ",
 ];
 
 /// The schema version this build writes (`PRAGMA user_version`).

@@ -12,6 +12,7 @@
 //! | `commands` | queue from the CLI to the running gateway, with each outcome | CLI enqueues, engine finishes |
 //! | `windows` | maintenance windows added at run time (JSON) | engine or CLI |
 //! | `devices` | id, names, class, threshold of the configured devices | the engine at start |
+//! | `alerts` | notices to people (page, escalation, follow-up, digest), recorded before sent, with state, attempts, next try, last error | the alert dispatcher (`crate::alerts`) |
 //! | `nonces` | ids of accepted MQTT commands, each kept until its `ts + max_age` | the MQTT command intake (`crate::cmdin`) |
 //!
 //! Tickets, events, commands and windows are stored as JSON text of the core
@@ -68,6 +69,8 @@
 //! gateway runs (nobody holds the data directory's [`LOCK_FILE`]) does it apply the command itself,
 //! inside one [`Store::transaction`].
 
+// The alert outbox (issue #6).
+mod alerts;
 mod commands;
 mod db;
 mod error;
@@ -79,6 +82,7 @@ mod windows;
 #[cfg(test)]
 mod tests;
 
+pub use alerts::{AlertRow, AlertState, ChannelTally};
 pub use commands::{
     Command, CommandError, apply_ticket_command, apply_window_command, check_new_window,
 };

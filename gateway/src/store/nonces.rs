@@ -116,7 +116,7 @@ mod tests {
             .pragma_query_value(None, "user_version", |r| r.get(0))
             .unwrap();
         assert_eq!(v, SCHEMA_VERSION);
-        assert_eq!(SCHEMA_VERSION, 2);
+        const { assert!(SCHEMA_VERSION >= 2) };
         assert_eq!(s.last_heartbeat().unwrap(), Some(42));
         assert!(s.remember_nonce("abcdefgh", NOW, NOW).unwrap());
     }

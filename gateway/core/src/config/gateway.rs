@@ -66,6 +66,9 @@ pub struct Config {
     /// The loopback admin listener (`/healthz`, `/metrics`).
     #[serde(default)]
     pub admin: AdminConfig,
+    /// On-call alerts: channels, people, rotation, policy (absent: nobody is paged).
+    #[serde(default)]
+    pub alerts: Option<super::alerts::AlertsConfig>,
 }
 
 fn default_timezone() -> String {

@@ -7,6 +7,8 @@
 //! caller passes text in ([`load`]), so the same code serves the CLI, the
 //! daemon and the tests.
 
+// On-call alerts (issue #6).
+mod alerts;
 mod availability;
 mod gateway;
 mod health;
@@ -18,6 +20,7 @@ pub mod subst;
 mod tickets;
 pub mod validate;
 
+pub use alerts::*;
 pub use availability::*;
 pub use gateway::*;
 pub use health::*;

@@ -399,6 +399,12 @@ pub fn validate(
         .chain(config.influx.iter().flat_map(InfluxConfig::check))
         .chain(config.commands.iter().flat_map(CommandsConfig::check))
         .chain(config.admin.check())
+        .chain(
+            config
+                .alerts
+                .iter()
+                .flat_map(|a| a.check(&config.timezone, config.mqtt.is_some())),
+        )
         .chain(super::check_maintenance(
             &config.maintenance,
             &config.timezone,
