@@ -18,7 +18,7 @@ pub use check::check;
 pub use demo::{DemoArgs, demo};
 pub use maintenance::{MaintenanceArgs, MaintenanceCommand, maintenance};
 pub use read::{ReadArgs, read};
-pub use run::{RunArgs, run};
+pub use run::{NorthParts, RunArgs, run, start_north};
 pub use scan::{ScanArgs, scan};
 pub use simulate::{SimulateArgs, simulate};
 pub use status::{StatusArgs, run_status as status};

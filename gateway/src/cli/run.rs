@@ -233,7 +233,7 @@ pub async fn run(args: RunArgs) -> u8 {
 
 /// The run loop's half of the north side, the state interval and the
 /// publisher task.
-pub(super) type NorthParts = (
+pub type NorthParts = (
     North,
     std::time::Duration,
     tokio::task::JoinHandle<()>,
@@ -244,7 +244,7 @@ pub(super) type NorthParts = (
 /// Opens the outbox and starts the MQTT publisher when `[mqtt]` is on;
 /// returns the writer half for the run loop and the state interval. Errors
 /// carry the exit code.
-pub(super) fn start_north(
+pub fn start_north(
     cfg: &Resolved,
     config_file: &std::path::Path,
     data_dir: &std::path::Path,
