@@ -193,6 +193,10 @@ impl Model {
         if !matches!(kind, Kind::Status) && seq.is_none() {
             return self.malformed(topic, "no seq");
         }
+        // The shape first: a malformed message must not move the numbering.
+        if let Err(why) = validate(&kind, &v) {
+            return self.malformed(topic, why);
+        }
         let g = self
             .sites
             .entry(site.to_owned())
@@ -360,6 +364,46 @@ enum Kind<'a> {
     Telemetry(&'a str),
     State(&'a str),
     Event(&'a str),
+}
+
+/// The fields each kind of message needs (`docs/mqtt.md`).
+fn validate(kind: &Kind<'_>, v: &Json) -> Result<(), &'static str> {
+    let s = |k: &str| v.get(k).and_then(Json::as_str);
+    let one_of = |k: &str, allowed: &[&str]| s(k).is_some_and(|x| allowed.contains(&x));
+    match kind {
+        Kind::Status if !one_of("state", &["online", "offline"]) => {
+            Err("status without state online/offline")
+        }
+        Kind::Alarm
+            if s("device").is_none()
+                || s("point").is_none()
+                || v.get("active").and_then(Json::as_bool).is_none() =>
+        {
+            Err("alarm without device, point or active")
+        }
+        Kind::Reply if v.get("ok").and_then(Json::as_bool).is_none() => Err("reply without ok"),
+        Kind::Ticket(n) => {
+            let t = v.get("ticket").ok_or("ticket message without ticket")?;
+            if t.get("id").and_then(Json::as_u64) != Some(*n) {
+                Err("the ticket's id is not the one in the topic")
+            } else if t.get("state").and_then(Json::as_str).is_none() {
+                Err("ticket without state")
+            } else {
+                Ok(())
+            }
+        }
+        Kind::Telemetry(_) if v.get("points").and_then(Json::as_object).is_none() => {
+            Err("telemetry without points")
+        }
+        Kind::State(_) if !one_of("state", &["up", "down", "maintenance", "unknown"]) => {
+            Err("state without up/down/maintenance/unknown")
+        }
+        Kind::Event(_) if s("type").is_none() => Err("event without type"),
+        Kind::Event(_) if s("type") == Some("transition") && s("to").is_none() => {
+            Err("transition without to")
+        }
+        _ => Ok(()),
+    }
 }
 
 fn device_json(g: &Gateway, d: &Device, offline: bool, now_ms: i64, stale_after_ms: i64) -> Json {
@@ -713,7 +757,27 @@ mod tests {
             m.apply("bms/s1/gw-1/tickets/x", br#"{"seq":4}"#, false, 1),
             Applied::Malformed(_)
         ));
-        assert_eq!(m.counters.malformed, 4);
+        // A malformed message with a huge seq does not poison the numbering.
+        m.apply("bms/s1/gw-1/pump-1/state", &state_msg(1, "up"), false, 1);
+        assert!(matches!(
+            m.apply(
+                "bms/s1/gw-1/pump-1/state",
+                br#"{"seq":999999999,"state":"sideways"}"#,
+                false,
+                1
+            ),
+            Applied::Malformed(_)
+        ));
+        assert!(matches!(
+            m.apply(
+                "bms/s1/gw-1/pump-1/state",
+                br#"{"seq":1,"state":"sideways"}"#,
+                false,
+                1
+            ),
+            Applied::Malformed(_)
+        ));
+        assert_eq!(m.counters.malformed, 6);
         assert_eq!(
             m.apply("bms/s1/gw-1/pump-1/state", &state_msg(5, "up"), false, 1),
             Applied::Changed
