@@ -56,9 +56,9 @@ function renderClasses(site) {
   for (const c of order) {
     const f = (site.classes || {})[c] || {};
     const tgt = f.target != null ? f.target + "%" : "—";
-    // Columns of an 8-column grid: one per tile, at least two (the figures), at most all.
+    // Columns of a 9-column grid: one per tile, at least two (the figures), at most all.
     const n = byClass[c].length;
-    const span = Math.min(8, Math.max(2, n));
+    const span = Math.min(9, Math.max(2, n));
     html += '<section class="cls" data-class="' + esc(c) + '" style="grid-column: span ' + span + '"><h2>' + esc(className(c)) + "</h2>";
     html += '<div class="fig">' + esc(t("month")) + ' <b class="' + (f.below ? "below" : "") + '">' + pct(f.month, 2) + "</b> / " + esc(t("target")) + " " + tgt + "<br>" + esc(t("intact")) + " <b>" + pct(f.intact_now, 0) + "</b></div>";
     html += '<div class="tiles" style="--n: ' + Math.min(n, span) + '">';
@@ -73,7 +73,11 @@ function renderClasses(site) {
     }
     html += "</div></section>";
   }
-  document.getElementById("classes").innerHTML = html;
+  const el = document.getElementById("classes");
+  el.innerHTML = html;
+  // A big site must still fit the screen (the wall never scrolls): shrink to fit.
+  el.style.zoom = 1;
+  if (el.scrollHeight > el.clientHeight + 1) el.style.zoom = Math.max(0.4, el.clientHeight / el.scrollHeight).toFixed(3);
 }
 
 function renderTickets(site) {
