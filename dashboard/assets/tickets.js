@@ -15,7 +15,7 @@ function labels() {
   document.getElementById("l-pass").textContent = t("password");
   document.getElementById("login-btn").textContent = t("login");
   document.getElementById("l-open").textContent = t("only_open");
-  document.getElementById("th-site").textContent = t("sites");
+  document.getElementById("th-site").textContent = t("site");
   document.getElementById("th-dev").textContent = t("device");
   document.getElementById("th-sev").textContent = LANG === "en" ? "Severity" : "级别";
   document.getElementById("th-state").textContent = t("state");
@@ -47,7 +47,7 @@ function renderDetail() {
   let h = "<h2>#" + esc(tk.id) + " · " + esc(tk.device) + "</h2>";
   h += "<div>" + esc(tk.summary) + "</div>";
   h += "<div>" + esc(t(tk.severity)) + " · " + esc(t(tk.state)) + " · " + esc(tk.kind) + "</div>";
-  h += "<div>" + (LANG === "en" ? "Deadline" : "期限") + "：" + dateTimeText(tk.deadline_ms) + "</div>";
+  h += "<div>" + (LANG === "en" ? "Deadline: " : "期限：") + dateTimeText(tk.deadline_ms) + "</div>";
   h += step("acknowledged", tk.acknowledged) + step("resolved", tk.resolved) + step("closed", tk.closed);
   h += "<h3>" + esc(t("history")) + "</h3><table>" + (tk.history || []).map((s) => "<tr><td>" + dateTimeText(s.at_ms) + "</td><td>" + esc(s.kind) + "</td><td>" + esc(s.by) + "</td><td>" + esc(s.note || "") + "</td></tr>").join("") + "</table>";
   h += '<p><a href="/devices/' + encodeURIComponent(tk.site) + "/" + encodeURIComponent(tk.device) + '">' + esc(t("device")) + " " + esc(tk.device) + "</a></p>";
