@@ -33,6 +33,9 @@ pub struct Config {
     /// Seconds each site stays on the wall page when several are shown.
     #[serde(default = "default_rotate")]
     pub rotate_every: HumanDuration,
+    /// The history kept for the device page's charts.
+    #[serde(default)]
+    pub history: HistorySection,
     /// People who may log in to acknowledge and resolve tickets.
     #[serde(default, rename = "user")]
     pub users: Vec<User>,
@@ -109,6 +112,41 @@ impl Default for HttpSection {
             secure_cookie: false,
         }
     }
+}
+
+/// `[history]`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HistorySection {
+    /// Record history at all. Default `true`.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Raw values are kept this long. Default `"48h"`.
+    #[serde(default = "default_raw")]
+    pub raw_retention: HumanDuration,
+    /// One-minute averages (with min and max) are kept this long. Default `"90d"`.
+    #[serde(default = "default_rollup")]
+    pub rollup_retention: HumanDuration,
+}
+
+impl Default for HistorySection {
+    fn default() -> Self {
+        HistorySection {
+            enabled: true,
+            raw_retention: default_raw(),
+            rollup_retention: default_rollup(),
+        }
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+fn default_raw() -> HumanDuration {
+    HumanDuration::from_secs(48 * 3600)
+}
+fn default_rollup() -> HumanDuration {
+    HumanDuration::from_secs(90 * 86400)
 }
 
 /// `[[user]]`.
@@ -290,6 +328,14 @@ pub fn check(file: Config, base: &Path) -> Result<Settings, Vec<String>> {
                 g.site, g.gateway
             )),
         }
+    }
+    if file.history.raw_retention.get() < std::time::Duration::from_secs(60)
+        || file.history.rollup_retention.get() < std::time::Duration::from_secs(86400)
+    {
+        errors.push(
+            "[history] raw_retention must be at least \"1m\" and rollup_retention at least \"1d\" (defaults \"48h\", \"90d\")"
+                .to_owned(),
+        );
     }
     if file.stale_after.get().is_zero() {
         errors.push("stale_after must be more than zero (default \"150s\")".to_owned());

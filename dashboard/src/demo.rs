@@ -169,7 +169,7 @@ async fn demo(a: DemoArgs) -> Result<(), (u8, String)> {
     })?;
 
     let stop = CancellationToken::new();
-    let shared = Arc::new(Shared::new(settings));
+    let shared = Arc::new(Shared::open(settings).map_err(|e| (EXIT_UNAVAILABLE, e))?);
     let client = mqtt::start(shared.clone(), stop.clone()).map_err(|e| (EXIT_CONFIG, e))?;
     if let Ok(mut c) = shared.client.lock() {
         *c = Some(client);

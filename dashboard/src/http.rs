@@ -41,6 +41,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/api/snapshot", get(snapshot))
         .route("/api/health", get(health))
         .route("/api/sites/{site}/devices/{id}", get(device_api))
+        .route("/api/sites/{site}/devices/{id}/history", get(history_api))
         .route("/api/tickets", get(tickets))
         .route("/api/tickets/{site}/{gateway}/{n}", get(ticket))
         .route("/events", get(events))
@@ -111,6 +112,14 @@ async fn asset(Path(file): Path<String>) -> Response {
         "tickets.js" => (
             "text/javascript; charset=utf-8",
             include_bytes!("../assets/tickets.js"),
+        ),
+        "uPlot.iife.min.js" => (
+            "text/javascript; charset=utf-8",
+            include_bytes!("../assets/vendor/uplot/uPlot.iife.min.js"),
+        ),
+        "uPlot.min.css" => (
+            "text/css; charset=utf-8",
+            include_bytes!("../assets/vendor/uplot/uPlot.min.css"),
         ),
         "device.js" => (
             "text/javascript; charset=utf-8",
@@ -219,6 +228,10 @@ async fn health(State(shared): St) -> Response {
         "started_ms": shared.started_ms,
         "now": now_ms(),
         "counters": counters,
+        "history_dropped": shared
+            .history
+            .as_ref()
+            .map(|h| h.dropped.load(Ordering::Relaxed)),
     }))
     .into_response()
 }
@@ -253,6 +266,55 @@ async fn device_api(State(shared): St, Path((site, id)): Path<(String, String)>)
     match device_json(&shared, &site, &id) {
         Some(d) => axum::Json(d).into_response(),
         None => not_found_json(&format!("no device {id:?} on site {site:?}")),
+    }
+}
+
+#[derive(Deserialize)]
+struct RangeQuery {
+    #[serde(default = "default_range")]
+    range: String,
+}
+
+fn default_range() -> String {
+    "24h".to_owned()
+}
+
+async fn history_api(
+    State(shared): St,
+    Path((site, id)): Path<(String, String)>,
+    q: axum::extract::Query<RangeQuery>,
+) -> Response {
+    if device_json(&shared, &site, &id).is_none() {
+        return not_found_json(&format!("no device {id:?} on site {site:?}"));
+    }
+    let range = q.0.range;
+    let sh = shared.clone();
+    let r = tokio::task::spawn_blocking(move || {
+        sh.history
+            .as_ref()
+            .map(|h| h.query(&site, &id, &range, now_ms()))
+    })
+    .await;
+    match r {
+        Ok(Some(Ok(j))) => axum::Json(j).into_response(),
+        Ok(Some(Err(e))) if e.starts_with("range") => {
+            (StatusCode::BAD_REQUEST, axum::Json(json!({"error": e}))).into_response()
+        }
+        Ok(None) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(json!({"error": "history is off ([history] enabled = false)"})),
+        )
+            .into_response(),
+        Ok(Some(Err(e))) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            axum::Json(json!({"error": format!("cannot read the history: {e}")})),
+        )
+            .into_response(),
+        Err(_) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            axum::Json(json!({"error": "history query failed"})),
+        )
+            .into_response(),
     }
 }
 

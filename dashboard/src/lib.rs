@@ -7,14 +7,18 @@
 //! - [`mqtt`]: the subscriber; [`broker`]: the embedded broker.
 //! - [`http`]: pages, API, server-sent events; [`auth`]: logins.
 //! - [`commands`]: ticket actions as signed commands to the gateways.
+//! - [`history`]: telemetry and state history in SQLite for the charts.
 //! - [`demo`]: `dashboard demo`, the whole system in one process.
+//! - [`load`]: `dashboard load`, synthetic gateways for performance figures.
 
 pub mod auth;
 pub mod broker;
 pub mod commands;
 pub mod config;
 pub mod demo;
+pub mod history;
 pub mod http;
+pub mod load;
 pub mod model;
 pub mod mqtt;
 pub mod state;
@@ -53,7 +57,7 @@ pub async fn serve(
             ),
         ));
     }
-    let shared = Arc::new(Shared::new(settings));
+    let shared = Arc::new(Shared::open(settings).map_err(|e| (EXIT_UNAVAILABLE, e))?);
     let client = mqtt::start(shared.clone(), stop.clone()).map_err(|e| (EXIT_CONFIG, e))?;
     if let Ok(mut c) = shared.client.lock() {
         *c = Some(client);

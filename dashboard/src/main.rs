@@ -37,6 +37,9 @@ enum Command {
     /// The whole system in one process: embedded broker, simulated building,
     /// gateway and dashboard.
     Demo(dashboard::demo::DemoArgs),
+    /// Play many gateways publishing synthetic messages, and measure the
+    /// latency to the dashboard's event stream (docs/performance.md).
+    Load(dashboard::load::LoadArgs),
     /// Print the argon2 hash of a password read from standard input, for `[[user]] password_hash`.
     HashPassword,
 }
@@ -49,6 +52,7 @@ async fn main() -> ExitCode {
     let code = match cli.command {
         Command::Serve { config, listen } => serve(config, listen).await,
         Command::Demo(a) => dashboard::demo::run(a).await,
+        Command::Load(a) => dashboard::load::run(a).await,
         Command::HashPassword => hash_password(),
     };
     ExitCode::from(code)

@@ -95,6 +95,17 @@ impl Shared {
         match applied {
             Applied::Changed => {
                 self.changed.send_modify(|v| *v += 1);
+                if let Some(h) = &self.history {
+                    // {prefix}/{site}/{gateway}/{device}/{telemetry|state|event}
+                    let rest = topic
+                        .strip_prefix(self.settings.file.mqtt.prefix.as_str())
+                        .unwrap_or("");
+                    if let [_, site, _, device, "telemetry" | "state" | "event"] =
+                        rest.split('/').collect::<Vec<_>>()[..]
+                    {
+                        h.offer(site, device, payload);
+                    }
+                }
             }
             Applied::Reply(r) => {
                 if let Some(id) = &r.id

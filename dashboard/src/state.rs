@@ -26,6 +26,8 @@ pub struct Shared {
     pub client: Mutex<Option<rumqttc::AsyncClient>>,
     /// Local start time (ms).
     pub started_ms: i64,
+    /// The history store (None when `[history] enabled = false`).
+    pub history: Option<crate::history::History>,
 }
 
 impl Shared {
@@ -42,7 +44,28 @@ impl Shared {
             auth,
             client: Mutex::new(None),
             started_ms: now_ms(),
+            history: None,
         }
+    }
+
+    /// Fresh state with the history store opened in the data folder (when
+    /// enabled); needs a tokio runtime.
+    pub fn open(settings: Settings) -> Result<Shared, String> {
+        let h = &settings.file.history;
+        let history = if h.enabled {
+            Some(crate::history::History::start(
+                &settings.data_dir,
+                crate::history::Retention {
+                    raw: h.raw_retention.get(),
+                    rollup: h.rollup_retention.get(),
+                },
+            )?)
+        } else {
+            None
+        };
+        let mut s = Shared::new(settings);
+        s.history = history;
+        Ok(s)
     }
 
     /// Stale-after in ms.
