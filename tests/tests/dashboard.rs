@@ -423,3 +423,35 @@ fn two_gateways_one_dashboard_and_an_acknowledge_that_reaches_the_gateway() {
     let _ = b;
     assert_eq!(dash.interrupt(Duration::from_secs(10)).unwrap(), Some(0));
 }
+
+#[test]
+fn busy_ports_and_bad_addresses_are_clear_errors_not_panics() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let busy = taken.local_addr().unwrap().to_string();
+    let free = format!("127.0.0.1:{}", free_port());
+    for (listen, mqtt, flag) in [(&busy, &free, "--listen"), (&free, &busy, "--mqtt-listen")] {
+        let (code, out, err) = run_with_timeout(
+            Command::new(bin("dashboard")).args([
+                "demo",
+                "--listen",
+                listen,
+                "--mqtt-listen",
+                mqtt,
+                "--seconds",
+                "1",
+            ]),
+            Duration::from_secs(60),
+        )
+        .unwrap();
+        assert_eq!(code, Some(69), "{out}\n{err}");
+        assert!(err.contains(&busy) && err.contains(flag), "{err}");
+        assert!(!err.contains("panicked"), "{err}");
+    }
+    let (code, _, err) = run_with_timeout(
+        Command::new(bin("dashboard")).args(["demo", "--listen", "nowhere"]),
+        Duration::from_secs(60),
+    )
+    .unwrap();
+    assert_eq!(code, Some(64), "{err}");
+    assert!(err.contains("--listen"), "{err}");
+}
