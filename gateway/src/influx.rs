@@ -558,6 +558,9 @@ type = "u16"
         let cfg = resolved();
         let mut v = crate::wire::StateView {
             device: "pump 1".into(),
+            name_zh: "水泵".into(),
+            name_en: "Pump".into(),
+            location: String::new(),
             class: "pump",
             state: "down",
             since_ms: 0,

@@ -171,6 +171,13 @@ pub struct StateView {
     pub device: String,
     /// Class name.
     pub class: &'static str,
+    /// Display name in Chinese and English, and where the device is (for
+    /// consumers such as the dashboard, which never see the configuration).
+    pub name_zh: String,
+    /// Display name in English.
+    pub name_en: String,
+    /// Location text from the configuration (may be empty).
+    pub location: String,
     /// `up`, `down`, `maintenance`, `unknown`.
     pub state: &'static str,
     /// Since when.
@@ -187,7 +194,7 @@ pub struct StateView {
     pub threshold: f64,
 }
 
-/// `state`: `{"ts","device","class","state","since","reason","availability":{"rolling","rolling_window_s","month","threshold","below"}}`.
+/// `state`: `{"ts","device","class","name_zh","name_en","location","state","since","reason","availability":{"rolling","rolling_window_s","month","threshold","below"}}`.
 pub fn state(v: &StateView, now_ms: UnixMs) -> Body {
     let below = [v.rolling, v.month]
         .into_iter()
@@ -197,6 +204,9 @@ pub fn state(v: &StateView, now_ms: UnixMs) -> Body {
     b.insert("ts".into(), json!(now_ms));
     b.insert("device".into(), json!(v.device));
     b.insert("class".into(), json!(v.class));
+    b.insert("name_zh".into(), json!(v.name_zh));
+    b.insert("name_en".into(), json!(v.name_en));
+    b.insert("location".into(), json!(v.location));
     b.insert("state".into(), json!(v.state));
     b.insert("since".into(), json!(v.since_ms));
     b.insert("reason".into(), json!(v.reason));

@@ -180,6 +180,9 @@ fn check_schema(topic: &str, v: &Value) {
                 ["up", "down", "maintenance", "unknown"].contains(&v["state"].as_str().unwrap())
             );
             assert!(v["since"].is_i64());
+            for k in ["name_zh", "name_en", "location"] {
+                assert!(v[k].is_string(), "{k} in {v}");
+            }
             let a = &v["availability"];
             assert!(
                 a["threshold"].is_f64()

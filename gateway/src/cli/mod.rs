@@ -24,7 +24,7 @@ pub use maintenance::{MaintenanceArgs, MaintenanceCommand, maintenance};
 pub use oncall::{AlertsArgs, AlertsCommand, OncallArgs, alerts, oncall};
 pub use read::{ReadArgs, read};
 pub use report::{Format, ReportArgs, ReportFailure, input_from_store, render, report};
-pub use run::{RunArgs, run};
+pub use run::{NorthParts, RunArgs, run, start_north};
 pub use scan::{ScanArgs, scan};
 pub use simulate::{SimulateArgs, simulate};
 pub use status::{StatusArgs, run_status as status};

@@ -399,7 +399,7 @@ fn override_mqtt_url(cfg: &mut Resolved, url: &str) {
 
 /// The run loop's half of the north side, the state interval and the
 /// publisher task.
-pub(super) type NorthParts = (
+pub type NorthParts = (
     North,
     std::time::Duration,
     tokio::task::JoinHandle<()>,
@@ -410,7 +410,7 @@ pub(super) type NorthParts = (
 /// Opens the outbox and starts the MQTT publisher when `[mqtt]` is on;
 /// returns the writer half for the run loop and the state interval. Errors
 /// carry the exit code.
-pub(super) fn start_north(
+pub fn start_north(
     cfg: &Resolved,
     config_file: &std::path::Path,
     data_dir: &std::path::Path,

@@ -157,6 +157,10 @@ enum Pending {
 struct Dev {
     id: String,
     class: DeviceClass,
+    /// Names and location, for the published state.
+    name_zh: String,
+    name_en: String,
+    location: String,
     threshold_percent: f64,
     window_ms: i64,
     /// The maintenance window the device is in now.
@@ -306,6 +310,9 @@ impl Engine {
             .map(|d| Dev {
                 id: d.id.clone(),
                 class: d.class,
+                name_zh: d.name_zh.clone(),
+                name_en: d.name_en.clone(),
+                location: d.location.clone(),
                 threshold_percent: d.threshold_percent,
                 window_ms: avail.rolling_window_ms(d.class),
                 window: None,
@@ -451,6 +458,9 @@ impl Engine {
         StateView {
             device: d.id.clone(),
             class: d.class.as_str(),
+            name_zh: d.name_zh.clone(),
+            name_en: d.name_en.clone(),
+            location: d.location.clone(),
             state: st.state.as_str(),
             since_ms: st.since_ms,
             reason: st.reason,

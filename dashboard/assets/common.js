@@ -1,0 +1,170 @@
+// Shared by every page: language, labels, formatting. No external code.
+"use strict";
+
+const I18N = {
+  "zh-CN": {
+    title: "设备运行监控", lang: "English", updated: "最后更新", ago: "前", never: "无数据",
+    offline: "网关离线", disconnected: "与服务器的连接中断，正在重连…",
+    tickets: "未关闭工单", none: "暂无未关闭工单", more: "另有 {n} 张",
+    age: "已开", due: "剩余", overdue: "超时", ackby: "已确认", notack: "未确认",
+    month: "月度可用率", target: "目标", intact: "当前完好率",
+    alarm: "硬报警", since: "起",
+    up: "正常", down: "故障", maintenance: "维护", unknown: "未知", stale: "无数据",
+    critical: "紧急", ordinary: "一般",
+    open: "待处理", acknowledged: "已确认", resolved: "已解决", closed: "已关闭",
+    login: "登录", logout: "退出", user: "用户名", password: "密码",
+    ack: "确认", resolve: "解决", note: "备注", send: "发送", all: "全部", only_open: "未关闭",
+    wall: "墙面", ticket_list: "工单", history: "处理记录", device: "设备", state: "状态",
+    points: "当前数值", reports: "月报", sending: "发送中…", done: "网关已确认",
+    site: "站点", sites: "站点", gateways: "网关", devices: "台设备", reason: "原因", location: "位置",
+    availability: "可用率", rolling: "滚动可用率", value: "数值", quality: "质量",
+    s: "秒", m: "分", h: "小时", d: "天",
+  },
+  en: {
+    title: "Equipment monitoring", lang: "中文", updated: "Last update", ago: "ago", never: "no data",
+    offline: "gateway offline", disconnected: "Connection to the server lost, reconnecting…",
+    tickets: "Open tickets", none: "No open tickets", more: "{n} more",
+    age: "open", due: "due in", overdue: "overdue", ackby: "ack", notack: "not acknowledged",
+    month: "Month availability", target: "target", intact: "Intact now",
+    alarm: "HARD ALARM", since: "since",
+    up: "Up", down: "Down", maintenance: "Maint.", unknown: "Unknown", stale: "Stale",
+    critical: "critical", ordinary: "ordinary",
+    open: "open", acknowledged: "acknowledged", resolved: "resolved", closed: "closed",
+    login: "Log in", logout: "Log out", user: "User", password: "Password",
+    ack: "Acknowledge", resolve: "Resolve", note: "Note", send: "Send", all: "All", only_open: "Not closed",
+    wall: "Wall", ticket_list: "Tickets", history: "History", device: "Device", state: "State",
+    points: "Current values", reports: "Reports", sending: "Sending…", done: "Confirmed by the gateway",
+    site: "Site", sites: "Sites", gateways: "gateways", devices: "devices", reason: "Reason", location: "Location",
+    availability: "Availability", rolling: "Rolling availability", value: "Value", quality: "Quality",
+    s: "s", m: "min", h: "h", d: "d",
+  },
+};
+
+// Display order and names of the classes (docs/dashboard.md).
+const CLASSES = [
+  ["pump", "给排水/水泵", "Water & pumps"],
+  ["distribution", "配电", "Power distribution"],
+  ["fire_alarm", "消防报警", "Fire alarm"],
+  ["fire_water", "消防水", "Fire water"],
+  ["lighting", "照明", "Lighting"],
+  ["hvac", "暖通", "HVAC"],
+  ["lightning_protection", "防雷", "Lightning protection"],
+  ["elevator", "电梯", "Lifts"],
+  ["plumbing", "漏水", "Leak detection"],
+  ["other", "其他", "Other"],
+];
+
+let LANG = localStorage.getItem("bms-lang") || document.documentElement.dataset.lang || "zh-CN";
+
+function setDefaultLang(l) {
+  if (!localStorage.getItem("bms-lang") && I18N[l]) LANG = l;
+}
+function toggleLang() {
+  LANG = LANG === "en" ? "zh-CN" : "en";
+  localStorage.setItem("bms-lang", LANG);
+  document.documentElement.lang = LANG;
+}
+// ?lang=en|zh-CN in the address wins (screenshots, kiosks).
+(function () {
+  const q = new URLSearchParams(location.search).get("lang");
+  if (q && I18N[q]) { LANG = q; localStorage.setItem("bms-lang", q); }
+  document.documentElement.lang = LANG;
+})();
+
+function t(k, vars) {
+  let s = (I18N[LANG] && I18N[LANG][k]) || I18N.en[k] || k;
+  if (vars) for (const [a, b] of Object.entries(vars)) s = s.replace("{" + a + "}", b);
+  return s;
+}
+function className(c) {
+  const row = CLASSES.find((r) => r[0] === c);
+  if (!row) return c;
+  return LANG === "en" ? row[2] : row[1];
+}
+function devName(d) {
+  const n = LANG === "en" ? d.name_en || d.name_zh : d.name_zh || d.name_en;
+  return n || d.id || d.device;
+}
+function esc(s) {
+  return String(s == null ? "" : s).replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]);
+}
+function pct(x, digits) {
+  if (x == null) return "—";
+  return (x * 100).toFixed(digits == null ? 1 : digits) + "%";
+}
+// A duration in ms as "3 min", "2 h 5 min", "4 d".
+function span(ms) {
+  const s = Math.max(0, Math.floor(ms / 1000));
+  if (s < 60) return s + " " + t("s");
+  const m = Math.floor(s / 60);
+  if (m < 60) return m + " " + t("m");
+  const h = Math.floor(m / 60);
+  if (h < 48) return h + " " + t("h") + (m % 60 ? " " + (m % 60) + " " + t("m") : "");
+  return Math.floor(h / 24) + " " + t("d");
+}
+function clockText(ms) {
+  const d = new Date(ms);
+  const p = (n) => String(n).padStart(2, "0");
+  return p(d.getHours()) + ":" + p(d.getMinutes()) + ":" + p(d.getSeconds());
+}
+function dateTimeText(ms) {
+  if (ms == null) return "—";
+  const d = new Date(ms);
+  const p = (n) => String(n).padStart(2, "0");
+  return d.getFullYear() + "-" + p(d.getMonth() + 1) + "-" + p(d.getDate()) + " " + clockText(ms);
+}
+// Offset between the server's clock and ours (server "now" - local now).
+let SKEW = 0;
+function serverNow() { return Date.now() + SKEW; }
+
+// The key reading shown on a tile: the most telling point of its class.
+const KEY_POINTS = {
+  pump: ["outlet_pressure", "frequency"],
+  distribution: ["total_power", "power_l1"],
+  fire_alarm: ["fire_alarm", "fault"],
+  fire_water: ["pressure"],
+  lighting: ["lux"],
+  hvac: ["room_temperature"],
+  lightning_protection: ["earth_resistance", "spd_ok"],
+  elevator: ["floor"],
+  plumbing: ["leak"],
+};
+function fmtValue(v, unit) {
+  if (v === true) return LANG === "en" ? "ON" : "是";
+  if (v === false) return LANG === "en" ? "off" : "否";
+  if (v == null) return "—";
+  if (typeof v === "number") {
+    const a = Math.abs(v);
+    const s = a >= 1000 ? v.toFixed(0) : a >= 100 ? v.toFixed(1) : Number.isInteger(v) ? String(v) : v.toFixed(2);
+    return s + (unit ? " " + unit : "");
+  }
+  return String(v) + (unit ? " " + unit : "");
+}
+function keyReading(d) {
+  const pts = d.points || {};
+  const units = d.units || {};
+  if (d.class === "plumbing" && "leak" in pts) return pts.leak ? (LANG === "en" ? "LEAK" : "漏水") : (LANG === "en" ? "dry" : "无漏水");
+  if (d.class === "fire_alarm" && ("fire_alarm" in pts || "fault" in pts)) {
+    if (pts.fire_alarm) return LANG === "en" ? "FIRE" : "火警";
+    if (pts.fault) return LANG === "en" ? "FAULT" : "故障";
+    return LANG === "en" ? "normal" : "正常";
+  }
+  if (d.class === "distribution" && !("total_power" in pts)) {
+    const br = Object.keys(pts).filter((k) => /^breaker_\d+$/.test(k));
+    if (br.length) {
+      const on = br.filter((k) => pts[k] === true).length;
+      return on + "/" + br.length + (LANG === "en" ? " closed" : " 合闸");
+    }
+  }
+  if (d.class === "elevator" && "floor" in pts) return (LANG === "en" ? "floor " : "") + pts.floor + (LANG === "en" ? "" : " 层");
+  for (const k of KEY_POINTS[d.class] || []) if (k in pts) return fmtValue(pts[k], units[k]);
+  for (const [k, v] of Object.entries(pts)) if (typeof v === "number" && units[k]) return fmtValue(v, units[k]);
+  return "";
+}
+
+async function api(path, opts) {
+  const r = await fetch(path, Object.assign({ credentials: "same-origin" }, opts || {}));
+  let body = null;
+  try { body = await r.json(); } catch (e) { body = null; }
+  return { status: r.status, ok: r.ok, body };
+}

@@ -1,0 +1,418 @@
+//! The dashboard's configuration file (TOML), documented setting by setting
+//! in `docs/dashboard.md`.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use gateway_core::HumanDuration;
+use gateway_core::config::SecretSource;
+use serde::Deserialize;
+
+/// The file as written.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Where the gateways publish.
+    #[serde(default)]
+    pub mqtt: MqttSection,
+    /// The web server.
+    #[serde(default)]
+    pub http: HttpSection,
+    /// Where the dashboard keeps its own files. Default `"data"`, relative to
+    /// the configuration file.
+    #[serde(default = "default_data_dir")]
+    pub data_dir: String,
+    /// A device whose gateway said nothing about it (telemetry or state) for
+    /// this long is shown as stale. Default `"150s"` (gateways publish every
+    /// state each minute).
+    #[serde(default = "default_stale_after")]
+    pub stale_after: HumanDuration,
+    /// Language of the pages when the browser has not chosen: `zh-CN` or `en`.
+    #[serde(default = "default_language")]
+    pub language: String,
+    /// Seconds each site stays on the wall page when several are shown.
+    #[serde(default = "default_rotate")]
+    pub rotate_every: HumanDuration,
+    /// The history kept for the device page's charts.
+    #[serde(default)]
+    pub history: HistorySection,
+    /// People who may log in to acknowledge and resolve tickets.
+    #[serde(default, rename = "user")]
+    pub users: Vec<User>,
+    /// The command key of each gateway the dashboard may send commands to.
+    #[serde(default, rename = "gateway")]
+    pub gateways: Vec<GatewayKey>,
+}
+
+/// `[mqtt]`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MqttSection {
+    /// The broker, `mqtt://host:port`. Default `mqtt://127.0.0.1:1883`, or
+    /// the embedded broker when `embedded_listen` is set.
+    #[serde(default)]
+    pub url: Option<String>,
+    /// Run an embedded broker (rumqttd) on this address, e.g.
+    /// `127.0.0.1:18830`, and read from it. Default: none.
+    #[serde(default)]
+    pub embedded_listen: Option<String>,
+    /// Topic prefix, as the gateways' `[mqtt] prefix`. Default `bms`.
+    #[serde(default = "default_prefix")]
+    pub prefix: String,
+    /// Only these sites (empty: every site seen).
+    #[serde(default)]
+    pub sites: Vec<String>,
+    /// MQTT client id. Default `bms-dashboard`.
+    #[serde(default = "default_client_id")]
+    pub client_id: String,
+    /// Broker user name (optional).
+    #[serde(default)]
+    pub username: Option<String>,
+    /// Broker password (`{ file = … }` or `{ env = … }`).
+    #[serde(default)]
+    pub password: SecretSource,
+}
+
+impl Default for MqttSection {
+    fn default() -> Self {
+        MqttSection {
+            url: None,
+            embedded_listen: None,
+            prefix: default_prefix(),
+            sites: Vec::new(),
+            client_id: default_client_id(),
+            username: None,
+            password: SecretSource::default(),
+        }
+    }
+}
+
+/// `[http]`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpSection {
+    /// Listen address. Default `127.0.0.1:8080`.
+    #[serde(default = "default_listen")]
+    pub listen: String,
+    /// A token that opens the wall page and the read-only API without a
+    /// login (`?kiosk=TOKEN`), `{ file = … }` or `{ env = … }`. Default: none;
+    /// then the wall page is open to anyone who can reach the port.
+    #[serde(default)]
+    pub kiosk_token: SecretSource,
+    /// Mark the session cookie `Secure` (set when served behind HTTPS).
+    #[serde(default)]
+    pub secure_cookie: bool,
+}
+
+impl Default for HttpSection {
+    fn default() -> Self {
+        HttpSection {
+            listen: default_listen(),
+            kiosk_token: SecretSource::default(),
+            secure_cookie: false,
+        }
+    }
+}
+
+/// `[history]`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HistorySection {
+    /// Record history at all. Default `true`.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Raw values are kept this long. Default `"48h"`.
+    #[serde(default = "default_raw")]
+    pub raw_retention: HumanDuration,
+    /// One-minute averages (with min and max) are kept this long. Default `"90d"`.
+    #[serde(default = "default_rollup")]
+    pub rollup_retention: HumanDuration,
+}
+
+impl Default for HistorySection {
+    fn default() -> Self {
+        HistorySection {
+            enabled: true,
+            raw_retention: default_raw(),
+            rollup_retention: default_rollup(),
+        }
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+fn default_raw() -> HumanDuration {
+    HumanDuration::from_secs(48 * 3600)
+}
+fn default_rollup() -> HumanDuration {
+    HumanDuration::from_secs(90 * 86400)
+}
+
+/// `[[user]]`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct User {
+    /// Login name; also the `by` of the commands this user sends.
+    pub name: String,
+    /// PHC string of an argon2 hash (`dashboard hash-password`).
+    pub password_hash: String,
+}
+
+/// `[[gateway]]`: the command secret of one gateway (or every gateway of a site).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GatewayKey {
+    /// The site.
+    pub site: String,
+    /// The gateway; `*` (default) for every gateway of the site.
+    #[serde(default = "star")]
+    pub gateway: String,
+    /// The gateway's `[commands] secret`.
+    pub command_secret: SecretSource,
+}
+
+fn star() -> String {
+    "*".to_owned()
+}
+fn default_data_dir() -> String {
+    "data".to_owned()
+}
+fn default_stale_after() -> HumanDuration {
+    HumanDuration::from_secs(150)
+}
+fn default_rotate() -> HumanDuration {
+    HumanDuration::from_secs(20)
+}
+fn default_language() -> String {
+    "zh-CN".to_owned()
+}
+fn default_prefix() -> String {
+    "bms".to_owned()
+}
+fn default_client_id() -> String {
+    "bms-dashboard".to_owned()
+}
+fn default_listen() -> String {
+    "127.0.0.1:8080".to_owned()
+}
+
+/// The configuration checked and ready: addresses parsed, secrets read.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// As written.
+    pub file: Config,
+    /// The broker URL the subscriber connects to.
+    pub broker_url: String,
+    /// The embedded broker's address, when one runs.
+    pub embedded: Option<SocketAddr>,
+    /// The HTTP listen address.
+    pub listen: SocketAddr,
+    /// The data folder (absolute or relative to the working directory).
+    pub data_dir: PathBuf,
+    /// The kiosk token, when set.
+    pub kiosk_token: Option<String>,
+    /// The broker password, when set.
+    pub mqtt_password: Option<String>,
+    /// `(site, gateway or "*", secret)`.
+    pub secrets: Vec<(String, String, String)>,
+}
+
+impl Settings {
+    /// The command secret of a gateway, if configured.
+    pub fn secret_for(&self, site: &str, gateway: &str) -> Option<&str> {
+        self.secrets
+            .iter()
+            .find(|(s, g, _)| s == site && g == gateway)
+            .or_else(|| self.secrets.iter().find(|(s, g, _)| s == site && g == "*"))
+            .map(|(_, _, k)| k.as_str())
+    }
+}
+
+/// Reads and checks a configuration file; every problem found is listed.
+pub fn load(path: &Path) -> Result<Settings, Vec<String>> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| vec![format!("cannot read {}: {e}", path.display())])?;
+    let file: Config = toml::from_str(&text).map_err(|e| vec![e.to_string()])?;
+    let base = path
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."));
+    check(file, &base)
+}
+
+/// Checks a parsed configuration; `base` resolves relative paths.
+pub fn check(file: Config, base: &Path) -> Result<Settings, Vec<String>> {
+    let mut errors = Vec::new();
+    let env = |v: &str| std::env::var(v).ok();
+    let listen = match file.http.listen.parse::<SocketAddr>() {
+        Ok(a) => Some(a),
+        Err(e) => {
+            errors.push(format!(
+                "[http] listen = {:?}: {e}; write an address like \"127.0.0.1:8080\"",
+                file.http.listen
+            ));
+            None
+        }
+    };
+    let mut embedded = None;
+    if let Some(l) = &file.mqtt.embedded_listen {
+        match l.parse::<SocketAddr>() {
+            Ok(a) => embedded = Some(a),
+            Err(e) => errors.push(format!(
+                "[mqtt] embedded_listen = {l:?}: {e}; write an address like \"127.0.0.1:18830\""
+            )),
+        }
+    }
+    let broker_url = match (&file.mqtt.url, embedded) {
+        (Some(u), _) => u.clone(),
+        (None, Some(a)) => format!("mqtt://{a}"),
+        (None, None) => "mqtt://127.0.0.1:1883".to_owned(),
+    };
+    if let Err(e) = gateway_core::config::parse_broker_url(&broker_url) {
+        errors.push(format!("[mqtt] url = {broker_url:?}: {e}"));
+    }
+    if file.mqtt.prefix.is_empty() || file.mqtt.prefix.contains(['#', '+']) {
+        errors.push(format!(
+            "[mqtt] prefix = {:?}: give the gateways' prefix, without wildcards (default \"bms\")",
+            file.mqtt.prefix
+        ));
+    }
+    if !["zh-CN", "en"].contains(&file.language.as_str()) {
+        errors.push(format!(
+            "language = {:?}: use \"zh-CN\" or \"en\"",
+            file.language
+        ));
+    }
+    let kiosk_token = match file.http.kiosk_token.read(base, &env) {
+        Ok(t) => t.map(|t| t.expose().to_owned()),
+        Err(e) => {
+            errors.push(format!("[http] kiosk_token: {e}"));
+            None
+        }
+    };
+    let mqtt_password = match file.mqtt.password.read(base, &env) {
+        Ok(t) => t.map(|t| t.expose().to_owned()),
+        Err(e) => {
+            errors.push(format!("[mqtt] password: {e}"));
+            None
+        }
+    };
+    let mut names = std::collections::BTreeSet::new();
+    for (i, u) in file.users.iter().enumerate() {
+        if u.name.trim().is_empty() || u.name.chars().count() > 64 {
+            errors.push(format!("[[user]] #{}: name must be 1–64 characters", i + 1));
+        }
+        if !names.insert(u.name.clone()) {
+            errors.push(format!("[[user]] {:?} is listed twice", u.name));
+        }
+        if let Err(e) = argon2::PasswordHash::new(&u.password_hash) {
+            errors.push(format!(
+                "[[user]] {:?}: password_hash is not a PHC hash string ({e}); make one with `dashboard hash-password`",
+                u.name
+            ));
+        }
+    }
+    let mut secrets = Vec::new();
+    for g in &file.gateways {
+        match g.command_secret.read(base, &env) {
+            Ok(Some(k)) => {
+                secrets.push((g.site.clone(), g.gateway.clone(), k.expose().to_owned()));
+            }
+            Ok(None) => errors.push(format!(
+                "[[gateway]] {}/{}: command_secret is not given; write {{ file = … }} or {{ env = … }}",
+                g.site, g.gateway
+            )),
+            Err(e) => errors.push(format!(
+                "[[gateway]] {}/{}: command_secret: {e}",
+                g.site, g.gateway
+            )),
+        }
+    }
+    if file.history.raw_retention.get() < std::time::Duration::from_secs(60)
+        || file.history.rollup_retention.get() < std::time::Duration::from_secs(86400)
+    {
+        errors.push(
+            "[history] raw_retention must be at least \"1m\" and rollup_retention at least \"1d\" (defaults \"48h\", \"90d\")"
+                .to_owned(),
+        );
+    }
+    if file.stale_after.get().is_zero() {
+        errors.push("stale_after must be more than zero (default \"150s\")".to_owned());
+    }
+    let data_dir = {
+        let p = PathBuf::from(&file.data_dir);
+        if p.is_absolute() { p } else { base.join(p) }
+    };
+    match (errors.is_empty(), listen) {
+        (true, Some(listen)) => Ok(Settings {
+            file,
+            broker_url,
+            embedded,
+            listen,
+            data_dir,
+            kiosk_token,
+            mqtt_password,
+            secrets,
+        }),
+        _ => Err(errors),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn parse(s: &str) -> Result<Settings, Vec<String>> {
+        check(toml::from_str(s).unwrap(), Path::new("/etc/bms"))
+    }
+
+    #[test]
+    fn defaults() {
+        let s = parse("").unwrap();
+        assert_eq!(s.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(s.broker_url, "mqtt://127.0.0.1:1883");
+        assert_eq!(s.file.mqtt.prefix, "bms");
+        assert_eq!(s.file.stale_after.get().as_secs(), 150);
+        assert_eq!(s.file.language, "zh-CN");
+        assert_eq!(s.data_dir, Path::new("/etc/bms/data"));
+    }
+
+    #[test]
+    fn embedded_broker_is_the_default_url() {
+        let s = parse("[mqtt]\nembedded_listen = \"127.0.0.1:18830\"\n").unwrap();
+        assert_eq!(s.broker_url, "mqtt://127.0.0.1:18830");
+        assert_eq!(s.embedded.unwrap().port(), 18830);
+    }
+
+    #[test]
+    fn every_error_is_listed() {
+        let e = parse(
+            "language = \"fr\"\n[http]\nlisten = \"nowhere\"\n[[user]]\nname = \"a\"\npassword_hash = \"plain\"\n",
+        )
+        .unwrap_err();
+        assert_eq!(e.len(), 3, "{e:?}");
+        assert!(e[0].contains("[http] listen"), "{e:?}");
+        assert!(e.iter().any(|m| m.contains("hash-password")), "{e:?}");
+    }
+
+    #[test]
+    fn secret_per_gateway_falls_back_to_the_site() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("a.key"), "k-site\n").unwrap();
+        std::fs::write(dir.path().join("b.key"), "k-gw2").unwrap();
+        let file: Config = toml::from_str(
+            "[[gateway]]\nsite = \"a\"\ncommand_secret = { file = \"a.key\" }\n[[gateway]]\nsite = \"a\"\ngateway = \"gw-2\"\ncommand_secret = { file = \"b.key\" }\n",
+        )
+        .unwrap();
+        let s = check(file, dir.path()).unwrap();
+        assert_eq!(s.secret_for("a", "gw-1"), Some("k-site"));
+        assert_eq!(s.secret_for("a", "gw-2"), Some("k-gw2"));
+        assert_eq!(s.secret_for("b", "gw-1"), None);
+        let e =
+            parse("[[gateway]]\nsite = \"a\"\ncommand_secret = { file = \"/nonexistent/k\" }\n")
+                .unwrap_err();
+        assert!(e[0].contains("cannot read the secret file"), "{e:?}");
+    }
+}

@@ -1,0 +1,321 @@
+//! Telemetry and state history in SQLite, for the device page's charts:
+//! raw values (default 48 h) and a 1-minute rollup (default 90 days),
+//! written in batches by one task so that the subscriber never waits on
+//! the disk.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use rusqlite::{Connection, params};
+use serde_json::{Value as Json, json};
+use tokio::sync::mpsc;
+use tracing::warn;
+
+/// Messages waiting for the writer at most; beyond, new ones are dropped
+/// (counted in `dropped`).
+const QUEUE: usize = 20_000;
+/// How often old rows are removed.
+const PRUNE_EVERY: Duration = Duration::from_secs(600);
+
+/// The handle the subscriber and the API use.
+#[derive(Debug)]
+pub struct History {
+    tx: mpsc::Sender<(String, String, Vec<u8>)>,
+    path: std::path::PathBuf,
+    /// Messages not recorded because the queue was full.
+    pub dropped: AtomicU64,
+}
+
+/// Retention of the two tables.
+#[derive(Clone, Copy, Debug)]
+pub struct Retention {
+    pub raw: Duration,
+    pub rollup: Duration,
+}
+
+fn open(path: &Path) -> rusqlite::Result<Connection> {
+    let c = Connection::open(path)?;
+    c.busy_timeout(Duration::from_secs(5))?;
+    c.execute_batch(
+        "PRAGMA journal_mode = WAL;
+         PRAGMA synchronous = NORMAL;
+         CREATE TABLE IF NOT EXISTS raw (site TEXT NOT NULL, device TEXT NOT NULL, point TEXT NOT NULL, ts INTEGER NOT NULL, value REAL NOT NULL);
+         CREATE INDEX IF NOT EXISTS raw_by_point ON raw (site, device, point, ts);
+         CREATE TABLE IF NOT EXISTS minute (site TEXT NOT NULL, device TEXT NOT NULL, point TEXT NOT NULL, ts INTEGER NOT NULL,
+             avg REAL NOT NULL, min REAL NOT NULL, max REAL NOT NULL, n INTEGER NOT NULL,
+             PRIMARY KEY (site, device, point, ts)) WITHOUT ROWID;
+         CREATE TABLE IF NOT EXISTS states (site TEXT NOT NULL, device TEXT NOT NULL, ts INTEGER NOT NULL, state TEXT NOT NULL,
+             PRIMARY KEY (site, device, ts)) WITHOUT ROWID;",
+    )?;
+    Ok(c)
+}
+
+impl History {
+    /// Opens (or creates) `dir/history.db` and starts the writer.
+    pub fn start(dir: &Path, keep: Retention) -> Result<History, String> {
+        let path = dir.join("history.db");
+        let conn = open(&path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+        let (tx, rx) = mpsc::channel(QUEUE);
+        tokio::task::spawn_blocking(move || writer(conn, rx, keep));
+        Ok(History {
+            tx,
+            path,
+            dropped: AtomicU64::new(0),
+        })
+    }
+
+    /// Offers a telemetry, state or event message (already accepted by the model).
+    pub fn offer(&self, site: &str, device: &str, payload: &[u8]) {
+        if self
+            .tx
+            .try_send((site.to_owned(), device.to_owned(), payload.to_vec()))
+            .is_err()
+        {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Series of a device over `range` (`24h`, `7d`, `30d`) ending `now_ms`:
+    /// `{"from","to","bucket_s","points":{name:[[ts,avg,min,max],…]},"states":[[ts,state],…]}`.
+    pub fn query(
+        &self,
+        site: &str,
+        device: &str,
+        range: &str,
+        now_ms: i64,
+    ) -> Result<Json, String> {
+        let (span_ms, bucket_ms): (i64, i64) = match range {
+            "24h" => (86_400_000, 60_000),
+            "7d" => (7 * 86_400_000, 600_000),
+            "30d" => (30 * 86_400_000, 3_600_000),
+            other => return Err(format!("range {other:?}: use 24h, 7d or 30d")),
+        };
+        let from = now_ms - span_ms;
+        let c = Connection::open(&self.path).map_err(|e| e.to_string())?;
+        let mut st = c
+            .prepare(
+                "SELECT point, (ts / ?4) * ?4 AS b, SUM(avg * n) / SUM(n), MIN(min), MAX(max)
+                 FROM minute WHERE site = ?1 AND device = ?2 AND ts >= ?3
+                 GROUP BY point, b ORDER BY point, b",
+            )
+            .map_err(|e| e.to_string())?;
+        let mut points: std::collections::BTreeMap<String, Vec<Json>> = Default::default();
+        let rows = st
+            .query_map(params![site, device, from, bucket_ms], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, f64>(2)?,
+                    r.get::<_, f64>(3)?,
+                    r.get::<_, f64>(4)?,
+                ))
+            })
+            .map_err(|e| e.to_string())?;
+        for row in rows {
+            let (p, b, avg, min, max) = row.map_err(|e| e.to_string())?;
+            points.entry(p).or_default().push(json!([b, avg, min, max]));
+        }
+        // The state at the start of the range, then every change in it.
+        let mut states = Vec::new();
+        let before: Option<String> = c
+            .query_row(
+                "SELECT state FROM states WHERE site = ?1 AND device = ?2 AND ts < ?3 ORDER BY ts DESC LIMIT 1",
+                params![site, device, from],
+                |r| r.get(0),
+            )
+            .ok();
+        if let Some(s) = before {
+            states.push(json!([from, s]));
+        }
+        let mut st = c
+            .prepare("SELECT ts, state FROM states WHERE site = ?1 AND device = ?2 AND ts >= ?3 ORDER BY ts")
+            .map_err(|e| e.to_string())?;
+        let rows = st
+            .query_map(params![site, device, from], |r| {
+                Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
+            })
+            .map_err(|e| e.to_string())?;
+        for row in rows {
+            let (ts, s) = row.map_err(|e| e.to_string())?;
+            states.push(json!([ts, s]));
+        }
+        Ok(
+            json!({"from": from, "to": now_ms, "bucket_s": bucket_ms / 1000, "points": points, "states": states}),
+        )
+    }
+}
+
+/// Numeric value of a point (booleans as 0/1), if any.
+fn number(v: &Json) -> Option<f64> {
+    match v {
+        Json::Number(n) => n.as_f64().filter(|f| f.is_finite()),
+        Json::Bool(b) => Some(f64::from(u8::from(*b))),
+        _ => None,
+    }
+}
+
+fn writer(
+    mut conn: Connection,
+    mut rx: mpsc::Receiver<(String, String, Vec<u8>)>,
+    keep: Retention,
+) {
+    let mut last_prune = std::time::Instant::now() - PRUNE_EVERY;
+    // Per device, the last state recorded (to keep only changes).
+    let mut last_state: std::collections::HashMap<(String, String), String> = Default::default();
+    while let Some(first) = rx.blocking_recv() {
+        let mut batch = vec![first];
+        while batch.len() < 5000 {
+            match rx.try_recv() {
+                Ok(m) => batch.push(m),
+                Err(_) => break,
+            }
+        }
+        if let Err(e) = write_batch(&mut conn, &batch, &mut last_state) {
+            warn!(error = %e, messages = batch.len(), "cannot record history; these values are not kept");
+        }
+        if last_prune.elapsed() >= PRUNE_EVERY {
+            last_prune = std::time::Instant::now();
+            let now = gateway::run::unix_now_ms();
+            let ms = |d: Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+            let r = conn
+                .execute("DELETE FROM raw WHERE ts < ?1", params![now - ms(keep.raw)])
+                .and_then(|_| {
+                    conn.execute(
+                        "DELETE FROM minute WHERE ts < ?1",
+                        params![now - ms(keep.rollup)],
+                    )
+                })
+                .and_then(|_| {
+                    conn.execute(
+                        "DELETE FROM states WHERE ts < ?1",
+                        params![now - ms(keep.rollup)],
+                    )
+                });
+            if let Err(e) = r {
+                warn!(error = %e, "cannot prune the history");
+            }
+        }
+        // Batch at most once a second.
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn write_batch(
+    conn: &mut Connection,
+    batch: &[(String, String, Vec<u8>)],
+    last_state: &mut std::collections::HashMap<(String, String), String>,
+) -> rusqlite::Result<()> {
+    let tx = conn.transaction()?;
+    {
+        let mut raw = tx.prepare_cached(
+            "INSERT INTO raw (site, device, point, ts, value) VALUES (?1, ?2, ?3, ?4, ?5)",
+        )?;
+        let mut minute = tx.prepare_cached(
+            "INSERT INTO minute (site, device, point, ts, avg, min, max, n) VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?5, 1)
+             ON CONFLICT (site, device, point, ts) DO UPDATE SET
+               avg = (avg * n + excluded.avg) / (n + 1), min = MIN(min, excluded.min), max = MAX(max, excluded.max), n = n + 1",
+        )?;
+        let mut state = tx.prepare_cached(
+            "INSERT OR REPLACE INTO states (site, device, ts, state) VALUES (?1, ?2, ?3, ?4)",
+        )?;
+        for (site, device, payload) in batch {
+            let Ok(v) = serde_json::from_slice::<Json>(payload) else {
+                continue;
+            };
+            if let Some(points) = v.get("points").and_then(Json::as_object) {
+                let ts = v.get("ts").and_then(Json::as_i64).unwrap_or(0);
+                for (p, val) in points {
+                    if let Some(x) = number(val) {
+                        raw.execute(params![site, device, p, ts, x])?;
+                        minute.execute(params![site, device, p, ts - ts.rem_euclid(60_000), x])?;
+                    }
+                }
+                continue;
+            }
+            // A state message (`state`, `since`) or a transition (`to`, `at`).
+            let (s, at) = match (
+                v.get("type").and_then(Json::as_str),
+                v.get("state").and_then(Json::as_str),
+            ) {
+                (Some("transition"), _) => (
+                    v.get("to").and_then(Json::as_str),
+                    v.get("at").and_then(Json::as_i64),
+                ),
+                (None, Some(s)) => (Some(s), v.get("since").and_then(Json::as_i64)),
+                _ => (None, None),
+            };
+            if let (Some(s), Some(at)) = (s, at) {
+                let key = (site.clone(), device.clone());
+                if last_state.get(&key).map(String::as_str) != Some(s) {
+                    state.execute(params![site, device, at, s])?;
+                    last_state.insert(key, s.to_owned());
+                }
+            }
+        }
+    }
+    tx.commit()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[tokio::test]
+    async fn telemetry_is_rolled_up_and_states_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let keep = Retention {
+            raw: Duration::from_secs(48 * 3600),
+            rollup: Duration::from_secs(90 * 86400),
+        };
+        let h = History::start(dir.path(), keep).unwrap();
+        let now = gateway::run::unix_now_ms();
+        let minute = now - now.rem_euclid(60_000) - 120_000;
+        for (i, v) in [1.0, 3.0, 5.0].iter().enumerate() {
+            let t = json!({"seq": i, "ts": minute + i as i64 * 1000, "points": {"p": v, "on": true, "txt": "x"}});
+            h.offer("s", "d", t.to_string().as_bytes());
+        }
+        h.offer(
+            "s",
+            "d",
+            json!({"seq": 9, "state": "up", "since": minute})
+                .to_string()
+                .as_bytes(),
+        );
+        h.offer(
+            "s",
+            "d",
+            json!({"seq": 10, "state": "up", "since": minute})
+                .to_string()
+                .as_bytes(),
+        );
+        h.offer(
+            "s",
+            "d",
+            json!({"seq": 11, "type": "transition", "to": "down", "at": minute + 5000})
+                .to_string()
+                .as_bytes(),
+        );
+        let mut got = Json::Null;
+        for _ in 0..50 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            got = h.query("s", "d", "24h", now).unwrap();
+            if got["states"].as_array().unwrap().len() == 2 {
+                break;
+            }
+        }
+        assert_eq!(
+            got["points"]["p"],
+            json!([[minute, 3.0, 1.0, 5.0]]),
+            "{got}"
+        );
+        assert_eq!(got["points"]["on"][0][1], 1.0);
+        assert!(got["points"].get("txt").is_none());
+        assert_eq!(
+            got["states"],
+            json!([[minute, "up"], [minute + 5000, "down"]])
+        );
+        assert!(h.query("s", "d", "1y", now).is_err());
+    }
+}

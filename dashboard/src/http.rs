@@ -1,0 +1,537 @@
+//! The web server: pages and assets from the binary, the JSON API
+//! (`docs/api.md`) and the server-sent events stream.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::{ConnectInfo, Path, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::Deserialize;
+use serde_json::{Value as Json, json};
+
+use crate::auth::{LoginError, Session};
+use crate::commands::{CommandError, ticket_op};
+use crate::state::{Shared, now_ms};
+
+type St = State<Arc<Shared>>;
+
+const SESSION_COOKIE: &str = "bms_session";
+const KIOSK_COOKIE: &str = "bms_kiosk";
+/// Header carrying the CSRF token of the session on every writing request.
+pub const CSRF_HEADER: &str = "x-csrf-token";
+/// SSE: at most one snapshot per this interval per stream.
+const SSE_MIN_INTERVAL: Duration = Duration::from_millis(250);
+/// SSE: a snapshot at least this often (staleness, clock).
+const SSE_MAX_INTERVAL: Duration = Duration::from_secs(5);
+
+/// The router of every page and API.
+pub fn router(shared: Arc<Shared>) -> Router {
+    let read = Router::new()
+        .route("/", get(|| async { page(WALL_HTML) }))
+        .route("/tickets", get(|| async { page(TICKETS_HTML) }))
+        .route("/devices/{site}/{id}", get(device_page))
+        .route("/api/snapshot", get(snapshot))
+        .route("/api/health", get(health))
+        .route("/api/sites/{site}/devices/{id}", get(device_api))
+        .route("/api/sites/{site}/devices/{id}/history", get(history_api))
+        .route("/api/tickets", get(tickets))
+        .route("/api/tickets/{site}/{gateway}/{n}", get(ticket))
+        .route("/events", get(events))
+        .route_layer(middleware::from_fn_with_state(shared.clone(), read_gate));
+    Router::new()
+        .merge(read)
+        .route("/assets/{file}", get(asset))
+        .route("/login", get(|| async { page(TICKETS_HTML) }))
+        .route("/api/login", post(login))
+        .route("/api/logout", post(logout))
+        .route("/api/me", get(me))
+        .route(
+            "/api/tickets/{site}/{gateway}/{n}/{op}",
+            post(ticket_action),
+        )
+        .fallback(not_found)
+        .with_state(shared)
+}
+
+/// Serves until `stop`. The listener is bound by the caller so that a
+/// busy port is reported before anything else starts.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    shared: Arc<Shared>,
+    stop: tokio_util::sync::CancellationToken,
+) -> std::io::Result<()> {
+    axum::serve(
+        listener,
+        router(shared).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move { stop.cancelled().await })
+    .await
+}
+
+/// Binds the HTTP listener with a clear message when the port is taken.
+pub async fn bind(addr: SocketAddr) -> Result<tokio::net::TcpListener, String> {
+    tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+        format!(
+            "cannot listen on {addr} for the web pages: {e}; is another dashboard running? \
+             Choose another address with --listen (or [http] listen)"
+        )
+    })
+}
+
+const WALL_HTML: &str = include_str!("../assets/wall.html");
+const TICKETS_HTML: &str = include_str!("../assets/tickets.html");
+const DEVICE_HTML: &str = include_str!("../assets/device.html");
+const NOT_FOUND_HTML: &str = include_str!("../assets/404.html");
+
+fn page(html: &'static str) -> Response {
+    ([(header::CACHE_CONTROL, "no-cache")], Html(html)).into_response()
+}
+
+async fn asset(Path(file): Path<String>) -> Response {
+    let (ty, body): (&str, &'static [u8]) = match file.as_str() {
+        "style.css" => (
+            "text/css; charset=utf-8",
+            include_bytes!("../assets/style.css"),
+        ),
+        "common.js" => (
+            "text/javascript; charset=utf-8",
+            include_bytes!("../assets/common.js"),
+        ),
+        "wall.js" => (
+            "text/javascript; charset=utf-8",
+            include_bytes!("../assets/wall.js"),
+        ),
+        "tickets.js" => (
+            "text/javascript; charset=utf-8",
+            include_bytes!("../assets/tickets.js"),
+        ),
+        "uPlot.iife.min.js" => (
+            "text/javascript; charset=utf-8",
+            include_bytes!("../assets/vendor/uplot/uPlot.iife.min.js"),
+        ),
+        "uPlot.min.css" => (
+            "text/css; charset=utf-8",
+            include_bytes!("../assets/vendor/uplot/uPlot.min.css"),
+        ),
+        "device.js" => (
+            "text/javascript; charset=utf-8",
+            include_bytes!("../assets/device.js"),
+        ),
+        _ => return not_found_json("no such asset"),
+    };
+    (
+        [
+            (header::CONTENT_TYPE, ty),
+            (header::CACHE_CONTROL, "max-age=300"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+}
+
+fn session(shared: &Shared, headers: &HeaderMap) -> Option<(String, Session)> {
+    let id = cookie(headers, SESSION_COOKIE)?;
+    shared.auth.session(id).map(|s| (id.to_owned(), s))
+}
+
+fn wants_json(req_path: &str) -> bool {
+    req_path.starts_with("/api/") || req_path == "/events"
+}
+
+/// Reading needs nothing when no kiosk token is configured; otherwise a
+/// session or the kiosk token (`?kiosk=` once, then a cookie).
+async fn read_gate(State(shared): St, req: Request, next: Next) -> Response {
+    let Some(token) = shared.settings.kiosk_token.clone() else {
+        return next.run(req).await;
+    };
+    if session(&shared, req.headers()).is_some()
+        || cookie(req.headers(), KIOSK_COOKIE).is_some_and(|t| t == token)
+    {
+        return next.run(req).await;
+    }
+    let from_query = req
+        .uri()
+        .query()
+        .into_iter()
+        .flat_map(|q| q.split('&'))
+        .filter_map(|kv| kv.split_once('='))
+        .any(|(k, v)| k == "kiosk" && v == token);
+    if from_query {
+        let mut r = next.run(req).await;
+        if let Ok(v) = HeaderValue::from_str(&format!(
+            "{KIOSK_COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age=31536000"
+        )) {
+            r.headers_mut().append(header::SET_COOKIE, v);
+        }
+        return r;
+    }
+    if wants_json(req.uri().path()) {
+        return (
+            StatusCode::UNAUTHORIZED,
+            axum::Json(json!({"error": "log in, or open the wall page with ?kiosk=<token>"})),
+        )
+            .into_response();
+    }
+    (
+        StatusCode::UNAUTHORIZED,
+        Html("<!doctype html><meta charset=utf-8><title>401</title><body style=\"background:#000;color:#ddd;font:24px sans-serif;padding:2em\"><p>请登录，或以 <code>?kiosk=令牌</code> 打开墙面页。</p><p>Log in, or open the wall page with <code>?kiosk=TOKEN</code>.</p><p><a style=\"color:#8cf\" href=\"/login\">登录 / Log in</a></p>"),
+    )
+        .into_response()
+}
+
+fn snapshot_json(shared: &Shared) -> Json {
+    let mut s = match shared.model.lock() {
+        Ok(m) => m.snapshot(now_ms(), shared.stale_ms()),
+        Err(_) => json!({"sites": []}),
+    };
+    s["ui"] = json!({
+        "language": shared.settings.file.language,
+        "rotate_every_s": shared.settings.file.rotate_every.get().as_secs(),
+        "stale_after_s": shared.settings.file.stale_after.get().as_secs(),
+    });
+    s["broker_connected"] = json!(shared.connected.load(Ordering::Relaxed));
+    s
+}
+
+async fn snapshot(State(shared): St) -> Response {
+    axum::Json(snapshot_json(&shared)).into_response()
+}
+
+async fn health(State(shared): St) -> Response {
+    let counters = shared
+        .model
+        .lock()
+        .map(|m| json!(m.counters))
+        .unwrap_or(Json::Null);
+    axum::Json(json!({
+        "broker": shared.settings.broker_url,
+        "broker_connected": shared.connected.load(Ordering::Relaxed),
+        "started_ms": shared.started_ms,
+        "now": now_ms(),
+        "counters": counters,
+        "history_dropped": shared
+            .history
+            .as_ref()
+            .map(|h| h.dropped.load(Ordering::Relaxed)),
+    }))
+    .into_response()
+}
+
+fn not_found_json(what: &str) -> Response {
+    (StatusCode::NOT_FOUND, axum::Json(json!({"error": what}))).into_response()
+}
+
+async fn not_found(req: Request) -> Response {
+    if wants_json(req.uri().path()) {
+        return not_found_json("no such API; see docs/api.md");
+    }
+    (StatusCode::NOT_FOUND, Html(NOT_FOUND_HTML)).into_response()
+}
+
+fn device_json(shared: &Shared, site: &str, id: &str) -> Option<Json> {
+    shared
+        .model
+        .lock()
+        .ok()?
+        .device(site, id, now_ms(), shared.stale_ms())
+}
+
+async fn device_page(State(shared): St, Path((site, id)): Path<(String, String)>) -> Response {
+    match device_json(&shared, &site, &id) {
+        Some(_) => page(DEVICE_HTML),
+        None => (StatusCode::NOT_FOUND, Html(NOT_FOUND_HTML)).into_response(),
+    }
+}
+
+async fn device_api(State(shared): St, Path((site, id)): Path<(String, String)>) -> Response {
+    match device_json(&shared, &site, &id) {
+        Some(d) => axum::Json(d).into_response(),
+        None => not_found_json(&format!("no device {id:?} on site {site:?}")),
+    }
+}
+
+#[derive(Deserialize)]
+struct RangeQuery {
+    #[serde(default = "default_range")]
+    range: String,
+}
+
+fn default_range() -> String {
+    "24h".to_owned()
+}
+
+async fn history_api(
+    State(shared): St,
+    Path((site, id)): Path<(String, String)>,
+    q: axum::extract::Query<RangeQuery>,
+) -> Response {
+    if device_json(&shared, &site, &id).is_none() {
+        return not_found_json(&format!("no device {id:?} on site {site:?}"));
+    }
+    let range = q.0.range;
+    let sh = shared.clone();
+    let r = tokio::task::spawn_blocking(move || {
+        sh.history
+            .as_ref()
+            .map(|h| h.query(&site, &id, &range, now_ms()))
+    })
+    .await;
+    match r {
+        Ok(Some(Ok(j))) => axum::Json(j).into_response(),
+        Ok(Some(Err(e))) if e.starts_with("range") => {
+            (StatusCode::BAD_REQUEST, axum::Json(json!({"error": e}))).into_response()
+        }
+        Ok(None) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(json!({"error": "history is off ([history] enabled = false)"})),
+        )
+            .into_response(),
+        Ok(Some(Err(e))) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            axum::Json(json!({"error": format!("cannot read the history: {e}")})),
+        )
+            .into_response(),
+        Err(_) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            axum::Json(json!({"error": "history query failed"})),
+        )
+            .into_response(),
+    }
+}
+
+async fn tickets(State(shared): St) -> Response {
+    let all = shared
+        .model
+        .lock()
+        .map(|m| m.all_tickets())
+        .unwrap_or_default();
+    axum::Json(json!({"tickets": all})).into_response()
+}
+
+async fn ticket(
+    State(shared): St,
+    Path((site, gw, n)): Path<(String, String, String)>,
+) -> Response {
+    let found = n.parse::<u64>().ok().and_then(|n| {
+        shared
+            .model
+            .lock()
+            .ok()
+            .and_then(|m| m.ticket(&site, Some(&gw), n))
+    });
+    match found {
+        Some((g, mut t)) => {
+            t["site"] = json!(site);
+            t["gateway"] = json!(g);
+            axum::Json(t).into_response()
+        }
+        None => not_found_json(&format!("no ticket {n:?} from {site}/{gw}")),
+    }
+}
+
+async fn events(State(shared): St) -> Response {
+    let rx = shared.changed.subscribe();
+    let stream = futures::stream::unfold(
+        (shared, rx, None::<Instant>),
+        |(shared, mut rx, last)| async move {
+            if let Some(last) = last {
+                if let Ok(Err(_)) = tokio::time::timeout(SSE_MAX_INTERVAL, rx.changed()).await {
+                    // The model is gone: the server is stopping.
+                    return None;
+                }
+                let since = last.elapsed();
+                if since < SSE_MIN_INTERVAL {
+                    tokio::time::sleep(SSE_MIN_INTERVAL - since).await;
+                }
+            }
+            rx.borrow_and_update();
+            let data = snapshot_json(&shared).to_string();
+            let ev = Event::default().event("snapshot").data(data);
+            Some((Ok::<_, Infallible>(ev), (shared, rx, Some(Instant::now()))))
+        },
+    );
+    Sse::new(stream)
+        .keep_alive(KeepAlive::default())
+        .into_response()
+}
+
+#[derive(Deserialize)]
+struct LoginBody {
+    user: String,
+    password: String,
+}
+
+async fn login(
+    State(shared): St,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    body: Result<axum::Json<LoginBody>, axum::extract::rejection::JsonRejection>,
+) -> Response {
+    let Ok(axum::Json(b)) = body else {
+        return (
+            StatusCode::BAD_REQUEST,
+            axum::Json(json!({"error": "send JSON {\"user\": …, \"password\": …}"})),
+        )
+            .into_response();
+    };
+    let auth_shared = shared.clone();
+    // argon2 is slow on purpose: off the async threads.
+    let r = tokio::task::spawn_blocking(move || {
+        auth_shared.auth.login(peer.ip(), &b.user, &b.password)
+    })
+    .await;
+    match r {
+        Ok(Ok((id, s))) => {
+            let secure = if shared.settings.file.http.secure_cookie { "; Secure" } else { "" };
+            let c = format!("{SESSION_COOKIE}={id}; Path=/; HttpOnly; SameSite=Strict{secure}");
+            let mut resp = axum::Json(json!({"user": s.user, "csrf": s.csrf})).into_response();
+            if let Ok(v) = HeaderValue::from_str(&c) {
+                resp.headers_mut().append(header::SET_COOKIE, v);
+            }
+            resp
+        }
+        Ok(Err(LoginError::Wrong)) => {
+            tracing::warn!(peer = %peer.ip(), "failed login");
+            (
+                StatusCode::UNAUTHORIZED,
+                axum::Json(json!({"error": "wrong user name or password"})),
+            )
+                .into_response()
+        }
+        Ok(Err(LoginError::Limited(s))) => (
+            StatusCode::TOO_MANY_REQUESTS,
+            [(header::RETRY_AFTER, s.to_string())],
+            axum::Json(json!({"error": format!("too many failed logins; try again in {s} s"), "retry_after_s": s})),
+        )
+            .into_response(),
+        Err(_) => (StatusCode::INTERNAL_SERVER_ERROR, axum::Json(json!({"error": "login check failed"}))).into_response(),
+    }
+}
+
+async fn logout(State(shared): St, headers: HeaderMap) -> Response {
+    if let Some((id, s)) = session(&shared, &headers) {
+        if headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok()) != Some(s.csrf.as_str()) {
+            return csrf_refused();
+        }
+        shared.auth.logout(&id);
+    }
+    let mut r = axum::Json(json!({"ok": true})).into_response();
+    if let Ok(v) = HeaderValue::from_str(&format!("{SESSION_COOKIE}=; Path=/; Max-Age=0")) {
+        r.headers_mut().append(header::SET_COOKIE, v);
+    }
+    r
+}
+
+async fn me(State(shared): St, headers: HeaderMap) -> Response {
+    match session(&shared, &headers) {
+        Some((_, s)) => axum::Json(json!({"user": s.user, "csrf": s.csrf})).into_response(),
+        None => (
+            StatusCode::UNAUTHORIZED,
+            axum::Json(json!({"error": "not logged in"})),
+        )
+            .into_response(),
+    }
+}
+
+fn csrf_refused() -> Response {
+    (
+        StatusCode::FORBIDDEN,
+        axum::Json(
+            json!({"error": format!("missing or wrong {CSRF_HEADER} header; reload the page")}),
+        ),
+    )
+        .into_response()
+}
+
+#[derive(Deserialize, Default)]
+struct ActionBody {
+    #[serde(default)]
+    note: String,
+}
+
+async fn ticket_action(
+    State(shared): St,
+    headers: HeaderMap,
+    Path((site, gw, n, op)): Path<(String, String, String, String)>,
+    body: Option<axum::Json<ActionBody>>,
+) -> Response {
+    let Some((_, s)) = session(&shared, &headers) else {
+        return (
+            StatusCode::UNAUTHORIZED,
+            axum::Json(json!({"error": "log in first"})),
+        )
+            .into_response();
+    };
+    if headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok()) != Some(s.csrf.as_str()) {
+        return csrf_refused();
+    }
+    if !["ack", "resolve", "close"].contains(&op.as_str()) {
+        return not_found_json(&format!("no action {op:?}; use ack, resolve or close"));
+    }
+    let note = body.map(|b| b.0.note).unwrap_or_default();
+    if note.chars().count() > 2000 {
+        return (
+            StatusCode::BAD_REQUEST,
+            axum::Json(json!({"error": "the note is longer than 2000 characters"})),
+        )
+            .into_response();
+    }
+    let Some(n) = n.parse::<u64>().ok().filter(|n| {
+        shared
+            .model
+            .lock()
+            .is_ok_and(|m| m.ticket(&site, Some(&gw), *n).is_some())
+    }) else {
+        return not_found_json(&format!("no ticket {n:?} from {site}/{gw}"));
+    };
+    match ticket_op(&shared, &site, &gw, &op, n, &s.user, &note).await {
+        Ok(result) => {
+            tracing::info!(%site, gateway = %gw, ticket = n, %op, user = %s.user, "command confirmed");
+            axum::Json(json!({"ok": true, "result": result})).into_response()
+        }
+        Err(e) => {
+            let (code, msg) = match e {
+                CommandError::NoSecret => (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    format!(
+                        "no command secret for {site}/{gw} in the dashboard's configuration ([[gateway]])"
+                    ),
+                ),
+                CommandError::Broker(e) => (
+                    StatusCode::BAD_GATEWAY,
+                    format!("cannot send to the broker: {e}"),
+                ),
+                CommandError::Timeout => (
+                    StatusCode::GATEWAY_TIMEOUT,
+                    format!(
+                        "{site}/{gw} did not answer within {} s; is it online?",
+                        crate::commands::REPLY_TIMEOUT.as_secs()
+                    ),
+                ),
+                CommandError::Refused(t) => {
+                    (StatusCode::CONFLICT, format!("the gateway refused: {t}"))
+                }
+            };
+            tracing::warn!(%site, gateway = %gw, ticket = n, %op, error = %msg, "command not done");
+            (code, axum::Json(json!({"ok": false, "error": msg}))).into_response()
+        }
+    }
+}
