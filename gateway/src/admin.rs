@@ -47,8 +47,17 @@ impl Metrics {
             .lock()
             .map(|b| b.iter().map(|(id, c)| (id.clone(), c.snapshot())).collect())
             .unwrap_or_default();
+        let build = family(
+            "bms_build_info",
+            "gauge",
+            "The gateway's version and commit (always 1).",
+        );
+        let mut lines = vec![format!(
+            "{build}{{version=\"{}\",commit=\"{}\"}} 1",
+            crate::buildinfo::VERSION,
+            crate::buildinfo::COMMIT
+        )];
         let polls = family("bms_polls_total", "counter", "Device polls made, by bus.");
-        let mut lines = Vec::new();
         for (bus, st) in &buses {
             lines.push(format!("{polls}{{bus=\"{bus}\"}} {}", st.polls));
         }
@@ -214,6 +223,8 @@ impl Metrics {
             "status": if ok { "ok" } else { "degraded" },
             "mqtt_connected": connected,
             "outbox_records": waiting,
+            "version": crate::buildinfo::VERSION,
+            "commit": crate::buildinfo::COMMIT,
         });
         (ok, body.to_string())
     }

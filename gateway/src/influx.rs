@@ -83,6 +83,55 @@ const RESERVED_FIELD_KEYS: [&str; 6] = [
 /// How much of a server's error text is kept in a message.
 const MAX_SERVER_TEXT: usize = 300;
 
+/// `,key=value` for each tag, given sorted by key (as InfluxDB recommends).
+/// An empty tag value is not allowed; such a tag is left out.
+fn push_tags(tags: &[(&str, &str)], out: &mut String) {
+    for (key, value) in tags {
+        if value.is_empty() {
+            continue;
+        }
+        out.push(',');
+        escape_key(key, out);
+        out.push('=');
+        escape_key(value, out);
+    }
+}
+
+/// One `bms_availability` line for a device's state (what its retained MQTT
+/// `state` says), for boards of availability over time:
+/// `bms_availability,class=pump,device=pump-1,gateway=gw-1,site=hq state="up",up=1i,rolling=0.99,month=0.995,threshold=98.0 1790000000000`.
+/// `rolling` and `month` (0–1) are left out while unknown; `up` is 1 when
+/// the device is Up, else 0 (a numeric state for graphs).
+pub fn availability_line(cfg: &Resolved, v: &crate::wire::StateView, now_ms: i64) -> String {
+    let mut out = String::with_capacity(160);
+    out.push_str("bms_availability");
+    push_tags(
+        &[
+            ("class", v.class),
+            ("device", v.device.as_str()),
+            ("gateway", cfg.gateway.as_str()),
+            ("site", cfg.site.as_str()),
+        ],
+        &mut out,
+    );
+    let _ = write!(
+        out,
+        " state=\"{}\",up={}i",
+        v.state,
+        i32::from(v.state == "up")
+    );
+    for (key, value) in [("rolling", v.rolling), ("month", v.month)] {
+        if let Some(x) = value.filter(|x| x.is_finite()) {
+            let _ = write!(out, ",{key}=");
+            float(x, &mut out);
+        }
+    }
+    out.push_str(",threshold=");
+    float(v.threshold, &mut out);
+    let _ = write!(out, " {now_ms}");
+    out
+}
+
 /// One line for one poll outcome (None when no good sample).
 ///
 /// Also `None` when the outcome names a device that `cfg` does not have.
@@ -114,21 +163,14 @@ pub fn line(cfg: &Resolved, o: &PollOutcome) -> Option<String> {
     }
     let mut out = String::with_capacity(fields.len() + 64);
     escape_measurement(device.class.as_str(), &mut out);
-    // Sorted by key, as InfluxDB recommends.
-    for (key, value) in [
-        ("device", device.id.as_str()),
-        ("gateway", cfg.gateway.as_str()),
-        ("site", cfg.site.as_str()),
-    ] {
-        // An empty tag value is not allowed; such a tag is left out.
-        if value.is_empty() {
-            continue;
-        }
-        out.push(',');
-        escape_key(key, &mut out);
-        out.push('=');
-        escape_key(value, &mut out);
-    }
+    push_tags(
+        &[
+            ("device", device.id.as_str()),
+            ("gateway", cfg.gateway.as_str()),
+            ("site", cfg.site.as_str()),
+        ],
+        &mut out,
+    );
     out.push(' ');
     out.push_str(&fields);
     // Writing to a String cannot fail.
@@ -509,6 +551,37 @@ type = "u16"
             failed_requests: 0,
             elapsed_us: 1000,
         }
+    }
+
+    #[test]
+    fn the_availability_line_carries_state_figures_and_target() {
+        let cfg = resolved();
+        let mut v = crate::wire::StateView {
+            device: "pump 1".into(),
+            class: "pump",
+            state: "down",
+            since_ms: 0,
+            reason: Some("comms".into()),
+            rolling: Some(0.5),
+            rolling_window_s: 60,
+            month: None,
+            threshold: 98.0,
+        };
+        let l = availability_line(&cfg, &v, 1_790_000_000_000);
+        assert_eq!(
+            l,
+            format!(
+                "bms_availability,class=pump,device=pump\\ 1,gateway={},site={} state=\"down\",up=0i,rolling=0.5,threshold=98.0 1790000000000",
+                cfg.gateway, cfg.site
+            )
+        );
+        v.state = "up";
+        v.month = Some(1.0);
+        let l = availability_line(&cfg, &v, 1);
+        assert!(
+            l.contains(" state=\"up\",up=1i,rolling=0.5,month=1.0,threshold=98.0 1"),
+            "{l}"
+        );
     }
 
     #[test]

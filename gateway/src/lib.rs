@@ -10,6 +10,7 @@
 
 pub mod admin;
 pub mod alerts;
+pub mod buildinfo;
 pub mod cli;
 pub mod cmdin;
 pub mod engine;
@@ -19,6 +20,7 @@ pub mod logging;
 pub mod north;
 pub mod output;
 pub mod run;
+pub mod sdnotify;
 pub mod south;
 pub mod store;
 pub mod wire;

@@ -32,6 +32,9 @@ fn main() -> ExitCode {
             Command::Tickets(a) => cli::tickets(a).await,
             Command::Maintenance(a) => cli::maintenance(a).await,
             Command::Status(a) => cli::status(a),
+            Command::Backup(a) => cli::backup(&a),
+            Command::Restore(a) => cli::restore(&a),
+            Command::Report(a) => cli::report(a),
             Command::Oncall(a) => cli::oncall(a),
             Command::Alerts(a) => cli::alerts(a).await,
         }

@@ -85,6 +85,34 @@ impl Core {
         }
     }
 
+    /// For a configuration reload, after a run with
+    /// [`RunOptions::keep_core`]: the engine closed and opened again for
+    /// `cfg` (the ledger, tickets and windows stay in the database, and are
+    /// read back), everything else kept: the north side and its outbox, the
+    /// InfluxDB feed, the event channel, the metrics. Report by exception
+    /// starts afresh for the new device list.
+    pub fn reload(
+        self,
+        cfg: &Resolved,
+        data_dir: &std::path::Path,
+        heartbeat: Duration,
+        now_ms: UnixMs,
+    ) -> Result<Core, crate::engine::EngineError> {
+        // The old engine lets go of the data directory's lock first.
+        drop(self.engine);
+        let (engine, startup) = Engine::open(cfg, data_dir, now_ms)?;
+        let rbe = self
+            .rbe
+            .as_ref()
+            .map(|_| gateway_core::rbe::Rbe::new(&cfg.devices, heartbeat));
+        Ok(Core {
+            engine,
+            startup,
+            rbe,
+            ..self
+        })
+    }
+
     /// Gives stored events to the north side, the sink and the channel;
     /// false when the sink wants to stop. A closed channel (its receiver
     /// gone) is logged and then left out. Each transition also republishes
@@ -130,11 +158,17 @@ impl Core {
     }
 
     /// Every device's retained state.
-    fn publish_states(&mut self) {
-        if let Some(n) = self.north.as_mut() {
-            let now = unix_now_ms();
-            for v in self.engine.state_views(now) {
+    fn publish_states(&mut self, cfg: &Resolved) {
+        if self.north.is_none() && self.influx.is_none() {
+            return;
+        }
+        let now = unix_now_ms();
+        for v in self.engine.state_views(now) {
+            if let Some(n) = self.north.as_mut() {
                 n.on_state(&v, now);
+            }
+            if let Some(f) = self.influx.as_mut() {
+                f.on_state(cfg, &v, now);
             }
         }
     }
@@ -177,6 +211,9 @@ pub struct RunOptions {
     pub once_attempts: u32,
     /// How often bus counters are logged (info level); zero = never.
     pub stats_every: Duration,
+    /// Hand the core back in [`RunSummary::core`] instead of dropping it
+    /// (a configuration reload runs the loop again with it).
+    pub keep_core: bool,
 }
 
 impl Default for RunOptions {
@@ -185,6 +222,7 @@ impl Default for RunOptions {
             once: false,
             once_attempts: 3,
             stats_every: Duration::from_secs(60),
+            keep_core: false,
         }
     }
 }
@@ -198,6 +236,8 @@ pub struct RunSummary {
     pub failed: Vec<(String, FailureKind)>,
     /// `once` mode: devices never polled before shutdown.
     pub missing: Vec<String>,
+    /// The core, stopped, when [`RunOptions::keep_core`] asked for it.
+    pub core: Option<Core>,
 }
 
 /// Polls every bus of `cfg` until `shutdown` is cancelled (or, in `once`
@@ -228,6 +268,8 @@ pub async fn run(
     if let Some(m) = core.as_ref().and_then(|c| c.metrics.as_ref())
         && let Ok(mut b) = m.buses.lock()
     {
+        // This run's buses only (a reload may have changed them).
+        b.clear();
         b.extend(
             buses
                 .iter()
@@ -239,8 +281,9 @@ pub async fn run(
         if !c.announce_with(&mut sink, startup, false).await {
             shutdown.cancel();
         }
-        c.publish_states();
+        c.publish_states(cfg);
         c.flush();
+        crate::sdnotify::ready(&format!("polling {} devices", cfg.devices.len()));
     }
     let mut engine_tick = tokio::time::interval(ENGINE_TICK);
     engine_tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -334,6 +377,7 @@ pub async fn run(
             }
             _ = engine_due => {
                 if let Some(c) = core.as_mut() {
+                    crate::sdnotify::watchdog();
                     let evs = c.engine.tick(unix_now_ms());
                     if !c.announce(&mut sink, evs).await {
                         break;
@@ -347,7 +391,7 @@ pub async fn run(
             }
             _ = states_due => {
                 if let Some(c) = core.as_mut() {
-                    c.publish_states();
+                    c.publish_states(cfg);
                 }
             }
             o = rx.recv() => {
@@ -384,6 +428,9 @@ pub async fn run(
             }
         }
     }
+    if core.is_some() {
+        crate::sdnotify::stopping();
+    }
     buses_stop.cancel();
     for b in buses {
         let _ = b.task.await;
@@ -393,8 +440,15 @@ pub async fn run(
         c.announce(&mut sink, evs).await;
         c.flush();
     }
-    // Dropping the sender ends the receiver's stream.
-    drop(core);
+    if let Some(c) = core.as_mut() {
+        c.replies = replies;
+    }
+    if opts.keep_core {
+        summary.core = core;
+    } else {
+        // Dropping the sender ends the receiver's stream.
+        drop(core);
+    }
     if opts.once {
         for (i, d) in cfg.devices.iter().enumerate() {
             match once.state.get(&i) {

@@ -10,14 +10,14 @@
 # The simulator serves the devices from a few listeners (up to 250 unit ids
 # each); the gateway sees every device as its own TCP endpoint (one bus, one
 # connection per device), like the peers measured in the brief.
-# Uses the release binary (cargo build --release -p gateway).
+# Uses the release binary (cargo build --release -p gateway), or GATEWAY_BIN.
 set -euo pipefail
 devices=${1:-500}
 seconds=${2:-60}
 interval=${3:-1s}
 root=$(cd "$(dirname "$0")/../.." && pwd)
 target=${CARGO_TARGET_DIR:-$root/target}
-bin=$target/release/gateway
+bin=${GATEWAY_BIN:-$target/release/gateway}
 [ -x "$bin" ] || { echo "build first: cargo build --release -p gateway" >&2; exit 1; }
 work=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT

@@ -326,3 +326,17 @@ pub fn start_sim(config: &Path, env: &[(String, String)]) -> Result<Proc> {
     sim.wait_for("ready", Duration::from_secs(20))?;
     Ok(sim)
 }
+
+/// `gateway run --config F` with `env`, once its ledger and tickets are loaded.
+pub fn start_gateway(config: &Path, env: &[(String, String)]) -> Result<Proc> {
+    let mut gw = Proc::spawn(
+        "gateway run",
+        Command::new(bin("gateway"))
+            .args(["run", "--config"])
+            .arg(config)
+            .env("RUST_LOG", "info")
+            .envs(env.iter().cloned()),
+    )?;
+    gw.wait_for("ledger and tickets loaded", Duration::from_secs(20))?;
+    Ok(gw)
+}

@@ -22,18 +22,7 @@ fn start_sim(config: &Path, env: &[(String, String)]) -> Proc {
 }
 
 fn start_gateway(config: &Path, env: &[(String, String)]) -> Proc {
-    let mut gw = Proc::spawn(
-        "gateway run",
-        Command::new(bin("gateway"))
-            .args(["run", "--config"])
-            .arg(config)
-            .env("RUST_LOG", "info")
-            .envs(env.iter().cloned()),
-    )
-    .unwrap();
-    gw.wait_for("ledger and tickets loaded", Duration::from_secs(20))
-        .unwrap();
-    gw
+    bms_e2e::start_gateway(config, env).unwrap()
 }
 
 fn inject(control: &str, body: &str) {

@@ -94,7 +94,9 @@ mod watch;
 #[cfg(test)]
 mod tests;
 
-pub use figures::{DeviceFigures, Totals, class_figures, device_figures, intact_rate, totals};
+pub use figures::{
+    DeviceFigures, Totals, class_figures, device_figures, intact_rate, totals, unknown_stretches,
+};
 pub use history::Ledger;
-pub use months::{LedgerError, month_of, month_to_date, month_window, parse_tz};
+pub use months::{LedgerError, month_days, month_of, month_to_date, month_window, parse_tz};
 pub use watch::{Crossing, ThresholdWatch};

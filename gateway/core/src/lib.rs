@@ -16,6 +16,7 @@
 //! - [`ledger`]: intervals → availability and figures over any window.
 //! - [`maintenance`]: planned maintenance windows.
 //! - [`tickets`]: the fault-ticket machine and ticket figures.
+//! - [`report`]: the monthly availability report and its JSON, CSV and HTML.
 
 pub mod alerts;
 pub mod config;
@@ -28,6 +29,7 @@ pub mod model;
 pub mod oncall;
 pub mod plan;
 pub mod rbe;
+pub mod report;
 pub mod state;
 pub mod tickets;
 

@@ -1,10 +1,12 @@
 //! Command-line interface of the `gateway` binary.
 
+mod backup;
 mod check;
 mod demo;
 mod maintenance;
 mod oncall;
 mod read;
+mod report;
 mod run;
 mod scan;
 mod simulate;
@@ -15,11 +17,13 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
+pub use backup::{BackupArgs, RestoreArgs, backup, restore};
 pub use check::check;
 pub use demo::{DemoArgs, demo};
 pub use maintenance::{MaintenanceArgs, MaintenanceCommand, maintenance};
 pub use oncall::{AlertsArgs, AlertsCommand, OncallArgs, alerts, oncall};
 pub use read::{ReadArgs, read};
+pub use report::{Format, ReportArgs, ReportFailure, input_from_store, render, report};
 pub use run::{RunArgs, run};
 pub use scan::{ScanArgs, scan};
 pub use simulate::{SimulateArgs, simulate};
@@ -33,7 +37,7 @@ pub const EXIT_UNAVAILABLE: u8 = 69;
 
 /// BMS edge gateway: polls building equipment over Modbus RTU/TCP.
 #[derive(Debug, Parser)]
-#[command(name = "gateway", version, about, long_about = None)]
+#[command(name = "gateway", version, long_version = crate::buildinfo::LONG_VERSION, about, long_about = None)]
 pub struct Cli {
     /// Log filter (tracing EnvFilter syntax), e.g. `info`, `gateway=debug`. Also `RUST_LOG`.
     #[arg(long, global = true, env = "GATEWAY_LOG", default_value = "info")]
@@ -73,6 +77,12 @@ pub enum Command {
     Maintenance(MaintenanceArgs),
     /// Each device's state and availability against its target.
     Status(StatusArgs),
+    /// Copy the data directory's databases (online: the gateway may run).
+    Backup(BackupArgs),
+    /// Put a backup back into a data directory (the gateway must be stopped).
+    Restore(RestoreArgs),
+    /// Monthly availability report (HTML for printing, CSV, JSON).
+    Report(ReportArgs),
     /// Who is on call now and for the next two weeks, by tier.
     Oncall(OncallArgs),
     /// On-call alerts: `log` lists what was sent to whom, when, and the outcome; `test` tries each channel.

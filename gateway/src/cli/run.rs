@@ -56,13 +56,7 @@ pub async fn run(args: RunArgs) -> u8 {
             eprintln!("gateway run: --mqtt-url: {e}");
             return super::EXIT_CONFIG;
         }
-        match cfg.raw.mqtt.as_mut() {
-            Some(m) => {
-                m.url = url.clone();
-                m.enabled = true;
-            }
-            None => cfg.raw.mqtt = Some(MqttConfig::for_url(url)),
-        }
+        override_mqtt_url(&mut cfg, url);
     }
     let data_dir = args
         .data_dir
@@ -179,43 +173,100 @@ pub async fn run(args: RunArgs) -> u8 {
         info!("stopping: signal received");
         stop.cancel();
     });
-    let opts = RunOptions {
-        once: args.once,
-        ..RunOptions::default()
+    // SIGHUP (`systemctl reload`) re-reads the configuration; not for --once.
+    let mut hup = if args.once {
+        None
+    } else {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                warn!(error = %e, "cannot listen for SIGHUP: configuration reloads need a restart");
+                None
+            }
+        }
     };
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::with_capacity(64 * 1024, stdout.lock());
     let to_stdout = args.stdout || args.once;
-    let summary = run_loop(
-        &cfg,
-        opts,
-        core,
-        |ev| {
-            if !to_stdout {
-                return true;
-            }
-            let line = match ev {
-                Event::Poll(o) => outcome_json_line(&cfg, o),
-                Event::Core(c) => match serde_json::to_string(c) {
-                    Ok(l) => l,
-                    Err(_) => return true,
-                },
-            };
-            // Flush per line: consumers (pipes, `jq`, tests) see each poll at once.
-            match writeln!(out, "{line}").and_then(|_| out.flush()) {
-                Ok(()) => true,
-                Err(e) => {
-                    // A closed pipe (`| head`) ends the run quietly.
-                    if e.kind() != std::io::ErrorKind::BrokenPipe {
-                        error!(error = %e, "cannot write to stdout; stopping");
+    let mut core = core;
+    let summary = loop {
+        let opts = RunOptions {
+            once: args.once,
+            keep_core: !args.once,
+            ..RunOptions::default()
+        };
+        // Each pass of the loop runs one configuration; a reload stops the
+        // pass, not the gateway.
+        let pass = shutdown.child_token();
+        let mut next: Option<Resolved> = None;
+        let mut summary = {
+            let cfg = &cfg;
+            let sink = |ev: Event<'_>| {
+                if !to_stdout {
+                    return true;
+                }
+                let line = match ev {
+                    Event::Poll(o) => outcome_json_line(cfg, o),
+                    Event::Core(c) => match serde_json::to_string(c) {
+                        Ok(l) => l,
+                        Err(_) => return true,
+                    },
+                };
+                // Flush per line: consumers (pipes, `jq`, tests) see each poll at once.
+                match writeln!(out, "{line}").and_then(|_| out.flush()) {
+                    Ok(()) => true,
+                    Err(e) => {
+                        // A closed pipe (`| head`) ends the run quietly.
+                        if e.kind() != std::io::ErrorKind::BrokenPipe {
+                            error!(error = %e, "cannot write to stdout; stopping");
+                        }
+                        false
                     }
-                    false
+                }
+            };
+            let pass_run = run_loop(cfg, opts, core.take(), sink, pass.clone());
+            tokio::pin!(pass_run);
+            loop {
+                tokio::select! {
+                    s = &mut pass_run => break s,
+                    Some(()) = next_hup(&mut hup) => {
+                        if let Some(new) = reload_config(&args, cfg, &data_dir) {
+                            crate::sdnotify::notify("RELOADING=1");
+                            next = Some(new);
+                            pass.cancel();
+                        }
+                    }
                 }
             }
-        },
-        shutdown,
-    )
-    .await;
+        };
+        let (Some(new_cfg), false) = (next, shutdown.is_cancelled()) else {
+            break summary;
+        };
+        let Some(old) = summary.core.take() else {
+            break summary;
+        };
+        let heartbeat = new_cfg
+            .raw
+            .mqtt
+            .as_ref()
+            .map_or(std::time::Duration::from_secs(300), |m| m.heartbeat.get());
+        match old.reload(&new_cfg, &data_dir, heartbeat, unix_now_ms()) {
+            Ok(c) => {
+                info!(
+                    devices = new_cfg.devices.len(),
+                    was = cfg.devices.len(),
+                    "configuration reloaded: ledger, tickets and outbox kept"
+                );
+                core = Some(c);
+                cfg = new_cfg;
+            }
+            Err(e) => {
+                error!(error = %e, "cannot reopen the engine after a reload; stopping (the service manager restarts the gateway)");
+                publisher_stop.cancel();
+                return super::EXIT_UNAVAILABLE;
+            }
+        }
+    };
     publisher_stop.cancel();
     if let Some(task) = alerts_task {
         let _ = tokio::time::timeout(std::time::Duration::from_secs(2), task).await;
@@ -246,6 +297,98 @@ pub async fn run(args: RunArgs) -> u8 {
             cfg.devices.len()
         );
         1
+    }
+}
+
+/// The next SIGHUP, or never when there is no listener.
+async fn next_hup(hup: &mut Option<tokio::signal::unix::Signal>) -> Option<()> {
+    match hup.as_mut() {
+        Some(h) => h.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Settings a reload cannot change: they need a restart.
+fn restart_only(old: &Resolved, new: &Resolved) -> Vec<&'static str> {
+    let mut changed = Vec::new();
+    if old.site != new.site {
+        changed.push("site");
+    }
+    if old.gateway != new.gateway {
+        changed.push("gateway");
+    }
+    if old.timezone != new.timezone {
+        changed.push("timezone");
+    }
+    if old.raw.mqtt != new.raw.mqtt {
+        changed.push("[mqtt]");
+    }
+    if old.raw.outbox != new.raw.outbox {
+        changed.push("[outbox]");
+    }
+    if old.raw.influx != new.raw.influx {
+        changed.push("[influx]");
+    }
+    if old.raw.commands != new.raw.commands {
+        changed.push("[commands]");
+    }
+    if old.raw.admin != new.raw.admin {
+        changed.push("[admin]");
+    }
+    changed
+}
+
+/// Reads the configuration again for a reload: the new one when it is
+/// valid and changes only what a reload can change; otherwise every reason
+/// is logged and `None` keeps the running configuration.
+fn reload_config(
+    args: &RunArgs,
+    running: &Resolved,
+    data_dir: &std::path::Path,
+) -> Option<Resolved> {
+    let file = args.config.display().to_string();
+    info!(config = %file, "SIGHUP: reading the configuration again");
+    let mut new = match crate::files::load_config(&args.config) {
+        Ok(c) => c,
+        Err(errors) => {
+            for e in &errors {
+                error!(config = %file, error = %e, "the new configuration has an error");
+            }
+            error!(
+                config = %file,
+                errors = errors.len(),
+                "the new configuration is refused; the running one stays"
+            );
+            return None;
+        }
+    };
+    if let Some(url) = &args.mqtt_url {
+        override_mqtt_url(&mut new, url);
+    }
+    if args.data_dir.is_none() && data_dir_of(&args.config, &new.data_dir) != data_dir {
+        error!(config = %file, "data_dir changed: that needs a restart; the running configuration stays");
+        return None;
+    }
+    let changed = restart_only(running, &new);
+    if !changed.is_empty() {
+        error!(
+            config = %file,
+            settings = %changed.join(", "),
+            "these settings change only at a restart (systemctl restart bms-gateway); the running configuration stays"
+        );
+        return None;
+    }
+    Some(new)
+}
+
+/// `--mqtt-url`: this broker instead of `[mqtt] url`, MQTT on.
+fn override_mqtt_url(cfg: &mut Resolved, url: &str) {
+    match cfg.raw.mqtt.as_mut() {
+        Some(m) => {
+            m.url = url.to_owned();
+            m.enabled = true;
+        }
+        None => cfg.raw.mqtt = Some(MqttConfig::for_url(url)),
     }
 }
 
@@ -321,7 +464,6 @@ pub(super) fn start_north(
         tokio::spawn(crate::north::commands::serve(
             verifier,
             data_dir.to_path_buf(),
-            cfg.devices.iter().map(|d| d.id.clone()).collect(),
             rx,
             rtx,
             shutdown.clone(),

@@ -27,7 +27,6 @@ pub const APPLY_WAIT: Duration = Duration::from_secs(10);
 pub async fn serve(
     verifier: Verifier,
     data_dir: PathBuf,
-    devices: Vec<String>,
     mut rx: mpsc::Receiver<CommandIn>,
     replies: mpsc::Sender<Body>,
     shutdown: CancellationToken,
@@ -44,7 +43,7 @@ pub async fn serve(
             _ = shutdown.cancelled() => return,
             c = rx.recv() => match c { Some(c) => c, None => return },
         };
-        let reply = handle(&verifier, &mut store, &devices, &cmd).await;
+        let reply = handle(&verifier, &mut store, &cmd).await;
         let body = serde_json::from_str::<serde_json::Value>(&reply)
             .ok()
             .and_then(|v| match v {
@@ -59,13 +58,19 @@ pub async fn serve(
     }
 }
 
+/// Whether `device` is configured: the engine writes the configured
+/// devices to the database at each start and reload, so a reload that adds
+/// a device is seen here at once.
+fn configured(store: &Store, device: &str) -> bool {
+    match store.devices() {
+        Ok(ds) => ds.iter().any(|d| d.id == device),
+        // The engine checks again when it applies the command.
+        Err(_) => true,
+    }
+}
+
 /// One command → the reply JSON.
-async fn handle(
-    verifier: &Verifier,
-    store: &mut Store,
-    devices: &[String],
-    cmd: &CommandIn,
-) -> String {
+async fn handle(verifier: &Verifier, store: &mut Store, cmd: &CommandIn) -> String {
     let now = unix_now_ms();
     let v = match verifier.verify(&cmd.op, &cmd.payload, now, store) {
         Ok(v) => v,
@@ -83,7 +88,7 @@ async fn handle(
     };
     if let Command::AddWindow(w) = &v.command
         && let Target::Device(d) = &w.target
-        && !devices.iter().any(|x| x == d)
+        && !configured(store, d)
     {
         let detail = format!("no device {d:?} is configured on this gateway");
         warn!(op = %cmd.op, id = %v.id, by = %v.by, "command refused: {detail}");

@@ -53,6 +53,12 @@ impl InfluxFeed {
         }
     }
 
+    /// The `bms_availability` line of a device's state.
+    pub fn on_state(&mut self, cfg: &Resolved, v: &crate::wire::StateView, now_ms: i64) {
+        self.buffer
+            .push(crate::influx::availability_line(cfg, v, now_ms));
+    }
+
     /// Appends what is buffered (kept on error for the next call).
     pub fn flush(&mut self) -> Result<(), OutboxError> {
         if self.buffer.is_empty() {

@@ -3,6 +3,8 @@
 //! - [`url`]: `tcp://`, `rtu://` and `rtu+tcp://` endpoint URLs.
 //! - [`transport`]: the only module using tokio-modbus/tokio-serial; every
 //!   call has a timeout, failures are typed, connections re-made with backoff.
+//! - [`mbtcp`]: our own Modbus TCP client framing (small, no per-connection
+//!   buffers), used by [`transport`] for `kind = "tcp"` buses.
 //! - [`link`]: the contract between the scheduler and a transport.
 //! - [`bus`]: one task per bus; schedules, degrades failing devices, sends
 //!   [`PollOutcome`](gateway_core::model::PollOutcome)s on a bounded channel.
@@ -13,6 +15,7 @@ pub mod adhoc;
 pub mod backoff;
 pub mod bus;
 pub mod link;
+pub mod mbtcp;
 pub mod transport;
 pub mod url;
 

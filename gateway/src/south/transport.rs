@@ -1,7 +1,10 @@
 //! Modbus transports: TCP, RTU on a serial port, RTU over TCP.
 //!
 //! This is the only module that imports `tokio-modbus` and `tokio-serial`;
-//! everything else speaks [`Area`], [`Data`] and [`FailureKind`].
+//! everything else speaks [`Area`], [`Data`] and [`FailureKind`]. Modbus TCP
+//! uses our own framing (`mbtcp.rs`: no 8 KiB buffers per connection); the
+//! table below holds for both, with "header mismatch" meaning another
+//! transaction id, protocol id, unit or function in the answer.
 //!
 //! # Every call has a timeout
 //!
@@ -80,6 +83,7 @@ use tracing::{debug, info, warn};
 
 use super::backoff::Backoff;
 use super::link::{Data, Link, ReadError};
+use super::mbtcp::{self, TcpConn};
 
 /// A connection could not be made.
 #[derive(Debug, thiserror::Error)]
@@ -123,10 +127,17 @@ pub async fn connect(bus: &ResolvedBus) -> Result<Transport, TransportError> {
     Ok(transport)
 }
 
+/// An open connection: our own Modbus TCP framing, or a tokio-modbus RTU
+/// client (serial port, or RTU over TCP).
+enum Conn {
+    Tcp(TcpConn),
+    Rtu(Context),
+}
+
 /// One Modbus connection (or serial line) that re-makes itself.
 pub struct Transport {
     bus: ResolvedBus,
-    ctx: Option<Context>,
+    ctx: Option<Conn>,
     /// Bytes received since the current request was sent.
     rx_bytes: Arc<AtomicU64>,
     /// Consecutive transport-level failures (connect errors, broken links).
@@ -198,31 +209,54 @@ impl Transport {
         let Some(ctx) = self.ctx.as_mut() else {
             return Err(ReadError::LinkDown);
         };
-        ctx.set_slave(Slave(unit));
-        let request = match area {
-            Area::Coil => Request::ReadCoils(start, count),
-            Area::Discrete => Request::ReadDiscreteInputs(start, count),
-            Area::Holding => Request::ReadHoldingRegisters(start, count),
-            Area::Input => Request::ReadInputRegisters(start, count),
-        };
         self.rx_bytes.store(0, Ordering::Relaxed);
-        let answer = tokio::time::timeout(self.bus.timeout, ctx.call(request)).await;
-        let received = self.rx_bytes.load(Ordering::Relaxed);
-        let outcome = match answer {
-            Ok(Ok(Ok(response))) => data_of(response, count).ok_or(FailureKind::Framing),
-            Ok(Ok(Err(code))) => Err(FailureKind::Exception {
-                code: u8::from(code),
-            }),
-            Ok(Err(error)) => {
-                if is_stale_answer(&error) && self.bus.kind != BusKind::Tcp && !self.late_answers {
-                    warn!(bus = %self.bus.id, unit, "a late answer from another unit arrived; timeouts on this line now settle before the next request");
-                    self.late_answers = true;
+        let timeout = self.bus.timeout;
+        let outcome = match ctx {
+            Conn::Tcp(c) => {
+                let answer = tokio::time::timeout(timeout, c.read(unit, area, start, count)).await;
+                let received = self.rx_bytes.load(Ordering::Relaxed);
+                match answer {
+                    Ok(Ok(data)) => Ok(data),
+                    Ok(Err(mbtcp::Failure::Exception(code))) => {
+                        Err(FailureKind::Exception { code })
+                    }
+                    Ok(Err(mbtcp::Failure::Framing)) => Err(FailureKind::Framing),
+                    Ok(Err(mbtcp::Failure::Io(e))) if e.kind() == io::ErrorKind::InvalidData => {
+                        Err(FailureKind::Framing)
+                    }
+                    Ok(Err(mbtcp::Failure::Io(_))) => Err(FailureKind::Transport),
+                    Err(_elapsed) if received > 0 => Err(FailureKind::Framing),
+                    Err(_elapsed) => Err(FailureKind::Timeout),
                 }
-                Err(classify(&error))
             }
-            Err(_elapsed) if received > 0 => Err(FailureKind::Framing),
-            Err(_elapsed) => Err(FailureKind::Timeout),
+            Conn::Rtu(ctx) => {
+                ctx.set_slave(Slave(unit));
+                let request = match area {
+                    Area::Coil => Request::ReadCoils(start, count),
+                    Area::Discrete => Request::ReadDiscreteInputs(start, count),
+                    Area::Holding => Request::ReadHoldingRegisters(start, count),
+                    Area::Input => Request::ReadInputRegisters(start, count),
+                };
+                let answer = tokio::time::timeout(timeout, ctx.call(request)).await;
+                let received = self.rx_bytes.load(Ordering::Relaxed);
+                match answer {
+                    Ok(Ok(Ok(response))) => data_of(response, count).ok_or(FailureKind::Framing),
+                    Ok(Ok(Err(code))) => Err(FailureKind::Exception {
+                        code: u8::from(code),
+                    }),
+                    Ok(Err(error)) => {
+                        if is_stale_answer(&error) && !self.late_answers {
+                            warn!(bus = %self.bus.id, unit, "a late answer from another unit arrived; timeouts on this line now settle before the next request");
+                            self.late_answers = true;
+                        }
+                        Err(classify(&error))
+                    }
+                    Err(_elapsed) if received > 0 => Err(FailureKind::Framing),
+                    Err(_elapsed) => Err(FailureKind::Timeout),
+                }
+            }
         };
+        let received = self.rx_bytes.load(Ordering::Relaxed);
         match outcome {
             Ok(data) => {
                 self.on_answer();
@@ -357,29 +391,27 @@ fn data_of(response: Response, count: u16) -> Option<Data> {
     }
 }
 
-/// Opens the underlying stream and attaches a tokio-modbus client to it.
-async fn open(bus: &ResolvedBus, rx_bytes: Arc<AtomicU64>) -> Result<Context, TransportError> {
+/// Opens the underlying stream: Modbus TCP with our own framing
+/// (`mbtcp.rs`), RTU with a tokio-modbus client attached.
+async fn open(bus: &ResolvedBus, rx_bytes: Arc<AtomicU64>) -> Result<Conn, TransportError> {
     match bus.kind {
         BusKind::Tcp => {
             let stream = tcp_connect(bus).await?;
-            Ok(tokio_modbus::client::tcp::attach_slave(
-                Counted::new(stream, rx_bytes),
-                Slave(1),
-            ))
+            Ok(Conn::Tcp(TcpConn::new(stream, rx_bytes)))
         }
         BusKind::RtuOverTcp => {
             let stream = tcp_connect(bus).await?;
-            Ok(tokio_modbus::client::rtu::attach_slave(
+            Ok(Conn::Rtu(tokio_modbus::client::rtu::attach_slave(
                 Counted::new(stream, rx_bytes),
                 Slave(1),
-            ))
+            )))
         }
         BusKind::Rtu => {
             let port = serial_open(bus)?;
-            Ok(tokio_modbus::client::rtu::attach_slave(
+            Ok(Conn::Rtu(tokio_modbus::client::rtu::attach_slave(
                 Counted::new(port, rx_bytes),
                 Slave(1),
-            ))
+            )))
         }
     }
 }

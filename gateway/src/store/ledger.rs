@@ -271,3 +271,66 @@ impl Store {
         Ok(out)
     }
 }
+
+impl Store {
+    /// Per device: the first instant recorded, and the end of its last `Up`,
+    /// `Down` or `Maintenance` interval (open ones end at `now_ms`) — when
+    /// it was added, and the last moment it was watched. By device. For the
+    /// monthly report's device catalogue (a device no longer configured
+    /// counts until its last watched moment).
+    pub fn device_spans(
+        &self,
+        now_ms: UnixMs,
+    ) -> Result<Vec<(String, UnixMs, Option<UnixMs>)>, StoreError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT device, MIN(from_ms),
+                    MAX(CASE WHEN state <> 'unknown' THEN COALESCE(to_ms, ?1) END)
+             FROM intervals GROUP BY device ORDER BY device",
+        )?;
+        let rows = stmt.query_map([now_ms], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, Option<i64>>(2)?,
+            ))
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Per device, its last `Up` or `Down` interval ending at or before
+    /// `at_ms`, whole: what tells the ledger whether a `Down` interval at
+    /// the start of a window continues an older fault (see
+    /// `gateway_core::ledger`, "Incidents"). By device.
+    pub fn last_up_or_down_before(&self, at_ms: UnixMs) -> Result<Vec<Interval>, StoreError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT i.device, i.state, i.reason, i.from_ms, i.to_ms FROM intervals i
+             JOIN (SELECT device, MAX(to_ms) AS end_ms FROM intervals
+                   WHERE to_ms IS NOT NULL AND to_ms <= ?1 AND state IN ('up', 'down')
+                   GROUP BY device) last
+               ON i.device = last.device AND i.to_ms = last.end_ms AND i.state IN ('up', 'down')
+             ORDER BY i.device",
+        )?;
+        let rows = stmt.query_map([at_ms], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, Option<String>>(2)?,
+                r.get::<_, i64>(3)?,
+                r.get::<_, i64>(4)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (device, state, reason, from_ms, to_ms) = row?;
+            let state = parse_state(&device, &state)?;
+            out.push(Interval {
+                device,
+                state,
+                reason,
+                from_ms,
+                to_ms,
+            });
+        }
+        Ok(out)
+    }
+}

@@ -8,11 +8,6 @@ use crate::tickets::{DeviceRef, TicketBook};
 
 const MIN: i64 = 60_000;
 
-const FIRE: DeviceRef<'static> = DeviceRef {
-    id: "fire-1",
-    class: DeviceClass::FireAlarm,
-};
-
 fn policy(extra: &str) -> Policy {
     policy_of(alerts(extra))
 }
@@ -325,7 +320,6 @@ fn working_hours_parse_and_reject_an_inverted_span() {
         h.check(Shanghai, sh("2026-11-07 12:00")),
         Err(sh("2026-11-14 09:00"))
     );
-    let _ = FIRE;
 }
 
 #[test]

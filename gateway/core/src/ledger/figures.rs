@@ -156,6 +156,50 @@ pub fn totals(intervals: &[Interval], from_ms: UnixMs, to_ms: UnixMs) -> Totals 
     sum_spans(&spans, from_ms, to_ms)
 }
 
+/// The stretches of `[from, to)` with no data for ONE device, by start:
+/// `Unknown` intervals with their reason, and time covered by no interval
+/// with reason `None`. Clipped as [`totals`] clips (the interval that starts
+/// first keeps shared time), so the lengths add up to `totals(..).unknown_ms`.
+/// Adjacent stretches with the same reason are merged.
+pub fn unknown_stretches(
+    intervals: &[Interval],
+    from_ms: UnixMs,
+    to_ms: UnixMs,
+) -> Vec<(UnixMs, UnixMs, Option<String>)> {
+    let mut out: Vec<(UnixMs, UnixMs, Option<String>)> = Vec::new();
+    let mut push = |from: UnixMs, to: UnixMs, reason: Option<String>| {
+        if let Some(last) = out.last_mut()
+            && last.1 == from
+            && last.2 == reason
+        {
+            last.1 = to;
+        } else {
+            out.push((from, to, reason));
+        }
+    };
+    let mut sorted: Vec<&Interval> = intervals.iter().collect();
+    sorted.sort_by_key(|i| i.from_ms);
+    let mut cursor = from_ms;
+    for i in sorted {
+        let start = i.from_ms.max(cursor);
+        let end = i.to_ms.min(to_ms);
+        if end <= start {
+            continue;
+        }
+        if start > cursor {
+            push(cursor, start, None);
+        }
+        if i.state == DeviceState::Unknown {
+            push(start, end, i.reason.clone());
+        }
+        cursor = end;
+    }
+    if cursor < to_ms {
+        push(cursor, to_ms, None);
+    }
+    out
+}
+
 /// The figures of one device (or, from [`class_figures`], a class) over a
 /// window, as the monthly report shows them.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize)]

@@ -68,6 +68,28 @@ pub fn month_to_date(tz: Tz, now_ms: UnixMs) -> (UnixMs, UnixMs) {
     (start.min(now_ms), now_ms)
 }
 
+/// The local days of a month in `tz`: each day's date and `[start, end)`
+/// from its local midnight to the next (23 or 25 h on a DST change day).
+/// The first start and the last end are those of [`month_window`].
+pub fn month_days(
+    tz: Tz,
+    year: i32,
+    month: u32,
+) -> Result<Vec<(NaiveDate, UnixMs, UnixMs)>, LedgerError> {
+    let no_such = || LedgerError::NoSuchMonth { year, month };
+    let first = NaiveDate::from_ymd_opt(year, month, 1).ok_or_else(no_such)?;
+    let mut out = Vec::with_capacity(31);
+    let mut day = first;
+    while day.month() == month {
+        let next = day.succ_opt().ok_or_else(no_such)?;
+        let start = local_midnight(tz, day).ok_or_else(no_such)?;
+        let end = local_midnight(tz, next).ok_or_else(no_such)?;
+        out.push((day, start, end));
+        day = next;
+    }
+    Ok(out)
+}
+
 /// The instant as a UTC date-time, clamped to the calendar's range.
 fn utc(at_ms: UnixMs) -> DateTime<Utc> {
     DateTime::from_timestamp_millis(at_ms).unwrap_or(if at_ms < 0 {

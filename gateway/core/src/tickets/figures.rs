@@ -62,16 +62,21 @@ pub struct TicketFigures {
 
 /// One open-to-resolution stretch of a ticket.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Cycle {
-    start_ms: UnixMs,
-    reopened: bool,
-    deadline_ms: UnixMs,
-    ack_ms: Option<UnixMs>,
-    resolved_ms: Option<UnixMs>,
+pub struct Cycle {
+    /// When the cycle began (the opening or a reopening).
+    pub start_ms: UnixMs,
+    /// Whether it began with a reopening (rework).
+    pub reopened: bool,
+    /// Its deadline, set when it began.
+    pub deadline_ms: UnixMs,
+    /// Its first acknowledgement.
+    pub ack_ms: Option<UnixMs>,
+    /// Its resolution.
+    pub resolved_ms: Option<UnixMs>,
 }
 
-/// The cycles of a ticket, from its history.
-fn cycles(t: &Ticket) -> Vec<Cycle> {
+/// The cycles of a ticket, from its history, oldest first.
+pub fn cycles(t: &Ticket) -> Vec<Cycle> {
     let mut out: Vec<Cycle> = Vec::new();
     for h in &t.history {
         match h.kind {

@@ -1,0 +1,335 @@
+//! `gateway report --month YYYY-MM`: the monthly availability report of
+//! this gateway's site, from its SQLite store, as printable HTML (default),
+//! CSV or JSON (`gateway_core::report`).
+//!
+//! The store is only read (SQLite in WAL mode lets a reader see every
+//! committed write while the gateway runs), so the report works whether the
+//! gateway is running or stopped. A month still in progress is reported up
+//! to now and marked as such.
+//!
+//! A stopped gateway's open intervals are taken to end at its last
+//! heartbeat, the rest of the time up to now being `gateway_down` (what the
+//! recovery at its next start records); a running gateway's end at now.
+//!
+//! The device catalogue is the configuration's devices plus those the store
+//! remembers from an earlier configuration (table `devices`); a device's
+//! time in service starts at its first recorded interval and, for a device
+//! no longer configured, ends at the last moment it was watched.
+
+use std::collections::BTreeMap;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use gateway_core::model::DeviceClass;
+use gateway_core::report::{
+    CatalogueDevice, Lang, MonthReport, ReportError, ReportInput, SiteInfo, build, parse_month,
+    to_csv, to_html, to_json,
+};
+use gateway_core::state::{DeviceState, Interval, UnixMs};
+
+use super::EXIT_CONFIG;
+use super::tickets::{EXIT_REFUSED, Site, gateway_running, load_site, now_ms, open_store};
+use crate::store::{REASON_GATEWAY_DOWN, Store, StoreError, TicketFilter};
+
+/// What the report is written as.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// One printable HTML page (A4, charts as inline SVG).
+    Html,
+    /// The same figures for spreadsheets.
+    Csv,
+    /// Every figure, as the report's data.
+    Json,
+}
+
+/// Arguments of `gateway report`.
+#[derive(Debug, clap::Args)]
+pub struct ReportArgs {
+    /// The gateway configuration file.
+    #[arg(long, short)]
+    pub config: PathBuf,
+    /// The calendar month, local to the site: YYYY-MM (e.g. 2026-11).
+    #[arg(long, short)]
+    pub month: String,
+    /// html, csv or json; default: from the --out file's extension, else html.
+    #[arg(long, short, value_enum)]
+    pub format: Option<Format>,
+    /// Write to this file instead of standard output.
+    #[arg(long, short)]
+    pub out: Option<PathBuf>,
+    /// Language of the HTML: zh (default) or en.
+    #[arg(long, default_value = "zh")]
+    pub lang: String,
+    /// The data directory, instead of the configuration's data_dir.
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Refuse unless the configuration is this site's (a check for scripts
+    /// that loop over sites).
+    #[arg(long)]
+    pub site: Option<String>,
+    /// The site's name printed in the header (default: the site id).
+    #[arg(long)]
+    pub site_name: Option<String>,
+}
+
+/// The report input for `year`-`month` from a gateway's store, as the
+/// gateway itself sees its site at `now_ms` (see the module doc).
+pub fn input_from_store(
+    site: &Site,
+    store: &Store,
+    site_name: Option<&str>,
+    (year, month): (i32, u32),
+    now_ms: UnixMs,
+) -> Result<ReportInput, ReportFailure> {
+    let (from, to) = gateway_core::ledger::month_window(site.tz, year, month)
+        .map_err(|e| ReportFailure::Report(e.into()))?;
+    let until = to.min(now_ms).max(from);
+    let cfg = &site.config;
+    let spans: BTreeMap<String, (UnixMs, Option<UnixMs>)> = store
+        .device_spans(now_ms)?
+        .into_iter()
+        .map(|(d, first, last)| (d, (first, last)))
+        .collect();
+    let mut devices: Vec<CatalogueDevice> = cfg
+        .devices
+        .iter()
+        .map(|d| CatalogueDevice {
+            id: d.id.clone(),
+            name_zh: d.name_zh.clone(),
+            name_en: d.name_en.clone(),
+            class: d.class,
+            location: d.location.clone(),
+            target_percent: d.threshold_percent,
+            known_from_ms: spans.get(&d.id).map(|s| s.0),
+            known_until_ms: None,
+        })
+        .collect();
+    for row in store.devices()? {
+        if devices.iter().any(|d| d.id == row.id) {
+            continue;
+        }
+        // No longer configured: in service from its first interval to the
+        // last moment it was watched (never watched: not in service).
+        let (first, last) = spans.get(&row.id).copied().unwrap_or((from, None));
+        devices.push(CatalogueDevice {
+            id: row.id,
+            name_zh: row.name_zh,
+            name_en: row.name_en,
+            class: row.class,
+            location: String::new(),
+            target_percent: row.threshold_percent,
+            known_from_ms: Some(first),
+            known_until_ms: Some(last.unwrap_or(first)),
+        });
+    }
+    // The ledger needs to see what came before the month to tell a fault
+    // running in (downtime, no incident) from one starting at midnight: the
+    // store clips what it returns, so ask from 1 ms earlier (a piece of the
+    // state at the month's start, starting before it) and add each device's
+    // last Up or Down interval before that (a fault across a gateway outage
+    // at midnight continues).
+    let before = from.saturating_sub(1);
+    let mut intervals = store.last_up_or_down_before(before)?;
+    // A stopped gateway's open intervals end at its last heartbeat: what
+    // came after is unknown (`gateway_down`), exactly as the recovery at its
+    // next start will record it.
+    let open_end = match (gateway_running(site), store.last_heartbeat()?) {
+        (false, Some(hb)) => hb.min(now_ms),
+        _ => now_ms,
+    };
+    intervals.extend(store.intervals(None, before, until, open_end)?);
+    if open_end < now_ms {
+        for (device, _, _, since) in store.open_intervals()? {
+            let start = since.max(open_end).max(before);
+            if start < until {
+                intervals.push(Interval {
+                    device,
+                    state: DeviceState::Unknown,
+                    reason: Some(REASON_GATEWAY_DOWN.to_owned()),
+                    from_ms: start,
+                    to_ms: until,
+                });
+            }
+        }
+    }
+    let tickets = store.tickets(&TicketFilter {
+        since_ms: Some(from),
+        ..TicketFilter::default()
+    })?;
+    let mut windows = site.configured_windows();
+    windows.extend(store.windows()?);
+    let class_targets = DeviceClass::ALL
+        .iter()
+        .map(|&c| (c, cfg.raw.availability.threshold_percent(c, None)))
+        .collect();
+    Ok(ReportInput {
+        site: SiteInfo {
+            id: cfg.site.clone(),
+            name: site_name.unwrap_or(&cfg.site).to_owned(),
+            timezone: cfg.timezone.clone(),
+        },
+        year,
+        month,
+        now_ms,
+        devices,
+        intervals,
+        tickets,
+        windows,
+        class_targets,
+    })
+}
+
+/// What can stop `gateway report` after the arguments were read.
+#[derive(Debug, thiserror::Error)]
+pub enum ReportFailure {
+    /// The month or the zone (a usage error).
+    #[error(transparent)]
+    Report(#[from] ReportError),
+    /// The store could not be read.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The report rendered in `format`.
+pub fn render(report: &MonthReport, format: Format, lang: Lang) -> String {
+    match format {
+        Format::Html => to_html(report, lang),
+        Format::Csv => to_csv(report),
+        // A report holds no map with non-string keys: serialising cannot fail.
+        Format::Json => {
+            to_json(report).map_or_else(|e| format!("{{\"error\":\"{e}\"}}"), |j| j + "\n")
+        }
+    }
+}
+
+fn format_of(args: &ReportArgs) -> Format {
+    args.format.unwrap_or_else(|| {
+        match args
+            .out
+            .as_deref()
+            .and_then(Path::extension)
+            .and_then(|e| e.to_str())
+            .map(str::to_ascii_lowercase)
+            .as_deref()
+        {
+            Some("csv") => Format::Csv,
+            Some("json") => Format::Json,
+            _ => Format::Html,
+        }
+    })
+}
+
+/// Writes `text` to `path` through a temporary file in the same folder, so
+/// that a reader never sees half a report.
+fn write_file(path: &Path, text: &str) -> std::io::Result<()> {
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+    tmp.write_all(text.as_bytes())?;
+    // A report is for sharing: readable by others, like a file made by `>`.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        tmp.as_file()
+            .set_permissions(std::fs::Permissions::from_mode(0o644))?;
+    }
+    tmp.as_file().sync_all()?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    Ok(())
+}
+
+/// Runs `gateway report`; returns the exit code.
+pub fn report(args: ReportArgs) -> u8 {
+    let Some(lang) = Lang::parse(&args.lang) else {
+        eprintln!(
+            "gateway report: --lang {:?} is not a language of the report; use zh or en",
+            args.lang
+        );
+        return EXIT_CONFIG;
+    };
+    let month = match parse_month(&args.month) {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!("gateway report: --month: {e}");
+            return EXIT_CONFIG;
+        }
+    };
+    let mut site = match load_site(&args.config) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    if let Some(wanted) = &args.site
+        && *wanted != site.config.site
+    {
+        eprintln!(
+            "gateway report: unknown site {wanted:?}: {} is the configuration of site {:?}; give that site or the configuration of {wanted:?}",
+            args.config.display(),
+            site.config.site
+        );
+        return EXIT_CONFIG;
+    }
+    if let Some(dir) = &args.data_dir {
+        site.data_dir = dir.clone();
+    }
+    let store = match open_store(&site) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    let now = now_ms();
+    let built = input_from_store(&site, &store, args.site_name.as_deref(), month, now)
+        .and_then(|input| build(&input).map_err(ReportFailure::from));
+    let report = match built {
+        Ok(r) => r,
+        Err(ReportFailure::Report(e)) => {
+            eprintln!("gateway report: --month {}: {e}", args.month);
+            return EXIT_CONFIG;
+        }
+        Err(ReportFailure::Store(e)) => {
+            eprintln!("gateway report: {e}");
+            return EXIT_REFUSED;
+        }
+    };
+    if report.devices.is_empty() {
+        eprintln!(
+            "gateway report: no device of site {} was in service in {} (nothing was recorded then); the report says so",
+            report.site.id, report.period.month
+        );
+    }
+    let text = render(&report, format_of(&args), lang);
+    match &args.out {
+        Some(path) => {
+            if let Err(e) = write_file(path, &text) {
+                eprintln!("gateway report: cannot write {}: {e}", path.display());
+                return EXIT_REFUSED;
+            }
+            eprintln!(
+                "gateway report: {} {} written to {}{}",
+                report.site.id,
+                report.period.month,
+                path.display(),
+                if report.period.in_progress {
+                    " (month in progress)"
+                } else {
+                    ""
+                }
+            );
+            0
+        }
+        None => {
+            let mut out = std::io::stdout().lock();
+            match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+                Ok(()) => 0,
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => 0,
+                Err(e) => {
+                    eprintln!("gateway report: cannot write the report: {e}");
+                    EXIT_REFUSED
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

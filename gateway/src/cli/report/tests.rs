@@ -1,0 +1,293 @@
+//! `gateway report` against a real store in a temporary data dir: the
+//! gateway-local report equals the report a dashboard builds from the same
+//! transitions and tickets as published (the `event` and `tickets/{id}`
+//! payloads of `crate::wire`, parsed back) with the core ledger; a device removed
+//! from the configuration counts until it was last watched; a stopped
+//! gateway's silence after its last heartbeat is `gateway_down`; bad input.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use chrono::TimeZone;
+use gateway_core::ledger::Ledger;
+use gateway_core::model::DeviceClass;
+use gateway_core::report::{Lang, build, to_json};
+use gateway_core::state::{DeviceState, Interval, Transition, UnixMs};
+use gateway_core::tickets::{DeviceRef, TicketBook};
+
+use super::*;
+use crate::store::DeviceRow;
+
+use DeviceState::{Down, Unknown, Up};
+
+const HOUR: i64 = 3_600_000;
+
+fn at(y: i32, mo: u32, d: u32, h: u32, mi: u32) -> UnixMs {
+    chrono_tz::Asia::Shanghai
+        .with_ymd_and_hms(y, mo, d, h, mi, 0)
+        .unwrap()
+        .timestamp_millis()
+}
+
+fn profiles() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/profiles")
+}
+
+fn site(dir: &Path) -> Site {
+    let text = format!(
+        r#"
+site = "t"
+gateway = "g"
+timezone = "Asia/Shanghai"
+data_dir = "data"
+profiles_dir = "{}"
+
+[[bus]]
+id = "tcp-1"
+kind = "tcp"
+address = "127.0.0.1:1502"
+
+[[device]]
+id = "pump-1"
+name_zh = "一号泵"
+class = "pump"
+bus = "tcp-1"
+unit = 1
+profile = "pump-vfd"
+
+[[device]]
+id = "fp-1"
+name_zh = "消防主机"
+class = "fire_alarm"
+bus = "tcp-1"
+unit = 2
+profile = "fire-panel"
+"#,
+        profiles().display()
+    );
+    let path = dir.join("gateway.toml");
+    std::fs::write(&path, text).unwrap();
+    let cfg = crate::files::load_config(&path).unwrap();
+    Site::new(cfg, &path).unwrap()
+}
+
+/// Both sides of the comparison: the gateway's store, and the ledger a
+/// dashboard rebuilds from the same transitions.
+struct Both {
+    store: Store,
+    central: Ledger,
+    closed: Vec<Interval>,
+}
+
+impl Both {
+    fn apply(
+        &mut self,
+        device: &str,
+        from: DeviceState,
+        to: DeviceState,
+        reason: &str,
+        at_ms: UnixMs,
+    ) {
+        let t = Transition {
+            device: device.to_owned(),
+            from,
+            to,
+            reason: Some(reason.to_owned()),
+            at_ms,
+        };
+        self.store.record_transition(&t).unwrap();
+        self.central_only(&t);
+    }
+
+    /// What the dashboard does with an `event` message: the payload the
+    /// gateway publishes, parsed back, applied to its ledger.
+    fn central_only(&mut self, t: &Transition) {
+        let bytes = crate::wire::with_seq(crate::wire::transition(t, t.at_ms), 1);
+        let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(v["type"], "transition");
+        let parsed = Transition {
+            device: v["device"].as_str().unwrap().to_owned(),
+            from: DeviceState::parse(v["from"].as_str().unwrap()).unwrap(),
+            to: DeviceState::parse(v["to"].as_str().unwrap()).unwrap(),
+            reason: v["reason"].as_str().map(str::to_owned),
+            at_ms: v["at"].as_i64().unwrap(),
+        };
+        self.closed.extend(self.central.apply(&parsed));
+    }
+}
+
+/// What the dashboard keeps of the `tickets/{id}` messages: each ticket as
+/// it last stood.
+fn central_tickets(
+    events: &[gateway_core::tickets::TicketEvent],
+) -> Vec<gateway_core::tickets::Ticket> {
+    let mut by_id = std::collections::BTreeMap::new();
+    for ev in events {
+        let bytes = crate::wire::with_seq(crate::wire::ticket(ev, ev.at_ms), 1);
+        let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        let t: gateway_core::tickets::Ticket = serde_json::from_value(v["ticket"].clone()).unwrap();
+        by_id.insert(t.id, t);
+    }
+    by_id.into_values().collect()
+}
+
+#[test]
+fn the_gateway_report_equals_the_one_rebuilt_from_events_and_counts_removed_devices_until_removed()
+{
+    let dir = tempfile::tempdir().unwrap();
+    let site = site(dir.path());
+    let mut b = Both {
+        store: Store::open(&site.data_dir).unwrap(),
+        central: Ledger::new(Duration::from_secs(400 * 86_400)),
+        closed: Vec::new(),
+    };
+    let mut rows: Vec<DeviceRow> = site.config.devices.iter().map(DeviceRow::of).collect();
+    rows.push(DeviceRow {
+        id: "pump-old".to_owned(),
+        name_zh: "旧泵".to_owned(),
+        name_en: "Old pump".to_owned(),
+        class: DeviceClass::Pump,
+        threshold_percent: 98.0,
+    });
+    b.store.upsert_devices(&rows).unwrap();
+
+    for d in ["pump-1", "fp-1", "pump-old"] {
+        b.apply(d, Unknown, Up, "startup", at(2026, 10, 31, 20, 0));
+    }
+    // A fault running across midnight: downtime in November, October's incident.
+    b.apply("pump-1", Up, Down, "rule:fault", at(2026, 10, 31, 23, 0));
+    b.apply("pump-1", Down, Up, "", at(2026, 11, 1, 2, 0));
+    // The gateway stops on 8 Nov 10:00 and comes back at 12:00 without pump-old.
+    let stop = at(2026, 11, 8, 10, 0);
+    for (d, s) in [("pump-1", Up), ("fp-1", Up), ("pump-old", Up)] {
+        b.apply(d, s, Unknown, "gateway_down", stop);
+    }
+    for d in ["pump-1", "fp-1"] {
+        b.apply(d, Unknown, Up, "", at(2026, 11, 8, 12, 0));
+    }
+    b.apply("fp-1", Up, Down, "comms", at(2026, 11, 20, 9, 0));
+    b.apply("fp-1", Down, Up, "", at(2026, 11, 20, 9, 30));
+    // Stopped for good on 30 Nov 00:00 (its last heartbeat).
+    let last_heartbeat = at(2026, 11, 30, 0, 0);
+    b.store.heartbeat(last_heartbeat).unwrap();
+    // The dashboard sees the gateway go offline (its last will); the store
+    // learns it only at the next start (recovery), so only the central side.
+    for d in ["pump-1", "fp-1"] {
+        let t = Transition {
+            device: d.to_owned(),
+            from: Up,
+            to: Unknown,
+            reason: Some("gateway_down".to_owned()),
+            at_ms: last_heartbeat,
+        };
+        b.central_only(&t);
+    }
+    let mut store = b.store;
+
+    let tickets_cfg = gateway_core::config::TicketsConfig::default();
+    let mut book = TicketBook::new(&tickets_cfg, site.tz, Vec::new(), 1);
+    let fp = DeviceRef {
+        id: "fp-1",
+        class: DeviceClass::FireAlarm,
+    };
+    let mut events =
+        book.on_availability_below(fp, 0.9, 99.0, Some("comms"), at(2026, 11, 20, 9, 10));
+    events.extend(book.ack(1, "li", "", at(2026, 11, 20, 9, 20)).unwrap());
+    events.extend(book.resolve(1, "li", "", at(2026, 11, 20, 9, 40)).unwrap());
+    store.save_ticket_events(&events).unwrap();
+
+    let now = at(2026, 12, 2, 9, 0);
+    let local = input_from_store(&site, &store, Some("测试项目"), (2026, 11), now).unwrap();
+    let report = build(&local).unwrap();
+
+    // The dashboard's side: every closed interval, the open ones up to now.
+    let mut central_input = local.clone();
+    central_input.intervals = b.closed.clone();
+    central_input.tickets = central_tickets(&events);
+    for d in ["pump-1", "fp-1", "pump-old"] {
+        let (state, reason, since) = b.central.current(d).unwrap();
+        central_input.intervals.push(Interval {
+            device: d.to_owned(),
+            state,
+            reason,
+            from_ms: since,
+            to_ms: now,
+        });
+    }
+    let central = build(&central_input).unwrap();
+    assert_eq!(to_json(&report).unwrap(), to_json(&central).unwrap());
+
+    let pump = report.devices.iter().find(|d| d.id == "pump-1").unwrap();
+    assert_eq!(pump.figures.downtime_ms, 2 * HOUR);
+    assert_eq!(pump.figures.incidents, 0, "the fault began in October");
+    assert_eq!(pump.figures.totals.unknown_ms, 2 * HOUR + 24 * HOUR);
+    let old = report.devices.iter().find(|d| d.id == "pump-old").unwrap();
+    assert_eq!(old.in_service_to_ms, stop);
+    assert_eq!(old.service_coverage, Some(1.0));
+    assert_eq!(old.name_zh, "旧泵");
+    let gaps: Vec<(UnixMs, UnixMs, &str, usize)> = report
+        .coverage
+        .gaps
+        .iter()
+        .map(|g| (g.from_ms, g.to_ms, g.reason.as_str(), g.devices.len()))
+        .collect();
+    assert_eq!(
+        gaps,
+        [
+            (stop, at(2026, 11, 8, 12, 0), "gateway_down", 2),
+            (last_heartbeat, at(2026, 12, 1, 0, 0), "gateway_down", 2),
+        ]
+    );
+    assert_eq!(report.tickets.figures.opened, 1);
+    assert_eq!(report.tickets.figures.repair_median_ms, Some(30 * 60_000));
+    assert_eq!(report.site.name, "测试项目");
+    assert!(render(&report, Format::Html, Lang::Zh).contains("测试项目"));
+    assert!(render(&report, Format::Csv, Lang::Zh).starts_with("section,site,"));
+}
+
+#[test]
+fn the_format_follows_the_out_file_unless_given() {
+    let args = |format: Option<Format>, out: Option<&str>| ReportArgs {
+        config: PathBuf::from("x.toml"),
+        month: "2026-11".to_owned(),
+        format,
+        out: out.map(PathBuf::from),
+        lang: "zh".to_owned(),
+        data_dir: None,
+        site: None,
+        site_name: None,
+    };
+    assert_eq!(format_of(&args(None, None)), Format::Html);
+    assert_eq!(format_of(&args(None, Some("r.CSV"))), Format::Csv);
+    assert_eq!(format_of(&args(None, Some("r.json"))), Format::Json);
+    assert_eq!(format_of(&args(None, Some("r.pdf"))), Format::Html);
+    assert_eq!(
+        format_of(&args(Some(Format::Json), Some("r.csv"))),
+        Format::Json
+    );
+}
+
+#[test]
+fn bad_months_languages_and_sites_exit_64_before_touching_the_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let _ = site(dir.path());
+    let config = dir.path().join("gateway.toml");
+    let run = |month: &str, lang: &str, site: Option<&str>| {
+        report(ReportArgs {
+            config: config.clone(),
+            month: month.to_owned(),
+            format: None,
+            out: None,
+            lang: lang.to_owned(),
+            data_dir: None,
+            site: site.map(str::to_owned),
+            site_name: None,
+        })
+    };
+    assert_eq!(run("2026-13", "zh", None), EXIT_CONFIG);
+    assert_eq!(run("2026-11", "fr", None), EXIT_CONFIG);
+    assert_eq!(run("2026-11", "zh", Some("other-site")), EXIT_CONFIG);
+    // A good month on a gateway that never ran: the store is missing.
+    assert_eq!(run("2026-11", "zh", Some("t")), EXIT_REFUSED);
+    assert!(!dir.path().join("data").join(crate::store::DB_FILE).exists());
+}
