@@ -506,6 +506,46 @@ impl Policy {
                 }
                 _ => {}
             }
+            // Acknowledged while the follow-up was not yet recorded (a crash
+            // in between): send it now.
+            let acked_recorded = recorded.iter().any(|r| {
+                r.notice.ticket == Some(ticket.id)
+                    && r.notice.at_ms >= cycle
+                    && r.notice.kind == NoticeKind::Acknowledged
+            });
+            if ticket.state == TicketState::Acknowledged
+                && !acked_recorded
+                && self.s.follow_ups
+                && !track.paged.is_empty()
+            {
+                let ev = TicketEvent {
+                    kind: TicketEventKind::Acknowledged,
+                    at_ms: ticket.acknowledged.as_ref().map_or(now_ms, |s| s.at_ms),
+                    ticket: ticket.clone(),
+                };
+                let to: Vec<Recipient> = track.paged.iter().map(|p| self.s.recipient(p)).collect();
+                let msg = self.follow_up(NoticeKind::Acknowledged, &ticket, &track.info, to, &ev);
+                for ch in &rule.channels {
+                    let n = Notice {
+                        key: format!(
+                            "t{}/c{}/{}/{}",
+                            ticket.id,
+                            cycle,
+                            NoticeKind::Acknowledged.as_str(),
+                            ch
+                        ),
+                        ticket: Some(ticket.id),
+                        kind: NoticeKind::Acknowledged,
+                        tier: 0,
+                        channel: ch.clone(),
+                        message: msg.clone(),
+                        at_ms: now_ms,
+                        held: false,
+                        covers: Vec::new(),
+                    };
+                    out.extend(self.emit(n, now_ms));
+                }
+            }
             self.tracks.insert(ticket.id, track);
         }
         out.extend(self.tick(now_ms));

@@ -642,3 +642,58 @@ async fn a_connection_error_says_why_without_the_robot_token() {
     assert!(!m.contains("TOKEN123") && !m.contains("SECx"), "{m}");
     assert!(m.to_lowercase().contains("connect"), "{m}");
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_storm_of_forty_faults_sends_five_pages_and_one_digest_and_records_all() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(
+        dir.path(),
+        &channel_toml("rec", "webhook", "http://127.0.0.1:9/unused"),
+    );
+    let start = tokio::time::Instant::now();
+    let clock: Clock = Arc::new(move || T0 + i64::try_from(start.elapsed().as_millis()).unwrap());
+    let (mut d, _) = dispatcher(&cfg, &dir.path().join("gateway.toml"), dir.path(), clock)
+        .unwrap()
+        .unwrap();
+    let rec = Arc::new(Recorder::default());
+    d.channels
+        .insert("rec".into(), Arc::new(RecChannel(Arc::clone(&rec))));
+    let (tx, events) = mpsc::channel(64);
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(d.run(events, stop.clone()));
+    let mut b = book();
+    for i in 0..40 {
+        let dev: &'static str = Box::leak(format!("panel-{i}").into_boxed_str());
+        let ev = b
+            .on_alarm(
+                DeviceRef {
+                    id: dev,
+                    class: DeviceClass::FireAlarm,
+                },
+                &HardAlarm {
+                    device: dev.into(),
+                    point: "fire_alarm".into(),
+                    active: true,
+                    at_ms: T0,
+                },
+            )
+            .remove(0);
+        tx.send(CoreEvent::Ticket(Box::new(ev))).await.unwrap();
+    }
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    let got = rec.got.lock().unwrap().clone();
+    assert_eq!(got.len(), 6, "5 pages + 1 digest within the 20/min limit");
+    assert_eq!(got.iter().filter(|n| n.kind == NoticeKind::Page).count(), 5);
+    let digest = got.iter().find(|n| n.kind == NoticeKind::Digest).unwrap();
+    assert_eq!(digest.covers.len(), 35);
+    stop.cancel();
+    task.await.unwrap();
+    // Every page is in the log: 5 sent, 35 carried by the digest, the digest sent.
+    let store = Store::open(dir.path()).unwrap();
+    let log = store.alert_log(None, None, 100).unwrap();
+    let count = |s: AlertState| log.iter().filter(|r| r.state == s).count();
+    assert_eq!(
+        (count(AlertState::Sent), count(AlertState::Digested)),
+        (6, 35)
+    );
+}

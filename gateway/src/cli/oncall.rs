@@ -262,11 +262,7 @@ pub async fn alerts(args: AlertsArgs) -> u8 {
     if json {
         print!(
             "{}",
-            json_text(
-                &serde_json::json!({"alerts": rows, "channels": channels.iter().map(|c| serde_json::json!({
-                "channel": c.channel, "sent": c.sent, "pending": c.pending, "failing": c.failing,
-                "expired": c.expired, "last_error": c.last_error})).collect::<Vec<_>>()})
-            )
+            json_text(&serde_json::json!({"alerts": rows, "channels": channels}))
         );
         return 0;
     }

@@ -72,8 +72,9 @@ pub struct AlertRow {
     pub created_ms: UnixMs,
 }
 
-/// Counts of one channel's notices by outcome.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+/// Counts of one channel's notices by outcome (for the dashboard: a
+/// channel with `failing > 0` is not delivering now).
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct ChannelTally {
     /// Channel id.
     pub channel: String,

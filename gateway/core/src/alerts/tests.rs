@@ -8,11 +8,6 @@ use crate::tickets::{DeviceRef, TicketBook};
 
 const MIN: i64 = 60_000;
 
-const FIRE: DeviceRef<'static> = DeviceRef {
-    id: "fire-1",
-    class: DeviceClass::FireAlarm,
-};
-
 fn policy(extra: &str) -> Policy {
     policy_of(alerts(extra))
 }
@@ -325,7 +320,6 @@ fn working_hours_parse_and_reject_an_inverted_span() {
         h.check(Shanghai, sh("2026-11-07 12:00")),
         Err(sh("2026-11-14 09:00"))
     );
-    let _ = FIRE;
 }
 
 #[test]
@@ -381,4 +375,39 @@ fn held_notices_go_back_into_their_digest_after_a_restart() {
     let out = q.tick(t0 + 30_000);
     assert_eq!(out.len(), 1);
     assert_eq!(out[0].covers.len(), 3);
+}
+
+#[test]
+fn an_acknowledgement_whose_follow_up_was_not_recorded_is_followed_up_at_restart() {
+    let mut p = policy("");
+    let mut b = book();
+    let t0 = sh("2026-11-03 10:00");
+    let ev = fire(&mut b, "fire-1", t0);
+    let pages = p.on_ticket(&ev, info(), t0);
+    let ack = b.ack(1, "li", "", t0 + MIN).unwrap().remove(0);
+    let rec: Vec<Recorded> = pages
+        .iter()
+        .map(|n| Recorded {
+            notice: n.clone(),
+            held: false,
+        })
+        .collect();
+    let mut q = policy("");
+    let out = q.restore(vec![(ack.ticket.clone(), info())], &rec, t0 + 2 * MIN);
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].kind, NoticeKind::Acknowledged);
+    // The same key the live path uses: recording both is one notice.
+    let live = p.on_ticket(&ack, info(), t0 + MIN);
+    assert_eq!(live[0].key, out[0].key);
+    // Recorded already: nothing at the next restart.
+    let mut rec2 = rec.clone();
+    rec2.push(Recorded {
+        notice: live[0].clone(),
+        held: false,
+    });
+    let mut r = policy("");
+    assert!(
+        r.restore(vec![(ack.ticket.clone(), info())], &rec2, t0 + 3 * MIN)
+            .is_empty()
+    );
 }
