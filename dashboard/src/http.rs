@@ -203,6 +203,16 @@ fn snapshot_json(shared: &Shared) -> Json {
         Ok(m) => m.snapshot(now_ms(), shared.stale_ms()),
         Err(_) => json!({"sites": []}),
     };
+    if let (Ok(intact), Some(sites)) = (shared.intact.lock(), s["sites"].as_array_mut()) {
+        for site in sites {
+            let id = site["id"].as_str().unwrap_or("").to_owned();
+            if let Some(classes) = site["classes"].as_object_mut() {
+                for (class, f) in classes.iter_mut() {
+                    f["intact_month"] = json!(intact.get(&id).and_then(|m| m.get(class)));
+                }
+            }
+        }
+    }
     s["ui"] = json!({
         "language": shared.settings.file.language,
         "rotate_every_s": shared.settings.file.rotate_every.get().as_secs(),
