@@ -4,7 +4,7 @@
 const I18N = {
   "zh-CN": {
     title: "设备运行监控", lang: "English", updated: "最后更新", ago: "前", never: "无数据",
-    offline: "网关离线", disconnected: "与服务器的连接中断，正在重连…",
+    offline: "网关离线", disconnected: "与服务器的连接中断，正在重连…", broker_down: "服务器与 MQTT 代理的连接中断，数据可能过时",
     tickets: "未关闭工单", none: "暂无未关闭工单", more: "另有 {n} 张",
     age: "已开", due: "剩余", overdue: "超时", ackby: "已确认", notack: "未确认",
     month: "本月可用率", target: "目标", intact: "本月完好率", now: "现", legend_note: "",
@@ -22,7 +22,7 @@ const I18N = {
   },
   en: {
     title: "Equipment monitoring", lang: "中文", updated: "Last update", ago: "ago", never: "no data",
-    offline: "gateway offline", disconnected: "Connection to the server lost, reconnecting…",
+    offline: "gateway offline", disconnected: "Connection to the server lost, reconnecting…", broker_down: "The server lost the MQTT broker; values may be old",
     tickets: "Open tickets", none: "No open tickets", more: "{n} more",
     age: "open", due: "due in", overdue: "overdue", ackby: "ack", notack: "not acknowledged",
     month: "Avail.", target: "target", intact: "Intact", now: "now", legend_note: "Avail. (target), intact: month to date",

@@ -13,8 +13,9 @@ function render() {
   document.getElementById("tk-title").textContent = t("tickets");
   document.title = t("title") + " · BMS";
   const conn = document.getElementById("conn");
-  conn.textContent = t("disconnected");
-  conn.classList.toggle("on", !connected);
+  const brokerDown = connected && SNAP && SNAP.broker_connected === false;
+  conn.textContent = brokerDown ? t("broker_down") : t("disconnected");
+  conn.classList.toggle("on", !connected || brokerDown);
   renderLegend();
   if (!SNAP) return;
   const sites = SNAP.sites || [];

@@ -222,6 +222,24 @@ fn snapshot_json(shared: &Shared) -> Json {
     s
 }
 
+/// The snapshot as text, serialized once per model version and second for
+/// all event streams (many wall screens cost one serialization).
+fn cached_snapshot(shared: &Shared, version: u64) -> String {
+    let second = now_ms() / 1000;
+    if let Ok(c) = shared.snap_cache.lock()
+        && let Some((v, s, text)) = c.as_ref()
+        && *v == version
+        && *s == second
+    {
+        return text.as_ref().clone();
+    }
+    let text = snapshot_json(shared).to_string();
+    if let Ok(mut c) = shared.snap_cache.lock() {
+        *c = Some((version, second, std::sync::Arc::new(text.clone())));
+    }
+    text
+}
+
 async fn snapshot(State(shared): St) -> Response {
     axum::Json(snapshot_json(&shared)).into_response()
 }
@@ -373,8 +391,8 @@ async fn events(State(shared): St) -> Response {
                     tokio::time::sleep(SSE_MIN_INTERVAL - since).await;
                 }
             }
-            rx.borrow_and_update();
-            let data = snapshot_json(&shared).to_string();
+            let version = *rx.borrow_and_update();
+            let data = cached_snapshot(&shared, version);
             let ev = Event::default().event("snapshot").data(data);
             Some((Ok::<_, Infallible>(ev), (shared, rx, Some(Instant::now()))))
         },

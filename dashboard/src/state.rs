@@ -28,6 +28,9 @@ pub struct Shared {
     pub started_ms: i64,
     /// The history store (None when `[history] enabled = false`).
     pub history: Option<crate::history::History>,
+    /// The latest serialized snapshot: (model version, local second, JSON),
+    /// shared by every event stream.
+    pub snap_cache: Mutex<Option<(u64, i64, std::sync::Arc<String>)>>,
     /// Month-to-date intact rate per site and class, refreshed every minute.
     pub intact: Mutex<std::collections::BTreeMap<String, std::collections::BTreeMap<String, f64>>>,
 }
@@ -48,6 +51,7 @@ impl Shared {
             started_ms: now_ms(),
             history: None,
             intact: Mutex::new(Default::default()),
+            snap_cache: Mutex::new(None),
         }
     }
 
