@@ -4,10 +4,10 @@
 const I18N = {
   "zh-CN": {
     title: "设备运行监控", lang: "English", updated: "最后更新", ago: "前", never: "无数据",
-    offline: "网关离线", disconnected: "与服务器的连接中断，正在重连…",
+    offline: "网关离线", disconnected: "与服务器的连接中断，正在重连…", broker_down: "服务器与 MQTT 代理的连接中断，数据可能过时",
     tickets: "未关闭工单", none: "暂无未关闭工单", more: "另有 {n} 张",
     age: "已开", due: "剩余", overdue: "超时", ackby: "已确认", notack: "未确认",
-    month: "月度可用率", target: "目标", intact: "当前完好率",
+    month: "本月可用率", target: "目标", intact: "本月完好率", now: "现", legend_note: "",
     alarm: "硬报警", since: "起",
     up: "正常", down: "故障", maintenance: "维护", unknown: "未知", stale: "无数据",
     critical: "紧急", ordinary: "一般",
@@ -22,10 +22,10 @@ const I18N = {
   },
   en: {
     title: "Equipment monitoring", lang: "中文", updated: "Last update", ago: "ago", never: "no data",
-    offline: "gateway offline", disconnected: "Connection to the server lost, reconnecting…",
+    offline: "gateway offline", disconnected: "Connection to the server lost, reconnecting…", broker_down: "The server lost the MQTT broker; values may be old",
     tickets: "Open tickets", none: "No open tickets", more: "{n} more",
     age: "open", due: "due in", overdue: "overdue", ackby: "ack", notack: "not acknowledged",
-    month: "Month availability", target: "target", intact: "Intact now",
+    month: "Avail.", target: "target", intact: "Intact", now: "now", legend_note: "Avail. (target), intact: month to date",
     alarm: "HARD ALARM", since: "since",
     up: "Up", down: "Down", maintenance: "Maint.", unknown: "Unknown", stale: "Stale",
     critical: "critical", ordinary: "ordinary",
@@ -153,7 +153,7 @@ function keyReading(d) {
     const br = Object.keys(pts).filter((k) => /^breaker_\d+$/.test(k));
     if (br.length) {
       const on = br.filter((k) => pts[k] === true).length;
-      return on + "/" + br.length + (LANG === "en" ? " closed" : " 合闸");
+      return on + "/" + br.length + (LANG === "en" ? " on" : " 合闸");
     }
   }
   if (d.class === "elevator" && "floor" in pts) return (LANG === "en" ? "floor " : "") + pts.floor + (LANG === "en" ? "" : " 层");

@@ -13,8 +13,9 @@ function render() {
   document.getElementById("tk-title").textContent = t("tickets");
   document.title = t("title") + " · BMS";
   const conn = document.getElementById("conn");
-  conn.textContent = t("disconnected");
-  conn.classList.toggle("on", !connected);
+  const brokerDown = connected && SNAP && SNAP.broker_connected === false;
+  conn.textContent = brokerDown ? t("broker_down") : t("disconnected");
+  conn.classList.toggle("on", !connected || brokerDown);
   renderLegend();
   if (!SNAP) return;
   const sites = SNAP.sites || [];
@@ -38,7 +39,7 @@ function renderLegend() {
   document.getElementById("legend").innerHTML = ["up", "down", "maintenance", "unknown", "stale"].map((s) => {
     const col = { up: "var(--up)", down: "var(--down)", maintenance: "var(--maint)", unknown: "var(--unknown)", stale: "var(--stale)" }[s];
     return '<span><i style="background:' + col + '"></i>' + esc(t(s)) + "</span>";
-  }).join("");
+  }).join("") + (I18N[LANG].legend_note ? "<span>" + esc(I18N[LANG].legend_note) + "</span>" : "");
 }
 
 function renderBanner(site) {
@@ -60,7 +61,7 @@ function renderClasses(site) {
     const n = byClass[c].length;
     const span = Math.min(9, Math.max(2, n));
     html += '<section class="cls" data-class="' + esc(c) + '" style="grid-column: span ' + span + '"><h2>' + esc(className(c)) + "</h2>";
-    html += '<div class="fig">' + esc(t("month")) + ' <b class="' + (f.below ? "below" : "") + '">' + pct(f.month, 2) + "</b> / " + esc(t("target")) + " " + tgt + "<br>" + esc(t("intact")) + " <b>" + pct(f.intact_now, 0) + "</b></div>";
+    html += '<div class="fig">' + esc(t("month")) + ' <b class="' + (f.below ? "below" : "") + '">' + pct(f.month, 2) + "</b> " + (LANG === "en" ? "(" + tgt + ")" : "/ " + esc(t("target")) + " " + tgt) + "<br>" + esc(t("intact")) + " <b>" + pct(f.intact_month, 1) + "</b> · " + esc(t("now")) + " <b>" + pct(f.intact_now, 0) + "</b></div>";
     html += '<div class="tiles" style="--n: ' + Math.min(n, span) + '">';
     for (const d of byClass[c]) {
       const shown = d.shown || "unknown";

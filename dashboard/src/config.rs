@@ -27,6 +27,9 @@ pub struct Config {
     /// state each minute).
     #[serde(default = "default_stale_after")]
     pub stale_after: HumanDuration,
+    /// Time zone of the sites, for month-to-date figures. Default `Asia/Shanghai`.
+    #[serde(default = "default_tz")]
+    pub timezone: String,
     /// Language of the pages when the browser has not chosen: `zh-CN` or `en`.
     #[serde(default = "default_language")]
     pub language: String,
@@ -184,6 +187,9 @@ fn default_stale_after() -> HumanDuration {
 fn default_rotate() -> HumanDuration {
     HumanDuration::from_secs(20)
 }
+fn default_tz() -> String {
+    "Asia/Shanghai".to_owned()
+}
 fn default_language() -> String {
     "zh-CN".to_owned()
 }
@@ -276,6 +282,12 @@ pub fn check(file: Config, base: &Path) -> Result<Settings, Vec<String>> {
         errors.push(format!(
             "[mqtt] prefix = {:?}: give the gateways' prefix, without wildcards (default \"bms\")",
             file.mqtt.prefix
+        ));
+    }
+    if let Err(e) = gateway_core::ledger::parse_tz(&file.timezone) {
+        errors.push(format!(
+            "timezone = {:?}: {e}; use an IANA name such as \"Asia/Shanghai\"",
+            file.timezone
         ));
     }
     if !["zh-CN", "en"].contains(&file.language.as_str()) {

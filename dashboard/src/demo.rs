@@ -174,6 +174,7 @@ async fn demo(a: DemoArgs) -> Result<(), (u8, String)> {
     if let Ok(mut c) = shared.client.lock() {
         *c = Some(client);
     }
+    crate::state::spawn_intact_refresh(shared.clone(), stop.clone());
 
     // The gateway.
     let engine = Engine::open(&cfg, &gw_dir, unix_now_ms())

@@ -146,6 +146,61 @@ impl History {
     }
 }
 
+impl History {
+    /// Month-to-date intact rate (time-weighted devices up ÷ up or down,
+    /// `gateway_core::ledger::intact_rate`) per class of `site`, from the
+    /// state changes recorded since `from_ms`; `classes` maps each class
+    /// to its devices. Time before the dashboard recorded a device's first
+    /// state is left out. Classes without up or down time are absent.
+    pub fn intact_rates(
+        &self,
+        site: &str,
+        classes: &std::collections::BTreeMap<String, Vec<String>>,
+        from_ms: i64,
+        now_ms: i64,
+    ) -> Result<std::collections::BTreeMap<String, f64>, String> {
+        use gateway_core::state::{DeviceState, Interval};
+        let c = Connection::open(&self.path).map_err(|e| e.to_string())?;
+        let mut st = c
+            .prepare(
+                "SELECT ts, state FROM states WHERE site = ?1 AND device = ?2 AND ts >= ?3
+                 UNION ALL
+                 SELECT * FROM (SELECT ts, state FROM states WHERE site = ?1 AND device = ?2 AND ts < ?3 ORDER BY ts DESC LIMIT 1)
+                 ORDER BY ts",
+            )
+            .map_err(|e| e.to_string())?;
+        let mut out = std::collections::BTreeMap::new();
+        for (class, devices) in classes {
+            let mut per_device: Vec<Vec<Interval>> = Vec::new();
+            for d in devices {
+                let changes: Vec<(i64, String)> = st
+                    .query_map(params![site, d, from_ms], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .and_then(Iterator::collect)
+                    .map_err(|e| e.to_string())?;
+                let mut ivs = Vec::new();
+                for (i, (ts, state)) in changes.iter().enumerate() {
+                    let to = changes.get(i + 1).map_or(now_ms, |n| n.0);
+                    if let Some(state) = DeviceState::parse(state) {
+                        ivs.push(Interval {
+                            device: d.clone(),
+                            state,
+                            reason: None,
+                            from_ms: *ts,
+                            to_ms: to,
+                        });
+                    }
+                }
+                per_device.push(ivs);
+            }
+            let refs: Vec<&[Interval]> = per_device.iter().map(Vec::as_slice).collect();
+            if let Some(r) = gateway_core::ledger::intact_rate(&refs, from_ms, now_ms) {
+                out.insert(class.clone(), r);
+            }
+        }
+        Ok(out)
+    }
+}
+
 /// Numeric value of a point (booleans as 0/1), if any.
 fn number(v: &Json) -> Option<f64> {
     match v {
@@ -317,5 +372,10 @@ mod tests {
             json!([[minute, "up"], [minute + 5000, "down"]])
         );
         assert!(h.query("s", "d", "1y", now).is_err());
+        // Up from `minute`, down from `minute + 5 s` to now: intact rate 5 s ÷ the span.
+        let classes = [("pump".to_owned(), vec!["d".to_owned(), "absent".to_owned()])].into();
+        let r = h.intact_rates("s", &classes, minute - 60_000, now).unwrap();
+        let want = 5000.0 / (now - minute) as f64;
+        assert!((r["pump"] - want).abs() < 1e-9, "{r:?} vs {want}");
     }
 }

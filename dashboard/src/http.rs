@@ -203,6 +203,16 @@ fn snapshot_json(shared: &Shared) -> Json {
         Ok(m) => m.snapshot(now_ms(), shared.stale_ms()),
         Err(_) => json!({"sites": []}),
     };
+    if let (Ok(intact), Some(sites)) = (shared.intact.lock(), s["sites"].as_array_mut()) {
+        for site in sites {
+            let id = site["id"].as_str().unwrap_or("").to_owned();
+            if let Some(classes) = site["classes"].as_object_mut() {
+                for (class, f) in classes.iter_mut() {
+                    f["intact_month"] = json!(intact.get(&id).and_then(|m| m.get(class)));
+                }
+            }
+        }
+    }
     s["ui"] = json!({
         "language": shared.settings.file.language,
         "rotate_every_s": shared.settings.file.rotate_every.get().as_secs(),
@@ -210,6 +220,24 @@ fn snapshot_json(shared: &Shared) -> Json {
     });
     s["broker_connected"] = json!(shared.connected.load(Ordering::Relaxed));
     s
+}
+
+/// The snapshot as text, serialized once per model version and second for
+/// all event streams (many wall screens cost one serialization).
+fn cached_snapshot(shared: &Shared, version: u64) -> String {
+    let second = now_ms() / 1000;
+    if let Ok(c) = shared.snap_cache.lock()
+        && let Some((v, s, text)) = c.as_ref()
+        && *v == version
+        && *s == second
+    {
+        return text.as_ref().clone();
+    }
+    let text = snapshot_json(shared).to_string();
+    if let Ok(mut c) = shared.snap_cache.lock() {
+        *c = Some((version, second, std::sync::Arc::new(text.clone())));
+    }
+    text
 }
 
 async fn snapshot(State(shared): St) -> Response {
@@ -363,8 +391,8 @@ async fn events(State(shared): St) -> Response {
                     tokio::time::sleep(SSE_MIN_INTERVAL - since).await;
                 }
             }
-            rx.borrow_and_update();
-            let data = snapshot_json(&shared).to_string();
+            let version = *rx.borrow_and_update();
+            let data = cached_snapshot(&shared, version);
             let ev = Event::default().event("snapshot").data(data);
             Some((Ok::<_, Infallible>(ev), (shared, rx, Some(Instant::now()))))
         },

@@ -62,6 +62,7 @@ pub async fn serve(
     if let Ok(mut c) = shared.client.lock() {
         *c = Some(client);
     }
+    crate::state::spawn_intact_refresh(shared.clone(), stop.clone());
     tracing::info!(
         listen = %shared.settings.listen,
         broker = %shared.settings.broker_url,

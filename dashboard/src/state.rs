@@ -28,6 +28,11 @@ pub struct Shared {
     pub started_ms: i64,
     /// The history store (None when `[history] enabled = false`).
     pub history: Option<crate::history::History>,
+    /// The latest serialized snapshot: (model version, local second, JSON),
+    /// shared by every event stream.
+    pub snap_cache: Mutex<Option<(u64, i64, std::sync::Arc<String>)>>,
+    /// Month-to-date intact rate per site and class, refreshed every minute.
+    pub intact: Mutex<std::collections::BTreeMap<String, std::collections::BTreeMap<String, f64>>>,
 }
 
 impl Shared {
@@ -45,6 +50,47 @@ impl Shared {
             client: Mutex::new(None),
             started_ms: now_ms(),
             history: None,
+            intact: Mutex::new(Default::default()),
+            snap_cache: Mutex::new(None),
+        }
+    }
+
+    /// Recomputes the month-to-date intact rates from the history.
+    pub fn refresh_intact(&self) {
+        let Some(h) = &self.history else { return };
+        let now = now_ms();
+        let tz = gateway_core::ledger::parse_tz(&self.settings.file.timezone)
+            .unwrap_or(chrono_tz::Asia::Shanghai);
+        let (from, _) = gateway_core::ledger::month_to_date(tz, now);
+        // site → class → devices, from the live model.
+        let mut sites: std::collections::BTreeMap<
+            String,
+            std::collections::BTreeMap<String, Vec<String>>,
+        > = Default::default();
+        if let Ok(m) = self.model.lock() {
+            for (site, gws) in &m.sites {
+                let classes = sites.entry(site.clone()).or_default();
+                for g in gws.values() {
+                    for d in g.devices.values() {
+                        classes
+                            .entry(d.class.clone())
+                            .or_default()
+                            .push(d.id.clone());
+                    }
+                }
+            }
+        }
+        let mut all = std::collections::BTreeMap::new();
+        for (site, classes) in &sites {
+            match h.intact_rates(site, classes, from, now) {
+                Ok(r) => {
+                    all.insert(site.clone(), r);
+                }
+                Err(e) => tracing::warn!(%site, error = %e, "cannot compute the intact rates"),
+            }
+        }
+        if let Ok(mut i) = self.intact.lock() {
+            *i = all;
         }
     }
 
@@ -72,6 +118,25 @@ impl Shared {
     pub fn stale_ms(&self) -> i64 {
         i64::try_from(self.settings.file.stale_after.get().as_millis()).unwrap_or(i64::MAX)
     }
+}
+
+/// Refreshes the month-to-date intact rates every minute (first after 5 s).
+pub fn spawn_intact_refresh(
+    shared: std::sync::Arc<Shared>,
+    stop: tokio_util::sync::CancellationToken,
+) {
+    tokio::spawn(async move {
+        let mut wait = std::time::Duration::from_secs(5);
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tokio::time::sleep(wait) => {}
+            }
+            let s = shared.clone();
+            let _ = tokio::task::spawn_blocking(move || s.refresh_intact()).await;
+            wait = std::time::Duration::from_secs(60);
+        }
+    });
 }
 
 /// Unix time now in ms.

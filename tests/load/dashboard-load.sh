@@ -34,7 +34,11 @@ hz=$(getconf CLK_TCK)
   --gateways "$gateways" --devices "$devices" --seconds "$((seconds + 10))" > "$work/load.out" 2>&1 & lpid=$!; pids+=($lpid)
 sleep 10   # settle: retained states, first snapshots
 c0=$(cpu); t0=$(date +%s.%N)
-sleep "$seconds"
+left=$seconds
+while [ "$left" -gt 0 ]; do   # RSS every minute: growth shows here
+  step=$(( left < 60 ? left : 60 )); sleep "$step"; left=$(( left - step ))
+  echo "t+$(( seconds - left )) s: RSS $(awk '/VmRSS/{printf "%.1f MiB", $2/1024}' "/proc/$dpid/status")"
+done
 c1=$(cpu); t1=$(date +%s.%N)
 rss_now=$(awk '/VmRSS/{print $2}' "/proc/$dpid/status")
 wait "$lpid" || true

@@ -455,3 +455,79 @@ fn busy_ports_and_bad_addresses_are_clear_errors_not_panics() {
     assert_eq!(code, Some(64), "{err}");
     assert!(err.contains("--listen"), "{err}");
 }
+
+#[test]
+fn serve_with_the_embedded_broker_and_a_kiosk_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let listen = format!("127.0.0.1:{}", free_port());
+    let broker = format!("127.0.0.1:{}", free_port());
+    let cfg = dir.path().join("dashboard.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[mqtt]\nembedded_listen = \"{broker}\"\n[http]\nlisten = \"{listen}\"\nkiosk_token = {{ env = \"KIOSK\" }}\n"
+        ),
+    )
+    .unwrap();
+    let mut dash = Proc::spawn(
+        "dashboard serve",
+        Command::new(bin("dashboard"))
+            .args(["serve", "--config"])
+            .arg(&cfg)
+            .env("KIOSK", "wall-token-1"),
+    )
+    .unwrap();
+    dash.wait_for("dashboard serving", Duration::from_secs(20))
+        .unwrap();
+    until(
+        "the subscriber connected to the embedded broker",
+        Duration::from_secs(10),
+        || {
+            let (_, _, body) = request("GET", &listen, "/api/health?kiosk=wall-token-1", &[], "");
+            body.contains("\"broker_connected\":true").then_some(())
+        },
+    );
+    // Without the token: 401, as JSON for the API and as a page otherwise.
+    let (code, _, body) = request("GET", &listen, "/api/snapshot", &[], "");
+    assert_eq!(code, 401, "{body}");
+    assert!(body.contains("kiosk"), "{body}");
+    let (code, _, body) = request("GET", &listen, "/", &[], "");
+    assert_eq!(code, 401);
+    assert!(body.contains("登录"), "{body}");
+    let (code, _, _) = request("GET", &listen, "/?kiosk=wrong", &[], "");
+    assert_eq!(code, 401);
+    // With it once: the page, and a cookie that opens the API.
+    let (code, head, body) = request("GET", &listen, "/?kiosk=wall-token-1", &[], "");
+    assert_eq!(code, 200);
+    assert!(body.contains("/assets/wall.js"), "{body}");
+    let cookie = head
+        .lines()
+        .find_map(|l| l.strip_prefix("set-cookie: "))
+        .and_then(|c| c.split(';').next())
+        .unwrap()
+        .to_owned();
+    let (code, _, body) = request("GET", &listen, "/api/snapshot", &[("Cookie", &cookie)], "");
+    assert_eq!(code, 200, "{body}");
+    assert!(body.contains("\"sites\":[]"), "{body}");
+    // Assets need no token; writing needs a login whatever the kiosk cookie.
+    let (code, _, _) = request("GET", &listen, "/assets/uPlot.iife.min.js", &[], "");
+    assert_eq!(code, 200);
+    let (code, _, _) = request(
+        "POST",
+        &listen,
+        "/api/tickets/s/gw-1/1/ack",
+        &[("Cookie", &cookie), ("X-CSRF-Token", "x")],
+        "{}",
+    );
+    assert_eq!(code, 401);
+    // No users configured: nobody can log in.
+    let (code, _, _) = request(
+        "POST",
+        &listen,
+        "/api/login",
+        &[],
+        r#"{"user":"a","password":"b"}"#,
+    );
+    assert_eq!(code, 401);
+    assert_eq!(dash.interrupt(Duration::from_secs(10)).unwrap(), Some(0));
+}
