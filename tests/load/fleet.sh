@@ -123,5 +123,5 @@ errs=$(cat "$work"/gw-*.err | grep -c . || true)
 echo "gateway stderr lines: $errs"
 [ "$errs" -gt 0 ] && { head -3 "$work"/gw-0.err; echo "simulator:"; tail -5 "$work/sim.log"; }
 if [ -n "$dash_pid" ]; then
-  echo "dashboard API /api/sites:"; curl -s "http://127.0.0.1:$hport/api/sites" | head -c 400; echo
+  echo "dashboard /api/health:"; curl -s "http://127.0.0.1:$hport/api/health" | head -c 600; echo
 fi
