@@ -42,6 +42,11 @@ fn open(path: &Path) -> rusqlite::Result<Connection> {
     c.execute_batch(
         "PRAGMA journal_mode = WAL;
          PRAGMA synchronous = NORMAL;
+         -- 8 MiB of page cache (default 2): a batch of thousands of rows
+         -- otherwise spills pages to the WAL and reads them back.
+         PRAGMA cache_size = -8192;
+         -- Checkpoint every ≈ 16 MiB of WAL rather than 4.
+         PRAGMA wal_autocheckpoint = 4000;
          CREATE TABLE IF NOT EXISTS raw (site TEXT NOT NULL, device TEXT NOT NULL, point TEXT NOT NULL, ts INTEGER NOT NULL, value REAL NOT NULL,
              PRIMARY KEY (site, device, point, ts)) WITHOUT ROWID;
          CREATE TABLE IF NOT EXISTS minute (site TEXT NOT NULL, device TEXT NOT NULL, point TEXT NOT NULL, ts INTEGER NOT NULL,
