@@ -215,15 +215,7 @@ async fn demo(a: DemoArgs) -> Result<(), (u8, String)> {
     let s = stop.clone();
     let limit = a.seconds.map(Duration::from_secs);
     tokio::spawn(async move {
-        match limit {
-            Some(d) => {
-                tokio::select! {
-                    _ = gateway::logging::shutdown_signal() => {}
-                    _ = tokio::time::sleep(d) => {}
-                }
-            }
-            None => gateway::logging::shutdown_signal().await,
-        }
+        gateway::logging::shutdown_signal_or(limit).await;
         s.cancel();
     });
     let web = http::serve(listener, shared, stop.clone());

@@ -40,3 +40,17 @@ pub async fn shutdown_signal() {
         let _ = tokio::signal::ctrl_c().await;
     }
 }
+
+/// Waits for SIGINT/SIGTERM or, when `limit` is given, for that long
+/// (the demos' `--seconds`), whichever comes first.
+pub async fn shutdown_signal_or(limit: Option<std::time::Duration>) {
+    match limit {
+        Some(d) => {
+            tokio::select! {
+                _ = shutdown_signal() => {}
+                _ = tokio::time::sleep(d) => {}
+            }
+        }
+        None => shutdown_signal().await,
+    }
+}

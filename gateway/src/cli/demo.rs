@@ -158,15 +158,7 @@ pub async fn demo(a: DemoArgs) -> u8 {
     let stop = shutdown.clone();
     let limit = a.seconds.map(Duration::from_secs);
     tokio::spawn(async move {
-        match limit {
-            Some(d) => {
-                tokio::select! {
-                    _ = crate::logging::shutdown_signal() => {}
-                    _ = tokio::time::sleep(d) => {}
-                }
-            }
-            None => crate::logging::shutdown_signal().await,
-        }
+        crate::logging::shutdown_signal_or(limit).await;
         stop.cancel();
     });
     let mut view = View::new(&cfg);
