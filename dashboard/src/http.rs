@@ -45,6 +45,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/api/tickets", get(tickets))
         .route("/api/tickets/{site}/{gateway}/{n}", get(ticket))
         .route("/events", get(events))
+        .merge(crate::reports::routes()) // monthly reports (issue 7)
         .route_layer(middleware::from_fn_with_state(shared.clone(), read_gate));
     Router::new()
         .merge(read)

@@ -28,6 +28,8 @@ pub struct Shared {
     pub started_ms: i64,
     /// The history store (None when `[history] enabled = false`).
     pub history: Option<crate::history::History>,
+    /// The central ledger for the monthly reports (None until opened).
+    pub ledger: Option<crate::ledger::Ledger>,
 }
 
 impl Shared {
@@ -45,6 +47,7 @@ impl Shared {
             client: Mutex::new(None),
             started_ms: now_ms(),
             history: None,
+            ledger: None,
         }
     }
 
@@ -65,6 +68,8 @@ impl Shared {
         };
         let mut s = Shared::new(settings);
         s.history = history;
+        // central ledger (issue 7)
+        s.ledger = Some(crate::ledger::Ledger::start(&s.settings.data_dir)?);
         Ok(s)
     }
 
