@@ -297,7 +297,8 @@ fn class_of(s: &str) -> DeviceClass {
 /// What a site's report needs, as of `now_ms`: the intervals rebuilt from
 /// the transitions (a gateway now offline ends its devices' open intervals
 /// at the time it went offline; the rest is `gateway_down` up to now), the
-/// catalogue and the tickets. `None` when the ledger knows nothing of the
+/// catalogue and the tickets. Transitions after `now_ms` are left out
+/// (a report as it stood then). `None` when the ledger knows nothing of the
 /// site.
 pub fn input(
     conn: &Connection,
@@ -323,9 +324,9 @@ pub fn input(
     {
         let mut st = conn.prepare(
             "SELECT gateway, device, at_ms, from_state, to_state, reason FROM transitions
-             WHERE site = ?1 ORDER BY at_ms, gateway, seq",
+             WHERE site = ?1 AND at_ms <= ?2 ORDER BY at_ms, gateway, seq",
         )?;
-        let rows = st.query_map([id], |r| {
+        let rows = st.query_map(params![id, now_ms], |r| {
             Ok((
                 r.get::<_, String>(0)?,
                 r.get::<_, String>(1)?,

@@ -33,6 +33,8 @@ pub struct ReportQuery {
     site: Option<String>,
     lang: Option<String>,
     format: Option<String>,
+    /// The report as it stood at this time (Unix ms; default now).
+    at: Option<i64>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -204,7 +206,18 @@ async fn report(
     };
     let path = ledger.path().to_owned();
     let site = q.site.clone().unwrap_or_default();
-    let now = now_ms();
+    let mut now = now_ms();
+    if let Some(at) = q.at {
+        if at > now || at <= 0 {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format,
+                lang,
+                &format!("at={at} is not a past time; give Unix milliseconds up to now ({now})"),
+            );
+        }
+        now = at;
+    }
     let s = site.clone();
     let done = tokio::task::spawn_blocking(move || {
         let conn = crate::ledger::open(&path).map_err(|e| e.to_string())?;
