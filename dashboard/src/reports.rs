@@ -2,6 +2,7 @@
 //! (`docs/report.md`): `GET /reports` (month picker and site chooser) and
 //! `GET /reports/{YYYY-MM}?site=S&lang=zh|en&format=html|csv|json`.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::Router;
@@ -9,6 +10,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
+use gateway_core::model::DeviceClass;
 use gateway_core::report::{
     Lang, ReportError, SiteInfo, build, parse_month, to_csv, to_html, to_json,
 };
@@ -19,6 +21,98 @@ use crate::state::{Shared, now_ms};
 
 /// The time zone of the sites' calendar months.
 pub const TIMEZONE: &str = "Asia/Shanghai";
+
+/// `[[report_site]]`: what the report of one site needs that its gateways
+/// do not publish.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReportSite {
+    /// The site id (the gateways' `site`).
+    pub site: String,
+    /// The name in the report's header. Default: the id.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// The site's IANA time zone (calendar months and days). Default
+    /// `Asia/Shanghai`.
+    #[serde(default)]
+    pub timezone: Option<String>,
+    /// Class targets in per cent, as the gateway's `[availability.class.*]
+    /// target`, e.g. `{ pump = 97.5 }`. Default: the service standard's.
+    #[serde(default)]
+    pub class_targets: BTreeMap<String, f64>,
+}
+
+/// Errors of the `[[report_site]]` entries (unknown zone or class, target
+/// outside 0–100, a site given twice).
+pub fn check_sites(sites: &[ReportSite]) -> Vec<String> {
+    let mut errors = Vec::new();
+    let mut seen = std::collections::BTreeSet::new();
+    for s in sites {
+        if !seen.insert(s.site.as_str()) {
+            errors.push(format!(
+                "[[report_site]] site = {:?} is given twice",
+                s.site
+            ));
+        }
+        if let Some(tz) = &s.timezone
+            && let Err(e) = gateway_core::ledger::parse_tz(tz)
+        {
+            errors.push(format!(
+                "[[report_site]] site = {:?}: timezone: {e}",
+                s.site
+            ));
+        }
+        for (class, target) in &s.class_targets {
+            if class_of(class).is_none() {
+                errors.push(format!(
+                    "[[report_site]] site = {:?}: class_targets: unknown class {class:?}; use one of {}",
+                    s.site,
+                    DeviceClass::ALL.map(DeviceClass::as_str).join(", ")
+                ));
+            }
+            if !(0.0..=100.0).contains(target) {
+                errors.push(format!(
+                    "[[report_site]] site = {:?}: class_targets.{class} = {target}: give a per cent between 0 and 100",
+                    s.site
+                ));
+            }
+        }
+    }
+    errors
+}
+
+fn class_of(name: &str) -> Option<DeviceClass> {
+    DeviceClass::ALL.into_iter().find(|c| c.as_str() == name)
+}
+
+/// The site's header, zone and class targets: its `[[report_site]]` or
+/// the defaults.
+fn site_info(shared: &Shared, id: &str) -> (SiteInfo, BTreeMap<DeviceClass, f64>) {
+    let conf = shared
+        .settings
+        .file
+        .report_sites
+        .iter()
+        .find(|s| s.site == id);
+    let info = SiteInfo {
+        id: id.to_owned(),
+        name: conf
+            .and_then(|c| c.name.clone())
+            .unwrap_or_else(|| id.to_owned()),
+        timezone: conf
+            .and_then(|c| c.timezone.clone())
+            .unwrap_or_else(|| TIMEZONE.to_owned()),
+    };
+    let targets = conf
+        .map(|c| {
+            c.class_targets
+                .iter()
+                .filter_map(|(k, v)| Some((class_of(k)?, *v)))
+                .collect()
+        })
+        .unwrap_or_default();
+    (info, targets)
+}
 
 /// The routes (behind the read gate like the other pages).
 pub fn routes() -> Router<Arc<Shared>> {
@@ -219,20 +313,22 @@ async fn report(
         now = at;
     }
     let s = site.clone();
+    let (info, class_targets) = site_info(&shared, &site);
     let done = tokio::task::spawn_blocking(move || {
         let conn = crate::ledger::open(&path).map_err(|e| e.to_string())?;
         let known = crate::ledger::sites(&conn).map_err(|e| e.to_string())?;
         if !known.contains(&s) {
             return Ok(Err(known));
         }
-        let info = SiteInfo {
-            id: s.clone(),
-            name: s.clone(),
-            timezone: TIMEZONE.to_owned(),
-        };
         crate::ledger::input(&conn, &info, year, month_no, now)
             .map_err(|e| e.to_string())
-            .map(|i| i.ok_or_else(Vec::new))
+            .map(|i| {
+                i.map(|mut i| {
+                    i.class_targets = class_targets;
+                    i
+                })
+                .ok_or_else(Vec::new)
+            })
     })
     .await;
     let input = match done {
@@ -320,4 +416,26 @@ async fn report(
         body,
     )
         .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn report_sites_are_checked_with_clear_messages() {
+        let c: crate::config::Config = toml::from_str(
+            "[[report_site]]\nsite = \"a\"\nname = \"湖畔\"\ntimezone = \"Europe/Berlin\"\nclass_targets = { pump = 97.5 }\n\
+             [[report_site]]\nsite = \"b\"\ntimezone = \"Mars/Base\"\nclass_targets = { pumps = 120.0 }\n\
+             [[report_site]]\nsite = \"a\"\n",
+        )
+        .unwrap();
+        let e = check_sites(&c.report_sites).join("\n");
+        assert!(e.contains("\"Mars/Base\""), "{e}");
+        assert!(e.contains("unknown class \"pumps\""), "{e}");
+        assert!(e.contains("between 0 and 100"), "{e}");
+        assert!(e.contains("\"a\" is given twice"), "{e}");
+        assert!(!e.contains("\"Europe/Berlin\""), "{e}");
+        assert!(check_sites(&c.report_sites[..1]).is_empty());
+    }
 }
