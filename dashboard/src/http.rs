@@ -233,6 +233,8 @@ async fn health(State(shared): St) -> Response {
             .history
             .as_ref()
             .map(|h| h.dropped.load(Ordering::Relaxed)),
+        // central ledger queue (issue 7)
+        "ledger_dropped": shared.ledger.as_ref().map(|l| l.dropped.load(Ordering::Relaxed)),
     }))
     .into_response()
 }
