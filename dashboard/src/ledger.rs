@@ -36,6 +36,12 @@ use tracing::warn;
 /// a full queue means the disk is stuck).
 const QUEUE: usize = 50_000;
 
+/// A device whose latest `state` is this much older than the newest
+/// `state` of its gateway is taken as removed from the gateway's
+/// configuration (gateways publish every state each `[mqtt] state_every`,
+/// 60 s by default).
+pub const REMOVED_AFTER_MS: i64 = 2 * 3_600_000;
+
 /// The file in the data folder.
 pub const FILE: &str = "ledger.db";
 
@@ -253,7 +259,7 @@ impl Writer {
                             s("class"),
                             s("location"),
                             v["availability"]["threshold"].as_f64(),
-                            now
+                            v["ts"].as_i64().unwrap_or(now)
                         ],
                     )
                     .map_err(db)?;
@@ -352,10 +358,39 @@ pub fn input(
             }));
         }
     }
+    // Devices the gateway no longer publishes: their time ends with their
+    // last `state` (by its own ts), as the gateway's report ends them.
+    let mut removed: HashMap<String, i64> = HashMap::new();
+    {
+        let mut st = conn.prepare(
+            "SELECT d.device, d.seen_ms FROM devices d
+             JOIN (SELECT gateway, MAX(seen_ms) AS newest FROM devices WHERE site = ?1 GROUP BY gateway) g
+               ON g.gateway = d.gateway
+             WHERE d.site = ?1 AND d.seen_ms < g.newest - ?2 AND d.seen_ms < ?3",
+        )?;
+        for r in st.query_map(params![id, REMOVED_AFTER_MS, now_ms], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+        })? {
+            let (d, at) = r?;
+            removed.insert(d, at);
+        }
+    }
     for (device, gateway) in &gateway_of {
         let Some((state, _, since)) = ledger.current(device) else {
             continue;
         };
+        if let Some(&at) = removed.get(device) {
+            if at > since && state != DeviceState::Unknown {
+                intervals.extend(ledger.apply(&Transition {
+                    device: device.clone(),
+                    from: state,
+                    to: DeviceState::Unknown,
+                    reason: Some("removed".to_owned()),
+                    at_ms: at,
+                }));
+            }
+            continue;
+        }
         if let Some(&at) = offline.get(gateway)
             && at > since
             && at < now_ms
@@ -407,7 +442,15 @@ pub fn input(
             listed.insert(device.clone());
             devices.push(CatalogueDevice {
                 known_from_ms: first.get(device.as_str()).copied(),
-                known_until_ms: None,
+                known_until_ms: removed.contains_key(&device).then(|| {
+                    intervals
+                        .iter()
+                        .filter(|i| i.device == device && i.state != DeviceState::Unknown)
+                        .map(|i| i.to_ms)
+                        .max()
+                        .or(first.get(device.as_str()).copied())
+                        .unwrap_or(0)
+                }),
                 name_zh,
                 name_en,
                 class,

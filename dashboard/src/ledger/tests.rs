@@ -234,3 +234,43 @@ fn offer_queues_only_what_the_ledger_needs() {
     assert_eq!(l.dropped.load(Ordering::Relaxed), 0);
     assert!(l.path().ends_with(FILE));
 }
+
+#[test]
+fn a_device_the_gateway_no_longer_publishes_ends_with_its_last_state() {
+    let (_d, mut w) = writer();
+    transition(&mut w, "gw", 1, "p1", T0, "unknown", "up");
+    transition(&mut w, "gw", 2, "p2", T0, "unknown", "up");
+    let state = |w: &mut Writer, device: &str, ts: i64| {
+        let p = json!({"device":device,"class":"pump","name_zh":device,"name_en":device,"location":"",
+            "state":"up","since":T0,"reason":null,"seq":9,"ts":ts});
+        w.record(
+            &topic(&["s1", "gw", device, "state"]),
+            p.to_string().as_bytes(),
+            ts + 1,
+        )
+        .unwrap();
+    };
+    state(&mut w, "p1", T0 + 60 * MIN);
+    state(&mut w, "p2", T0 + 60 * MIN);
+    // p2 removed from the configuration: p1 goes on publishing.
+    state(&mut w, "p1", T0 + 300 * MIN);
+    let now = T0 + 301 * MIN;
+    let i = input(w.conn(), &site(), 2026, 11, now).unwrap().unwrap();
+    let p2 = i.devices.iter().find(|d| d.id == "p2").unwrap();
+    assert_eq!(p2.known_until_ms, Some(T0 + 60 * MIN));
+    assert_eq!(
+        i.devices
+            .iter()
+            .find(|d| d.id == "p1")
+            .unwrap()
+            .known_until_ms,
+        None
+    );
+    assert_eq!(
+        intervals(&w, now),
+        vec![
+            ("p1".to_owned(), Up, T0, now),
+            ("p2".to_owned(), Up, T0, T0 + 60 * MIN),
+        ]
+    );
+}
