@@ -176,13 +176,20 @@ impl Writer {
             _ => return Ok(()),
         };
         let key = (site.to_owned(), gateway.to_owned());
-        if t.get(2) != Some(&"status") {
-            self.last_heard.insert(key.clone(), now);
-        }
         if t.get(3) == Some(&"telemetry") {
+            // Never retained: the receive time is when it was heard.
+            let e = self.last_heard.entry(key).or_insert(now);
+            *e = (*e).max(now);
             return Ok(());
         }
         let v: Json = serde_json::from_slice(payload).map_err(|e| format!("not JSON: {e}"))?;
+        if t.get(2) != Some(&"status") {
+            // `state` and `tickets` are retained: replayed at subscription,
+            // so their own time, not the receive time, says when.
+            let at = v["ts"].as_i64().unwrap_or(now);
+            let e = self.last_heard.entry(key.clone()).or_insert(at);
+            *e = (*e).max(at);
+        }
         let db = |e: rusqlite::Error| e.to_string();
         match t[2..] {
             ["status"] => {
@@ -206,11 +213,25 @@ impl Writer {
                 // Offline: the later of the status' own time (a clean stop)
                 // and the last time anything was heard (the last will's ts
                 // is when it connected).
-                let offline = (!online).then(|| ts.max(*self.last_heard.get(&key).unwrap_or(&ts)));
+                // After a restart of the dashboard nothing was heard yet: the
+                // newest `state` of the gateway (sent every minute) bounds it.
+                let newest_state: Option<i64> = self
+                    .conn
+                    .query_row(
+                        "SELECT MAX(seen_ms) FROM devices WHERE site = ?1 AND gateway = ?2",
+                        params![site, gateway],
+                        |r| r.get(0),
+                    )
+                    .map_err(db)?;
+                let offline = (!online).then(|| {
+                    ts.max(*self.last_heard.get(&key).unwrap_or(&ts))
+                        .max(newest_state.unwrap_or(ts))
+                });
                 self.conn
                     .execute(
                         "INSERT INTO gateways (site, gateway, online, status_ts, offline_ms) VALUES (?1, ?2, ?3, ?4, ?5)
-                         ON CONFLICT (site, gateway) DO UPDATE SET online = ?3, status_ts = MAX(status_ts, ?4), offline_ms = ?5",
+                         ON CONFLICT (site, gateway) DO UPDATE SET online = ?3, status_ts = MAX(status_ts, ?4),
+                             offline_ms = CASE WHEN online = 0 AND ?3 = 0 THEN MAX(COALESCE(offline_ms, ?5), ?5) ELSE ?5 END",
                         params![site, gateway, online, ts, offline],
                     )
                     .map_err(db)?;

@@ -274,3 +274,71 @@ fn a_device_the_gateway_no_longer_publishes_ends_with_its_last_state() {
         ]
     );
 }
+
+#[test]
+fn a_retained_last_will_after_a_restart_of_the_dashboard_keeps_the_offline_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(FILE);
+    let will = json!({"gateway":"gw","site":"s1","state":"offline","seq":0,"ts":T0 - MIN,"started_at":T0 - MIN});
+    let state = json!({"device":"p1","class":"pump","name_zh":"p1","name_en":"p1","location":"",
+        "state":"up","since":T0,"reason":null,"seq":2,"ts":T0 + 20 * MIN});
+    {
+        let mut w = Writer::new(open(&path).unwrap());
+        transition(&mut w, "gw", 1, "p1", T0, "unknown", "up");
+        w.record(
+            &topic(&["s1", "gw", "p1", "state"]),
+            state.to_string().as_bytes(),
+            T0 + 20 * MIN,
+        )
+        .unwrap();
+        w.record(&topic(&["s1", "gw", "p1", "telemetry"]), b"", T0 + 30 * MIN)
+            .unwrap();
+        w.record(
+            &topic(&["s1", "gw", "status"]),
+            will.to_string().as_bytes(),
+            T0 + 31 * MIN,
+        )
+        .unwrap();
+    }
+    // Restarted: the retained state and last will come again.
+    let mut w = Writer::new(open(&path).unwrap());
+    w.record(
+        &topic(&["s1", "gw", "p1", "state"]),
+        state.to_string().as_bytes(),
+        T0 + 50 * MIN,
+    )
+    .unwrap();
+    w.record(
+        &topic(&["s1", "gw", "status"]),
+        will.to_string().as_bytes(),
+        T0 + 50 * MIN,
+    )
+    .unwrap();
+    let now = T0 + 60 * MIN;
+    assert_eq!(
+        intervals(&w, now),
+        vec![
+            ("p1".to_owned(), Up, T0, T0 + 30 * MIN),
+            ("p1".to_owned(), Unknown, T0 + 30 * MIN, now),
+        ]
+    );
+    // Without the earlier row, the newest state bounds it.
+    let (_e, mut w) = writer();
+    transition(&mut w, "gw", 1, "p1", T0, "unknown", "up");
+    w.record(
+        &topic(&["s1", "gw", "p1", "state"]),
+        state.to_string().as_bytes(),
+        T0 + 50 * MIN,
+    )
+    .unwrap();
+    w.record(
+        &topic(&["s1", "gw", "status"]),
+        will.to_string().as_bytes(),
+        T0 + 50 * MIN,
+    )
+    .unwrap();
+    assert_eq!(
+        intervals(&w, now)[0],
+        ("p1".to_owned(), Up, T0, T0 + 20 * MIN)
+    );
+}
