@@ -11,6 +11,8 @@ function labels() {
   document.getElementById("lang").textContent = t("lang");
   document.getElementById("h1").textContent = t("ticket_list");
   document.getElementById("nav-wall").textContent = t("wall");
+  document.getElementById("nav-reports").textContent = t("reports"); // issue 7
+  document.getElementById("nav-reports").href = "/reports?lang=" + (LANG === "en" ? "en" : "zh");
   document.getElementById("l-user").textContent = t("user");
   document.getElementById("l-pass").textContent = t("password");
   document.getElementById("login-btn").textContent = t("login");

@@ -10,6 +10,7 @@ function render() {
   document.getElementById("lang").textContent = t("lang");
   document.getElementById("nav-tickets").textContent = t("ticket_list");
   document.getElementById("nav-reports").textContent = t("reports");
+  document.getElementById("nav-reports").href = "/reports?lang=" + (LANG === "en" ? "en" : "zh"); // issue 7
   document.getElementById("tk-title").textContent = t("tickets");
   document.title = t("title") + " · BMS";
   const conn = document.getElementById("conn");

@@ -45,6 +45,10 @@ pub struct Config {
     /// The command key of each gateway the dashboard may send commands to.
     #[serde(default, rename = "gateway")]
     pub gateways: Vec<GatewayKey>,
+    /// Monthly reports: each site's name, time zone and class targets
+    /// (issue 7; `[[report_site]]` in docs/dashboard.md).
+    #[serde(default, rename = "report_site")]
+    pub report_sites: Vec<crate::reports::ReportSite>,
 }
 
 /// `[mqtt]`.
@@ -290,6 +294,7 @@ pub fn check(file: Config, base: &Path) -> Result<Settings, Vec<String>> {
             file.timezone
         ));
     }
+    errors.extend(crate::reports::check_sites(&file.report_sites)); // issue 7
     if !["zh-CN", "en"].contains(&file.language.as_str()) {
         errors.push(format!(
             "language = {:?}: use \"zh-CN\" or \"en\"",

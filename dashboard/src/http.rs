@@ -45,6 +45,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/api/tickets", get(tickets))
         .route("/api/tickets/{site}/{gateway}/{n}", get(ticket))
         .route("/events", get(events))
+        .merge(crate::reports::routes()) // monthly reports (issue 7)
         .route_layer(middleware::from_fn_with_state(shared.clone(), read_gate));
     Router::new()
         .merge(read)
@@ -260,6 +261,8 @@ async fn health(State(shared): St) -> Response {
             .history
             .as_ref()
             .map(|h| h.dropped.load(Ordering::Relaxed)),
+        // central ledger queue (issue 7)
+        "ledger_dropped": shared.ledger.as_ref().map(|l| l.dropped.load(Ordering::Relaxed)),
     }))
     .into_response()
 }

@@ -18,6 +18,10 @@ pub mod config;
 pub mod demo;
 pub mod history;
 pub mod http;
+// central ledger and monthly reports (issue 7)
+pub mod ledger;
+pub mod reports;
+// end issue 7
 pub mod load;
 pub mod model;
 pub mod mqtt;

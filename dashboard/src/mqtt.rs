@@ -88,6 +88,13 @@ impl Shared {
     /// Takes one message into the model; wakes the pages; hands a reply to
     /// the command waiting for it.
     pub fn take(&self, topic: &str, payload: &[u8], retained: bool, now: i64) {
+        // central ledger (issue 7): its own dedupe, off the receive path
+        if let (Some(l), Some(rest)) = (
+            &self.ledger,
+            topic.strip_prefix(self.settings.file.mqtt.prefix.as_str()),
+        ) {
+            l.offer(rest, payload, now);
+        }
         let applied = match self.model.lock() {
             Ok(mut m) => m.apply(topic, payload, retained, now),
             Err(_) => return,

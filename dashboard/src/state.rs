@@ -33,6 +33,8 @@ pub struct Shared {
     pub snap_cache: Mutex<Option<(u64, i64, std::sync::Arc<String>)>>,
     /// Month-to-date intact rate per site and class, refreshed every minute.
     pub intact: Mutex<std::collections::BTreeMap<String, std::collections::BTreeMap<String, f64>>>,
+    /// The central ledger for the monthly reports (None until opened).
+    pub ledger: Option<crate::ledger::Ledger>,
 }
 
 impl Shared {
@@ -52,6 +54,7 @@ impl Shared {
             history: None,
             intact: Mutex::new(Default::default()),
             snap_cache: Mutex::new(None),
+            ledger: None,
         }
     }
 
@@ -111,6 +114,8 @@ impl Shared {
         };
         let mut s = Shared::new(settings);
         s.history = history;
+        // central ledger (issue 7)
+        s.ledger = Some(crate::ledger::Ledger::start(&s.settings.data_dir)?);
         Ok(s)
     }
 
