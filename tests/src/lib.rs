@@ -340,3 +340,28 @@ pub fn start_gateway(config: &Path, env: &[(String, String)]) -> Result<Proc> {
     gw.wait_for("ledger and tickets loaded", Duration::from_secs(20))?;
     Ok(gw)
 }
+
+/// A Mosquitto of the test's own on a free loopback port (anonymous, no
+/// persistence), once it listens; its configuration goes in `dir`.
+pub fn start_mosquitto(dir: &Path) -> Result<(Proc, u16)> {
+    require_tool("mosquitto", "apt-get install mosquitto")?;
+    let port = free_port();
+    let conf = dir.join("mosquitto.conf");
+    // `user root`: run as root, Mosquitto would drop to a user who cannot
+    // read our temp dir.
+    std::fs::write(
+        &conf,
+        format!(
+            "listener {port} 127.0.0.1\nuser root\nallow_anonymous true\npersistence false\nlog_type error\n"
+        ),
+    )?;
+    let p = Proc::spawn("mosquitto", Command::new("mosquitto").arg("-c").arg(&conf))?;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if Instant::now() >= deadline {
+            bail!("mosquitto did not listen on {port}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Ok((p, port))
+}

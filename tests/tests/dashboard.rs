@@ -13,31 +13,12 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use bms_e2e::{
-    Proc, bin, demo_config, demo_env, free_port, http, require_tool, run_with_timeout, start_sim,
-};
+use bms_e2e::{Proc, bin, demo_config, demo_env, free_port, http, run_with_timeout, start_sim};
 use serde_json::Value;
 
 /// A Mosquitto of our own on a free port.
 fn mosquitto(dir: &Path) -> (Proc, u16) {
-    require_tool("mosquitto", "apt-get install mosquitto").unwrap();
-    let port = free_port();
-    let conf = dir.join("mosquitto.conf");
-    std::fs::write(
-        &conf,
-        format!("listener {port} 127.0.0.1\nuser root\nallow_anonymous true\npersistence false\nlog_type error\n"),
-    )
-    .unwrap();
-    let p = Proc::spawn("mosquitto", Command::new("mosquitto").arg("-c").arg(&conf)).unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "mosquitto did not listen on {port}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    (p, port)
+    bms_e2e::start_mosquitto(dir).unwrap()
 }
 
 /// One site: its folder, environment, configuration, simulator and gateway.

@@ -322,27 +322,7 @@ fn bad_months_future_months_and_unknown_sites_are_refused_with_exit_64() {
 
 /// A Mosquitto of our own on a free port, stopped when dropped.
 fn mosquitto(dir: &Path) -> (bms_e2e::Proc, u16) {
-    require_tool("mosquitto", "apt-get install mosquitto").unwrap();
-    let port = bms_e2e::free_port();
-    let conf = dir.join("mosquitto.conf");
-    // `user root`: run as root, Mosquitto would drop to a user who cannot
-    // read our temp dir.
-    std::fs::write(
-        &conf,
-        format!("listener {port} 127.0.0.1\nallow_anonymous true\nuser root\n"),
-    )
-    .unwrap();
-    let p =
-        bms_e2e::Proc::spawn("mosquitto", Command::new("mosquitto").arg("-c").arg(&conf)).unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "mosquitto did not listen"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    (p, port)
+    bms_e2e::start_mosquitto(dir).unwrap()
 }
 
 #[test]
