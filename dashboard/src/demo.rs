@@ -58,7 +58,9 @@ fn addr(flag: &str, s: &str) -> Result<SocketAddr, (u8, String)> {
 
 /// Runs `dashboard demo`; returns the exit code.
 pub async fn run(a: DemoArgs) -> u8 {
-    match demo(a).await {
+    // Before anything says "up": an early SIGINT must stop us in order.
+    let signals = gateway::logging::ShutdownSignals::install();
+    match demo(a, signals).await {
         Ok(()) => 0,
         Err((code, e)) => {
             eprintln!("dashboard demo: {e}");
@@ -67,7 +69,7 @@ pub async fn run(a: DemoArgs) -> u8 {
     }
 }
 
-async fn demo(a: DemoArgs) -> Result<(), (u8, String)> {
+async fn demo(a: DemoArgs, signals: gateway::logging::ShutdownSignals) -> Result<(), (u8, String)> {
     let listen = addr("--listen", &a.listen)?;
     let mqtt_listen = addr("--mqtt-listen", &a.mqtt_listen)?;
     let mut cfg = gateway::files::load_config(&a.config).map_err(|errors| {
@@ -215,7 +217,7 @@ async fn demo(a: DemoArgs) -> Result<(), (u8, String)> {
     let s = stop.clone();
     let limit = a.seconds.map(Duration::from_secs);
     tokio::spawn(async move {
-        gateway::logging::shutdown_signal_or(limit).await;
+        gateway::logging::shutdown_signal_or(signals, limit).await;
         s.cancel();
     });
     let web = http::serve(listener, shared, stop.clone());

@@ -59,6 +59,8 @@ async fn main() -> ExitCode {
 }
 
 async fn serve(config: PathBuf, listen: Option<String>) -> u8 {
+    // Before anything says "up": an early SIGINT must stop us in order.
+    let signals = gateway::logging::ShutdownSignals::install();
     let mut settings = match dashboard::config::load(&config) {
         Ok(s) => s,
         Err(errors) => {
@@ -85,7 +87,7 @@ async fn serve(config: PathBuf, listen: Option<String>) -> u8 {
     let stop = CancellationToken::new();
     let s = stop.clone();
     tokio::spawn(async move {
-        gateway::logging::shutdown_signal().await;
+        signals.recv().await;
         s.cancel();
     });
     match dashboard::serve(settings, stop).await {

@@ -18,39 +18,74 @@ pub fn init(filter: &str, json: bool) {
     };
 }
 
-/// Waits for Ctrl-C or SIGTERM.
-pub async fn shutdown_signal() {
+/// SIGINT and SIGTERM handlers, registered when this is made.
+///
+/// Make it before anything that tells the outside world the process is up
+/// (a log line, a listening socket, `READY=1`): until the handlers are
+/// registered, a signal takes its default action and kills the process
+/// without the orderly stop.
+#[derive(Debug)]
+pub struct ShutdownSignals {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
+    int: Option<tokio::signal::unix::Signal>,
+    #[cfg(unix)]
+    term: Option<tokio::signal::unix::Signal>,
+}
+
+impl ShutdownSignals {
+    /// Registers the handlers now. Needs a running tokio runtime.
+    pub fn install() -> Self {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            let int = signal(SignalKind::interrupt())
+                .map_err(|e| tracing::warn!(error = %e, "cannot listen for SIGINT"))
+                .ok();
+            let term = signal(SignalKind::terminate())
+                .map_err(|e| tracing::warn!(error = %e, "cannot listen for SIGTERM"))
+                .ok();
+            Self { int, term }
+        }
+        #[cfg(not(unix))]
+        {
+            Self {}
         }
     }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
+
+    /// Waits for the first SIGINT or SIGTERM.
+    pub async fn recv(self) {
+        #[cfg(unix)]
+        {
+            async fn next(s: Option<tokio::signal::unix::Signal>) {
+                match s {
+                    Some(mut s) => {
+                        s.recv().await;
+                    }
+                    None => std::future::pending().await,
+                }
+            }
+            tokio::select! {
+                _ = next(self.int) => {}
+                _ = next(self.term) => {}
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }
 
 /// Waits for SIGINT/SIGTERM or, when `limit` is given, for that long
 /// (the demos' `--seconds`), whichever comes first.
-pub async fn shutdown_signal_or(limit: Option<std::time::Duration>) {
+pub async fn shutdown_signal_or(signals: ShutdownSignals, limit: Option<std::time::Duration>) {
     match limit {
         Some(d) => {
             tokio::select! {
-                _ = shutdown_signal() => {}
+                _ = signals.recv() => {}
                 _ = tokio::time::sleep(d) => {}
             }
         }
-        None => shutdown_signal().await,
+        None => signals.recv().await,
     }
 }

@@ -47,6 +47,8 @@ const fn default_demo_config() -> &'static str {
 
 /// Runs `gateway demo`; returns the exit code.
 pub async fn demo(a: DemoArgs) -> u8 {
+    // Before anything says "up": an early SIGINT must stop us in order.
+    let signals = crate::logging::ShutdownSignals::install();
     let mut cfg = match crate::files::load_config(&a.config) {
         Ok(c) => c,
         Err(errors) => {
@@ -158,7 +160,7 @@ pub async fn demo(a: DemoArgs) -> u8 {
     let stop = shutdown.clone();
     let limit = a.seconds.map(Duration::from_secs);
     tokio::spawn(async move {
-        crate::logging::shutdown_signal_or(limit).await;
+        crate::logging::shutdown_signal_or(signals, limit).await;
         stop.cancel();
     });
     let mut view = View::new(&cfg);

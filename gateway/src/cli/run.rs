@@ -43,6 +43,8 @@ pub struct RunArgs {
 
 /// Runs `gateway run`; returns the exit code.
 pub async fn run(args: RunArgs) -> u8 {
+    // Before anything says "up": an early SIGINT must stop us in order.
+    let signals = crate::logging::ShutdownSignals::install();
     let cfg = match crate::files::load_config(&args.config) {
         Ok(c) => c,
         Err(errors) => {
@@ -169,7 +171,7 @@ pub async fn run(args: RunArgs) -> u8 {
     };
     let stop = shutdown.clone();
     tokio::spawn(async move {
-        crate::logging::shutdown_signal().await;
+        signals.recv().await;
         info!("stopping: signal received");
         stop.cancel();
     });

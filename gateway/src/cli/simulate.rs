@@ -70,6 +70,8 @@ pub fn print_endpoints(cfg: &Resolved, sim: &SimHandle) {
 
 /// Runs `gateway simulate`; returns the exit code.
 pub async fn simulate(a: SimulateArgs) -> u8 {
+    // Before anything says "up": an early SIGINT must stop us in order.
+    let signals = crate::logging::ShutdownSignals::install();
     let mut cfg = match crate::files::load_config(&a.config) {
         Ok(c) => c,
         Err(errors) => {
@@ -135,7 +137,7 @@ pub async fn simulate(a: SimulateArgs) -> u8 {
         cfg.devices.len(),
         cfg.buses.len()
     );
-    crate::logging::shutdown_signal().await;
+    signals.recv().await;
     sim.shutdown().await;
     0
 }
