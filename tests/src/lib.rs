@@ -40,12 +40,63 @@ pub fn bin(name: &str) -> PathBuf {
     p
 }
 
-/// A TCP port that was free a moment ago on 127.0.0.1.
+/// A TCP port that was free a moment ago on 127.0.0.1, and that no other
+/// test process on this machine was handed in the last 15 minutes.
+///
+/// A port from `bind(0)` comes from the kernel's ephemeral range, the same
+/// range outgoing connections take their local ports from: between our pick
+/// and the child's bind, a client socket could take it (CI saw that race).
+/// So the pick is made below that range (20000–32767), and reserved across
+/// processes by creating a marker file, which parallel test processes
+/// (nextest runs one per test) respect.
 pub fn free_port() -> u16 {
+    const LOW: u32 = 20_000;
+    const SPAN: u32 = 12_768;
+    let dir = std::env::temp_dir().join("bms-test-ports");
+    let _ = std::fs::create_dir_all(&dir);
+    let seed = std::process::id().wrapping_mul(2_654_435_761)
+        ^ std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+    for i in 0..SPAN {
+        let port = u16::try_from(LOW + (seed.wrapping_add(i.wrapping_mul(7_919))) % SPAN)
+            .expect("invariant: below 32768");
+        if !reserve_port(&dir, port) {
+            continue;
+        }
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    // Every port in our range is reserved or busy: fall back to the kernel.
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .expect("binding 127.0.0.1:0 must work")
+}
+
+/// Claims `port` for this process with a marker file; a marker older than
+/// 15 minutes is stale (its test is long over) and is taken over.
+fn reserve_port(dir: &Path, port: u16) -> bool {
+    let marker = dir.join(port.to_string());
+    let create = || {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&marker)
+            .is_ok()
+    };
+    if create() {
+        return true;
+    }
+    let stale = std::fs::metadata(&marker)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.elapsed().ok())
+        .is_some_and(|age| age > Duration::from_secs(15 * 60));
+    // Two processes taking over the same stale marker at the same instant
+    // could both win; that needs a 15-minute-old marker and a tie.
+    stale && std::fs::remove_file(&marker).is_ok() && create()
 }
 
 /// Fails with a clear message when an outside tool is missing.
