@@ -19,6 +19,16 @@ struct Cli {
         default_value = "info,rumqttd=warn,rumqttc=warn"
     )]
     log: String,
+    /// Log format: `auto` is journald's native protocol under systemd,
+    /// text otherwise; `json` is one object per line on stderr.
+    #[arg(
+        long,
+        global = true,
+        env = "DASHBOARD_LOG_FORMAT",
+        value_enum,
+        default_value_t
+    )]
+    log_format: gateway::logging::LogFormat,
     #[command(subcommand)]
     command: Command,
 }
@@ -47,7 +57,7 @@ enum Command {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    gateway::logging::init(&cli.log, false);
+    gateway::logging::init(&cli.log, cli.log_format, "bms-dashboard");
     let _ = rustls::crypto::ring::default_provider().install_default();
     let code = match cli.command {
         Command::Serve { config, listen } => serve(config, listen).await,

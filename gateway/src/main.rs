@@ -8,7 +8,12 @@ use gateway::cli::{self, Cli, Command};
 
 fn main() -> ExitCode {
     let args = Cli::parse();
-    gateway::logging::init(&args.log, args.log_json);
+    let format = if args.log_json {
+        gateway::logging::LogFormat::Json
+    } else {
+        args.log_format
+    };
+    gateway::logging::init(&args.log, format, "bms-gateway");
     // Bus tasks wait on sockets and timers; one thread carries hundreds of
     // devices, keeps the footprint small and the CPU cost low.
     let rt = match tokio::runtime::Builder::new_current_thread()

@@ -513,3 +513,110 @@ fn the_compose_file_validates_and_the_grafana_board_is_valid_json() {
             .unwrap();
     assert!(ds.contains("uid: bms-influx"));
 }
+
+/// Runs in a private mount namespace: a real systemd-journald on tmpfs
+/// (nothing reaches the host's journal), `gateway run` twice (named
+/// `--log-format journald`, then `auto` with `JOURNAL_STREAM` naming its
+/// stderr as systemd does for a service), and once with a `JOURNAL_STREAM`
+/// that names another file; prints the journal as JSON lines.
+const JOURNAL_SCRIPT: &str = r#"
+set -eu
+mount -t tmpfs tmpfs /run/systemd
+mkdir -p /run/log /var/log/journal
+mount -t tmpfs tmpfs /run/log
+mount -t tmpfs tmpfs /var/log/journal
+mkdir -p /run/systemd/journal
+/lib/systemd/systemd-journald >"$DIR/journald.out" 2>&1 &
+JPID=$!
+trap 'kill $JPID 2>/dev/null || true' EXIT
+for _ in $(seq 100); do [ -S /run/systemd/journal/socket ] && break; sleep 0.05; done
+[ -S /run/systemd/journal/socket ] || { echo "journald did not start" >&2; cat "$DIR/journald.out" >&2; exit 3; }
+gw() { # <name> <args…>: run for 2 s, then SIGINT
+  name=$1; shift
+  "$GW" "$@" run --config "$CFG" --data-dir "$DIR/$name" 2>"$DIR/$name.err" &
+  pid=$!
+  sleep 2
+  kill -INT $pid
+  wait $pid
+}
+gw named --log-format journald
+touch "$DIR/auto.err"
+JOURNAL_STREAM=$(stat -c '%d:%i' "$DIR/auto.err") gw auto
+JOURNAL_STREAM=1:1 gw other
+for _ in $(seq 50); do
+  n=$(journalctl -o json --no-pager SYSLOG_IDENTIFIER=bms-gateway | grep -c 'signal received' || true)
+  [ "$n" -ge 2 ] && break
+  sleep 0.1
+done
+journalctl -o json --no-pager SYSLOG_IDENTIFIER=bms-gateway
+"#;
+
+#[test]
+#[ignore = "needs root, unshare and systemd-journald (.ci/run installs systemd)"]
+fn logs_reach_a_real_journald_as_structured_fields() {
+    require_tool("unshare", "apt-get install util-linux").unwrap();
+    require_tool("journalctl", "apt-get install systemd").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (env, _) = demo_env(dir.path());
+    let config = demo_config(dir.path(), "").unwrap();
+    let (code, out, err) = run_with_timeout(
+        Command::new("unshare")
+            .args(["--mount", "--propagation", "private", "bash", "-c"])
+            .arg(JOURNAL_SCRIPT)
+            .env("GW", bin("gateway"))
+            .env("CFG", &config)
+            .env("DIR", dir.path())
+            .env("RUST_LOG", "info")
+            .envs(env.iter().cloned()),
+        Duration::from_secs(60),
+    )
+    .unwrap();
+    assert_eq!(code, Some(0), "{out}\n{err}");
+    let entries: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    let field = |e: &serde_json::Value, k: &str| e[k].as_str().unwrap_or_default().to_owned();
+    let loaded: Vec<_> = entries
+        .iter()
+        .filter(|e| field(e, "MESSAGE") == "ledger and tickets loaded")
+        .collect();
+    // Named and auto; the run whose JOURNAL_STREAM names another file
+    // logged text to its stderr instead.
+    assert_eq!(loaded.len(), 2, "{out}");
+    for (e, run) in loaded.iter().zip(["named", "auto"]) {
+        // The event's fields are journal fields of their own, with our prefix.
+        assert!(
+            field(e, "BMS_DATABASE").ends_with(&format!("{run}/gateway.db")),
+            "{e}"
+        );
+        assert_eq!(field(e, "BMS_OPEN_TICKETS"), "0", "{e}");
+        // INFO is journald's "notice".
+        assert_eq!(field(e, "PRIORITY"), "5", "{e}");
+        assert_eq!(field(e, "TARGET"), "gateway::engine", "{e}");
+        assert_eq!(field(e, "_TRANSPORT"), "journal", "{e}");
+    }
+    assert!(
+        entries
+            .iter()
+            .any(|e| field(e, "MESSAGE") == "stopping: signal received"),
+        "{out}"
+    );
+    let text =
+        |name: &str| std::fs::read_to_string(dir.path().join(format!("{name}.err"))).unwrap();
+    assert!(
+        !text("named").contains("ledger and tickets loaded"),
+        "{}",
+        text("named")
+    );
+    assert!(
+        !text("auto").contains("ledger and tickets loaded"),
+        "{}",
+        text("auto")
+    );
+    assert!(
+        text("other").contains("ledger and tickets loaded"),
+        "{}",
+        text("other")
+    );
+}

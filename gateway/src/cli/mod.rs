@@ -42,7 +42,17 @@ pub struct Cli {
     /// Log filter (tracing EnvFilter syntax), e.g. `info`, `gateway=debug`. Also `RUST_LOG`.
     #[arg(long, global = true, env = "GATEWAY_LOG", default_value = "info")]
     pub log: String,
-    /// Log as JSON lines on stderr instead of human-readable text.
+    /// Log format: `auto` is journald's native protocol under systemd
+    /// (structured fields, `BMS_DEVICE=…`), text otherwise.
+    #[arg(
+        long,
+        global = true,
+        env = "GATEWAY_LOG_FORMAT",
+        value_enum,
+        default_value_t
+    )]
+    pub log_format: crate::logging::LogFormat,
+    /// Same as `--log-format json`.
     #[arg(long, global = true)]
     pub log_json: bool,
     #[command(subcommand)]
