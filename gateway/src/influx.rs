@@ -34,10 +34,13 @@
 //!   equals signs and spaces; in string field values, double quotes and
 //!   backslashes. Each is escaped with a backslash.
 //!
-//! - [`InfluxWriter`] sends a batch of lines in one request. It is the only
-//!   module that uses the `influxdb2` crate; the crate sends raw line
-//!   protocol with a chosen precision and reports the HTTP status of a
-//!   refusal, which is what the retry decision needs. Every request is
+//! - [`InfluxWriter`] sends a batch of lines in one request: `POST
+//!   {url}/api/v2/write?org=…&bucket=…&precision=ms` with the body as
+//!   `text/plain; charset=utf-8` and `Authorization: Token …` when a token is
+//!   set (the InfluxDB 2 write API, which InfluxDB 3 and VictoriaMetrics also
+//!   serve), over HTTP/1.1 with the same `reqwest` client as the alert
+//!   channels (one HTTP stack in the binary: a dedicated InfluxDB client
+//!   crate brought a second one, ≈ 2 MB of code). Every request is
 //!   bounded by a timeout ([`WRITE_TIMEOUT`] unless changed with
 //!   [`InfluxWriter::with_timeout`]). Outcomes are classified by kind, never
 //!   by message text ([`WriteError`]):
@@ -53,13 +56,10 @@
 //!   on `Reject`: sending it again could never succeed.
 
 use std::fmt::{self, Write as _};
-use std::str::FromStr;
 use std::time::Duration;
 
 use gateway_core::config::{InfluxConfig, Resolved, Secret};
 use gateway_core::model::{PollOutcome, Value};
-use influxdb2::RequestError;
-use influxdb2::api::write::TimestampPrecision;
 
 #[cfg(doc)]
 use gateway_core::model::DeviceClass;
@@ -276,7 +276,11 @@ impl WriteError {
 /// Writes batches of lines to one bucket of an InfluxDB 2 compatible
 /// server (`POST {url}/api/v2/write?org=…&bucket=…&precision=ms`).
 pub struct InfluxWriter {
-    client: influxdb2::Client,
+    client: reqwest::Client,
+    /// `{url}/api/v2/write` with org, bucket and precision.
+    endpoint: reqwest::Url,
+    /// `Token …`, marked sensitive (never printed by the HTTP stack).
+    authorization: Option<reqwest::header::HeaderValue>,
     url: String,
     org: String,
     bucket: String,
@@ -301,10 +305,7 @@ impl InfluxWriter {
     /// base URL, or the token cannot go into an HTTP header.
     pub fn new(cfg: &InfluxConfig, token: Option<Secret>) -> Result<InfluxWriter, String> {
         let url = cfg.url.trim().trim_end_matches('/').to_owned();
-        // The influxdb2 client panics on a URL it cannot parse, so the URL
-        // is parsed first with the very parser it uses: the type of its
-        // `base` field (the `url` crate's `Url`, which we do not depend on).
-        let parsed = parse_like_client_base(|c| &c.base, &url).map_err(|e| {
+        let parsed = reqwest::Url::parse(&url).map_err(|e| {
             format!("influx.url {url:?} is not a URL ({e}); write e.g. http://127.0.0.1:8086")
         })?;
         if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
@@ -314,23 +315,47 @@ impl InfluxWriter {
         }
         if !matches!(parsed.path(), "" | "/") || parsed.query().is_some() {
             return Err(format!(
-                "influx.url {url:?}: give only scheme, host and port (the client always \
+                "influx.url {url:?}: give only scheme, host and port (the gateway always \
                  writes to /api/v2/write at the root of the server)"
             ));
         }
         let token = token.as_ref().map(Secret::expose).unwrap_or("");
+        let bad_token = || {
+            "the InfluxDB token has characters that cannot go into an HTTP header \
+             (control or non-ASCII characters); check the token file or variable"
+                .to_owned()
+        };
         if !token.chars().all(|c| c == '\t' || (' '..='~').contains(&c)) {
-            return Err(
-                "the InfluxDB token has characters that cannot go into an HTTP header \
-                 (control or non-ASCII characters); check the token file or variable"
-                    .to_owned(),
-            );
+            return Err(bad_token());
         }
-        let client = influxdb2::ClientBuilder::new(url.as_str(), cfg.org.as_str(), token)
+        let authorization = if token.is_empty() {
+            None
+        } else {
+            let mut v = reqwest::header::HeaderValue::from_str(&format!("Token {token}"))
+                .map_err(|_| bad_token())?;
+            v.set_sensitive(true);
+            Some(v)
+        };
+        let mut endpoint = parsed;
+        endpoint.set_path("/api/v2/write");
+        endpoint
+            .query_pairs_mut()
+            .append_pair("org", &cfg.org)
+            .append_pair("bucket", &cfg.bucket)
+            .append_pair("precision", "ms");
+        // Built without a crypto provider: use ring, like MQTT and the alerts.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let client = reqwest::Client::builder()
+            .user_agent(concat!("bms-gateway/", env!("CARGO_PKG_VERSION")))
+            // A redirect is reported (the module doc's table), not followed:
+            // a POST would become a GET and the batch would be lost.
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| format!("cannot set up the HTTP client for InfluxDB at {url}: {e}"))?;
         Ok(InfluxWriter {
             client,
+            endpoint,
+            authorization,
             url,
             org: cfg.org.clone(),
             bucket: cfg.bucket.clone(),
@@ -351,15 +376,29 @@ impl InfluxWriter {
         if lines.trim().is_empty() {
             return Ok(());
         }
-        let request = self.client.write_line_protocol_with_precision(
-            &self.org,
-            &self.bucket,
-            lines.to_owned(),
-            TimestampPrecision::Milliseconds,
-        );
-        match tokio::time::timeout(self.timeout, request).await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => classify(&self.url, e),
+        let mut request = self
+            .client
+            .post(self.endpoint.clone())
+            .header(reqwest::header::CONTENT_TYPE, "text/plain; charset=utf-8")
+            .body(lines.to_owned());
+        if let Some(a) = &self.authorization {
+            request = request.header(reqwest::header::AUTHORIZATION, a.clone());
+        }
+        let exchange = async {
+            let response = request.send().await?;
+            let status = response.status();
+            if status.is_success() {
+                return Ok(None);
+            }
+            // The server's reason, for the log; a body that cannot be read
+            // leaves the status alone to speak.
+            let text = response.text().await.unwrap_or_default();
+            Ok(Some((status, text)))
+        };
+        match tokio::time::timeout(self.timeout, exchange).await {
+            Ok(Ok(None)) => Ok(()),
+            Ok(Ok(Some((status, text)))) => refused(&self.url, status, &text),
+            Ok(Err(e)) => unreachable_server(&self.url, &e),
             Err(_) => Err(WriteError::Retry(format!(
                 "InfluxDB at {} did not answer within {} ms; the batch is kept and retried",
                 self.url,
@@ -369,72 +408,50 @@ impl InfluxWriter {
     }
 }
 
-/// Parses `s` as the type of the client field `field` returns.
-fn parse_like_client_base<T>(
-    _field: fn(&influxdb2::Client) -> &T,
-    s: &str,
-) -> Result<T, <T as FromStr>::Err>
-where
-    T: FromStr,
-{
-    s.parse()
+/// Sorts a refusal (any status but 2xx) into retry or reject (see the
+/// module doc).
+fn refused(url: &str, status: reqwest::StatusCode, text: &str) -> Result<(), WriteError> {
+    let code = status.as_u16();
+    let text = shorten(text.trim());
+    let said = if text.is_empty() {
+        String::new()
+    } else {
+        format!(": {text}")
+    };
+    if code == 408 || code == 429 || status.is_server_error() {
+        return Err(WriteError::Retry(format!(
+            "InfluxDB at {url} answered {status}{said}; the batch is kept and retried"
+        )));
+    }
+    let what_to_do = match code {
+        401 | 403 => "check [influx] token and that it may write to the bucket",
+        404 => "check [influx] org and bucket, and that the server offers /api/v2/write",
+        413 => "the batch is too large for the server; lower [influx] batch",
+        300..=399 => "set [influx] url to the address the server redirects to",
+        _ => "the server will never accept this batch",
+    };
+    Err(WriteError::Reject(format!(
+        "InfluxDB at {url} refused the write with {status}{said}; {what_to_do}"
+    )))
 }
 
-/// Sorts a failed request into retry or reject (see the module doc).
-fn classify(url: &str, e: RequestError) -> Result<(), WriteError> {
-    match e {
-        RequestError::Http { status, text } => {
-            let code = status.as_u16();
-            let text = shorten(text.trim());
-            let said = if text.is_empty() {
-                String::new()
-            } else {
-                format!(": {text}")
-            };
-            if status.is_success() {
-                return Ok(());
-            }
-            if code == 408 || code == 429 || status.is_server_error() {
-                return Err(WriteError::Retry(format!(
-                    "InfluxDB at {url} answered {status}{said}; the batch is kept and retried"
-                )));
-            }
-            let what_to_do = match code {
-                401 | 403 => "check [influx] token and that it may write to the bucket",
-                404 => "check [influx] org and bucket, and that the server offers /api/v2/write",
-                413 => "the batch is too large for the server; lower [influx] batch",
-                300..=399 => "set [influx] url to the address the server redirects to",
-                _ => "the server will never accept this batch",
-            };
-            Err(WriteError::Reject(format!(
-                "InfluxDB at {url} refused the write with {status}{said}; {what_to_do}"
-            )))
-        }
-        RequestError::ReqwestProcessing { source } => {
-            let mut message = source.to_string();
-            let mut cause = std::error::Error::source(&source);
-            while let Some(c) = cause {
-                let _ = write!(message, ": {c}");
-                cause = c.source();
-            }
-            if source.is_builder() {
-                Err(WriteError::Reject(format!(
-                    "cannot build a write request for InfluxDB at {url}: {message}"
-                )))
-            } else {
-                Err(WriteError::Retry(format!(
-                    "cannot reach InfluxDB at {url}: {message}; the batch is kept and retried"
-                )))
-            }
-        }
-        // Not produced by a write; a garbled answer is treated as passing.
-        RequestError::Serializing { source } => Err(WriteError::Retry(format!(
-            "InfluxDB at {url}: {source}; the batch is kept and retried"
-        ))),
-        RequestError::Deserializing { text } => Err(WriteError::Retry(format!(
-            "InfluxDB at {url}: {}; the batch is kept and retried",
-            shorten(&text)
-        ))),
+/// No answer (refused, reset, DNS, TLS): retry, unless the request itself
+/// could not be built.
+fn unreachable_server(url: &str, source: &reqwest::Error) -> Result<(), WriteError> {
+    let mut message = source.to_string();
+    let mut cause = std::error::Error::source(source);
+    while let Some(c) = cause {
+        let _ = write!(message, ": {c}");
+        cause = c.source();
+    }
+    if source.is_builder() {
+        Err(WriteError::Reject(format!(
+            "cannot build a write request for InfluxDB at {url}: {message}"
+        )))
+    } else {
+        Err(WriteError::Retry(format!(
+            "cannot reach InfluxDB at {url}: {message}; the batch is kept and retried"
+        )))
     }
 }
 

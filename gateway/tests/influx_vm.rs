@@ -456,12 +456,19 @@ async fn a_closed_port_is_retry() {
     }
 }
 
-/// Answers every request with `status` and a short text, after reading it.
-async fn responder(status: &'static str) -> SocketAddr {
+/// The requests a [`responder`] received, each whole (head and body).
+type Received = std::sync::Arc<std::sync::Mutex<Vec<String>>>;
+
+/// Answers every request with `status` and a short text, after reading it;
+/// keeps what it read.
+async fn responder(status: &'static str) -> (SocketAddr, Received) {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
+    let received = Received::default();
+    let keep = received.clone();
     tokio::spawn(async move {
         while let Ok((mut s, _)) = listener.accept().await {
+            let keep = keep.clone();
             tokio::spawn(async move {
                 let mut buf = Vec::new();
                 let mut chunk = [0u8; 4096];
@@ -490,6 +497,9 @@ async fn responder(status: &'static str) -> SocketAddr {
                         Ok(n) => buf.extend_from_slice(&chunk[..n]),
                     }
                 }
+                keep.lock()
+                    .expect("not poisoned")
+                    .push(String::from_utf8_lossy(&buf).into_owned());
                 let text = "answer from the test responder";
                 let answer = format!(
                     "HTTP/1.1 {status}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\
@@ -501,7 +511,7 @@ async fn responder(status: &'static str) -> SocketAddr {
             });
         }
     });
-    addr
+    (addr, received)
 }
 
 #[tokio::test]
@@ -514,11 +524,14 @@ async fn statuses_are_sorted_into_retry_and_reject() {
         ("404 Not Found", Some(false)),
         ("413 Payload Too Large", Some(false)),
         ("403 Forbidden", Some(false)),
+        // Not followed: a POST turned into a GET would lose the batch.
+        ("307 Temporary Redirect", Some(false)),
+        ("301 Moved Permanently", Some(false)),
         ("200 OK", None),
         ("204 No Content", None),
     ];
     for (status, retry) in cases {
-        let addr = responder(status).await;
+        let (addr, _) = responder(status).await;
         let got = writer(addr).write("pump,site=hq x=1 1").await;
         match (retry, &got) {
             (None, Ok(())) => {}
@@ -533,6 +546,39 @@ async fn statuses_are_sorted_into_retry_and_reject() {
             _ => panic!("{status}: got {got:?}"),
         }
     }
+}
+
+#[tokio::test]
+async fn a_write_is_the_influxdb2_write_api_over_http_1_1() {
+    let (addr, received) = responder("204 No Content").await;
+    let lines = "pump,site=hq x=1 1\npump,site=hq x=2 2";
+    assert_eq!(writer(addr).write(lines).await, Ok(()));
+    let got = received.lock().expect("not poisoned").clone();
+    assert_eq!(got.len(), 1, "{got:?}");
+    let (head, body) = got[0].split_once("\r\n\r\n").expect("a head and a body");
+    let mut head_lines = head.lines();
+    assert_eq!(
+        head_lines.next(),
+        Some("POST /api/v2/write?org=bms&bucket=telemetry&precision=ms HTTP/1.1")
+    );
+    let headers: Vec<String> = head_lines.map(str::to_ascii_lowercase).collect();
+    for want in [
+        "authorization: token test-token",
+        "content-type: text/plain; charset=utf-8",
+    ] {
+        assert!(headers.iter().any(|h| h == want), "{want}: {headers:?}");
+    }
+    assert_eq!(body, lines);
+
+    // Without a token there is no Authorization header at all.
+    let (addr, received) = responder("204 No Content").await;
+    let w = InfluxWriter::new(&influx(format!("http://{addr}")), None).expect("writer");
+    assert_eq!(w.write(lines).await, Ok(()));
+    let got = received.lock().expect("not poisoned").clone();
+    assert!(
+        !got[0].to_ascii_lowercase().contains("authorization"),
+        "{got:?}"
+    );
 }
 
 #[tokio::test]
