@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use gateway_core::alerts::{DeviceInfo, Notice, Policy};
 use gateway_core::state::UnixMs;
-use gateway_core::tickets::TicketState;
+use gateway_core::tickets::Ticket;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
@@ -134,26 +134,36 @@ impl Dispatcher {
         }
     }
 
-    /// Rebuilds the policy from the database (see `Policy::restore`).
+    /// Rebuilds the policy from the database (see `Policy::restore`):
+    /// the tickets not closed, and every ticket changed within the
+    /// lookback (a resolution whose follow-up a crash lost may since have
+    /// been closed).
     fn restore(&mut self) {
         let now = (self.clock)();
-        let active = match self.store.tickets(&TicketFilter {
+        let not_closed = TicketFilter {
             open_only: true,
             ..TicketFilter::default()
-        }) {
-            Ok(t) => t
-                .into_iter()
-                .filter(|t| matches!(t.state, TicketState::Open | TicketState::Acknowledged))
-                .map(|t| {
-                    let i = self.info(&t.device);
-                    (t, i)
-                })
-                .collect(),
-            Err(e) => {
-                error!(error = %e, "cannot read the active tickets; escalations resume only for new ones");
-                Vec::new()
-            }
         };
+        let recent = TicketFilter {
+            since_ms: Some(now - self.lookback_ms),
+            ..TicketFilter::default()
+        };
+        let mut tickets: BTreeMap<u64, Ticket> = BTreeMap::new();
+        for f in [not_closed, recent] {
+            match self.store.tickets(&f) {
+                Ok(ts) => tickets.extend(ts.into_iter().map(|t| (t.id, t))),
+                Err(e) => {
+                    error!(error = %e, "cannot read the tickets; escalations and follow-ups resume only for new ones");
+                }
+            }
+        }
+        let tickets: Vec<(Ticket, DeviceInfo)> = tickets
+            .into_values()
+            .map(|t| {
+                let i = self.info(&t.device);
+                (t, i)
+            })
+            .collect();
         let recorded = self
             .store
             .recorded_since(now - self.lookback_ms)
@@ -161,7 +171,7 @@ impl Dispatcher {
                 error!(error = %e, "cannot read the recorded alerts");
                 Vec::new()
             });
-        let due = self.policy.restore(active, &recorded, now);
+        let due = self.policy.restore(tickets, &recorded, now);
         self.record(&due);
         if let Ok(n) = self.store.pending_alerts() {
             self.stats.pending.store(n, Ordering::Relaxed);
