@@ -22,6 +22,10 @@
 //!   between a channel accepting and the `sent` mark means one more
 //!   delivery of that notice after the restart (at least once); webhooks
 //!   get the notice's key in `X-BMS-Alert-Key` to drop such a repeat.
+//! - The table is pruned (`Store::prune_alerts`): notices sent, expired
+//!   or digested longer than `[alerts] keep` ago are deleted at start and
+//!   hourly, a bounded batch per transaction; never a pending or held one,
+//!   nor one of a ticket not closed (the restore reads those).
 //! - Failures are counted per channel in `/metrics`
 //!   (`bms_alert_failures_total{channel}`), logged with the channel and the
 //!   error, and kept with each notice (`gateway alerts log`,

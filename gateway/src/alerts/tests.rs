@@ -790,3 +790,78 @@ async fn follow_ups_lost_between_the_ticket_change_and_their_recording_are_sent_
         ]
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn old_alerts_are_pruned_at_start_in_batches_then_once_an_hour() {
+    const DAY: i64 = 86_400_000;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(
+        dir.path(),
+        &channel_toml("rec", "webhook", "http://127.0.0.1:9/unused"),
+    );
+    assert_eq!(
+        cfg.raw.alerts.as_ref().unwrap().keep.get(),
+        Duration::from_secs(180 * 24 * 3600)
+    );
+    let store = Store::open(dir.path()).unwrap();
+    let mut n = page_notice(dir.path(), &cfg);
+    n.ticket = None;
+    // More than one batch of notices sent 181 days ago.
+    let old = T0 - 181 * DAY;
+    let many: Vec<Notice> = (0..dispatch::PRUNE_BATCH + 100)
+        .map(|i| Notice {
+            key: format!("old/{i}"),
+            ..n.clone()
+        })
+        .collect();
+    store.record_notices(&many, old).unwrap();
+    for r in store.alert_log(None, None, 10_000).unwrap() {
+        store.alert_sent(r.id, old).unwrap();
+    }
+    // One sent 180 days minus 30 minutes ago: old enough at T0 + 30 min.
+    let edge = T0 - 180 * DAY + 30 * 60_000;
+    let e = Notice {
+        key: "edge".into(),
+        ..n.clone()
+    };
+    store.record_notices(&[e], edge).unwrap();
+    store.alert_sent(alert_id_of(&store, "edge"), edge).unwrap();
+    let count = || store.alert_log(None, None, 10_000).unwrap().len();
+    assert_eq!(count(), dispatch::PRUNE_BATCH + 101);
+
+    let rec = Arc::new(Recorder::default());
+    let (stop, task) = {
+        let start = tokio::time::Instant::now();
+        let clock: Clock =
+            Arc::new(move || T0 + i64::try_from(start.elapsed().as_millis()).unwrap());
+        let (mut d, _) = dispatcher(&cfg, &dir.path().join("gateway.toml"), dir.path(), clock)
+            .unwrap()
+            .unwrap();
+        d.channels
+            .insert("rec".into(), Arc::new(RecChannel(Arc::clone(&rec))));
+        let (_tx, rx) = mpsc::channel(8);
+        let stop = CancellationToken::new();
+        (stop.clone(), tokio::spawn(d.run(rx, stop)))
+    };
+    // At start, in two batches.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(count(), 1);
+    // Old enough at T0 + 30 min, but the next pass is at T0 + 1 h.
+    tokio::time::sleep(Duration::from_secs(45 * 60)).await;
+    assert_eq!(count(), 1);
+    tokio::time::sleep(Duration::from_secs(16 * 60)).await;
+    assert_eq!(count(), 0);
+    stop.cancel();
+    task.await.unwrap();
+    assert_eq!(rec.calls.load(Ordering::SeqCst), 0);
+}
+
+fn alert_id_of(store: &Store, key: &str) -> i64 {
+    store
+        .alert_log(None, None, 10_000)
+        .unwrap()
+        .into_iter()
+        .find(|r| r.notice.key == key)
+        .unwrap()
+        .id
+}

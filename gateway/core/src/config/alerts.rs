@@ -335,6 +335,11 @@ pub struct AlertsConfig {
     /// `fallback` channel (if any). Default 3.
     #[serde(default = "default_fallback_after")]
     pub fallback_after: u32,
+    /// Notices sent, expired or digested longer ago than this are deleted
+    /// from the log (never a pending or held one, nor one of a ticket not
+    /// closed). At least a day. Default `"180d"`.
+    #[serde(default = "default_keep")]
+    pub keep: HumanDuration,
     /// Every channel.
     #[serde(default, rename = "channel")]
     pub channels: Vec<ChannelConfig>,
@@ -378,6 +383,12 @@ const fn default_expire() -> HumanDuration {
 const fn default_fallback_after() -> u32 {
     3
 }
+/// 180 days.
+const fn default_keep() -> HumanDuration {
+    HumanDuration::from_secs(180 * 24 * 3600)
+}
+/// The shortest `keep`: a day.
+const MIN_KEEP: Duration = Duration::from_secs(24 * 3600);
 
 fn is_id(s: &str) -> bool {
     !s.is_empty()
@@ -636,6 +647,15 @@ impl AlertsConfig {
             e(
                 "alerts.fallback_after".to_owned(),
                 "is 0; give a number of attempts, e.g. 3".to_owned(),
+            );
+        }
+        if self.keep.get() < MIN_KEEP {
+            e(
+                "alerts.keep".to_owned(),
+                format!(
+                    "\"{}\" is shorter than a day; the alert log must keep at least \"1d\" (default \"180d\")",
+                    self.keep
+                ),
             );
         }
         // Rotation and coverage.
