@@ -89,7 +89,7 @@ pub enum SmtpTls {
 }
 
 /// One way of reaching people.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ChannelConfig {
     /// Unique id, `[a-z0-9_-]`, used in the policy and in `fallback`.
@@ -152,7 +152,7 @@ const fn default_timeout() -> HumanDuration {
 }
 
 /// A person who can be paged.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PersonConfig {
     /// Unique id, `[a-z0-9_-]`, used in tiers, overrides and `away`.
@@ -179,7 +179,7 @@ pub enum Every {
 }
 
 /// One tier of the escalation chain, with the people who take turns in it.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TierConfig {
     /// Name of the tier in messages (`值班工程师`, `主管`, `经理`).
@@ -190,7 +190,7 @@ pub struct TierConfig {
 }
 
 /// The rotation: who is on duty in each tier, when.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RotationConfig {
     /// `week` (default) or `day`.
@@ -214,7 +214,7 @@ fn default_handover() -> ClockTime {
 
 /// A dated override: someone else is on duty in a tier for a while
 /// (holiday cover, a swap).
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OverrideConfig {
     /// Tier number, 1 for the engineer on duty.
@@ -232,7 +232,7 @@ pub struct OverrideConfig {
 
 /// A person away (leave, holiday): whoever the rotation would put on duty
 /// must be covered by an override meanwhile.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AwayConfig {
     /// Person id.
@@ -257,7 +257,7 @@ pub enum OutsideHours {
 }
 
 /// How tickets of one severity are paged.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SeverityPolicy {
     /// Channel ids a page goes out on (every one of them).
@@ -286,7 +286,7 @@ fn default_ordinary() -> SeverityPolicy {
 }
 
 /// On-call alerts.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AlertsConfig {
     /// Set false to keep the section but page nobody. Default true.
