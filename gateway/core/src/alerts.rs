@@ -491,17 +491,26 @@ impl Policy {
             let last = self.last_paged.entry((*f).clone()).or_insert(n.at_ms);
             *last = (*last).max(n.at_ms);
         }
+        // Each ticket's notices, so that many tickets and a long log stay cheap.
+        let mut by_ticket: BTreeMap<u64, Vec<&Notice>> = BTreeMap::new();
+        for n in recorded.iter().map(|r| &r.notice) {
+            if let Some(id) = n.ticket {
+                by_ticket.entry(id).or_default().push(n);
+            }
+        }
         let mut out = Vec::new();
         for (ticket, info) in tickets {
-            out.extend(self.missed_follow_ups(&ticket, &info, recorded, now_ms));
+            let notices = by_ticket.get(&ticket.id).map_or(&[][..], Vec::as_slice);
+            out.extend(self.missed_follow_ups(&ticket, &info, notices, now_ms));
             if !matches!(ticket.state, TicketState::Open | TicketState::Acknowledged) {
                 continue;
             }
             let cycle = ticket.cycle_start_ms();
             let prefix = cycle_prefix(ticket.id, cycle);
-            let mine: Vec<&Notice> = pages
+            let mine: Vec<&Notice> = notices
                 .iter()
-                .map(|(_, n)| *n)
+                .copied()
+                .filter(|n| matches!(n.kind, NoticeKind::Page | NoticeKind::Escalation))
                 .filter(|n| n.key.starts_with(&prefix))
                 .collect();
             let rule = self.s.rule(ticket.severity).clone();
@@ -553,11 +562,12 @@ impl Policy {
     /// The follow-ups a ticket is owed and that were never recorded: one
     /// per acknowledgement and resolution in its history (every cycle), to
     /// everyone paged in that cycle, on the channels whose key is missing.
+    /// `recorded`: the ticket's recorded notices.
     fn missed_follow_ups(
         &mut self,
         ticket: &Ticket,
         info: &DeviceInfo,
-        recorded: &[Recorded],
+        recorded: &[&Notice],
         now_ms: UnixMs,
     ) -> Vec<Notice> {
         if !self.s.follow_ups {
@@ -580,7 +590,7 @@ impl Policy {
             let prefix = cycle_prefix(ticket.id, c);
             let in_cycle: Vec<&Notice> = recorded
                 .iter()
-                .map(|r| &r.notice)
+                .copied()
                 .filter(|n| n.key.starts_with(&prefix))
                 .collect();
             let pages: Vec<&Notice> = in_cycle
