@@ -30,8 +30,12 @@
 //! Nothing here needs its own storage: [`Policy::restore`] rebuilds the
 //! state of each active ticket from the notices already recorded for it
 //! (last tier paged and when; deferral is recomputed from the working
-//! hours), held notices go back into their digest, and recent sends refill
-//! the rate windows.
+//! hours; a ticket the dedupe window kept quiet stays quiet), held notices
+//! go back into their digest, and recent sends refill the rate windows.
+//! Every acknowledgement and resolution in a ticket's history whose
+//! follow-up is not recorded gets it then (a crash between the ticket's
+//! change and the recording), with the key the live path would have
+//! given it: each notice is recorded once, whenever the crash came.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
@@ -43,7 +47,7 @@ use crate::maintenance::{local_to_ms, parse_weekly};
 use crate::model::DeviceClass;
 use crate::oncall::{Roster, local_text};
 use crate::state::UnixMs;
-use crate::tickets::{Severity, Ticket, TicketEvent, TicketEventKind, TicketState};
+use crate::tickets::{Severity, Step, Ticket, TicketEvent, TicketEventKind, TicketState};
 
 #[cfg(test)]
 mod tests;
@@ -434,14 +438,25 @@ impl Policy {
         &self.s
     }
 
-    /// Rebuilds the state after a restart: `active` are the tickets open or
-    /// acknowledged (with what messages say about their device), `recorded`
-    /// every notice recorded recently (at least the longest escalation and
-    /// the dedupe window back), oldest first. Returns what is due now
-    /// (a first page never recorded, an escalation missed while down).
+    /// Rebuilds the state after a restart and returns what is due now.
+    ///
+    /// `tickets` are those a notice may still be owed for, with what
+    /// messages say about their device: at least every ticket open,
+    /// acknowledged or resolved, and every ticket that changed within the
+    /// lookback (closed ones included). `recorded` is every notice recorded
+    /// recently (at least the longest escalation and the dedupe window
+    /// back), oldest first.
+    ///
+    /// Due now: a first page never recorded (unless the dedupe window
+    /// would have suppressed it), an escalation missed while down, and a
+    /// follow-up for each acknowledgement or resolution in the tickets'
+    /// history whose notice was not recorded (a crash between the
+    /// ticket's change and the notice's recording). Every notice has the
+    /// key the live path gives it, so one recorded already is not made
+    /// again, and one made both here and live is recorded once.
     pub fn restore(
         &mut self,
-        active: Vec<(Ticket, DeviceInfo)>,
+        tickets: Vec<(Ticket, DeviceInfo)>,
         recorded: &[Recorded],
         now_ms: UnixMs,
     ) -> Vec<Notice> {
@@ -460,17 +475,43 @@ impl Policy {
                     .push_back(n.at_ms);
             }
         }
+        // Every page recorded for a known ticket, with its (device, kind):
+        // the dedupe window looks at them.
+        let fault: BTreeMap<u64, (String, String)> = tickets
+            .iter()
+            .map(|(t, _)| (t.id, (t.device.clone(), t.kind.clone())))
+            .collect();
+        let pages: Vec<(&(String, String), &Notice)> = recorded
+            .iter()
+            .map(|r| &r.notice)
+            .filter(|n| matches!(n.kind, NoticeKind::Page | NoticeKind::Escalation))
+            .filter_map(|n| n.ticket.and_then(|id| fault.get(&id)).map(|f| (f, n)))
+            .collect();
+        for (f, n) in &pages {
+            let last = self.last_paged.entry((*f).clone()).or_insert(n.at_ms);
+            *last = (*last).max(n.at_ms);
+        }
+        // Each ticket's notices, so that many tickets and a long log stay cheap.
+        let mut by_ticket: BTreeMap<u64, Vec<&Notice>> = BTreeMap::new();
+        for n in recorded.iter().map(|r| &r.notice) {
+            if let Some(id) = n.ticket {
+                by_ticket.entry(id).or_default().push(n);
+            }
+        }
         let mut out = Vec::new();
-        for (ticket, info) in active {
+        for (ticket, info) in tickets {
+            let notices = by_ticket.get(&ticket.id).map_or(&[][..], Vec::as_slice);
+            out.extend(self.missed_follow_ups(&ticket, &info, notices, now_ms));
+            if !matches!(ticket.state, TicketState::Open | TicketState::Acknowledged) {
+                continue;
+            }
             let cycle = ticket.cycle_start_ms();
-            let pages: Vec<&Notice> = recorded
+            let prefix = cycle_prefix(ticket.id, cycle);
+            let mine: Vec<&Notice> = notices
                 .iter()
-                .map(|r| &r.notice)
-                .filter(|n| {
-                    n.ticket == Some(ticket.id)
-                        && n.at_ms >= cycle
-                        && matches!(n.kind, NoticeKind::Page | NoticeKind::Escalation)
-                })
+                .copied()
+                .filter(|n| matches!(n.kind, NoticeKind::Page | NoticeKind::Escalation))
+                .filter(|n| n.key.starts_with(&prefix))
                 .collect();
             let rule = self.s.rule(ticket.severity).clone();
             let mut track = Track {
@@ -478,77 +519,115 @@ impl Policy {
                 info,
                 tier: 0,
                 next_ms: None,
-                paged: Vec::new(),
+                paged: paged_in(&mine),
             };
-            for p in &pages {
-                track.tier = track.tier.max(usize::from(p.tier));
-                for r in &p.message.to {
-                    if !track.paged.contains(&r.id) {
-                        track.paged.push(r.id.clone());
-                    }
-                }
-                self.last_paged
-                    .insert((ticket.device.clone(), ticket.kind.clone()), p.at_ms);
-            }
-            let last_at = pages.iter().map(|p| p.at_ms).max();
+            track.tier = mine.iter().map(|p| usize::from(p.tier)).max().unwrap_or(0);
+            let last_at = mine.iter().map(|p| p.at_ms).max();
+            let tiers = self.roster.tiers().len();
             match (last_at, ticket.state) {
                 (None, TicketState::Open) if !rule.channels.is_empty() => {
-                    // Never paged: as if it opened now (deferral recomputed).
-                    track.next_ms = Some(
-                        match (rule.defer, self.s.hours.check(self.roster.tz(), now_ms)) {
-                            (true, Err(next)) => next,
-                            _ => now_ms,
-                        },
-                    );
+                    // Another page for the same fault less than the dedupe
+                    // window before this cycle began: the live path did not
+                    // page it, only escalates it (see `on_ticket`).
+                    let dup = pages.iter().any(|(f, n)| {
+                        **f == (ticket.device.clone(), ticket.kind.clone())
+                            && !n.key.starts_with(&prefix)
+                            && n.at_ms <= cycle
+                            && cycle - n.at_ms < self.s.dedupe_ms
+                    });
+                    track.next_ms = if dup {
+                        track.tier = 1;
+                        (tiers > 1).then_some(cycle + rule.ack_within_ms)
+                    } else {
+                        // Never paged: as if it opened now (deferral recomputed).
+                        Some(
+                            match (rule.defer, self.s.hours.check(self.roster.tz(), now_ms)) {
+                                (true, Err(next)) => next,
+                                _ => now_ms,
+                            },
+                        )
+                    };
                 }
-                (Some(at), TicketState::Open) if track.tier < self.roster.tiers().len() => {
+                (Some(at), TicketState::Open) if track.tier < tiers => {
                     track.next_ms = Some(at + rule.ack_within_ms);
                 }
                 _ => {}
             }
-            // Acknowledged while the follow-up was not yet recorded (a crash
-            // in between): send it now.
-            let acked_recorded = recorded.iter().any(|r| {
-                r.notice.ticket == Some(ticket.id)
-                    && r.notice.at_ms >= cycle
-                    && r.notice.kind == NoticeKind::Acknowledged
-            });
-            if ticket.state == TicketState::Acknowledged
-                && !acked_recorded
-                && self.s.follow_ups
-                && !track.paged.is_empty()
-            {
-                let ev = TicketEvent {
-                    kind: TicketEventKind::Acknowledged,
-                    at_ms: ticket.acknowledged.as_ref().map_or(now_ms, |s| s.at_ms),
-                    ticket: ticket.clone(),
-                };
-                let to: Vec<Recipient> = track.paged.iter().map(|p| self.s.recipient(p)).collect();
-                let msg = self.follow_up(NoticeKind::Acknowledged, &ticket, &track.info, to, &ev);
-                for ch in &rule.channels {
-                    let n = Notice {
-                        key: format!(
-                            "t{}/c{}/{}/{}",
-                            ticket.id,
-                            cycle,
-                            NoticeKind::Acknowledged.as_str(),
-                            ch
-                        ),
-                        ticket: Some(ticket.id),
-                        kind: NoticeKind::Acknowledged,
-                        tier: 0,
-                        channel: ch.clone(),
-                        message: msg.clone(),
-                        at_ms: now_ms,
-                        held: false,
-                        covers: Vec::new(),
-                    };
-                    out.extend(self.emit(n, now_ms));
-                }
-            }
             self.tracks.insert(ticket.id, track);
         }
         out.extend(self.tick(now_ms));
+        out
+    }
+
+    /// The follow-ups a ticket is owed and that were never recorded: one
+    /// per acknowledgement and resolution in its history (every cycle), to
+    /// everyone paged in that cycle, on the channels whose key is missing.
+    /// `recorded`: the ticket's recorded notices.
+    fn missed_follow_ups(
+        &mut self,
+        ticket: &Ticket,
+        info: &DeviceInfo,
+        recorded: &[&Notice],
+        now_ms: UnixMs,
+    ) -> Vec<Notice> {
+        if !self.s.follow_ups {
+            return Vec::new();
+        }
+        let rule = self.s.rule(ticket.severity).clone();
+        let mut cycle = None;
+        let mut out = Vec::new();
+        for h in &ticket.history {
+            let kind = match h.kind {
+                TicketEventKind::Opened | TicketEventKind::Reopened => {
+                    cycle = Some(h.at_ms);
+                    continue;
+                }
+                TicketEventKind::Acknowledged => NoticeKind::Acknowledged,
+                TicketEventKind::Resolved => NoticeKind::Resolved,
+                TicketEventKind::Recovered | TicketEventKind::Closed => continue,
+            };
+            let Some(c) = cycle else { continue };
+            let prefix = cycle_prefix(ticket.id, c);
+            let in_cycle: Vec<&Notice> = recorded
+                .iter()
+                .copied()
+                .filter(|n| n.key.starts_with(&prefix))
+                .collect();
+            let pages: Vec<&Notice> = in_cycle
+                .iter()
+                .copied()
+                .filter(|n| matches!(n.kind, NoticeKind::Page | NoticeKind::Escalation))
+                .collect();
+            let paged = paged_in(&pages);
+            if paged.is_empty() {
+                continue;
+            }
+            let to: Vec<Recipient> = paged.iter().map(|p| self.s.recipient(p)).collect();
+            let step = Step {
+                by: h.by.clone(),
+                at_ms: h.at_ms,
+                note: h.note.clone(),
+            };
+            let msg = self.follow_up(kind, ticket, info, to, &step);
+            for ch in &rule.channels {
+                let key = follow_up_key(ticket.id, c, kind, ch);
+                if in_cycle.iter().any(|n| n.key == key) {
+                    continue;
+                }
+                let n = Notice {
+                    key,
+                    ticket: Some(ticket.id),
+                    kind,
+                    tier: 0,
+                    channel: ch.clone(),
+                    message: msg.clone(),
+                    at_ms: now_ms,
+                    held: false,
+                    covers: Vec::new(),
+                };
+                out.extend(self.emit(n, now_ms));
+            }
+        }
         out
     }
 
@@ -608,11 +687,23 @@ impl Policy {
                     NoticeKind::Resolved
                 };
                 let to: Vec<Recipient> = paged.iter().map(|p| self.s.recipient(p)).collect();
-                let msg = self.follow_up(kind, t, &info, to, ev);
+                let step = if kind == NoticeKind::Acknowledged {
+                    t.acknowledged.as_ref()
+                } else {
+                    t.resolved.as_ref()
+                };
+                let (by, note) =
+                    step.map_or_else(Default::default, |s| (s.by.clone(), s.note.clone()));
+                let step = Step {
+                    by,
+                    at_ms: ev.at_ms,
+                    note,
+                };
+                let msg = self.follow_up(kind, t, &info, to, &step);
                 let mut out = Vec::new();
                 for ch in &rule.channels {
                     let n = Notice {
-                        key: format!("t{}/c{}/{}/{}", t.id, t.cycle_start_ms(), kind.as_str(), ch),
+                        key: follow_up_key(t.id, t.cycle_start_ms(), kind, ch),
                         ticket: Some(t.id),
                         kind,
                         tier: 0,
@@ -756,7 +847,11 @@ impl Policy {
         let mut out = Vec::new();
         for ch in &rule.channels {
             let n = Notice {
-                key: format!("t{}/c{}/tier{}/{}", t.id, t.cycle_start_ms(), k + 1, ch),
+                key: format!(
+                    "{}tier{}/{ch}",
+                    cycle_prefix(t.id, t.cycle_start_ms()),
+                    k + 1
+                ),
                 ticket: Some(t.id),
                 kind,
                 tier: u8::try_from(k + 1).unwrap_or(u8::MAX),
@@ -852,21 +947,17 @@ impl Policy {
         }
     }
 
+    /// A follow-up: `step` says who took or resolved the ticket, when.
     fn follow_up(
         &self,
         kind: NoticeKind,
         t: &Ticket,
         info: &DeviceInfo,
         to: Vec<Recipient>,
-        ev: &TicketEvent,
+        step: &Step,
     ) -> Message {
         let zh = self.zh();
-        let step = if kind == NoticeKind::Acknowledged {
-            t.acknowledged.as_ref()
-        } else {
-            t.resolved.as_ref()
-        };
-        let by = step.map_or_else(String::new, |s| s.by.clone());
+        let Step { by, at_ms, note } = step;
         let title = match (zh, kind) {
             (true, NoticeKind::Acknowledged) => {
                 format!("【已接单】#{} {} {}", t.id, info.name, t.summary)
@@ -877,13 +968,13 @@ impl Policy {
             }
             (false, _) => format!("[Resolved] #{} {} {}", t.id, info.name, t.summary),
         };
-        let time = local_text(self.roster.tz(), ev.at_ms);
+        let time = local_text(self.roster.tz(), *at_ms);
         let mut lines = vec![if zh {
             format!("处理人：{by}，时间：{time}")
         } else {
             format!("By {by} at {time}")
         }];
-        if let Some(note) = step.map(|s| s.note.clone()).filter(|n| !n.is_empty()) {
+        if !note.is_empty() {
             lines.push(if zh {
                 format!("说明：{note}")
             } else {
@@ -965,4 +1056,29 @@ impl Policy {
             covers: h.items.iter().map(|i| i.key.clone()).collect(),
         }
     }
+}
+
+/// The start of every key of a ticket's cycle (`t12/c1793671200000/`).
+fn cycle_prefix(ticket: u64, cycle_ms: UnixMs) -> String {
+    format!("t{ticket}/c{cycle_ms}/")
+}
+
+/// The key of a follow-up: one per ticket, cycle, kind and channel.
+fn follow_up_key(ticket: u64, cycle_ms: UnixMs, kind: NoticeKind, channel: &str) -> String {
+    format!(
+        "{}{}/{channel}",
+        cycle_prefix(ticket, cycle_ms),
+        kind.as_str()
+    )
+}
+
+/// Everyone the pages name, in the order first paged.
+fn paged_in(pages: &[&Notice]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for r in pages.iter().flat_map(|p| &p.message.to) {
+        if !out.contains(&r.id) {
+            out.push(r.id.clone());
+        }
+    }
+    out
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use gateway_core::alerts::{DeviceInfo, Notice, Policy};
 use gateway_core::state::UnixMs;
-use gateway_core::tickets::TicketState;
+use gateway_core::tickets::Ticket;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
@@ -77,6 +77,12 @@ pub struct Dispatcher {
     pub(super) lookback_ms: i64,
     /// Notices the database refused for now, recorded again next turn.
     pub(super) unrecorded: Vec<Notice>,
+    /// How long finished notices stay in the log (`[alerts] keep`).
+    pub(super) keep_ms: i64,
+    /// When the next pruning batch runs (`UnixMs::MIN`: at start).
+    pub(super) next_prune_ms: UnixMs,
+    /// Notices deleted so far in the current pruning pass.
+    pub(super) pruned: usize,
 }
 
 impl std::fmt::Debug for Dispatcher {
@@ -95,6 +101,14 @@ struct Outcome {
 
 /// Pending notices attempted at once, at most.
 const BATCH: usize = 64;
+/// Old notices deleted per transaction, at most: a few milliseconds of
+/// work, so a large backlog never holds up deliveries for long.
+pub(super) const PRUNE_BATCH: usize = 500;
+/// Time between pruning passes.
+pub(super) const PRUNE_EVERY_MS: i64 = 3_600_000;
+/// Pause between two batches of one pass (the loop serves deliveries and
+/// events meanwhile).
+const PRUNE_PAUSE_MS: i64 = 100;
 
 impl Dispatcher {
     pub(super) fn info(&self, device: &str) -> DeviceInfo {
@@ -134,26 +148,36 @@ impl Dispatcher {
         }
     }
 
-    /// Rebuilds the policy from the database (see `Policy::restore`).
+    /// Rebuilds the policy from the database (see `Policy::restore`):
+    /// the tickets not closed, and every ticket changed within the
+    /// lookback (a resolution whose follow-up a crash lost may since have
+    /// been closed).
     fn restore(&mut self) {
         let now = (self.clock)();
-        let active = match self.store.tickets(&TicketFilter {
+        let not_closed = TicketFilter {
             open_only: true,
             ..TicketFilter::default()
-        }) {
-            Ok(t) => t
-                .into_iter()
-                .filter(|t| matches!(t.state, TicketState::Open | TicketState::Acknowledged))
-                .map(|t| {
-                    let i = self.info(&t.device);
-                    (t, i)
-                })
-                .collect(),
-            Err(e) => {
-                error!(error = %e, "cannot read the active tickets; escalations resume only for new ones");
-                Vec::new()
-            }
         };
+        let recent = TicketFilter {
+            since_ms: Some(now - self.lookback_ms),
+            ..TicketFilter::default()
+        };
+        let mut tickets: BTreeMap<u64, Ticket> = BTreeMap::new();
+        for f in [not_closed, recent] {
+            match self.store.tickets(&f) {
+                Ok(ts) => tickets.extend(ts.into_iter().map(|t| (t.id, t))),
+                Err(e) => {
+                    error!(error = %e, "cannot read the tickets; escalations and follow-ups resume only for new ones");
+                }
+            }
+        }
+        let tickets: Vec<(Ticket, DeviceInfo)> = tickets
+            .into_values()
+            .map(|t| {
+                let i = self.info(&t.device);
+                (t, i)
+            })
+            .collect();
         let recorded = self
             .store
             .recorded_since(now - self.lookback_ms)
@@ -161,11 +185,45 @@ impl Dispatcher {
                 error!(error = %e, "cannot read the recorded alerts");
                 Vec::new()
             });
-        let due = self.policy.restore(active, &recorded, now);
+        let due = self.policy.restore(tickets, &recorded, now);
         self.record(&due);
         if let Ok(n) = self.store.pending_alerts() {
             self.stats.pending.store(n, Ordering::Relaxed);
         }
+    }
+
+    /// Deletes one batch of notices older than `keep` when a pruning pass
+    /// is due (at start, then hourly); a full batch means more are left,
+    /// and the next batch follows after a short pause.
+    fn prune(&mut self, now: UnixMs) {
+        if now < self.next_prune_ms {
+            return;
+        }
+        match self
+            .store
+            .prune_alerts(now.saturating_sub(self.keep_ms), PRUNE_BATCH)
+        {
+            Ok(n) if n >= PRUNE_BATCH => {
+                self.pruned += n;
+                self.next_prune_ms = now + PRUNE_PAUSE_MS;
+                return;
+            }
+            Ok(n) => {
+                self.pruned += n;
+                if self.pruned > 0 {
+                    info!(
+                        deleted = self.pruned,
+                        keep_days = self.keep_ms / 86_400_000,
+                        "old alerts deleted from the log"
+                    );
+                }
+            }
+            Err(e) => {
+                warn!(error = %e, "cannot delete old alerts from the log; trying again in an hour");
+            }
+        }
+        self.pruned = 0;
+        self.next_prune_ms = now + PRUNE_EVERY_MS;
     }
 
     /// Runs until `shutdown`: restores, then consumes core events, ticks
@@ -184,6 +242,8 @@ impl Dispatcher {
             let due = self.policy.tick(now);
             self.record(&due);
             self.deliver(now, &mut inflight, &done_tx);
+            // After the restore: it reads what pruning would delete.
+            self.prune(now);
             let wait = self.next_wake(now);
             tokio::select! {
                 _ = shutdown.cancelled() => break,
@@ -212,6 +272,7 @@ impl Dispatcher {
         let next = [
             self.policy.next_due(),
             self.store.next_alert_ms().ok().flatten(),
+            Some(self.next_prune_ms),
         ]
         .into_iter()
         .flatten()

@@ -15,10 +15,17 @@
 //!   for the channel's `fallback` (once); the original keeps trying.
 //! - A restart loses nothing: pending notices are in the database, and the
 //!   policy's timers (escalation, deferral, digests) are rebuilt from the
-//!   active tickets and the recorded notices (`Policy::restore`). A crash
+//!   active tickets and the recorded notices (`Policy::restore`); a page or
+//!   follow-up whose ticket change was stored but whose notice was not yet
+//!   recorded is made then (tickets not closed, or changed within the
+//!   lookback, are read for that), under the key it would have had. A crash
 //!   between a channel accepting and the `sent` mark means one more
 //!   delivery of that notice after the restart (at least once); webhooks
 //!   get the notice's key in `X-BMS-Alert-Key` to drop such a repeat.
+//! - The table is pruned (`Store::prune_alerts`): notices sent, expired
+//!   or digested longer than `[alerts] keep` ago are deleted at start and
+//!   hourly, a bounded batch per transaction; never a pending or held one,
+//!   nor one of a ticket not closed (the restore reads those).
 //! - Failures are counted per channel in `/metrics`
 //!   (`bms_alert_failures_total{channel}`), logged with the channel and the
 //!   error, and kept with each notice (`gateway alerts log`,

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use gateway_core::alerts::{DeviceInfo, Policy, Settings};
 use gateway_core::config::{AlertsConfig, ChannelKind, Language, Resolved};
 use gateway_core::oncall::Roster;
+use gateway_core::state::UnixMs;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::info;
@@ -172,6 +173,9 @@ pub fn dispatcher(
         clock,
         lookback_ms: LOOKBACK_MS,
         unrecorded: Vec::new(),
+        keep_ms: ms(a.keep.get()),
+        next_prune_ms: UnixMs::MIN,
+        pruned: 0,
     };
     Ok(Some((d, mqtt)))
 }

@@ -697,3 +697,171 @@ async fn a_storm_of_forty_faults_sends_five_pages_and_one_digest_and_records_all
         (6, 35)
     );
 }
+
+/// Runs a dispatcher on `dir` (a fresh one: the store reopened, the policy
+/// restored) for `secs` of paused time from `at`, delivering to `rec`, with
+/// `events` announced to it first.
+async fn run_dispatcher(
+    cfg: &Resolved,
+    dir: &Path,
+    at: UnixMs,
+    rec: &Arc<Recorder>,
+    events: Vec<TicketEvent>,
+    secs: u64,
+) {
+    let start = tokio::time::Instant::now();
+    let clock: Clock = Arc::new(move || at + i64::try_from(start.elapsed().as_millis()).unwrap());
+    let (mut d, _) = dispatcher(cfg, &dir.join("gateway.toml"), dir, clock)
+        .unwrap()
+        .unwrap();
+    d.channels
+        .insert("rec".into(), Arc::new(RecChannel(Arc::clone(rec))));
+    let (tx, rx) = mpsc::channel(8);
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(d.run(rx, stop.clone()));
+    for ev in events {
+        tx.send(CoreEvent::Ticket(Box::new(ev))).await.unwrap();
+    }
+    tokio::time::sleep(Duration::from_secs(secs)).await;
+    stop.cancel();
+    task.await.unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn follow_ups_lost_between_the_ticket_change_and_their_recording_are_sent_once_after_a_restart()
+ {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(
+        dir.path(),
+        &channel_toml("rec", "webhook", "http://127.0.0.1:9/unused"),
+    );
+    let rec = Arc::new(Recorder::default());
+    let mut store = Store::open(dir.path()).unwrap();
+    let mut b = book();
+    let kinds = || -> Vec<NoticeKind> { rec.got.lock().unwrap().iter().map(|n| n.kind).collect() };
+    // Opened, stored, announced: paged.
+    let opened = fire_event(&mut b, T0);
+    store
+        .save_ticket_events(std::slice::from_ref(&opened))
+        .unwrap();
+    run_dispatcher(&cfg, dir.path(), T0, &rec, vec![opened], 5).await;
+    assert_eq!(kinds(), vec![NoticeKind::Page]);
+    // Acknowledged and stored; the process dies before the dispatcher
+    // records the follow-up (the event is lost with the channel).
+    let ack = b.ack(1, "zhang", "到场", T0 + 60_000).unwrap();
+    store.save_ticket_events(&ack).unwrap();
+    run_dispatcher(&cfg, dir.path(), T0 + 70_000, &rec, Vec::new(), 5).await;
+    assert_eq!(kinds(), vec![NoticeKind::Page, NoticeKind::Acknowledged]);
+    // The same for the resolution.
+    let res = b.resolve(1, "zhang", "复位", T0 + 120_000).unwrap();
+    store.save_ticket_events(&res).unwrap();
+    run_dispatcher(&cfg, dir.path(), T0 + 130_000, &rec, Vec::new(), 5).await;
+    assert_eq!(
+        kinds(),
+        vec![
+            NoticeKind::Page,
+            NoticeKind::Acknowledged,
+            NoticeKind::Resolved
+        ]
+    );
+    let resolved = rec.got.lock().unwrap()[2].clone();
+    assert!(
+        resolved.message.title.starts_with("【已修复】#1"),
+        "{}",
+        resolved.message.title
+    );
+    assert_eq!(resolved.message.to[0].id, "zhang");
+    // Closed meanwhile, restarted again: nothing is sent twice.
+    let closed = b.close(1, "zhang", "", T0 + 180_000).unwrap();
+    store.save_ticket_events(&closed).unwrap();
+    run_dispatcher(&cfg, dir.path(), T0 + 190_000, &rec, Vec::new(), 5).await;
+    assert_eq!(rec.calls.load(Ordering::SeqCst), 3);
+    let log = store.alert_log(None, None, 10).unwrap();
+    let states: Vec<(&str, AlertState)> = log
+        .iter()
+        .map(|r| (r.notice.kind.as_str(), r.state))
+        .collect();
+    assert_eq!(
+        states,
+        vec![
+            ("resolved", AlertState::Sent),
+            ("acknowledged", AlertState::Sent),
+            ("page", AlertState::Sent)
+        ]
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn old_alerts_are_pruned_at_start_in_batches_then_once_an_hour() {
+    const DAY: i64 = 86_400_000;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(
+        dir.path(),
+        &channel_toml("rec", "webhook", "http://127.0.0.1:9/unused"),
+    );
+    assert_eq!(
+        cfg.raw.alerts.as_ref().unwrap().keep.get(),
+        Duration::from_secs(180 * 24 * 3600)
+    );
+    let store = Store::open(dir.path()).unwrap();
+    let mut n = page_notice(dir.path(), &cfg);
+    n.ticket = None;
+    // More than one batch of notices sent 181 days ago.
+    let old = T0 - 181 * DAY;
+    let many: Vec<Notice> = (0..dispatch::PRUNE_BATCH + 100)
+        .map(|i| Notice {
+            key: format!("old/{i}"),
+            ..n.clone()
+        })
+        .collect();
+    store.record_notices(&many, old).unwrap();
+    for r in store.alert_log(None, None, 10_000).unwrap() {
+        store.alert_sent(r.id, old).unwrap();
+    }
+    // One sent 180 days minus 30 minutes ago: old enough at T0 + 30 min.
+    let edge = T0 - 180 * DAY + 30 * 60_000;
+    let e = Notice {
+        key: "edge".into(),
+        ..n.clone()
+    };
+    store.record_notices(&[e], edge).unwrap();
+    store.alert_sent(alert_id_of(&store, "edge"), edge).unwrap();
+    let count = || store.alert_log(None, None, 10_000).unwrap().len();
+    assert_eq!(count(), dispatch::PRUNE_BATCH + 101);
+
+    let rec = Arc::new(Recorder::default());
+    let (stop, task) = {
+        let start = tokio::time::Instant::now();
+        let clock: Clock =
+            Arc::new(move || T0 + i64::try_from(start.elapsed().as_millis()).unwrap());
+        let (mut d, _) = dispatcher(&cfg, &dir.path().join("gateway.toml"), dir.path(), clock)
+            .unwrap()
+            .unwrap();
+        d.channels
+            .insert("rec".into(), Arc::new(RecChannel(Arc::clone(&rec))));
+        let (_tx, rx) = mpsc::channel(8);
+        let stop = CancellationToken::new();
+        (stop.clone(), tokio::spawn(d.run(rx, stop)))
+    };
+    // At start, in two batches.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(count(), 1);
+    // Old enough at T0 + 30 min, but the next pass is at T0 + 1 h.
+    tokio::time::sleep(Duration::from_secs(45 * 60)).await;
+    assert_eq!(count(), 1);
+    tokio::time::sleep(Duration::from_secs(16 * 60)).await;
+    assert_eq!(count(), 0);
+    stop.cancel();
+    task.await.unwrap();
+    assert_eq!(rec.calls.load(Ordering::SeqCst), 0);
+}
+
+fn alert_id_of(store: &Store, key: &str) -> i64 {
+    store
+        .alert_log(None, None, 10_000)
+        .unwrap()
+        .into_iter()
+        .find(|r| r.notice.key == key)
+        .unwrap()
+        .id
+}

@@ -337,9 +337,8 @@ fn restart_only(old: &Resolved, new: &Resolved) -> Vec<&'static str> {
     if old.raw.admin != new.raw.admin {
         changed.push("[admin]");
     }
-    // The alert settings have no PartialEq; their Debug form shows every
-    // setting (secrets appear as where they are read from, not their value).
-    if format!("{:?}", old.raw.alerts) != format!("{:?}", new.raw.alerts) {
+    // Secrets compare by where they are read from, not by their value.
+    if old.raw.alerts != new.raw.alerts {
         changed.push("[alerts]");
     }
     changed
@@ -550,4 +549,63 @@ fn config_base(config_file: &std::path::Path) -> std::path::PathBuf {
         .parent()
         .unwrap_or_else(|| std::path::Path::new("."))
         .to_path_buf()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(dir: &std::path::Path, alerts: &str) -> Resolved {
+        let profiles = concat!(env!("CARGO_MANIFEST_DIR"), "/../config/profiles");
+        let text = format!(
+            r#"
+site = "tower-a"
+gateway = "gw-1"
+profiles_dir = "{profiles}"
+[[bus]]
+id = "rs485-1"
+kind = "rtu"
+port = "/dev/null"
+[[device]]
+id = "fire-1"
+name_zh = "1号消防主机"
+class = "fire_alarm"
+bus = "rs485-1"
+unit = 2
+profile = "fire-panel"
+[alerts]
+{alerts}
+[[alerts.channel]]
+id = "hook"
+kind = "webhook"
+url = "http://127.0.0.1:9/hook"
+secret = {{ env = "HOOK_SECRET" }}
+[alerts.critical]
+channels = ["hook"]
+ack_within = "10m"
+outside_hours = "page"
+[[alerts.person]]
+id = "zhang"
+name = "张工"
+[alerts.rotation]
+start = "2026-11-02"
+[[alerts.rotation.tier]]
+name = "值班工程师"
+people = ["zhang"]
+"#
+        );
+        let file = dir.join("gateway.toml");
+        std::fs::write(&file, text).unwrap();
+        crate::files::load_config(&file).unwrap()
+    }
+
+    #[test]
+    fn a_change_to_the_alert_settings_needs_a_restart_and_the_same_ones_do_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = load(dir.path(), "");
+        let same = load(dir.path(), "");
+        assert!(restart_only(&a, &same).is_empty());
+        let keep = load(dir.path(), "keep = \"30d\"");
+        assert_eq!(restart_only(&a, &keep), vec!["[alerts]"]);
+    }
 }

@@ -290,6 +290,27 @@ impl Store {
         })
     }
 
+    /// Deletes at most `limit` notices in a final state (sent, expired,
+    /// digested) that reached it before `before_ms`, oldest first, in one
+    /// short transaction; returns how many. Never a pending or held notice,
+    /// nor one of a ticket that is not closed (the restore needs those to
+    /// know who was paged and what was sent). Call again while it returns
+    /// `limit`.
+    pub fn prune_alerts(&self, before_ms: UnixMs, limit: usize) -> Result<usize, StoreError> {
+        self.write(|c| {
+            Ok(c.execute(
+                "DELETE FROM alerts WHERE id IN (
+                     SELECT id FROM alerts
+                     WHERE state IN ('sent', 'expired', 'digested')
+                       AND created_ms < ?1 AND COALESCE(done_ms, created_ms) < ?1
+                       AND (ticket IS NULL
+                            OR ticket NOT IN (SELECT id FROM tickets WHERE state <> 'closed'))
+                     ORDER BY id LIMIT ?2)",
+                params![before_ms, i64::try_from(limit).unwrap_or(i64::MAX)],
+            )?)
+        })
+    }
+
     /// Notices recorded at or after `since_ms` (for the policy's restore),
     /// oldest first; fallback copies left out.
     pub fn recorded_since(&self, since_ms: UnixMs) -> Result<Vec<Recorded>, StoreError> {

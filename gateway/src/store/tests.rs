@@ -677,3 +677,111 @@ proptest! {
         }
     }
 }
+
+fn notice(key: &str, ticket: Option<u64>, held: bool) -> gateway_core::alerts::Notice {
+    use gateway_core::alerts::{Message, Notice, NoticeKind};
+    Notice {
+        key: key.to_owned(),
+        ticket,
+        kind: NoticeKind::Page,
+        tier: 1,
+        channel: "hook".to_owned(),
+        message: Message {
+            title: key.to_owned(),
+            lines: Vec::new(),
+            link: None,
+            link_text: String::new(),
+            to: Vec::new(),
+            urgent: false,
+        },
+        at_ms: 0,
+        held,
+        covers: Vec::new(),
+    }
+}
+
+fn alert_id(s: &Store, key: &str) -> i64 {
+    let log = s.alert_log(None, None, 100).unwrap();
+    log.iter().find(|r| r.notice.key == key).unwrap().id
+}
+
+fn alert_keys(s: &Store) -> Vec<String> {
+    let mut k: Vec<String> = s
+        .alert_log(None, None, 100)
+        .unwrap()
+        .into_iter()
+        .map(|r| r.notice.key)
+        .collect();
+    k.sort();
+    k
+}
+
+#[test]
+fn pruning_deletes_only_old_final_alerts_of_closed_tickets_in_bounded_batches() {
+    const DAY: i64 = 86_400_000;
+    let (_d, mut s) = temp();
+    let mut b = book();
+    // Ticket 1 closed; ticket 2 (the pump) still open.
+    s.save_ticket_events(&b.on_alarm(FP, &fire(T0 - 20 * DAY, true)))
+        .unwrap();
+    s.save_ticket_events(&b.on_availability_below(PUMP, 0.95, 98.0, None, T0 - 20 * DAY))
+        .unwrap();
+    s.save_ticket_events(&b.resolve(1, "li", "", T0 - 19 * DAY).unwrap())
+        .unwrap();
+    s.save_ticket_events(&b.close(1, "li", "", T0 - 19 * DAY).unwrap())
+        .unwrap();
+    let old = T0 - 10 * DAY;
+    let keys = [
+        ("t1/sent", Some(1), false),
+        ("t1/expired", Some(1), false),
+        ("t1/digested", Some(1), true),
+        ("t1/pending", Some(1), false),
+        ("t1/held", Some(1), true),
+        ("t2/sent", Some(2), false),
+        ("t1/sent-late", Some(1), false),
+    ];
+    let ns: Vec<_> = keys.iter().map(|(k, t, h)| notice(k, *t, *h)).collect();
+    s.record_notices(&ns, old).unwrap();
+    let mut digest = notice("digest/hook", None, false);
+    digest.covers = vec!["t1/digested".to_owned()];
+    s.record_notices(&[digest], old).unwrap();
+    s.alert_sent(alert_id(&s, "t1/sent"), old).unwrap();
+    s.alert_expired(alert_id(&s, "t1/expired"), "gone", old)
+        .unwrap();
+    s.alert_sent(alert_id(&s, "digest/hook"), old).unwrap();
+    s.alert_sent(alert_id(&s, "t2/sent"), old).unwrap();
+    // Recorded long ago, sent only after the cutoff: kept.
+    s.alert_sent(alert_id(&s, "t1/sent-late"), T0 + 1).unwrap();
+    // Recorded and sent after the cutoff: kept.
+    s.record_notices(&[notice("t1/young", Some(1), false)], T0 + 5)
+        .unwrap();
+    s.alert_sent(alert_id(&s, "t1/young"), T0 + 5).unwrap();
+
+    // Four rows are old and final: two per call, then none.
+    assert_eq!(s.prune_alerts(T0, 2).unwrap(), 2);
+    assert_eq!(s.prune_alerts(T0, 2).unwrap(), 2);
+    assert_eq!(s.prune_alerts(T0, 2).unwrap(), 0);
+    assert_eq!(
+        alert_keys(&s),
+        vec![
+            "t1/held",
+            "t1/pending",
+            "t1/sent-late",
+            "t1/young",
+            "t2/sent"
+        ]
+    );
+    assert_eq!(s.pending_alerts().unwrap(), 1);
+    // Ticket 2 closes: its notices may go too.
+    s.save_ticket_events(&b.resolve(2, "li", "", T0).unwrap())
+        .unwrap();
+    assert_eq!(
+        s.prune_alerts(T0, 100).unwrap(),
+        0,
+        "resolved is not closed"
+    );
+    s.save_ticket_events(&b.close(2, "li", "", T0).unwrap())
+        .unwrap();
+    assert_eq!(s.prune_alerts(T0, 100).unwrap(), 1);
+    assert!(!alert_keys(&s).contains(&"t2/sent".to_owned()));
+}

@@ -411,3 +411,123 @@ fn an_acknowledgement_whose_follow_up_was_not_recorded_is_followed_up_at_restart
             .is_empty()
     );
 }
+
+fn recorded(notices: &[Notice]) -> Vec<Recorded> {
+    notices
+        .iter()
+        .map(|n| Recorded {
+            notice: n.clone(),
+            held: n.held,
+        })
+        .collect()
+}
+
+#[test]
+fn a_resolution_whose_follow_up_was_not_recorded_is_followed_up_at_restart() {
+    let mut p = policy("");
+    let mut b = book();
+    let t0 = sh("2026-11-03 10:00");
+    let ev = fire(&mut b, "fire-1", t0);
+    let mut rec = recorded(&p.on_ticket(&ev, info(), t0));
+    let ack = b.ack(1, "li", "", t0 + MIN).unwrap().remove(0);
+    rec.extend(recorded(&p.on_ticket(&ack, info(), t0 + MIN)));
+    // Resolved and stored; the crash comes before the follow-up is recorded.
+    let res = b.resolve(1, "li", "复位", t0 + 5 * MIN).unwrap().remove(0);
+    assert_eq!(res.ticket.state, TicketState::Resolved);
+    let mut q = policy("");
+    let out = q.restore(vec![(res.ticket.clone(), info())], &rec, t0 + 6 * MIN);
+    assert_eq!(out.len(), 1, "{out:?}");
+    assert_eq!(out[0].kind, NoticeKind::Resolved);
+    assert_eq!(people(&out[0]), vec!["li"]);
+    assert!(out[0].message.title.starts_with("【已修复】#1"));
+    assert!(out[0].message.text().contains("说明：复位"));
+    // The same key the live path uses: recording both is one notice.
+    let live = p.on_ticket(&res, info(), t0 + 5 * MIN);
+    assert_eq!(live[0].key, out[0].key);
+    // Recorded already: nothing at the next restart, nor once it is closed.
+    rec.extend(recorded(&live));
+    let mut r = policy("");
+    assert!(
+        r.restore(vec![(res.ticket.clone(), info())], &rec, t0 + 7 * MIN)
+            .is_empty()
+    );
+    let closed = b.close(1, "li", "", t0 + 8 * MIN).unwrap().remove(0);
+    let mut s = policy("");
+    assert!(
+        s.restore(vec![(closed.ticket.clone(), info())], &rec, t0 + 9 * MIN)
+            .is_empty()
+    );
+    // A resolved ticket is not tracked: nothing escalates.
+    assert_eq!(s.next_due(), None);
+}
+
+#[test]
+fn every_step_lost_in_a_crash_is_followed_up_once_in_order_even_after_closing() {
+    let mut p = policy("");
+    let mut b = book();
+    let t0 = sh("2026-11-03 10:00");
+    let rec = recorded(&p.on_ticket(&fire(&mut b, "fire-1", t0), info(), t0));
+    // Down meanwhile: acknowledged, resolved and closed from the CLI.
+    b.ack(1, "li", "", t0 + MIN).unwrap();
+    b.resolve(1, "li", "", t0 + 2 * MIN).unwrap();
+    let closed = b.close(1, "li", "", t0 + 3 * MIN).unwrap().remove(0);
+    let mut q = policy("");
+    let out = q.restore(vec![(closed.ticket.clone(), info())], &rec, t0 + 4 * MIN);
+    let kinds: Vec<NoticeKind> = out.iter().map(|n| n.kind).collect();
+    assert_eq!(kinds, vec![NoticeKind::Acknowledged, NoticeKind::Resolved]);
+    // follow_ups = false: none.
+    let mut cfg = alerts("");
+    cfg.follow_ups = false;
+    let mut r = policy_of(cfg);
+    assert!(
+        r.restore(vec![(closed.ticket.clone(), info())], &rec, t0 + 4 * MIN)
+            .is_empty()
+    );
+}
+
+#[test]
+fn a_resolution_lost_before_a_reopening_is_followed_up_for_its_own_cycle() {
+    let mut p = policy("");
+    let mut b = book();
+    let t0 = sh("2026-11-03 10:00");
+    let rec = recorded(&p.on_ticket(&fire(&mut b, "fire-1", t0), info(), t0));
+    let res = b.resolve(1, "li", "", t0 + 20 * MIN).unwrap().remove(0);
+    // Reopened (rework) before the dispatcher came back.
+    let re = fire(&mut b, "fire-1", t0 + 40 * MIN);
+    assert_eq!(re.kind, TicketEventKind::Reopened);
+    let mut q = policy("");
+    let out = q.restore(vec![(re.ticket.clone(), info())], &rec, t0 + 41 * MIN);
+    let live = p.on_ticket(&res, info(), t0 + 20 * MIN);
+    let kinds: Vec<(NoticeKind, &str)> = out.iter().map(|n| (n.kind, n.key.as_str())).collect();
+    assert_eq!(
+        kinds,
+        vec![
+            (NoticeKind::Resolved, live[0].key.as_str()),
+            // The new cycle was never paged (30 min after the last page).
+            (NoticeKind::Page, out[1].key.as_str()),
+        ]
+    );
+    assert!(out[1].key.starts_with(&format!("t1/c{}/", t0 + 40 * MIN)));
+}
+
+#[test]
+fn a_duplicate_the_dedupe_window_kept_quiet_is_not_paged_at_restart() {
+    let mut p = policy("");
+    let mut b = book();
+    let t0 = sh("2026-11-03 10:00");
+    let mut rec = recorded(&p.on_ticket(&fire(&mut b, "fire-1", t0), info(), t0));
+    let res = b.resolve(1, "li", "", t0 + MIN).unwrap().remove(0);
+    rec.extend(recorded(&p.on_ticket(&res, info(), t0 + MIN)));
+    let re = fire(&mut b, "fire-1", t0 + 3 * MIN);
+    assert!(p.on_ticket(&re, info(), t0 + 3 * MIN).is_empty());
+    // Restarted: still quiet, and it escalates when the live path would.
+    let mut q = policy("");
+    assert!(
+        q.restore(vec![(re.ticket.clone(), info())], &rec, t0 + 4 * MIN)
+            .is_empty()
+    );
+    assert_eq!(q.next_due(), p.next_due());
+    let e = q.tick(t0 + 13 * MIN);
+    assert_eq!((e.len(), e[0].tier), (1, 2));
+    assert_eq!(e[0].key, p.tick(t0 + 13 * MIN)[0].key);
+}

@@ -89,7 +89,7 @@ pub enum SmtpTls {
 }
 
 /// One way of reaching people.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ChannelConfig {
     /// Unique id, `[a-z0-9_-]`, used in the policy and in `fallback`.
@@ -152,7 +152,7 @@ const fn default_timeout() -> HumanDuration {
 }
 
 /// A person who can be paged.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PersonConfig {
     /// Unique id, `[a-z0-9_-]`, used in tiers, overrides and `away`.
@@ -179,7 +179,7 @@ pub enum Every {
 }
 
 /// One tier of the escalation chain, with the people who take turns in it.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TierConfig {
     /// Name of the tier in messages (`值班工程师`, `主管`, `经理`).
@@ -190,7 +190,7 @@ pub struct TierConfig {
 }
 
 /// The rotation: who is on duty in each tier, when.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RotationConfig {
     /// `week` (default) or `day`.
@@ -214,7 +214,7 @@ fn default_handover() -> ClockTime {
 
 /// A dated override: someone else is on duty in a tier for a while
 /// (holiday cover, a swap).
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OverrideConfig {
     /// Tier number, 1 for the engineer on duty.
@@ -232,7 +232,7 @@ pub struct OverrideConfig {
 
 /// A person away (leave, holiday): whoever the rotation would put on duty
 /// must be covered by an override meanwhile.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AwayConfig {
     /// Person id.
@@ -257,7 +257,7 @@ pub enum OutsideHours {
 }
 
 /// How tickets of one severity are paged.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SeverityPolicy {
     /// Channel ids a page goes out on (every one of them).
@@ -286,7 +286,7 @@ fn default_ordinary() -> SeverityPolicy {
 }
 
 /// On-call alerts.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AlertsConfig {
     /// Set false to keep the section but page nobody. Default true.
@@ -335,6 +335,11 @@ pub struct AlertsConfig {
     /// `fallback` channel (if any). Default 3.
     #[serde(default = "default_fallback_after")]
     pub fallback_after: u32,
+    /// Notices sent, expired or digested longer ago than this are deleted
+    /// from the log (never a pending or held one, nor one of a ticket not
+    /// closed). At least a day. Default `"180d"`.
+    #[serde(default = "default_keep")]
+    pub keep: HumanDuration,
     /// Every channel.
     #[serde(default, rename = "channel")]
     pub channels: Vec<ChannelConfig>,
@@ -378,6 +383,12 @@ const fn default_expire() -> HumanDuration {
 const fn default_fallback_after() -> u32 {
     3
 }
+/// 180 days.
+const fn default_keep() -> HumanDuration {
+    HumanDuration::from_secs(180 * 24 * 3600)
+}
+/// The shortest `keep`: a day.
+const MIN_KEEP: Duration = Duration::from_secs(24 * 3600);
 
 fn is_id(s: &str) -> bool {
     !s.is_empty()
@@ -636,6 +647,15 @@ impl AlertsConfig {
             e(
                 "alerts.fallback_after".to_owned(),
                 "is 0; give a number of attempts, e.g. 3".to_owned(),
+            );
+        }
+        if self.keep.get() < MIN_KEEP {
+            e(
+                "alerts.keep".to_owned(),
+                format!(
+                    "\"{}\" is shorter than a day; the alert log must keep at least \"1d\" (default \"180d\")",
+                    self.keep
+                ),
             );
         }
         // Rotation and coverage.

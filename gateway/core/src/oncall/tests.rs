@@ -304,6 +304,37 @@ fn an_mqtt_channel_needs_the_mqtt_section() {
     assert!(cfg.check("Asia/Shanghai", true).is_empty());
 }
 
+#[test]
+fn keep_defaults_to_180_days_and_must_be_at_least_a_day() {
+    let parse = |keep: &str| {
+        let text = format!(
+            "site = \"s\"\ngateway = \"g\"\n[alerts]\n{keep}\n[alerts.rotation]\nstart = \"2026-11-02\"\n"
+        );
+        parse_config("t.toml", &text, &|_| None)
+            .unwrap()
+            .alerts
+            .unwrap()
+    };
+    let keep_errors = |cfg: &AlertsConfig| -> Vec<String> {
+        cfg.check("Asia/Shanghai", false)
+            .into_iter()
+            .filter(|e| e.path == "alerts.keep")
+            .map(|e| e.message)
+            .collect()
+    };
+    let d = parse("");
+    assert_eq!(d.keep.get(), std::time::Duration::from_secs(180 * 86_400));
+    assert!(keep_errors(&d).is_empty());
+    assert!(keep_errors(&parse("keep = \"1d\"")).is_empty());
+    let short = parse("keep = \"12h\"");
+    assert_eq!(
+        keep_errors(&short),
+        vec![
+            "\"12h\" is shorter than a day; the alert log must keep at least \"1d\" (default \"180d\")"
+        ]
+    );
+}
+
 mod props {
     use proptest::prelude::*;
 
