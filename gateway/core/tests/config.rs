@@ -165,6 +165,35 @@ fn the_demo_building_has_three_buses_and_every_device_class() {
 }
 
 #[test]
+fn devices_with_the_same_points_share_one_table_and_overrides_get_their_own() {
+    let text = format!(
+        "{BASE}{}{}{}address_offset = 100\n{}",
+        device("meter-1", "tcp-power", 1, "meter-sdm630"),
+        device("meter-2", "tcp-power", 2, "meter-sdm630"),
+        device("meter-3", "tcp-power", 3, "meter-sdm630"),
+        device("meter-4", "tcp-power", 5, "meter-sdm630"),
+    );
+    let r = load_with_real_profiles(&text).unwrap();
+    let meters: Vec<_> = r
+        .devices
+        .iter()
+        .filter(|d| d.id.starts_with("meter"))
+        .collect();
+    assert_eq!(meters.len(), 4);
+    assert!(std::sync::Arc::ptr_eq(&meters[0].points, &meters[1].points));
+    // meter-3 moved its addresses: a table of its own, with its offset.
+    assert!(!std::sync::Arc::ptr_eq(
+        &meters[0].points,
+        &meters[2].points
+    ));
+    assert_eq!(
+        meters[2].points[0].address,
+        meters[0].points[0].address + 100
+    );
+    assert!(std::sync::Arc::ptr_eq(&meters[0].points, &meters[3].points));
+}
+
+#[test]
 fn resolves_defaults_overrides_offsets_and_word_order() {
     let text = format!(
         "{BASE}{}address_offset = 100\norder = \"CDAB\"\npoints = {{ frequency = {{ scale = 0.1, unit = \"rpm\" }}, total_energy = {{ enabled = false }} }}\n{}",

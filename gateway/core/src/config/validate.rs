@@ -381,8 +381,17 @@ pub fn validate(
     };
     let mut seen = Seen::default();
     let mut devices = Vec::new();
+    // Devices whose points came out the same (same profile, same
+    // overrides: the usual case for a building's many pumps or meters)
+    // share one table: 500 devices of one profile hold one copy, not 500.
+    let mut tables: BTreeMap<&str, Vec<std::sync::Arc<Vec<Point>>>> = BTreeMap::new();
     for (i, dev) in config.devices.iter().enumerate() {
-        let resolved = resolve_device(i, dev, &known, &mut seen, &mut errs);
+        let mut resolved = resolve_device(i, dev, &known, &mut seen, &mut errs);
+        let same = tables.entry(dev.profile.as_str()).or_default();
+        match same.iter().find(|t| **t == resolved.points) {
+            Some(t) => resolved.points = std::sync::Arc::clone(t),
+            None => same.push(std::sync::Arc::clone(&resolved.points)),
+        }
         if dev.enabled {
             devices.push(resolved);
         }
