@@ -168,6 +168,11 @@ pub enum CommandError {
         "maintenance window {0:?} is in the configuration file; remove its [[maintenance]] entry there"
     )]
     ConfigWindow(String),
+    /// The ticket was closed long ago and deleted by retention.
+    #[error(
+        "ticket #{0} was closed before the history this gateway keeps and has been deleted ([store] keep_months)"
+    )]
+    Deleted(u64),
     /// The database failed.
     #[error(transparent)]
     Store(#[from] StoreError),

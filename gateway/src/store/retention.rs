@@ -99,6 +99,15 @@ impl Store {
         get_meta(&self.conn, META_RETAINED_FROM)
     }
 
+    /// Whether ticket `id` existed once and was deleted by retention (no
+    /// such row now, but a lower id than the next one, after a prune).
+    pub fn ticket_deleted(&self, id: u64) -> Result<bool, StoreError> {
+        if self.retained_from()?.is_none() || id >= self.next_ticket_id()? {
+            return Ok(false);
+        }
+        Ok(self.ticket(id)?.is_none())
+    }
+
     /// Starts a prune run at `cutoff_ms`: records it as
     /// [`retained_from`](Self::retained_from) (never moving it back) and
     /// the next ticket id, before anything is deleted.

@@ -208,6 +208,9 @@ fn only_rows_entirely_before_the_cutoff_go_and_each_device_keeps_its_last_up_or_
         5,
         "a deleted ticket's id is never reused"
     );
+    assert!(s.ticket_deleted(4).unwrap());
+    assert!(!s.ticket_deleted(1).unwrap());
+    assert!(!s.ticket_deleted(5).unwrap());
 
     assert_eq!(s.command_result(c1).unwrap(), None);
     assert_eq!(s.command_result(c2).unwrap(), Some(Ok("done".into())));
