@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use gateway_core::HumanDuration;
-use gateway_core::config::SecretSource;
+use gateway_core::config::{MAX_KEEP_MONTHS, MIN_KEEP_MONTHS, SecretSource};
 use serde::Deserialize;
 
 /// The file as written.
@@ -39,6 +39,10 @@ pub struct Config {
     /// The history kept for the device page's charts.
     #[serde(default)]
     pub history: HistorySection,
+    /// How long the central ledger (`ledger.db`, the monthly reports) keeps
+    /// transitions and closed tickets.
+    #[serde(default)]
+    pub ledger: LedgerSection,
     /// People who may log in to acknowledge and resolve tickets.
     #[serde(default, rename = "user")]
     pub users: Vec<User>,
@@ -154,6 +158,30 @@ fn default_raw() -> HumanDuration {
 }
 fn default_rollup() -> HumanDuration {
     HumanDuration::from_secs(90 * 86400)
+}
+
+/// `[ledger]`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LedgerSection {
+    /// Full calendar months kept before the current one, in each site's
+    /// report time zone: transitions and closed tickets lying entirely
+    /// before the 1st of the month this many months ago are deleted (daily).
+    /// At least 2. Default `24`.
+    #[serde(default = "default_keep_months")]
+    pub keep_months: u32,
+}
+
+impl Default for LedgerSection {
+    fn default() -> Self {
+        LedgerSection {
+            keep_months: default_keep_months(),
+        }
+    }
+}
+
+const fn default_keep_months() -> u32 {
+    24
 }
 
 /// `[[user]]`.
@@ -354,6 +382,12 @@ pub fn check(file: Config, base: &Path) -> Result<Settings, Vec<String>> {
                 .to_owned(),
         );
     }
+    if !(MIN_KEEP_MONTHS..=MAX_KEEP_MONTHS).contains(&file.ledger.keep_months) {
+        errors.push(format!(
+            "[ledger] keep_months = {}: give {MIN_KEEP_MONTHS}–{MAX_KEEP_MONTHS} months; the month before the current one must stay whole for its report (default 24)",
+            file.ledger.keep_months
+        ));
+    }
     if file.stale_after.get().is_zero() {
         errors.push("stale_after must be more than zero (default \"150s\")".to_owned());
     }
@@ -394,6 +428,25 @@ mod tests {
         assert_eq!(s.file.stale_after.get().as_secs(), 150);
         assert_eq!(s.file.language, "zh-CN");
         assert_eq!(s.data_dir, Path::new("/etc/bms/data"));
+        assert_eq!(s.file.ledger.keep_months, 24);
+    }
+
+    #[test]
+    fn ledger_keep_months_below_two_is_refused_naming_the_setting() {
+        assert_eq!(
+            parse("[ledger]\nkeep_months = 2\n")
+                .unwrap()
+                .file
+                .ledger
+                .keep_months,
+            2
+        );
+        let e = parse("[ledger]\nkeep_months = 1\n").unwrap_err().join("\n");
+        assert!(
+            e.contains("[ledger] keep_months = 1: give 2–1200 months"),
+            "{e}"
+        );
+        assert!(toml::from_str::<Config>("[ledger]\nkeep = 3\n").is_err());
     }
 
     #[test]

@@ -11,6 +11,10 @@
 //! - each gateway's online/offline state from `status`, with the time it
 //!   went offline.
 //!
+//! Data older than `[ledger] keep_months` is deleted in small batches by
+//! the writer thread, keeping what the reports of the kept months read
+//! ([`retention`]); `/reports` refuses a month before a site's cutoff.
+//!
 //! The subscriber only hands messages to a bounded queue ([`Ledger::offer`]);
 //! one thread writes them, so the receive path never waits on the disk.
 //! [`input`] rebuilds a site's [`ReportInput`] with the gateway's own
@@ -75,20 +79,23 @@ pub fn open(path: &Path) -> rusqlite::Result<Connection> {
              name_zh TEXT NOT NULL, name_en TEXT NOT NULL, class TEXT NOT NULL, location TEXT NOT NULL,
              target REAL, seen_ms INTEGER NOT NULL, PRIMARY KEY (site, device)) WITHOUT ROWID;
          CREATE TABLE IF NOT EXISTS gateways (site TEXT NOT NULL, gateway TEXT NOT NULL, online INTEGER NOT NULL,
-             status_ts INTEGER NOT NULL, offline_ms INTEGER, PRIMARY KEY (site, gateway)) WITHOUT ROWID;",
+             status_ts INTEGER NOT NULL, offline_ms INTEGER, PRIMARY KEY (site, gateway)) WITHOUT ROWID;
+         CREATE INDEX IF NOT EXISTS transitions_by_device ON transitions (site, device, at_ms);
+         CREATE TABLE IF NOT EXISTS retention (site TEXT PRIMARY KEY, from_ms INTEGER NOT NULL) WITHOUT ROWID;",
     )?;
     Ok(c)
 }
 
 impl Ledger {
-    /// Opens (or creates) `dir/ledger.db` and starts the writer thread.
-    pub fn start(dir: &Path) -> Result<Ledger, String> {
+    /// Opens (or creates) `dir/ledger.db` and starts the writer thread,
+    /// which also deletes what `retention` no longer keeps.
+    pub fn start(dir: &Path, retention: Retention) -> Result<Ledger, String> {
         let path = dir.join(FILE);
         let conn = open(&path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
         let (tx, rx) = mpsc::sync_channel(QUEUE);
         std::thread::Builder::new()
             .name("ledger-writer".to_owned())
-            .spawn(move || writer(conn, rx))
+            .spawn(move || writer(conn, rx, retention))
             .map_err(|e| format!("cannot start the ledger writer: {e}"))?;
         Ok(Ledger {
             tx,
@@ -132,15 +139,25 @@ impl Ledger {
 
 /// The writer: applies each message; a failed write is logged and the
 /// message skipped (the retained `tickets`/`state` come again at the next
-/// subscription).
-fn writer(conn: Connection, rx: mpsc::Receiver<Item>) {
-    let mut w = Writer {
-        conn,
-        last_heard: HashMap::new(),
-    };
-    while let Ok((topic, payload, now)) = rx.recv() {
-        if let Err(e) = w.record(&topic, &payload, now) {
-            warn!(error = %e, topic = %topic.join("/"), "cannot record in the central ledger");
+/// subscription). Between messages, at most every [`retention::STEP_EVERY`],
+/// one retention step.
+fn writer(conn: Connection, rx: mpsc::Receiver<Item>, retention: Retention) {
+    let mut w = Writer::new(conn);
+    let mut pruner = retention::Pruner::new(retention);
+    let mut last_step: Option<std::time::Instant> = None;
+    loop {
+        match rx.recv_timeout(retention::STEP_EVERY) {
+            Ok((topic, payload, now)) => {
+                if let Err(e) = w.record(&topic, &payload, now) {
+                    warn!(error = %e, topic = %topic.join("/"), "cannot record in the central ledger");
+                }
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            Err(mpsc::RecvTimeoutError::Disconnected) => return,
+        }
+        if last_step.is_none_or(|t| t.elapsed() >= retention::STEP_EVERY) {
+            pruner.step(&w.conn, crate::state::now_ms());
+            last_step = Some(std::time::Instant::now());
         }
     }
 }
@@ -521,6 +538,9 @@ pub fn input(
         class_targets: BTreeMap::new(),
     }))
 }
+
+pub mod retention;
+pub use retention::Retention;
 
 #[cfg(test)]
 mod tests;

@@ -22,6 +22,11 @@ use crate::state::{Shared, now_ms};
 /// The time zone of the sites' calendar months.
 pub const TIMEZONE: &str = "Asia/Shanghai";
 
+/// [`TIMEZONE`], parsed.
+pub fn zone() -> chrono_tz::Tz {
+    gateway_core::ledger::parse_tz(TIMEZONE).unwrap_or(chrono_tz::Asia::Shanghai)
+}
+
 /// `[[report_site]]`: what the report of one site needs that its gateways
 /// do not publish.
 #[derive(Clone, Debug, Deserialize)]
@@ -114,6 +119,14 @@ fn site_info(shared: &Shared, id: &str) -> (SiteInfo, BTreeMap<DeviceClass, f64>
     (info, targets)
 }
 
+/// Why a report is not built.
+enum Refused {
+    /// The site is not in the ledger: the sites that are.
+    UnknownSite(Vec<String>),
+    /// The month begins before the site's retention cutoff (this one).
+    NotKept(i64),
+}
+
 /// The routes (behind the read gate like the other pages).
 pub fn routes() -> Router<Arc<Shared>> {
     Router::new()
@@ -194,8 +207,7 @@ async fn index(State(shared): State<Arc<Shared>>, Query(q): Query<ReportQuery>) 
             );
         }
     };
-    let tz = gateway_core::ledger::parse_tz(TIMEZONE).unwrap_or(chrono_tz::Asia::Shanghai);
-    let (y, m) = gateway_core::ledger::month_of(tz, now_ms());
+    let (y, m) = gateway_core::ledger::month_of(zone(), now_ms());
     let this = format!("{y:04}-{m:02}");
     let options: String = list
         .iter()
@@ -314,11 +326,20 @@ async fn report(
     }
     let s = site.clone();
     let (info, class_targets) = site_info(&shared, &site);
+    let tz = gateway_core::ledger::parse_tz(&info.timezone).unwrap_or_else(|_| zone());
     let done = tokio::task::spawn_blocking(move || {
         let conn = crate::ledger::open(&path).map_err(|e| e.to_string())?;
         let known = crate::ledger::sites(&conn).map_err(|e| e.to_string())?;
         if !known.contains(&s) {
-            return Ok(Err(known));
+            return Ok(Err(Refused::UnknownSite(known)));
+        }
+        // A month before the site's retention cutoff: partly deleted.
+        if let (Ok((from, _)), Some(kept)) = (
+            gateway_core::ledger::month_window(tz, year, month_no),
+            crate::ledger::retention::retained_from(&conn, &s).map_err(|e| e.to_string())?,
+        ) && from < kept
+        {
+            return Ok(Err(Refused::NotKept(kept)));
         }
         crate::ledger::input(&conn, &info, year, month_no, now)
             .map_err(|e| e.to_string())
@@ -327,13 +348,25 @@ async fn report(
                     i.class_targets = class_targets;
                     i
                 })
-                .ok_or_else(Vec::new)
+                .ok_or(Refused::UnknownSite(Vec::new()))
             })
     })
     .await;
     let input = match done {
         Ok(Ok(Ok(i))) => i,
-        Ok(Ok(Err(known))) => {
+        Ok(Ok(Err(Refused::NotKept(kept)))) => {
+            let (y, m) = gateway_core::ledger::month_of(tz, kept);
+            return error(
+                StatusCode::NOT_FOUND,
+                format,
+                lang,
+                &format!(
+                    "{year}-{month_no:02} is before the data this dashboard keeps for site {site:?}: older transitions and tickets were deleted ([ledger] keep_months = {} in the dashboard's configuration); the first month that can be reported is {y}-{m:02}, and the gateway's own `gateway report` may still have this month",
+                    shared.settings.file.ledger.keep_months
+                ),
+            );
+        }
+        Ok(Ok(Err(Refused::UnknownSite(known)))) => {
             let what = if site.is_empty() {
                 "no site given; add ?site=<site id>".to_owned()
             } else {
@@ -437,5 +470,76 @@ mod tests {
         assert!(e.contains("\"a\" is given twice"), "{e}");
         assert!(!e.contains("\"Europe/Berlin\""), "{e}");
         assert!(check_sites(&c.report_sites[..1]).is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_month_before_the_retention_cutoff_is_404_naming_the_setting() {
+        use chrono::TimeZone;
+        let local = |y, m, d| {
+            chrono_tz::Asia::Shanghai
+                .with_ymd_and_hms(y, m, d, 0, 0, 0)
+                .unwrap()
+                .timestamp_millis()
+        };
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let c = crate::ledger::open(&dir.path().join(crate::ledger::FILE)).unwrap();
+            c.execute(
+                "INSERT INTO transitions (site, gateway, seq, device, at_ms, from_state, to_state)
+                 VALUES ('s1', 'gw', 1, 'pump-1', ?1, 'unknown', 'up')",
+                [local(2024, 10, 15)],
+            )
+            .unwrap();
+            c.execute(
+                "INSERT INTO retention (site, from_ms) VALUES ('s1', ?1)",
+                [local(2024, 11, 1)],
+            )
+            .unwrap();
+        }
+        let text = format!(
+            "data_dir = {:?}\n[ledger]\nkeep_months = 24\n",
+            dir.path().display().to_string()
+        );
+        let settings = crate::config::check(toml::from_str(&text).unwrap(), dir.path()).unwrap();
+        let mut shared = Shared::new(settings);
+        shared.ledger = Some(
+            crate::ledger::Ledger::start(
+                dir.path(),
+                crate::ledger::Retention::of(&shared.settings),
+            )
+            .unwrap(),
+        );
+        let shared = Arc::new(shared);
+        let get = |month: &str, format: &str| {
+            report(
+                State(shared.clone()),
+                Path(month.to_owned()),
+                Query(ReportQuery {
+                    site: Some("s1".to_owned()),
+                    lang: None,
+                    format: Some(format.to_owned()),
+                    at: Some(local(2025, 6, 1)),
+                }),
+            )
+        };
+        let r = get("2024-10", "json").await;
+        assert_eq!(r.status(), StatusCode::NOT_FOUND);
+        let body = axum::body::to_bytes(r.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        let e = v["error"].as_str().unwrap();
+        assert!(
+            e.contains("2024-10 is before the data this dashboard keeps"),
+            "{e}"
+        );
+        assert!(e.contains("[ledger] keep_months = 24"), "{e}");
+        assert!(
+            e.contains("first month that can be reported is 2024-11"),
+            "{e}"
+        );
+        let r = get("2024-10", "html").await;
+        assert_eq!(r.status(), StatusCode::NOT_FOUND);
+        assert_eq!(get("2024-11", "json").await.status(), StatusCode::OK);
     }
 }

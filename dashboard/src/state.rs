@@ -115,7 +115,11 @@ impl Shared {
         let mut s = Shared::new(settings);
         s.history = history;
         // central ledger (issue 7)
-        s.ledger = Some(crate::ledger::Ledger::start(&s.settings.data_dir)?);
+        let retention = crate::ledger::Retention::of(&s.settings);
+        s.ledger = Some(crate::ledger::Ledger::start(
+            &s.settings.data_dir,
+            retention,
+        )?);
         Ok(s)
     }
 

@@ -227,7 +227,15 @@ fn the_latest_ticket_message_wins_and_the_catalogue_comes_from_state() {
 #[test]
 fn offer_queues_only_what_the_ledger_needs() {
     let dir = tempfile::tempdir().unwrap();
-    let l = Ledger::start(dir.path()).unwrap();
+    let l = Ledger::start(
+        dir.path(),
+        Retention {
+            keep_months: 24,
+            zones: BTreeMap::new(),
+            default_zone: chrono_tz::Asia::Shanghai,
+        },
+    )
+    .unwrap();
     l.offer("/s1/gw/cmd/ack", b"{}", 0);
     l.offer("/s1/gw/p1/alarm", b"{}", 0);
     l.offer("/s1/gw/p1/event", b"{}", 0);
@@ -340,5 +348,182 @@ fn a_retained_last_will_after_a_restart_of_the_dashboard_keeps_the_offline_time(
     assert_eq!(
         intervals(&w, now)[0],
         ("p1".to_owned(), Up, T0, T0 + 20 * MIN)
+    );
+}
+
+// ---------------------------------------------------------------- retention
+
+/// Local midnight in Asia/Shanghai (UTC+8, no DST) of a date.
+fn day_ms(y: i32, m: u32, d: u32) -> i64 {
+    use chrono::TimeZone;
+    chrono_tz::Asia::Shanghai
+        .with_ymd_and_hms(y, m, d, 0, 0, 0)
+        .unwrap()
+        .timestamp_millis()
+}
+
+fn ticket_msg(id: u64, seq: i64, opened: i64, closed: Option<i64>) -> String {
+    let step = |at: i64| json!({"by":"li","at_ms":at,"note":""});
+    let mut history = vec![
+        json!({"kind":"opened","at_ms":opened,"by":"auto","note":"","deadline_ms":opened + 7_200_000}),
+    ];
+    if let Some(c) = closed {
+        history.push(json!({"kind":"resolved","at_ms":c - 3_600_000,"by":"li","note":""}));
+        history.push(json!({"kind":"closed","at_ms":c,"by":"li","note":""}));
+    }
+    json!({"at":opened,"event":"x","seq":seq,"ts":opened,"ticket":{"id":id,"device":"pump-1","class":"pump",
+        "kind":"availability","severity":"ordinary","state": if closed.is_some() { "closed" } else { "open" },
+        "summary":"s","opened_ms":opened,"deadline_ms":opened + 7_200_000,"acknowledged":null,"recovered_ms":null,
+        "resolved": closed.map(|c| step(c - 3_600_000)),"closed": closed.map(step),"reworks":0,"reopened_ms":null,
+        "history":history}})
+    .to_string()
+}
+
+fn report_json(w: &Writer, (y, m): (i32, u32), now: i64) -> String {
+    let i = input(w.conn(), &site(), y, m, now).unwrap().unwrap();
+    gateway_core::report::to_json(&gateway_core::report::build(&i).unwrap()).unwrap()
+}
+
+fn count(w: &Writer, table: &str) -> i64 {
+    w.conn()
+        .query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| r.get(0))
+        .unwrap()
+}
+
+#[test]
+fn retention_deletes_old_transitions_and_tickets_and_every_kept_month_reports_as_before() {
+    let (_d, mut w) = writer();
+    let now = day_ms(2026, 11, 27) + 10 * 3_600_000;
+    let cutoff = day_ms(2024, 11, 1);
+    let hour = 3_600_000;
+    let mut seq = 0;
+    let mut state: BTreeMap<&str, &str> = BTreeMap::new();
+    let mut go = |w: &mut Writer, d: &'static str, to: &'static str, at: i64| {
+        seq += 1;
+        let from = state.get(d).copied().unwrap_or("unknown");
+        transition(w, "gw", seq, d, at, from, to);
+        state.insert(d, to);
+    };
+    let mut day = day_ms(2024, 5, 1);
+    for d in ["pump-1", "fp-1"] {
+        go(&mut w, d, "up", day);
+    }
+    let mut tickets = vec![ticket_msg(1, 1, day + hour, None)];
+    let mut k: i64 = 0;
+    while day + 24 * hour < now {
+        k += 1;
+        if day == cutoff {
+            // A fault across the cutoff, the gateway down at midnight.
+            go(&mut w, "pump-1", "down", cutoff - 2 * hour);
+            go(&mut w, "pump-1", "unknown", cutoff - hour);
+            go(&mut w, "pump-1", "down", cutoff + hour);
+            go(&mut w, "pump-1", "up", cutoff + 3 * hour);
+        } else if (day - cutoff).abs() >= 3 * 24 * hour {
+            let a = day + 8 * hour + (k * 37 % 480) * 60_000;
+            go(&mut w, "pump-1", "down", a);
+            go(&mut w, "pump-1", "up", a + (1 + k * 13 % 180) * 60_000);
+            if k % 3 == 0 {
+                go(&mut w, "fp-1", "down", day + 2 * hour);
+                go(&mut w, "fp-1", "up", day + 2 * hour + (1 + k % 50) * 60_000);
+            }
+            if k % 7 == 0 {
+                go(&mut w, "pump-1", "maintenance", day + 20 * hour);
+                go(&mut w, "pump-1", "up", day + 22 * hour);
+            }
+            if k % 11 == 0 {
+                for d in ["pump-1", "fp-1"] {
+                    go(&mut w, d, "unknown", day + 22 * hour + 30 * 60_000);
+                }
+                for d in ["pump-1", "fp-1"] {
+                    go(&mut w, d, "up", day + 23 * hour);
+                }
+            }
+            if k % 10 == 0 {
+                let id = tickets.len() as u64 + 1;
+                tickets.push(ticket_msg(
+                    id,
+                    id as i64,
+                    day + 9 * hour,
+                    Some(day + 30 * hour),
+                ));
+            }
+        }
+        day += 24 * hour;
+    }
+    for (i, t) in tickets.iter().enumerate() {
+        w.record(
+            &topic(&["s1", "gw", "tickets", &(i + 1).to_string()]),
+            t.as_bytes(),
+            now,
+        )
+        .unwrap();
+    }
+    let kept: Vec<(i32, u32)> = (0..25)
+        .map(|i| (2024 + (10 + i) / 12, (10 + i) as u32 % 12 + 1))
+        .collect();
+    let before: Vec<String> = kept.iter().map(|m| report_json(&w, *m, now)).collect();
+    let first: Json = serde_json::from_str(&before[0]).unwrap();
+    let pump = first["devices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["id"] == "pump-1")
+        .unwrap();
+    // One fault a day from 4 November: the fault across the cutoff began
+    // in October.
+    assert_eq!(pump["figures"]["incidents"].as_u64(), Some(27));
+    let (transitions, all_tickets) = (count(&w, "transitions"), count(&w, "tickets"));
+
+    let mut p = retention::Pruner::new(Retention {
+        keep_months: 24,
+        zones: BTreeMap::new(),
+        default_zone: chrono_tz::Asia::Shanghai,
+    });
+    assert_eq!(retention::retained_from(w.conn(), "s1").unwrap(), None);
+    p.step(w.conn(), now);
+    assert!(p.running());
+    assert_eq!(
+        retention::retained_from(w.conn(), "s1").unwrap(),
+        Some(cutoff)
+    );
+    let mut steps = 0;
+    while p.running() {
+        p.step(w.conn(), now);
+        steps += 1;
+    }
+    let gone = transitions - count(&w, "transitions");
+    assert!(gone > 500, "{gone}");
+    assert!(
+        steps > gone / retention::PRUNE_BATCH,
+        "{steps} steps for {gone}"
+    );
+    // 18 tickets closed before the cutoff go; the open one stays.
+    assert_eq!(all_tickets - count(&w, "tickets"), 18);
+    let open: i64 = w
+        .conn()
+        .query_row("SELECT COUNT(*) FROM tickets WHERE id = 1", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(open, 1);
+
+    for (m, was) in kept.iter().zip(&before) {
+        assert_eq!(&report_json(&w, *m, now), was, "{m:?} changed");
+    }
+    // The next run, a day later, finds nothing; the cutoff never moves back.
+    p.step(w.conn(), now + retention::PRUNE_EVERY_MS);
+    while p.running() {
+        p.step(w.conn(), now + retention::PRUNE_EVERY_MS);
+    }
+    assert_eq!(transitions - count(&w, "transitions"), gone);
+    let mut longer = retention::Pruner::new(Retention {
+        keep_months: 60,
+        zones: BTreeMap::new(),
+        default_zone: chrono_tz::Asia::Shanghai,
+    });
+    longer.step(w.conn(), now);
+    assert_eq!(
+        retention::retained_from(w.conn(), "s1").unwrap(),
+        Some(cutoff)
     );
 }

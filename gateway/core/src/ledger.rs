@@ -98,5 +98,7 @@ pub use figures::{
     DeviceFigures, Totals, class_figures, device_figures, intact_rate, totals, unknown_stretches,
 };
 pub use history::Ledger;
-pub use months::{LedgerError, month_days, month_of, month_to_date, month_window, parse_tz};
+pub use months::{
+    LedgerError, month_days, month_of, month_to_date, month_window, parse_tz, retention_cutoff,
+};
 pub use watch::{Crossing, ThresholdWatch};

@@ -11,6 +11,11 @@
 //! heartbeat, the rest of the time up to now being `gateway_down` (what the
 //! recovery at its next start records); a running gateway's end at now.
 //!
+//! A month that begins before the retention cutoff the store recorded
+//! (`[store] keep_months`; `Store::retained_from`) is refused with
+//! [`ReportFailure::NotKept`]: its intervals and tickets may be partly
+//! deleted, and a report with holes would look like a real one.
+//!
 //! The device catalogue is the configuration's devices plus those the store
 //! remembers from an earlier configuration (table `devices`); a device's
 //! time in service starts at its first recorded interval and, for a device
@@ -83,6 +88,15 @@ pub fn input_from_store(
 ) -> Result<ReportInput, ReportFailure> {
     let (from, to) = gateway_core::ledger::month_window(site.tz, year, month)
         .map_err(|e| ReportFailure::Report(e.into()))?;
+    if let Some(kept) = store.retained_from()?
+        && from < kept
+    {
+        return Err(ReportFailure::NotKept {
+            month: (year, month),
+            first_kept: first_whole_month(site.tz, kept),
+            keep_months: site.config.raw.store.keep_months,
+        });
+    }
     let until = to.min(now_ms).max(from);
     let cfg = &site.config;
     let spans: BTreeMap<String, (UnixMs, Option<UnixMs>)> = store
@@ -188,6 +202,34 @@ pub enum ReportFailure {
     /// The store could not be read.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The month begins before the data the store keeps.
+    #[error(
+        "{}-{:02} is before the history this gateway keeps: older data was deleted by retention ([store] keep_months, now {keep_months} months before the current one), so the first month that can be reported is {}-{:02}; a longer keep_months keeps more from now on, but cannot bring deleted months back",
+        month.0, month.1, first_kept.0, first_kept.1
+    )]
+    NotKept {
+        /// The month asked for.
+        month: (i32, u32),
+        /// The first month kept whole.
+        first_kept: (i32, u32),
+        /// The configured `[store] keep_months`.
+        keep_months: u32,
+    },
+}
+
+/// The first calendar month of `tz` that starts at or after `at_ms`.
+fn first_whole_month(tz: chrono_tz::Tz, at_ms: UnixMs) -> (i32, u32) {
+    let (y, m) = gateway_core::ledger::month_of(tz, at_ms);
+    match gateway_core::ledger::month_window(tz, y, m) {
+        Ok((start, _)) if start < at_ms => {
+            if m == 12 {
+                (y + 1, 1)
+            } else {
+                (y, m + 1)
+            }
+        }
+        _ => (y, m),
+    }
 }
 
 /// The report rendered in `format`.
@@ -282,7 +324,7 @@ pub fn report(args: ReportArgs) -> u8 {
         .and_then(|input| build(&input).map_err(ReportFailure::from));
     let report = match built {
         Ok(r) => r,
-        Err(ReportFailure::Report(e)) => {
+        Err(e @ (ReportFailure::Report(_) | ReportFailure::NotKept { .. })) => {
             eprintln!("gateway report: --month {}: {e}", args.month);
             return EXIT_CONFIG;
         }

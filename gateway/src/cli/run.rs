@@ -310,7 +310,9 @@ async fn next_hup(hup: &mut Option<tokio::signal::unix::Signal>) -> Option<()> {
     }
 }
 
-/// Settings a reload cannot change: they need a restart.
+/// Settings a reload cannot change: they need a restart. (`[store]` is
+/// not one: the reopened engine reads `keep_months` and starts a retention
+/// run on its first tick.)
 fn restart_only(old: &Resolved, new: &Resolved) -> Vec<&'static str> {
     let mut changed = Vec::new();
     if old.site != new.site {

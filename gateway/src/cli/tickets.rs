@@ -490,6 +490,9 @@ pub async fn tickets(args: TicketsArgs) -> u8 {
         }),
         TicketsCommand::Show { config, id, json } => read(&config, |site, store| {
             let Some(t) = store.ticket(id)? else {
+                if store.ticket_deleted(id)? {
+                    return Err(CommandError::Deleted(id));
+                }
                 return Err(CommandError::Ticket(
                     gateway_core::tickets::TicketError::Unknown(id),
                 ));

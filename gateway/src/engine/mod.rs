@@ -46,6 +46,13 @@
 //!   commands queued by the CLI are applied and answered.
 //! - Every [`HEARTBEAT_EVERY`], when nothing is waiting to be written, a
 //!   heartbeat is written: it vouches that the ledger is complete up to then.
+//! - **Retention**: on the first tick and then every [`PRUNE_EVERY`], a run
+//!   deletes what lies entirely before the cutoff (`[store] keep_months`
+//!   full months before the current one, in the site's zone; see
+//!   `store/retention.rs`), one batch of at most [`PRUNE_BATCH`] rows per
+//!   tick while nothing waits to be written, so the loop is never held for
+//!   more than a few milliseconds. A run that deleted anything logs one
+//!   line with the counts.
 //!
 //! # Nothing lost on a database fault
 //!
@@ -63,7 +70,9 @@ use std::path::{Path, PathBuf};
 use chrono_tz::Tz;
 use gateway_core::config::Resolved;
 use gateway_core::health::{Health, HealthEvent, REASON_STARTUP};
-use gateway_core::ledger::{Crossing, Ledger, ThresholdWatch, month_to_date, parse_tz, totals};
+use gateway_core::ledger::{
+    Crossing, Ledger, ThresholdWatch, month_to_date, parse_tz, retention_cutoff, totals,
+};
 use gateway_core::maintenance::{Window, active_window};
 use gateway_core::model::{DeviceClass, PollOutcome};
 use gateway_core::state::{DeviceState, HardAlarm, Interval, Transition, UnixMs};
@@ -75,8 +84,8 @@ use serde::Serialize;
 use tracing::{error, info, warn};
 
 use crate::store::{
-    Command, DataDirLock, DeviceRow, LOCK_FILE, Store, StoreError, apply_ticket_command,
-    apply_window_command,
+    Command, Cutoff, DataDirLock, DeviceRow, LOCK_FILE, Pruned, Store, StoreError,
+    apply_ticket_command, apply_window_command,
 };
 use crate::wire::StateView;
 
@@ -88,6 +97,13 @@ mod tests;
 pub const HEARTBEAT_EVERY: i64 = 5_000;
 /// How often rolling availability is compared with the thresholds.
 pub const AVAILABILITY_EVERY: i64 = 5_000;
+/// How often a retention run starts (the first on the first tick).
+pub const PRUNE_EVERY: i64 = 24 * 3_600_000;
+/// Rows deleted per tick at most by a retention run (a few milliseconds
+/// of the write lock on an edge box).
+pub const PRUNE_BATCH: usize = 500;
+/// How long after a failed retention step the next run starts.
+const PRUNE_RETRY: i64 = 3_600_000;
 /// How long a start waits for the data directory's lock.
 pub const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
 
@@ -148,8 +164,9 @@ enum Pending {
     /// Not stored (an alarm, a threshold crossing); waits its turn so that
     /// the order of announcements holds.
     Announce(CoreEvent),
-    /// A queued command's outcome, recorded after the events it caused.
-    Finish(i64, Result<String, String>),
+    /// A queued command's outcome and when it was applied, recorded after
+    /// the events it caused.
+    Finish(i64, Result<String, String>, UnixMs),
 }
 
 /// A configured device as the engine needs it.
@@ -184,6 +201,18 @@ pub struct Engine {
     failing: bool,
     last_heartbeat_ms: UnixMs,
     last_availability_ms: UnixMs,
+    retention: Retention,
+}
+
+/// The retention runs' schedule and the run in progress.
+#[derive(Debug)]
+struct Retention {
+    keep_months: u32,
+    rework_ms: i64,
+    /// When the next run starts.
+    next_run_ms: UnixMs,
+    /// The run in progress: where it cuts, what it deleted so far.
+    run: Option<(Cutoff, Pruned)>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -208,7 +237,7 @@ impl Engine {
         let health = Health::new(&cfg.devices, &cfg.raw.health, now_ms)?;
         let lock = lock_data_dir(data_dir)?;
         let mut store = Store::open(data_dir)?;
-        let undecodable = store.fail_undecodable_commands()?;
+        let undecodable = store.fail_undecodable_commands(now_ms)?;
         if undecodable > 0 {
             warn!(
                 commands = undecodable,
@@ -339,6 +368,13 @@ impl Engine {
             failing: false,
             last_heartbeat_ms: now_ms,
             last_availability_ms: now_ms,
+            retention: Retention {
+                keep_months: cfg.raw.store.keep_months,
+                rework_ms: i64::try_from(tickets_cfg.rework_period.get().as_millis())
+                    .unwrap_or(i64::MAX),
+                next_run_ms: now_ms,
+                run: None,
+            },
         };
         // Windows already active, tickets due while the gateway was off,
         // commands queued meanwhile.
@@ -372,7 +408,78 @@ impl Engine {
         {
             self.write_heartbeat(now_ms);
         }
+        if self.queue.is_empty() {
+            self.prune_step(now_ms);
+        }
         out
+    }
+
+    /// One step of retention: starts a run when due, else deletes one
+    /// batch of the run in progress; logs the counts when a run ends.
+    fn prune_step(&mut self, now_ms: UnixMs) {
+        let r = &mut self.retention;
+        let Some((cutoff, so_far)) = r.run else {
+            if now_ms < r.next_run_ms {
+                return;
+            }
+            let before_ms = match retention_cutoff(self.tz, now_ms, r.keep_months) {
+                Ok(c) => c,
+                Err(e) => {
+                    warn!(error = %e, "cannot compute the retention cutoff; nothing deleted");
+                    r.next_run_ms = now_ms.saturating_add(PRUNE_EVERY);
+                    return;
+                }
+            };
+            if let Err(e) = self.store.begin_prune(before_ms) {
+                warn!(error = %e, "cannot start deleting old history; retrying in an hour");
+                r.next_run_ms = now_ms.saturating_add(PRUNE_RETRY);
+                return;
+            }
+            let cutoff = Cutoff {
+                before_ms,
+                tickets_before_ms: before_ms.min(now_ms.saturating_sub(r.rework_ms)),
+            };
+            r.run = Some((cutoff, Pruned::default()));
+            r.next_run_ms = now_ms.saturating_add(PRUNE_EVERY);
+            return;
+        };
+        match self.store.prune_batch(&cutoff, PRUNE_BATCH) {
+            Ok(batch) if batch.total() > 0 => {
+                let mut total = so_far;
+                total += batch;
+                r.run = Some((cutoff, total));
+                if batch.windows > 0 {
+                    match self.store.windows() {
+                        Ok(w) => self.stored_windows = w,
+                        Err(e) => warn!(error = %e, "cannot reload maintenance windows"),
+                    }
+                }
+            }
+            Ok(_) => {
+                r.run = None;
+                if so_far.total() > 0 {
+                    info!(
+                        before_ms = cutoff.before_ms,
+                        keep_months = r.keep_months,
+                        rows = so_far.total(),
+                        intervals = so_far.intervals,
+                        tickets = so_far.tickets,
+                        ticket_events = so_far.ticket_events,
+                        commands = so_far.commands,
+                        windows = so_far.windows,
+                        "deleted history older than [store] keep_months"
+                    );
+                }
+            }
+            Err(e) => {
+                warn!(
+                    error = %e, deleted = so_far.total(),
+                    "cannot delete old history; the run stops and is retried in an hour"
+                );
+                r.run = None;
+                r.next_run_ms = now_ms.saturating_add(PRUNE_RETRY);
+            }
+        }
     }
 
     /// A clean stop: everything queued is written if the database lets it,
@@ -672,7 +779,7 @@ impl Engine {
                 Ok(text) => info!(command = id, "{text}"),
                 Err(text) => warn!(command = id, "command refused: {text}"),
             }
-            self.queue.push_back(Pending::Finish(id, outcome));
+            self.queue.push_back(Pending::Finish(id, outcome, now_ms));
         }
     }
 
@@ -723,7 +830,7 @@ impl Engine {
                 Pending::Transition(t) => self.store.record_transition(t),
                 Pending::Tickets(evs) => self.store.save_ticket_events(evs),
                 Pending::Announce(_) => Ok(()),
-                Pending::Finish(id, r) => self.store.finish_command(*id, r),
+                Pending::Finish(id, r, at_ms) => self.store.finish_command(*id, r, *at_ms),
             };
             match result {
                 Ok(()) => {

@@ -429,3 +429,70 @@ fn a_device_with_an_active_alarm_ticket_gets_no_availability_ticket_too() {
     let kinds: Vec<&str> = e.book().tickets().map(|t| t.kind.as_str()).collect();
     assert_eq!(kinds, vec!["alarm:fault"]);
 }
+
+#[test]
+fn old_history_is_deleted_in_bounded_batches_from_the_first_ticks_then_daily() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), "[store]\nkeep_months = 2\n");
+    let tz = parse_tz("Asia/Shanghai").unwrap();
+    let cutoff = retention_cutoff(tz, T0, 2).unwrap();
+    const HOUR: i64 = 3_600_000;
+    // 1 200 hourly faults of the pump, all more than 3 months old.
+    {
+        let mut s = Store::open(&data(dir.path())).unwrap();
+        let start = cutoff - 100 * 24 * HOUR;
+        let mut state = Unknown;
+        for k in 0..1_201 {
+            let to = if state == Up { Down } else { Up };
+            s.record_transition(&gateway_core::state::Transition {
+                device: "pump-1".into(),
+                from: state,
+                to,
+                reason: None,
+                at_ms: start + k * HOUR,
+            })
+            .unwrap();
+            state = to;
+        }
+        s.heartbeat(T0 - 60 * S).unwrap();
+    }
+    let count = |dir: &Path| {
+        Store::open_existing(&data(dir))
+            .unwrap()
+            .intervals(Some("pump-1"), i64::MIN, cutoff, T0)
+            .unwrap()
+            .len()
+    };
+    assert_eq!(count(dir.path()), 1_201);
+
+    let (mut e, _) = Engine::open(&cfg, &data(dir.path()), T0).unwrap();
+    // The start records the cutoff; nothing is deleted before the loop runs.
+    let store = Store::open_existing(&data(dir.path())).unwrap();
+    assert_eq!(store.retained_from().unwrap(), Some(cutoff));
+    assert_eq!(count(dir.path()), 1_201);
+    let mut left = vec![count(dir.path())];
+    for k in 1..=4 {
+        e.tick(T0 + k * S);
+        left.push(count(dir.path()));
+    }
+    // At most PRUNE_BATCH per tick. What stays before the cutoff: the last
+    // interval ending before it (Down, the last Up/Down) and the Up one
+    // running across it.
+    assert_eq!(left, vec![1_201, 701, 201, 2, 2]);
+    let kept = Store::open_existing(&data(dir.path()))
+        .unwrap()
+        .intervals(Some("pump-1"), i64::MIN, i64::MAX, T0 + 5 * S)
+        .unwrap();
+    assert_eq!((kept[0].state, kept[1].state), (Down, Up));
+    assert!(kept[0].to_ms < cutoff && kept[1].to_ms > cutoff);
+    assert_contiguous(&kept);
+
+    // The next run starts a day later and finds nothing to delete.
+    e.tick(T0 + PRUNE_EVERY - S);
+    assert!(e.retention.run.is_none());
+    e.tick(T0 + PRUNE_EVERY);
+    assert!(e.retention.run.is_some());
+    e.tick(T0 + PRUNE_EVERY + S);
+    assert!(e.retention.run.is_none());
+    assert_eq!(count(dir.path()), 2);
+}

@@ -84,8 +84,8 @@ impl Store {
     }
 
     /// Finishes every pending command whose JSON does not decode (written by
-    /// another build) with an error result; returns how many.
-    pub fn fail_undecodable_commands(&self) -> Result<usize, StoreError> {
+    /// another build) with an error result at `now_ms`; returns how many.
+    pub fn fail_undecodable_commands(&self, now_ms: UnixMs) -> Result<usize, StoreError> {
         let mut stmt = self
             .conn
             .prepare("SELECT id, json FROM commands WHERE finished = 0 ORDER BY id")?;
@@ -103,17 +103,20 @@ impl Store {
                 &Err(
                     "this gateway cannot read the command (written by another version)".to_owned(),
                 ),
+                now_ms,
             )?;
         }
         Ok(bad.len())
     }
 
-    /// Records a command's outcome (a message for the person who sent it).
-    /// Finishing a command twice keeps the first outcome.
+    /// Records a command's outcome (a message for the person who sent it)
+    /// and when it finished (retention deletes it `[store] keep_months`
+    /// later). Finishing a command twice keeps the first outcome.
     pub fn finish_command(
         &self,
         id: i64,
         result: &Result<String, String>,
+        now_ms: UnixMs,
     ) -> Result<(), StoreError> {
         let (ok, text) = match result {
             Ok(t) => (true, t),
@@ -121,8 +124,9 @@ impl Store {
         };
         self.write(|c| {
             c.execute(
-                "UPDATE commands SET finished = 1, ok = ?2, result = ?3 WHERE id = ?1 AND finished = 0",
-                params![id, ok, text],
+                "UPDATE commands SET finished = 1, ok = ?2, result = ?3, done_ms = ?4
+                 WHERE id = ?1 AND finished = 0",
+                params![id, ok, text, now_ms],
             )?;
             Ok(())
         })
@@ -164,6 +168,11 @@ pub enum CommandError {
         "maintenance window {0:?} is in the configuration file; remove its [[maintenance]] entry there"
     )]
     ConfigWindow(String),
+    /// The ticket was closed long ago and deleted by retention.
+    #[error(
+        "ticket #{0} was closed before the history this gateway keeps and has been deleted ([store] keep_months)"
+    )]
+    Deleted(u64),
     /// The database failed.
     #[error(transparent)]
     Store(#[from] StoreError),

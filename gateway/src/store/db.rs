@@ -118,6 +118,15 @@ pub(super) const MIGRATIONS: &[&str] = &[
     CREATE INDEX alerts_by_ticket ON alerts (ticket);
     CREATE INDEX alerts_by_time ON alerts (created_ms);
     ",
+    // 4: retention — when each command finished, so that old ones can be
+    // deleted. Commands finished before this step get the time it ran: a
+    // later bound than the truth, so they are kept a little longer, never
+    // deleted early.
+    "
+    ALTER TABLE commands ADD COLUMN done_ms INTEGER;
+    UPDATE commands SET done_ms = CAST(strftime('%s', 'now') AS INTEGER) * 1000 WHERE finished = 1;
+    CREATE INDEX commands_by_done ON commands (done_ms) WHERE finished = 1;
+    ",
 ];
 
 /// The schema version this build writes (`PRAGMA user_version`).
@@ -354,15 +363,21 @@ impl Store {
 const META_HEARTBEAT: &str = "heartbeat_ms";
 /// Meta key of the next free message sequence value.
 const META_SEQ: &str = "next_seq";
+/// Meta key of the retention cutoff: what lay entirely before it may have
+/// been deleted (see `retention.rs`).
+pub(super) const META_RETAINED_FROM: &str = "retained_from_ms";
+/// Meta key of the lowest ticket id never handed out, kept once tickets
+/// may be deleted (a deleted ticket's id is never reused).
+pub(super) const META_NEXT_TICKET: &str = "next_ticket_id";
 
-fn get_meta(c: &Connection, key: &str) -> Result<Option<i64>, StoreError> {
+pub(super) fn get_meta(c: &Connection, key: &str) -> Result<Option<i64>, StoreError> {
     Ok(
         c.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
             .optional()?,
     )
 }
 
-fn set_meta(c: &Connection, key: &str, value: i64) -> Result<(), StoreError> {
+pub(super) fn set_meta(c: &Connection, key: &str, value: i64) -> Result<(), StoreError> {
     c.execute(
         "INSERT INTO meta (key, value) VALUES (?1, ?2)
          ON CONFLICT (key) DO UPDATE SET value = excluded.value",

@@ -6,14 +6,18 @@
 //! | table | rows | written by |
 //! |---|---|---|
 //! | `intervals` | the availability ledger: (device, state, reason, from, to); `to` is NULL for each device's one open interval | the engine ([`Store::record_transition`], [`Store::recover`]) |
-//! | `meta` | last heartbeat, next message sequence value | the engine |
+//! | `meta` | last heartbeat, next message sequence value, retention cutoff, next ticket id | the engine |
 //! | `tickets` | every ticket, whole as JSON, beside the indexed columns the queries filter on (id, device, kind, severity, state, opened, deadline, resolved, last change) | the engine, or the CLI when no gateway runs |
 //! | `ticket_events` | append-only log of ticket events (JSON), row id = position | same |
-//! | `commands` | queue from the CLI to the running gateway, with each outcome | CLI enqueues, engine finishes |
+//! | `commands` | queue from the CLI to the running gateway, with each outcome and when it finished | CLI enqueues, engine finishes |
 //! | `windows` | maintenance windows added at run time (JSON) | engine or CLI |
 //! | `devices` | id, names, class, threshold of the configured devices | the engine at start |
 //! | `alerts` | notices to people (page, escalation, follow-up, digest), recorded before sent, with state, attempts, next try, last error | the alert dispatcher (`crate::alerts`) |
 //! | `nonces` | ids of accepted MQTT commands, each kept until its `ts + max_age` | the MQTT command intake (`crate::cmdin`) |
+//!
+//! Intervals, tickets with their events, commands and one-off windows lying
+//! entirely before the retention cutoff (`[store] keep_months`) are deleted
+//! in small batches by the engine; see `retention.rs`.
 //!
 //! Tickets, events, commands and windows are stored as JSON text of the core
 //! types, so a new field in those types needs no migration (serde defaults).
@@ -76,6 +80,7 @@ mod db;
 mod error;
 mod ledger;
 mod nonces;
+mod retention;
 mod tickets;
 mod windows;
 
@@ -89,6 +94,7 @@ pub use commands::{
 pub use db::{BUSY_TIMEOUT, DB_FILE, Durability, SCHEMA_VERSION, Store};
 pub use error::StoreError;
 pub use ledger::{OpenInterval, REASON_GATEWAY_DOWN};
+pub use retention::{Cutoff, Pruned};
 pub use tickets::TicketFilter;
 pub use windows::DeviceRow;
 

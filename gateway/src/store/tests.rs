@@ -248,7 +248,7 @@ fn two_handles_on_one_file_see_each_others_writes() {
         .enqueue_command(&Command::RemoveWindow { id: "w".into() })
         .unwrap();
     assert_eq!(engine.pending_commands().unwrap().len(), 1);
-    engine.finish_command(id, &Ok("done".into())).unwrap();
+    engine.finish_command(id, &Ok("done".into()), T0).unwrap();
     assert_eq!(cli.command_result(id).unwrap(), Some(Ok("done".into())));
 }
 
@@ -356,12 +356,12 @@ fn commands_round_trip() {
         ids.iter().copied().zip(cmds.clone()).collect::<Vec<_>>()
     );
     assert_eq!(s.command_result(ids[0]).unwrap(), None);
-    s.finish_command(ids[0], &Ok("ticket #12 acknowledged".into()))
+    s.finish_command(ids[0], &Ok("ticket #12 acknowledged".into()), T0)
         .unwrap();
-    s.finish_command(ids[1], &Err("no ticket #12".into()))
+    s.finish_command(ids[1], &Err("no ticket #12".into()), T0)
         .unwrap();
     // A second outcome does not overwrite the first.
-    s.finish_command(ids[1], &Ok("late".into())).unwrap();
+    s.finish_command(ids[1], &Ok("late".into()), T0).unwrap();
     assert_eq!(
         s.command_result(ids[0]).unwrap(),
         Some(Ok("ticket #12 acknowledged".into()))
@@ -387,7 +387,7 @@ fn an_undecodable_command_can_be_failed_and_skipped() {
         s.pending_commands(),
         Err(StoreError::Corrupt { .. })
     ));
-    assert_eq!(s.fail_undecodable_commands().unwrap(), 1);
+    assert_eq!(s.fail_undecodable_commands(T0).unwrap(), 1);
     assert_eq!(
         s.pending_commands()
             .unwrap()

@@ -138,13 +138,18 @@ impl Store {
         json.map(|j| ticket_row(sid, &j)).transpose()
     }
 
-    /// The id after the largest stored (1 when there is none). Tickets are
-    /// never deleted, so ids are never reused.
+    /// The id after the largest ever stored (1 when there is none): the
+    /// largest stored, or the one retention recorded before deleting old
+    /// tickets (`meta.next_ticket_id`), so ids are never reused.
     pub fn next_ticket_id(&self) -> Result<u64, StoreError> {
         let max: Option<i64> = self
             .conn
             .query_row("SELECT MAX(id) FROM tickets", [], |r| r.get(0))?;
-        Ok(max.map_or(1, |m| u64::try_from(m).unwrap_or(0).saturating_add(1)))
+        let stored = max.map_or(1, |m| u64::try_from(m).unwrap_or(0).saturating_add(1));
+        let kept = super::db::get_meta(&self.conn, super::db::META_NEXT_TICKET)?
+            .and_then(|k| u64::try_from(k).ok())
+            .unwrap_or(1);
+        Ok(stored.max(kept))
     }
 
     /// Events appended after row id `rowid` (0: all), oldest first, with

@@ -9,6 +9,7 @@ use super::health::HealthConfig;
 use super::north::{AdminConfig, CommandsConfig, InfluxConfig, MqttConfig, OutboxConfig};
 use super::profile::PointOverride;
 use super::sim::SimulatorConfig;
+use super::store::StoreConfig;
 use super::tickets::{MaintenanceWindowConfig, TicketsConfig};
 use crate::HumanDuration;
 use crate::model::{DeviceClass, WordOrder};
@@ -57,6 +58,9 @@ pub struct Config {
     /// The disk outbox in front of MQTT and InfluxDB.
     #[serde(default)]
     pub outbox: OutboxConfig,
+    /// How long `gateway.db` keeps history (months).
+    #[serde(default)]
+    pub store: StoreConfig,
     /// Optional InfluxDB 2 telemetry sink.
     #[serde(default)]
     pub influx: Option<InfluxConfig>,

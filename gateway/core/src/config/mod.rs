@@ -16,6 +16,7 @@ pub mod load;
 pub mod north;
 mod profile;
 mod sim;
+mod store;
 pub mod subst;
 mod tickets;
 pub mod validate;
@@ -30,5 +31,6 @@ pub use north::{
 };
 pub use profile::*;
 pub use sim::*;
+pub use store::*;
 pub use tickets::*;
 pub use validate::{ConfigError, Resolved, ResolvedBus, ResolvedDevice};

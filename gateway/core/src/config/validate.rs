@@ -405,6 +405,7 @@ pub fn validate(
         .chain(config.tickets.check())
         .chain(config.mqtt.iter().flat_map(MqttConfig::check))
         .chain(config.outbox.check())
+        .chain(config.store.check())
         .chain(config.influx.iter().flat_map(InfluxConfig::check))
         .chain(config.commands.iter().flat_map(CommandsConfig::check))
         .chain(config.admin.check())

@@ -57,6 +57,20 @@ pub fn month_of(tz: Tz, at_ms: UnixMs) -> (i32, u32) {
     (local.year(), local.month())
 }
 
+/// The retention cutoff: local midnight of the 1st of the month
+/// `keep_months` calendar months before the month `now_ms` falls in, in
+/// `tz`. Data lying entirely before it may be deleted; every month from the
+/// cutoff's on stays whole (the current month and the `keep_months` full
+/// months before it). `keep_months = 24` on 2026-11-27 gives 2024-11-01.
+pub fn retention_cutoff(tz: Tz, now_ms: UnixMs, keep_months: u32) -> Result<UnixMs, LedgerError> {
+    let (year, month) = month_of(tz, now_ms);
+    let index = i64::from(year) * 12 + i64::from(month) - 1 - i64::from(keep_months);
+    let too_far = LedgerError::NoSuchMonth { year, month };
+    let y = i32::try_from(index.div_euclid(12)).map_err(|_| too_far)?;
+    let m = u32::try_from(index.rem_euclid(12) + 1).unwrap_or(1);
+    Ok(month_window(tz, y, m)?.0)
+}
+
 /// The month to date: from local midnight of this month's 1st to `now_ms`.
 pub fn month_to_date(tz: Tz, now_ms: UnixMs) -> (UnixMs, UnixMs) {
     let local = utc(now_ms).with_timezone(&tz);

@@ -259,6 +259,46 @@ fn months_run_from_local_midnight_in_the_site_zone() {
 }
 
 #[test]
+fn the_retention_cutoff_is_the_first_of_the_month_keep_months_before_this_one() {
+    let tz = shanghai();
+    let now = local(tz, "2026-11-27 10:00");
+    assert_eq!(
+        retention_cutoff(tz, now, 24).unwrap(),
+        local(tz, "2024-11-01 00:00")
+    );
+    assert_eq!(
+        retention_cutoff(tz, now, 2).unwrap(),
+        local(tz, "2026-09-01 00:00")
+    );
+    assert_eq!(
+        retention_cutoff(tz, now, 11).unwrap(),
+        local(tz, "2025-12-01 00:00")
+    );
+    // Across a year boundary, and at the first instant of a month.
+    let jan = local(tz, "2027-01-01 00:00");
+    assert_eq!(
+        retention_cutoff(tz, jan, 2).unwrap(),
+        local(tz, "2026-11-01 00:00")
+    );
+    assert_eq!(
+        retention_cutoff(tz, jan - 1, 2).unwrap(),
+        local(tz, "2026-10-01 00:00")
+    );
+    // In the site's zone, not UTC: 2026-12-01 03:00 in Shanghai is still
+    // 30 November in UTC.
+    let berlin: Tz = parse_tz("Europe/Berlin").unwrap();
+    let early = local(tz, "2026-12-01 03:00");
+    assert_eq!(
+        retention_cutoff(tz, early, 2).unwrap(),
+        local(tz, "2026-10-01 00:00")
+    );
+    assert_eq!(
+        retention_cutoff(berlin, early, 2).unwrap(),
+        local(berlin, "2026-09-01 00:00")
+    );
+}
+
+#[test]
 fn a_month_with_a_dst_change_has_an_hour_more_or_less() {
     let berlin = parse_tz("Europe/Berlin").unwrap();
     let (from, to) = month_window(berlin, 2026, 3).unwrap();

@@ -291,3 +291,223 @@ fn bad_months_languages_and_sites_exit_64_before_touching_the_store() {
     assert_eq!(run("2026-11", "zh", Some("t")), EXIT_REFUSED);
     assert!(!dir.path().join("data").join(crate::store::DB_FILE).exists());
 }
+
+/// 30 months of history for both devices: faults, maintenance, gateway
+/// outages, tickets opened and closed, and a fault that runs across the
+/// retention cutoff at midnight. Returns the store (heartbeat at `now`).
+fn thirty_months(site: &Site, cutoff: UnixMs, now: UnixMs) -> Store {
+    let mut store = Store::open(&site.data_dir).unwrap();
+    store
+        .upsert_devices(
+            &site
+                .config
+                .devices
+                .iter()
+                .map(DeviceRow::of)
+                .collect::<Vec<_>>(),
+        )
+        .unwrap();
+    let mut state: std::collections::BTreeMap<&str, DeviceState> = Default::default();
+    let mut go = |store: &mut Store, d: &'static str, to: DeviceState, reason: &str, at_ms| {
+        let from = state.get(d).copied().unwrap_or(Unknown);
+        store
+            .record_transition(&Transition {
+                device: d.to_owned(),
+                from,
+                to,
+                reason: Some(reason.to_owned()),
+                at_ms,
+            })
+            .unwrap();
+        state.insert(d, to);
+    };
+    let start = at(2024, 5, 1, 0, 0);
+    for d in ["pump-1", "fp-1"] {
+        go(&mut store, d, Up, "startup", start);
+    }
+    let tickets_cfg = gateway_core::config::TicketsConfig::default();
+    let mut book = TicketBook::new(&tickets_cfg, site.tz, Vec::new(), 1);
+    let pump = DeviceRef {
+        id: "pump-1",
+        class: DeviceClass::Pump,
+    };
+    let fp = DeviceRef {
+        id: "fp-1",
+        class: DeviceClass::FireAlarm,
+    };
+    // One ticket open since the very start: never deleted, whatever its age.
+    let mut events = book.on_availability_below(fp, 0.9, 99.0, Some("comms"), start + HOUR);
+    let mut seed: u64 = 7;
+    let mut rnd = |n: i64| {
+        seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+        i64::try_from(seed >> 33).unwrap() % n
+    };
+    let mut day = start + 24 * HOUR;
+    let mut k = 0;
+    while day + 24 * HOUR < now {
+        k += 1;
+        // Kept clear of the cutoff's day, which has its own story below.
+        let near_cutoff = (day - cutoff).abs() < 3 * 24 * HOUR;
+        if day == cutoff {
+            // A fault running across the cutoff, with a gateway outage at midnight:
+            // the first kept month must still see it began before (no incident).
+            go(&mut store, "pump-1", Down, "rule:fault", cutoff - 2 * HOUR);
+            go(&mut store, "pump-1", Unknown, "gateway_down", cutoff - HOUR);
+            go(&mut store, "pump-1", Down, "rule:fault", cutoff + HOUR);
+            go(&mut store, "pump-1", Up, "", cutoff + 3 * HOUR);
+        }
+        if !near_cutoff {
+            let a = day + 8 * HOUR + rnd(480) * 60_000;
+            go(&mut store, "pump-1", Down, "rule:fault", a);
+            go(&mut store, "pump-1", Up, "", a + (1 + rnd(180)) * 60_000);
+            if k % 3 == 0 {
+                let b = day + 2 * HOUR + rnd(240) * 60_000;
+                go(&mut store, "fp-1", Down, "comms", b);
+                go(&mut store, "fp-1", Up, "", b + (1 + rnd(60)) * 60_000);
+            }
+            if k % 7 == 0 {
+                let m = day + 20 * HOUR;
+                go(
+                    &mut store,
+                    "pump-1",
+                    DeviceState::Maintenance,
+                    "maintenance:weekly",
+                    m,
+                );
+                go(&mut store, "pump-1", Up, "", m + 2 * HOUR);
+            }
+            if k % 11 == 0 {
+                let g = day + 22 * HOUR;
+                for d in ["pump-1", "fp-1"] {
+                    go(&mut store, d, Unknown, "gateway_down", g);
+                }
+                for d in ["pump-1", "fp-1"] {
+                    go(&mut store, d, Up, "startup", g + HOUR);
+                }
+            }
+            if k % 10 == 0 {
+                let t = day + 9 * HOUR;
+                let opened = book.on_availability_below(pump, 0.9, 98.0, Some("rule:fault"), t);
+                let id = opened[0].ticket.id;
+                events.extend(opened);
+                events.extend(book.ack(id, "li", "", t + HOUR).unwrap());
+                events.extend(book.resolve(id, "li", "", t + 3 * HOUR).unwrap());
+                events.extend(book.close(id, "wang", "", t + 26 * HOUR).unwrap());
+                events.extend(book.tick(t + 30 * 24 * HOUR));
+            }
+        }
+        day += 24 * HOUR;
+    }
+    store.save_ticket_events(&events).unwrap();
+    store.heartbeat(now - HOUR).unwrap();
+    store
+}
+
+#[test]
+fn retention_deletes_old_months_and_every_kept_month_reports_exactly_as_before() {
+    let dir = tempfile::tempdir().unwrap();
+    let site = site(dir.path());
+    let now = at(2026, 11, 27, 10, 0);
+    assert_eq!(site.config.raw.store.keep_months, 24);
+    let cutoff = gateway_core::ledger::retention_cutoff(site.tz, now, 24).unwrap();
+    assert_eq!(cutoff, at(2024, 11, 1, 0, 0));
+    let store = thirty_months(&site, cutoff, now);
+
+    let kept: Vec<(i32, u32)> = (0..25)
+        .map(|i| {
+            (
+                2024 + (10 + i) / 12,
+                u32::try_from((10 + i) % 12 + 1).unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!((kept[0], kept[24]), ((2024, 11), (2026, 11)));
+    let report_of = |store: &Store, month: (i32, u32)| {
+        let input = input_from_store(&site, store, None, month, now)?;
+        Ok::<_, ReportFailure>(to_json(&build(&input).unwrap()).unwrap())
+    };
+    let before: Vec<String> = kept
+        .iter()
+        .map(|m| report_of(&store, *m).unwrap())
+        .collect();
+    let old_before = report_of(&store, (2024, 10)).unwrap();
+    let first: serde_json::Value = serde_json::from_str(&before[0]).unwrap();
+    let pump = first["devices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["id"] == "pump-1")
+        .unwrap();
+    // One fault a day from 4 November (the days around the cutoff are
+    // quiet): 27. The fault across the cutoff began in October and is not
+    // one of them.
+    assert_eq!(pump["figures"]["incidents"].as_u64(), Some(27));
+
+    store.begin_prune(cutoff).unwrap();
+    let c = crate::store::Cutoff {
+        before_ms: cutoff,
+        tickets_before_ms: cutoff,
+    };
+    let mut pruned = crate::store::Pruned::default();
+    loop {
+        let b = store.prune_batch(&c, crate::engine::PRUNE_BATCH).unwrap();
+        if b.total() == 0 {
+            break;
+        }
+        pruned += b;
+    }
+    assert!(pruned.intervals > 500, "{pruned:?}");
+    assert!(
+        pruned.tickets >= 15 && pruned.ticket_events == 4 * pruned.tickets,
+        "{pruned:?}"
+    );
+    assert!(store.ticket(1).unwrap().is_some(), "the open ticket stays");
+
+    for (month, was) in kept.iter().zip(&before) {
+        let now_json = report_of(&store, *month).unwrap();
+        assert_eq!(&now_json, was, "{month:?} changed");
+    }
+    // A month before the cutoff: refused, naming the setting, not an
+    // empty report. Before pruning it was a real report.
+    assert!(old_before.contains("\"pump-1\""));
+    let err = report_of(&store, (2024, 10)).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ReportFailure::NotKept {
+                month: (2024, 10),
+                first_kept: (2024, 11),
+                keep_months: 24
+            }
+        ),
+        "{err:?}"
+    );
+    let text = err.to_string();
+    assert!(text.contains("[store] keep_months"), "{text}");
+    assert!(text.contains("2024-11"), "{text}");
+    assert!(report_of(&store, (2023, 1)).is_err());
+}
+
+#[test]
+fn a_month_before_the_retained_data_exits_64_with_the_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let site = site(dir.path());
+    let store = Store::open(&site.data_dir).unwrap();
+    store.begin_prune(at(2024, 11, 1, 0, 0)).unwrap();
+    let run = |month: &str| {
+        report(ReportArgs {
+            config: dir.path().join("gateway.toml"),
+            month: month.to_owned(),
+            format: Some(Format::Json),
+            out: Some(dir.path().join("r.json")),
+            lang: "zh".to_owned(),
+            data_dir: None,
+            site: None,
+            site_name: None,
+        })
+    };
+    assert_eq!(run("2024-10"), EXIT_CONFIG);
+    assert!(!dir.path().join("r.json").exists());
+    assert_eq!(run("2024-11"), 0);
+    assert!(dir.path().join("r.json").exists());
+}

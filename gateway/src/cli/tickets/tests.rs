@@ -233,7 +233,7 @@ async fn fake_engine(
                 Some(Err(e)) => Err(e.to_string()),
                 None => Err("not a ticket command".into()),
             };
-            store.finish_command(id, &result).unwrap();
+            store.finish_command(id, &result, t0 + MIN).unwrap();
         }
         tokio::time::sleep(std::time::Duration::from_secs(1)).await;
     }
