@@ -610,21 +610,10 @@ impl Policy {
             };
             let msg = self.follow_up(kind, ticket, info, to, &step);
             for ch in &rule.channels {
-                let key = follow_up_key(ticket.id, c, kind, ch);
-                if in_cycle.iter().any(|n| n.key == key) {
+                let n = follow_up_notice(ticket.id, c, kind, ch, &msg, now_ms);
+                if in_cycle.iter().any(|old| old.key == n.key) {
                     continue;
                 }
-                let n = Notice {
-                    key,
-                    ticket: Some(ticket.id),
-                    kind,
-                    tier: 0,
-                    channel: ch.clone(),
-                    message: msg.clone(),
-                    at_ms: now_ms,
-                    held: false,
-                    covers: Vec::new(),
-                };
                 out.extend(self.emit(n, now_ms));
             }
         }
@@ -702,17 +691,7 @@ impl Policy {
                 let msg = self.follow_up(kind, t, &info, to, &step);
                 let mut out = Vec::new();
                 for ch in &rule.channels {
-                    let n = Notice {
-                        key: follow_up_key(t.id, t.cycle_start_ms(), kind, ch),
-                        ticket: Some(t.id),
-                        kind,
-                        tier: 0,
-                        channel: ch.clone(),
-                        message: msg.clone(),
-                        at_ms: now_ms,
-                        held: false,
-                        covers: Vec::new(),
-                    };
+                    let n = follow_up_notice(t.id, t.cycle_start_ms(), kind, ch, &msg, now_ms);
                     out.extend(self.emit(n, now_ms));
                 }
                 out
@@ -1064,6 +1043,29 @@ fn cycle_prefix(ticket: u64, cycle_ms: UnixMs) -> String {
 }
 
 /// The key of a follow-up: one per ticket, cycle, kind and channel.
+/// The follow-up `kind` of ticket `ticket`'s cycle starting at `cycle_ms`
+/// on `channel`: not a page (tier 0), sent at once.
+fn follow_up_notice(
+    ticket: u64,
+    cycle_ms: UnixMs,
+    kind: NoticeKind,
+    channel: &str,
+    message: &Message,
+    now_ms: UnixMs,
+) -> Notice {
+    Notice {
+        key: follow_up_key(ticket, cycle_ms, kind, channel),
+        ticket: Some(ticket),
+        kind,
+        tier: 0,
+        channel: channel.to_owned(),
+        message: message.clone(),
+        at_ms: now_ms,
+        held: false,
+        covers: Vec::new(),
+    }
+}
+
 fn follow_up_key(ticket: u64, cycle_ms: UnixMs, kind: NoticeKind, channel: &str) -> String {
     format!(
         "{}{}/{channel}",
