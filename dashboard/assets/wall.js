@@ -5,6 +5,9 @@ let SNAP = null;
 let siteIndex = 0;
 let lastRotate = Date.now();
 let connected = false;
+// `/?site=tower-a`: a wall for one building (no rotation, and the server
+// sends only that site).
+const ONLY_SITE = new URLSearchParams(location.search).get("site");
 
 function render() {
   document.getElementById("lang").textContent = t("lang");
@@ -21,7 +24,7 @@ function render() {
   if (!SNAP) return;
   const sites = SNAP.sites || [];
   if (!sites.length) {
-    document.getElementById("site").textContent = t("never");
+    document.getElementById("site").textContent = (ONLY_SITE ? ONLY_SITE + " · " : "") + t("never");
     return;
   }
   if (siteIndex >= sites.length) siteIndex = 0;
@@ -129,7 +132,7 @@ function tick() {
 }
 
 function connect() {
-  const es = new EventSource("/events");
+  const es = new EventSource("/events" + (ONLY_SITE ? "?site=" + encodeURIComponent(ONLY_SITE) : ""));
   es.addEventListener("snapshot", (e) => {
     SNAP = JSON.parse(e.data);
     SKEW = SNAP.now - Date.now();

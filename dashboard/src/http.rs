@@ -223,26 +223,57 @@ fn snapshot_json(shared: &Shared) -> Json {
     s
 }
 
-/// The snapshot as text, serialized once per model version and second for
-/// all event streams (many wall screens cost one serialization).
-fn cached_snapshot(shared: &Shared, version: u64) -> String {
+/// `?site=…` on `/api/snapshot` and `/events`: one site's view only.
+#[derive(Debug, Default, Deserialize)]
+struct SiteFilter {
+    site: Option<String>,
+}
+
+/// The snapshot, or only `site`'s part of it: its entry in `sites` and its
+/// recent `events`. A site not (yet) heard gives an empty `sites`.
+fn snapshot_for(shared: &Shared, site: Option<&str>) -> Json {
+    let mut s = snapshot_json(shared);
+    if let Some(site) = site {
+        for key in ["sites", "events"] {
+            let field = if key == "sites" { "id" } else { "site" };
+            if let Some(list) = s[key].as_array_mut() {
+                list.retain(|x| x[field].as_str() == Some(site));
+            }
+        }
+    }
+    s
+}
+
+/// The snapshot as text, serialized once per model version, second and
+/// site filter for all event streams (many wall screens cost one
+/// serialization).
+fn cached_snapshot(shared: &Shared, version: u64, site: Option<&str>) -> String {
     let second = now_ms() / 1000;
     if let Ok(c) = shared.snap_cache.lock()
-        && let Some((v, s, text)) = c.as_ref()
-        && *v == version
-        && *s == second
+        && let Some((_, _, _, text)) = c
+            .iter()
+            .find(|(f, v, s, _)| f.as_deref() == site && *v == version && *s == second)
     {
         return text.as_ref().clone();
     }
-    let text = snapshot_json(shared).to_string();
+    let text = snapshot_for(shared, site).to_string();
     if let Ok(mut c) = shared.snap_cache.lock() {
-        *c = Some((version, second, std::sync::Arc::new(text.clone())));
+        c.retain(|(_, v, s, _)| *v == version && *s == second);
+        c.push((
+            site.map(str::to_owned),
+            version,
+            second,
+            std::sync::Arc::new(text.clone()),
+        ));
     }
     text
 }
 
-async fn snapshot(State(shared): St) -> Response {
-    axum::Json(snapshot_json(&shared)).into_response()
+async fn snapshot(
+    State(shared): St,
+    axum::extract::Query(filter): axum::extract::Query<SiteFilter>,
+) -> Response {
+    axum::Json(snapshot_for(&shared, filter.site.as_deref())).into_response()
 }
 
 async fn health(State(shared): St) -> Response {
@@ -379,11 +410,15 @@ async fn ticket(
     }
 }
 
-async fn events(State(shared): St) -> Response {
+async fn events(
+    State(shared): St,
+    axum::extract::Query(filter): axum::extract::Query<SiteFilter>,
+) -> Response {
+    let site = filter.site;
     let rx = shared.changed.subscribe();
     let stream = futures::stream::unfold(
-        (shared, rx, None::<Instant>),
-        |(shared, mut rx, last)| async move {
+        (shared, rx, None::<Instant>, site),
+        |(shared, mut rx, last, site)| async move {
             if let Some(last) = last {
                 if let Ok(Err(_)) = tokio::time::timeout(SSE_MAX_INTERVAL, rx.changed()).await {
                     // The model is gone: the server is stopping.
@@ -395,9 +430,12 @@ async fn events(State(shared): St) -> Response {
                 }
             }
             let version = *rx.borrow_and_update();
-            let data = cached_snapshot(&shared, version);
+            let data = cached_snapshot(&shared, version, site.as_deref());
             let ev = Event::default().event("snapshot").data(data);
-            Some((Ok::<_, Infallible>(ev), (shared, rx, Some(Instant::now()))))
+            Some((
+                Ok::<_, Infallible>(ev),
+                (shared, rx, Some(Instant::now()), site),
+            ))
         },
     );
     Sse::new(stream)

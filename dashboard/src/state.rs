@@ -28,14 +28,19 @@ pub struct Shared {
     pub started_ms: i64,
     /// The history store (None when `[history] enabled = false`).
     pub history: Option<crate::history::History>,
-    /// The latest serialized snapshot: (model version, local second, JSON),
-    /// shared by every event stream.
-    pub snap_cache: Mutex<Option<(u64, i64, std::sync::Arc<String>)>>,
+    /// The latest serialized snapshots, whole (`None`) or of one site, with
+    /// the model version and local second they were made for, shared by
+    /// every event stream. Only entries of the current version and second
+    /// are kept, so the list stays as short as the views asked for.
+    pub snap_cache: Mutex<Vec<SnapCacheEntry>>,
     /// Month-to-date intact rate per site and class, refreshed every minute.
     pub intact: Mutex<std::collections::BTreeMap<String, std::collections::BTreeMap<String, f64>>>,
     /// The central ledger for the monthly reports (None until opened).
     pub ledger: Option<crate::ledger::Ledger>,
 }
+
+/// One serialized snapshot: (site filter, model version, local second, JSON).
+pub type SnapCacheEntry = (Option<String>, u64, i64, std::sync::Arc<String>);
 
 impl Shared {
     /// Fresh state for `settings`.
@@ -53,7 +58,7 @@ impl Shared {
             started_ms: now_ms(),
             history: None,
             intact: Mutex::new(Default::default()),
-            snap_cache: Mutex::new(None),
+            snap_cache: Mutex::new(Vec::new()),
             ledger: None,
         }
     }

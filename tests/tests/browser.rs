@@ -334,6 +334,23 @@ fn the_wall_page_shows_a_trip_and_a_ticket_that_is_acknowledged_in_the_browser()
         "const t = document.querySelector('.tk.critical'); return !!t && t.textContent.includes('demo');",
         Duration::from_secs(20),
     );
+    // One building's wall: `/?site=` shows that site; an unknown one says
+    // so by name instead of showing another building.
+    b.go(&format!("{base}/?lang=en&site=demo-sales-centre"));
+    b.wait(
+        "the pinned site's wall",
+        "return document.getElementById('site').textContent === 'demo-sales-centre' \
+         && document.querySelectorAll('.tile').length >= 19;",
+        Duration::from_secs(20),
+    );
+    b.go(&format!("{base}/?lang=en&site=nowhere"));
+    b.wait(
+        "the unknown site named",
+        "return window.__lastSnapshotAt !== undefined \
+         && document.getElementById('site').textContent === 'nowhere · no data' \
+         && document.querySelectorAll('.tile').length === 0;",
+        Duration::from_secs(20),
+    );
     println!("browser artifacts in {}", artifacts.display());
     drop(b);
     assert_eq!(demo.interrupt(Duration::from_secs(15)).unwrap(), Some(0));

@@ -109,6 +109,26 @@ fn until<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> 
     }
 }
 
+/// The first server-sent snapshot of `path` (HTTP/1.0: no chunking).
+fn first_event(addr: &str, path: &str) -> Value {
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").unwrap();
+    let mut got = Vec::new();
+    let mut chunk = [0u8; 65536];
+    loop {
+        let n = s.read(&mut chunk).unwrap();
+        assert!(n > 0, "{path}: closed before a snapshot");
+        got.extend_from_slice(&chunk[..n]);
+        let text = String::from_utf8_lossy(&got);
+        if let Some(at) = text.find("\ndata: ")
+            && let Some(end) = text[at + 7..].find('\n')
+        {
+            return serde_json::from_str(&text[at + 7..at + 7 + end]).unwrap();
+        }
+    }
+}
+
 fn site_of<'a>(snap: &'a Value, name: &str) -> Option<&'a Value> {
     snap["sites"].as_array()?.iter().find(|s| s["id"] == name)
 }
@@ -227,6 +247,40 @@ fn two_gateways_one_dashboard_and_an_acknowledge_that_reaches_the_gateway() {
     );
     let (code, body) = http("GET", &listen, &format!("/api/tickets/site-a/gw-1/{n}"), "").unwrap();
     assert_eq!(code, 200, "{body}");
+
+    // One building's wall (`/?site=…`): only that site, in the snapshot
+    // and in the event stream; a site never heard gives no site at all.
+    let ids = |s: &Value| -> Vec<String> {
+        s["sites"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x["id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let only_a = json(&listen, "/api/snapshot?site=site-a");
+    assert_eq!(ids(&only_a), ["site-a"]);
+    assert!(
+        only_a["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|e| e["site"] == "site-a"),
+        "{}",
+        only_a["events"]
+    );
+    assert!(ids(&json(&listen, "/api/snapshot?site=nowhere")).is_empty());
+    assert_eq!(ids(&json(&listen, "/api/snapshot")).len(), 2);
+    let only_b = first_event(&listen, "/events?site=site-b");
+    assert_eq!(ids(&only_b), ["site-b"]);
+    assert!(
+        site_of(&only_b, "site-b").unwrap()["tickets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|t| t["device"] != "fire-panel-1")
+    );
+    assert_eq!(ids(&first_event(&listen, "/events")).len(), 2);
 
     // Log in, then acknowledge through the dashboard.
     let (code, head, body) = request(
