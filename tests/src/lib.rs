@@ -392,6 +392,44 @@ pub fn start_gateway(config: &Path, env: &[(String, String)]) -> Result<Proc> {
     Ok(gw)
 }
 
+/// Waits until `f` returns `Some`, polling every 300 ms; panics naming
+/// `what` after `timeout`.
+pub fn until<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
+/// The current month (`YYYY-MM`) in time zone `tz`, as `date` says.
+pub fn this_month_in(tz: &str) -> Result<String> {
+    let (code, out, err) = run_with_timeout(
+        Command::new("date").env("TZ", tz).arg("+%Y-%m"),
+        Duration::from_secs(10),
+    )?;
+    if code != Some(0) {
+        bail!("date +%Y-%m failed: {err}");
+    }
+    Ok(out.trim().to_owned())
+}
+
+/// `dashboard serve --config F` with `env`, once it serves.
+pub fn start_dashboard(config: &Path, env: &[(&str, &str)]) -> Result<Proc> {
+    let mut dash = Proc::spawn(
+        "dashboard serve",
+        Command::new(bin("dashboard"))
+            .args(["serve", "--config"])
+            .arg(config)
+            .envs(env.iter().copied()),
+    )?;
+    dash.wait_for("dashboard serving", Duration::from_secs(20))?;
+    Ok(dash)
+}
+
 /// A Mosquitto of the test's own on a free loopback port (anonymous, no
 /// persistence), once it listens; its configuration goes in `dir`.
 pub fn start_mosquitto(dir: &Path) -> Result<(Proc, u16)> {

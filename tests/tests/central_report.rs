@@ -7,19 +7,16 @@
 #![allow(clippy::unwrap_used)] // test code: a panic is the failure report
 
 use std::io::{Read as _, Write as _};
-use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use bms_e2e::{Proc, bin, demo_config, demo_env, free_port, http, run_with_timeout, start_sim};
+use bms_e2e::{
+    Proc, bin, demo_config, demo_env, free_port, http, run_with_timeout, start_dashboard,
+    start_mosquitto, start_sim, this_month_in, until,
+};
 use serde_json::Value;
 
 const SITE: &str = "demo-sales-centre";
-
-/// A Mosquitto of our own on a free port.
-fn mosquitto(dir: &Path) -> (Proc, u16) {
-    bms_e2e::start_mosquitto(dir).unwrap()
-}
 
 /// GET with the response head: (status, head, body).
 fn get(addr: &str, path: &str) -> (u16, String, String) {
@@ -37,29 +34,6 @@ fn get(addr: &str, path: &str) -> (u16, String, String) {
     (status, head.to_ascii_lowercase(), body.to_owned())
 }
 
-fn until<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(500));
-    }
-}
-
-fn this_month_in_shanghai() -> String {
-    let (code, out, _) = run_with_timeout(
-        Command::new("date")
-            .env("TZ", "Asia/Shanghai")
-            .arg("+%Y-%m"),
-        Duration::from_secs(10),
-    )
-    .unwrap();
-    assert_eq!(code, Some(0));
-    out.trim().to_owned()
-}
-
 /// The figures that must agree: all but `site` (the dashboard knows the
 /// site by its id only) and `generated_ms`.
 const KEYS: [&str; 6] = [
@@ -70,7 +44,7 @@ const KEYS: [&str; 6] = [
 #[ignore = "needs mosquitto (.ci/run installs it)"]
 fn the_dashboards_report_equals_the_gateways_own() {
     let dir = tempfile::tempdir().unwrap();
-    let (_broker, port) = mosquitto(dir.path());
+    let (_broker, port) = start_mosquitto(dir.path()).unwrap();
     let url = format!("mqtt://127.0.0.1:{port}");
 
     // The dashboard first, so that it sees every transition.
@@ -83,15 +57,7 @@ fn the_dashboards_report_equals_the_gateways_own() {
         ),
     )
     .unwrap();
-    let mut dash = Proc::spawn(
-        "dashboard serve",
-        Command::new(bin("dashboard"))
-            .args(["serve", "--config"])
-            .arg(&dcfg),
-    )
-    .unwrap();
-    dash.wait_for("dashboard serving", Duration::from_secs(20))
-        .unwrap();
+    let mut dash = start_dashboard(&dcfg, &[]).unwrap();
 
     // The demo building: simulator and `gateway run`.
     let site_dir = dir.path().join("site");
@@ -110,7 +76,7 @@ fn the_dashboards_report_equals_the_gateways_own() {
     .unwrap();
     gw.wait_for("connected to the MQTT broker", Duration::from_secs(20))
         .unwrap();
-    let month = this_month_in_shanghai();
+    let month = this_month_in("Asia/Shanghai").unwrap();
     let report_path = format!("/reports/{month}?site={SITE}&format=json");
 
     // Every device in the dashboard's report, then a fault with its ticket.

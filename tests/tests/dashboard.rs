@@ -11,15 +11,13 @@
 use std::io::{Read as _, Write as _};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use bms_e2e::{Proc, bin, demo_config, demo_env, free_port, http, run_with_timeout, start_sim};
+use bms_e2e::{
+    Proc, bin, demo_config, demo_env, free_port, http, run_with_timeout, start_dashboard,
+    start_sim, until,
+};
 use serde_json::Value;
-
-/// A Mosquitto of our own on a free port.
-fn mosquitto(dir: &Path) -> (Proc, u16) {
-    bms_e2e::start_mosquitto(dir).unwrap()
-}
 
 /// One site: its folder, environment, configuration, simulator and gateway.
 struct Site {
@@ -97,18 +95,6 @@ fn json(addr: &str, path: &str) -> Value {
     serde_json::from_str(&body).unwrap()
 }
 
-/// Waits until `f` returns Some, polling every 300 ms.
-fn until<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(300));
-    }
-}
-
 /// The first server-sent snapshot of `path` (HTTP/1.0: no chunking).
 fn first_event(addr: &str, path: &str) -> Value {
     let mut s = std::net::TcpStream::connect(addr).unwrap();
@@ -137,7 +123,7 @@ fn site_of<'a>(snap: &'a Value, name: &str) -> Option<&'a Value> {
 #[ignore = "needs mosquitto (.ci/run installs it)"]
 fn two_gateways_one_dashboard_and_an_acknowledge_that_reaches_the_gateway() {
     let dir = tempfile::tempdir().unwrap();
-    let (_broker, port) = mosquitto(dir.path());
+    let (_broker, port) = bms_e2e::start_mosquitto(dir.path()).unwrap();
     let url = format!("mqtt://127.0.0.1:{port}");
     let mut a = site(dir.path(), "site-a", &url);
     let b = site(dir.path(), "site-b", &url);
@@ -167,17 +153,11 @@ fn two_gateways_one_dashboard_and_an_acknowledge_that_reaches_the_gateway() {
         ),
     )
     .unwrap();
-    let mut dash = Proc::spawn(
-        "dashboard serve",
-        Command::new(bin("dashboard"))
-            .args(["serve", "--config"])
-            .arg(&dcfg)
-            .env("KEY_A", "secret-of-site-a")
-            .env("KEY_B", "secret-of-site-b"),
+    let mut dash = start_dashboard(
+        &dcfg,
+        &[("KEY_A", "secret-of-site-a"), ("KEY_B", "secret-of-site-b")],
     )
     .unwrap();
-    dash.wait_for("dashboard serving", Duration::from_secs(20))
-        .unwrap();
 
     // Both sites, every device with a state.
     let snap = until(
@@ -504,16 +484,7 @@ fn serve_with_the_embedded_broker_and_a_kiosk_token() {
         ),
     )
     .unwrap();
-    let mut dash = Proc::spawn(
-        "dashboard serve",
-        Command::new(bin("dashboard"))
-            .args(["serve", "--config"])
-            .arg(&cfg)
-            .env("KIOSK", "wall-token-1"),
-    )
-    .unwrap();
-    dash.wait_for("dashboard serving", Duration::from_secs(20))
-        .unwrap();
+    let mut dash = start_dashboard(&cfg, &[("KIOSK", "wall-token-1")]).unwrap();
     until(
         "the subscriber connected to the embedded broker",
         Duration::from_secs(10),

@@ -118,18 +118,6 @@ fn page_text(pdf: &Path, page: usize) -> String {
     out
 }
 
-fn this_month_in_shanghai() -> String {
-    let (code, out, _) = run_with_timeout(
-        Command::new("date")
-            .env("TZ", "Asia/Shanghai")
-            .arg("+%Y-%m"),
-        Duration::from_secs(10),
-    )
-    .unwrap();
-    assert_eq!(code, Some(0));
-    out.trim().to_owned()
-}
-
 /// The footer of page n of N.
 type Footer = fn(usize, usize) -> String;
 
@@ -181,7 +169,7 @@ fn the_demo_month_prints_to_five_a4_pages_with_no_table_cut() {
     .unwrap();
     assert_eq!(code, Some(0), "{out}\n{err}");
 
-    let month = this_month_in_shanghai();
+    let month = bms_e2e::this_month_in("Asia/Shanghai").unwrap();
     // JSON: the figures, for the month in progress.
     let (code, json, err) = report(&data, &["--month", &month, "--format", "json"]);
     assert_eq!(code, Some(0), "{err}");
@@ -320,11 +308,6 @@ fn bad_months_future_months_and_unknown_sites_are_refused_with_exit_64() {
     );
 }
 
-/// A Mosquitto of our own on a free port, stopped when dropped.
-fn mosquitto(dir: &Path) -> (bms_e2e::Proc, u16) {
-    bms_e2e::start_mosquitto(dir).unwrap()
-}
-
 #[test]
 #[ignore = "needs Mosquitto (.ci/run installs it)"]
 fn the_report_rebuilt_from_mqtt_events_equals_the_gateways_own() {
@@ -337,7 +320,7 @@ fn the_report_rebuilt_from_mqtt_events_equals_the_gateways_own() {
     require_tool("mosquitto_sub", "apt-get install mosquitto-clients").unwrap();
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let (_broker, port) = mosquitto(dir.path());
+    let (_broker, port) = bms_e2e::start_mosquitto(dir.path()).unwrap();
     let mut sub = bms_e2e::Proc::spawn(
         "mosquitto_sub",
         Command::new("mosquitto_sub").args([
@@ -372,7 +355,7 @@ fn the_report_rebuilt_from_mqtt_events_equals_the_gateways_own() {
     let lines = sub.output();
 
     // The gateway's own report (stopped: open intervals end at its last heartbeat).
-    let month = this_month_in_shanghai();
+    let month = bms_e2e::this_month_in("Asia/Shanghai").unwrap();
     let (code, json, err) = report(&data, &["--month", &month, "--format", "json"]);
     assert_eq!(code, Some(0), "{err}");
     let local: serde_json::Value = serde_json::from_str(&json).unwrap();
