@@ -39,6 +39,9 @@ pub struct Config {
     /// The history kept for the device page's charts.
     #[serde(default)]
     pub history: HistorySection,
+    /// Limits on password guessing at `/api/login`.
+    #[serde(default)]
+    pub login: LoginSection,
     /// How long the central ledger (`ledger.db`, the monthly reports) keeps
     /// transitions and closed tickets.
     #[serde(default)]
@@ -121,6 +124,145 @@ impl Default for HttpSection {
             listen: default_listen(),
             kiosk_token: SecretSource::default(),
             secure_cookie: false,
+        }
+    }
+}
+
+/// `[login]`: limits on password guessing.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoginSection {
+    /// Attempts allowed per user name (configured or not) within `window`;
+    /// a right password gives its attempt back. Default `5`.
+    #[serde(default = "default_max_failures_per_user")]
+    pub max_failures_per_user: u32,
+    /// Attempts allowed per client address (IPv6: per /64) within `window`.
+    /// Default `20`.
+    #[serde(default = "default_max_failures_per_ip")]
+    pub max_failures_per_ip: u32,
+    /// The sliding window of both limits. Default `"15m"`.
+    #[serde(default = "default_login_window")]
+    pub window: HumanDuration,
+    /// argon2 password checks running at once at most; each holds the
+    /// hash's memory cost (19 MiB with `hash-password`'s parameters) while
+    /// it runs. Default: the number of CPU cores (2 when unknown).
+    #[serde(default)]
+    pub max_concurrent_checks: Option<u32>,
+    /// How long a login waits for a free check before it is answered 503
+    /// with `Retry-After` (and not counted as a failure). Default `"2s"`.
+    #[serde(default = "default_check_wait")]
+    pub check_wait: HumanDuration,
+    /// User names and client addresses remembered at most (each); when
+    /// full, expired ones and then the least recently seen are forgotten.
+    /// Default `10000`.
+    #[serde(default = "default_max_tracked")]
+    pub max_tracked: u32,
+    /// Reverse proxies (addresses or blocks like `"10.0.0.0/8"`) whose
+    /// `X-Forwarded-For` names the client. Default none: the TCP peer is
+    /// the client, whatever the header says.
+    #[serde(default)]
+    pub trusted_proxies: Vec<String>,
+}
+
+impl Default for LoginSection {
+    fn default() -> Self {
+        LoginSection {
+            max_failures_per_user: default_max_failures_per_user(),
+            max_failures_per_ip: default_max_failures_per_ip(),
+            window: default_login_window(),
+            max_concurrent_checks: None,
+            check_wait: default_check_wait(),
+            max_tracked: default_max_tracked(),
+            trusted_proxies: Vec::new(),
+        }
+    }
+}
+
+const fn default_max_failures_per_user() -> u32 {
+    5
+}
+const fn default_max_failures_per_ip() -> u32 {
+    20
+}
+const fn default_login_window() -> HumanDuration {
+    HumanDuration::from_secs(15 * 60)
+}
+const fn default_check_wait() -> HumanDuration {
+    HumanDuration::from_secs(2)
+}
+const fn default_max_tracked() -> u32 {
+    10_000
+}
+
+impl LoginSection {
+    /// The checked policy; every problem is pushed to `errors`.
+    fn policy(&self, errors: &mut Vec<String>) -> crate::auth::Policy {
+        let mut check = |ok: bool, msg: String| {
+            if !ok {
+                errors.push(msg);
+            }
+        };
+        check(
+            (1..=1000).contains(&self.max_failures_per_user),
+            format!(
+                "[login] max_failures_per_user = {}: give 1–1000 (default 5)",
+                self.max_failures_per_user
+            ),
+        );
+        check(
+            (1..=100_000).contains(&self.max_failures_per_ip),
+            format!(
+                "[login] max_failures_per_ip = {}: give 1–100000 (default 20)",
+                self.max_failures_per_ip
+            ),
+        );
+        check(
+            self.window.get() >= std::time::Duration::from_secs(1),
+            format!(
+                "[login] window = \"{}\": give at least \"1s\" (default \"15m\")",
+                self.window
+            ),
+        );
+        check(
+            self.max_concurrent_checks
+                .is_none_or(|n| (1..=64).contains(&n)),
+            format!(
+                "[login] max_concurrent_checks = {}: give 1–64, or leave it out for the number of cores",
+                self.max_concurrent_checks.unwrap_or_default()
+            ),
+        );
+        check(
+            self.check_wait.get() <= std::time::Duration::from_secs(60),
+            format!(
+                "[login] check_wait = \"{}\": give at most \"60s\" (default \"2s\")",
+                self.check_wait
+            ),
+        );
+        check(
+            (100..=1_000_000).contains(&self.max_tracked),
+            format!(
+                "[login] max_tracked = {}: give 100–1000000 (default 10000)",
+                self.max_tracked
+            ),
+        );
+        let mut trusted_proxies = Vec::new();
+        for p in &self.trusted_proxies {
+            match p.parse::<crate::auth::Cidr>() {
+                Ok(c) => trusted_proxies.push(c),
+                Err(e) => errors.push(format!("[login] trusted_proxies: {e}")),
+            }
+        }
+        let cores = std::thread::available_parallelism().map_or(2, usize::from);
+        crate::auth::Policy {
+            limits: crate::auth::Limits {
+                per_user: self.max_failures_per_user,
+                per_ip: self.max_failures_per_ip,
+                window: self.window.get(),
+                max_tracked: self.max_tracked as usize,
+            },
+            max_checks: self.max_concurrent_checks.map_or(cores, |n| n as usize),
+            check_wait: self.check_wait.get(),
+            trusted_proxies,
         }
     }
 }
@@ -252,6 +394,8 @@ pub struct Settings {
     pub kiosk_token: Option<String>,
     /// The broker password, when set.
     pub mqtt_password: Option<String>,
+    /// How logins are limited (`[login]`).
+    pub login: crate::auth::Policy,
     /// `(site, gateway or "*", secret)`.
     pub secrets: Vec<(String, String, String)>,
 }
@@ -358,6 +502,7 @@ pub fn check(file: Config, base: &Path) -> Result<Settings, Vec<String>> {
             ));
         }
     }
+    let login = file.login.policy(&mut errors);
     let mut secrets = Vec::new();
     for g in &file.gateways {
         match g.command_secret.read(base, &env) {
@@ -404,6 +549,7 @@ pub fn check(file: Config, base: &Path) -> Result<Settings, Vec<String>> {
             data_dir,
             kiosk_token,
             mqtt_password,
+            login,
             secrets,
         }),
         _ => Err(errors),
@@ -447,6 +593,32 @@ mod tests {
             "{e}"
         );
         assert!(toml::from_str::<Config>("[ledger]\nkeep = 3\n").is_err());
+    }
+
+    #[test]
+    fn login_limits_have_documented_defaults_and_are_checked() {
+        let p = parse("").unwrap().login;
+        assert_eq!(p.limits.per_user, 5);
+        assert_eq!(p.limits.per_ip, 20);
+        assert_eq!(p.limits.window.as_secs(), 900);
+        assert_eq!(p.limits.max_tracked, 10_000);
+        assert!(p.max_checks >= 1);
+        assert_eq!(p.check_wait.as_secs(), 2);
+        assert!(p.trusted_proxies.is_empty());
+        let p = parse(
+            "[login]\nmax_concurrent_checks = 3\ntrusted_proxies = [\"10.0.0.0/8\", \"::1\"]\n",
+        )
+        .unwrap()
+        .login;
+        assert_eq!(p.max_checks, 3);
+        assert_eq!(p.trusted_proxies.len(), 2);
+        let e = parse(
+            "[login]\nmax_failures_per_user = 0\nmax_concurrent_checks = 0\nwindow = \"0s\"\ntrusted_proxies = [\"proxy\", \"10.0.0.0/40\"]\n",
+        )
+        .unwrap_err();
+        assert_eq!(e.len(), 5, "{e:?}");
+        assert!(e.iter().all(|m| m.starts_with("[login] ")), "{e:?}");
+        assert!(toml::from_str::<Config>("[login]\nmax_fails = 3\n").is_err());
     }
 
     #[test]

@@ -294,6 +294,7 @@ async fn health(State(shared): St) -> Response {
             .map(|h| h.dropped.load(Ordering::Relaxed)),
         // central ledger queue (issue 7)
         "ledger_dropped": shared.ledger.as_ref().map(|l| l.dropped.load(Ordering::Relaxed)),
+        "login": shared.auth.counts(),
     }))
     .into_response()
 }
@@ -449,9 +450,24 @@ struct LoginBody {
     password: String,
 }
 
+/// `X-Forwarded-For`: read only when the peer is a trusted proxy.
+const FORWARDED_FOR: &str = "x-forwarded-for";
+
+fn limited(code: StatusCode, retry_after_s: u64, error: String) -> Response {
+    (
+        code,
+        [(header::RETRY_AFTER, retry_after_s.to_string())],
+        axum::Json(json!({"error": error, "retry_after_s": retry_after_s})),
+    )
+        .into_response()
+}
+
+/// The peer address comes from `ConnectInfo`, which the server must
+/// provide (`into_make_service_with_connect_info::<SocketAddr>`).
 async fn login(
     State(shared): St,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
     body: Result<axum::Json<LoginBody>, axum::extract::rejection::JsonRejection>,
 ) -> Response {
     let Ok(axum::Json(b)) = body else {
@@ -461,15 +477,20 @@ async fn login(
         )
             .into_response();
     };
-    let auth_shared = shared.clone();
-    // argon2 is slow on purpose: off the async threads.
-    let r = tokio::task::spawn_blocking(move || {
-        auth_shared.auth.login(peer.ip(), &b.user, &b.password)
-    })
-    .await;
-    match r {
-        Ok(Ok((id, s))) => {
-            let secure = if shared.settings.file.http.secure_cookie { "; Secure" } else { "" };
+    let forwarded = headers
+        .get_all(FORWARDED_FOR)
+        .iter()
+        .filter_map(|v| v.to_str().ok());
+    let client = shared.settings.login.client_ip(peer.ip(), forwarded);
+    let user = crate::auth::logged_name(&b.user);
+    match shared.auth.login(client, &b.user, &b.password).await {
+        Ok((id, s)) => {
+            tracing::info!(%client, %user, "login");
+            let secure = if shared.settings.file.http.secure_cookie {
+                "; Secure"
+            } else {
+                ""
+            };
             let c = format!("{SESSION_COOKIE}={id}; Path=/; HttpOnly; SameSite=Strict{secure}");
             let mut resp = axum::Json(json!({"user": s.user, "csrf": s.csrf})).into_response();
             if let Ok(v) = HeaderValue::from_str(&c) {
@@ -477,21 +498,39 @@ async fn login(
             }
             resp
         }
-        Ok(Err(LoginError::Wrong)) => {
-            tracing::warn!(peer = %peer.ip(), "failed login");
+        Err(LoginError::Wrong) => {
+            tracing::warn!(%client, %peer, %user, "failed login: wrong user name or password");
             (
                 StatusCode::UNAUTHORIZED,
                 axum::Json(json!({"error": "wrong user name or password"})),
             )
                 .into_response()
         }
-        Ok(Err(LoginError::Limited(s))) => (
-            StatusCode::TOO_MANY_REQUESTS,
-            [(header::RETRY_AFTER, s.to_string())],
-            axum::Json(json!({"error": format!("too many failed logins; try again in {s} s"), "retry_after_s": s})),
+        Err(LoginError::Limited(scope, s)) => {
+            let by = match scope {
+                crate::auth::Scope::User => "user name",
+                crate::auth::Scope::Ip => "client address",
+            };
+            tracing::warn!(%client, %peer, %user, limit = by, retry_after_s = s, "login refused unchecked: too many attempts");
+            limited(
+                StatusCode::TOO_MANY_REQUESTS,
+                s,
+                format!("too many failed logins; try again in {s} s"),
+            )
+        }
+        Err(LoginError::Busy(s)) => {
+            tracing::warn!(%client, %peer, %user, "login refused unchecked: too many logins being checked");
+            limited(
+                StatusCode::SERVICE_UNAVAILABLE,
+                s,
+                format!("too many logins at once; try again in {s} s"),
+            )
+        }
+        Err(LoginError::Failed) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            axum::Json(json!({"error": "login check failed"})),
         )
             .into_response(),
-        Err(_) => (StatusCode::INTERNAL_SERVER_ERROR, axum::Json(json!({"error": "login check failed"}))).into_response(),
     }
 }
 

@@ -46,7 +46,7 @@ impl Shared {
     /// Fresh state for `settings`.
     pub fn new(settings: Settings) -> Shared {
         let model = Model::new(&settings.file.mqtt.prefix, settings.file.mqtt.sites.clone());
-        let auth = Auth::new(&settings.file.users);
+        let auth = Auth::new(&settings.file.users, &settings.login);
         Shared {
             settings,
             model: Mutex::new(model),
