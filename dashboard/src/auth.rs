@@ -25,7 +25,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use argon2::{Argon2, PasswordHash, PasswordVerifier};
+use argon2::{Argon2, PasswordHash};
 use rand::RngCore as _;
 use serde::Serialize;
 use tokio::sync::Semaphore;
@@ -115,6 +115,9 @@ pub struct Auth {
     sessions: Mutex<HashMap<String, Session>>,
     limiter: Mutex<Limiter>,
     checks: Arc<Semaphore>,
+    /// argon2 working memory, one buffer per check running (taken with a
+    /// permit, given back after): at most `max_checks` buffers ever.
+    memory: Arc<Mutex<Vec<Vec<argon2::Block>>>>,
     check_wait: Duration,
     counters: LoginCounters,
 }
@@ -191,9 +194,42 @@ fn dummy_hash(like: Option<&str>) -> String {
     }
 }
 
-/// Whether `password` matches the PHC string `hash`.
-fn verify(hash: &str, password: &[u8]) -> bool {
-    PasswordHash::new(hash).is_ok_and(|h| Argon2::default().verify_password(password, &h).is_ok())
+/// Whether `password` matches the PHC string `hash`, computed in
+/// `memory` (grown when the hash needs more blocks) instead of memory the
+/// library would allocate and free for each check: freed memory stays
+/// with the allocator's per-thread arenas, and blocking threads come and
+/// go, so per-check allocations grew the resident set far beyond
+/// (checks at once × memory cost). Comparison in constant time.
+fn verify(hash: &str, password: &[u8], memory: &mut Vec<argon2::Block>) -> bool {
+    let Ok(h) = PasswordHash::new(hash) else {
+        return false;
+    };
+    let (Ok(alg), Ok(params), Some(salt), Some(expected)) = (
+        argon2::Algorithm::try_from(h.algorithm),
+        argon2::Params::try_from(&h),
+        h.salt,
+        h.hash,
+    ) else {
+        return false;
+    };
+    let Ok(ver) = h
+        .version
+        .map_or(Ok(argon2::Version::default()), argon2::Version::try_from)
+    else {
+        return false;
+    };
+    let mut salt_buf = [0u8; 64];
+    let Ok(salt) = salt.decode_b64(&mut salt_buf) else {
+        return false;
+    };
+    if memory.len() < params.block_count() {
+        memory.resize(params.block_count(), argon2::Block::default());
+    }
+    let mut out = vec![0u8; expected.len()];
+    Argon2::new(alg, ver, params)
+        .hash_password_into_with_memory(password, salt, &mut out, &mut memory[..])
+        .is_ok()
+        && argon2::password_hash::Output::new(&out).is_ok_and(|o| o == expected)
 }
 
 /// A user name fit for a log line: cut, control characters escaped.
@@ -220,6 +256,7 @@ impl Auth {
             sessions: Mutex::new(HashMap::new()),
             limiter: Mutex::new(Limiter::new(policy.limits)),
             checks: Arc::new(Semaphore::new(policy.max_checks.max(1))),
+            memory: Arc::new(Mutex::new(Vec::new())),
             check_wait: policy.check_wait,
             counters: LoginCounters::default(),
         }
@@ -274,8 +311,17 @@ impl Auth {
         let known = self.users.get(user);
         let hash = known.unwrap_or(&self.dummy_hash).clone();
         let password = password.as_bytes().to_vec();
+        let pool = self.memory.clone();
         let checked = tokio::task::spawn_blocking(move || {
-            let ok = verify(&hash, &password);
+            let mut memory = pool
+                .lock()
+                .ok()
+                .and_then(|mut p| p.pop())
+                .unwrap_or_default();
+            let ok = verify(&hash, &password, &mut memory);
+            if let Ok(mut p) = pool.lock() {
+                p.push(memory);
+            }
             drop(permit);
             ok
         })
@@ -462,7 +508,14 @@ mod tests {
         assert!(d.starts_with("$argon2id$v=19$m=8192,t=3,p=1$"), "{d}");
         let d = dummy_hash(None);
         assert!(d.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{d}");
-        assert!(!verify(&d, b""));
+        let mut memory = Vec::new();
+        assert!(!verify(&d, b"", &mut memory));
+        assert_eq!(memory.len(), 19456);
+        let h = hash_password("right").unwrap();
+        assert!(verify(&h, b"right", &mut memory));
+        assert!(!verify(&h, b"wrong", &mut memory));
+        assert!(verify(&custom, b"pw", &mut memory));
+        assert_eq!(memory.len(), 19456, "a large enough buffer is reused");
     }
 
     #[test]
