@@ -231,7 +231,7 @@ fn unknown_and_known_user_names_answer_in_the_same_time() {
     // Interleaved, the order swapped every round, so that both see the
     // same load of this shared machine.
     for i in 0..21 {
-        let mut one = |user: &str, into: &mut Vec<Duration>| {
+        let one = |user: &str, into: &mut Vec<Duration>| {
             let (code, t) = login(&addr, user, &format!("wrong-{i}"), &[]);
             assert_eq!(code, 401);
             into.push(t);
