@@ -284,10 +284,10 @@ impl Auth {
                     Scope::Ip => &c.refused_ip_limit,
                 };
                 counter.fetch_add(1, Ordering::Relaxed);
-                return Err(LoginError::Limited(
-                    refused.scope,
-                    refused.retry_after.as_secs().max(1),
-                ));
+                // Rounded up: retrying after this long finds a free slot.
+                let wait = refused.retry_after;
+                let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+                return Err(LoginError::Limited(refused.scope, secs.max(1)));
             }
         };
         let release = |auth: &Auth| {
