@@ -717,3 +717,47 @@ fn the_shipped_dashboard_config_reads_a_gateway_over_mqtts_with_the_made_ca() {
     .unwrap();
     assert_ne!(code, Some(0), "{out}{err}");
 }
+
+#[test]
+#[ignore = "needs docker-compose (.ci/run installs it)"]
+fn the_compose_stack_publishes_only_https_and_mqtt_over_tls() {
+    require_tool("docker-compose", "apt-get install docker-compose").unwrap();
+    let central = workspace_root().join("deploy/central");
+    let (code, out, err) = run_with_timeout(
+        Command::new("docker-compose")
+            .arg("--env-file")
+            .arg(central.join("env.example"))
+            .arg("-f")
+            .arg(central.join("compose.yaml"))
+            .arg("config"),
+        Duration::from_secs(60),
+    )
+    .unwrap();
+    assert_eq!(code, Some(0), "{out}\n{err}");
+    let published: Vec<&str> = out
+        .lines()
+        .filter_map(|l| {
+            l.trim()
+                .trim_start_matches("- ")
+                .strip_prefix("published: ")
+        })
+        .map(|p| p.trim_matches('"'))
+        .collect();
+    assert_eq!(published, ["443", "8883"], "{out}");
+    assert!(out.contains("image: caddy:2"), "{out}");
+    // The CA key is mounted in no container.
+    assert!(!out.contains("ca.key"), "{out}");
+    // The script the compose file names exists and runs.
+    let text = std::fs::read_to_string(central.join("compose.yaml")).unwrap();
+    assert!(text.contains("./make-certs.sh"), "{text}");
+    assert!(central.join("make-certs.sh").is_file());
+    let dash = std::fs::read_to_string(central.join("dashboard.toml")).unwrap();
+    for line in [
+        "url = \"mqtts://mosquitto:8883\"",
+        "ca_file = \"ca.pem\"",
+        "secure_cookie = true",
+        "kiosk_token = { env = \"BMS_KIOSK_TOKEN\" }",
+    ] {
+        assert!(dash.lines().any(|l| l.trim() == line), "{line} missing");
+    }
+}
