@@ -1,12 +1,22 @@
 //! The embedded MQTT broker (rumqttd 0.20), kept behind this one module:
 //! rumqttd brings its own older copies of some crates.
+//!
+//! It speaks MQTT 5, as the gateway and the dashboard do. rumqttd does not
+//! honour a client's Maximum Packet Size, so it refuses oversized publishes
+//! itself: a publish over [`MAX_PACKET`] ends the publisher's connection and
+//! is never stored or forwarded, so no retained message can exceed the
+//! clients' limit (default 1 MiB).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 
 use rumqttd::{Broker, Config, ConnectionSettings, RouterConfig, ServerSettings};
 
-/// Starts a broker listening on `addr` (MQTT 3.1.1) on its own thread.
+/// The largest packet the embedded broker accepts (below the clients'
+/// default limit of 1 MiB).
+pub const MAX_PACKET: usize = 256 * 1024;
+
+/// Starts a broker listening on `addr` (MQTT 5) on its own thread.
 /// A busy or unusable address is an error here, not a panic later.
 pub fn start(addr: SocketAddr) -> Result<(), String> {
     // rumqttd binds inside its own thread and only logs a failure there:
@@ -21,17 +31,17 @@ pub fn start(addr: SocketAddr) -> Result<(), String> {
             ));
         }
     }
-    let mut v4 = HashMap::new();
-    v4.insert(
-        "v4".to_owned(),
+    let mut v5 = HashMap::new();
+    v5.insert(
+        "v5".to_owned(),
         ServerSettings {
-            name: "v4".to_owned(),
+            name: "v5".to_owned(),
             listen: addr,
             tls: None,
             next_connection_delay_ms: 1,
             connections: ConnectionSettings {
                 connection_timeout_ms: 60_000,
-                max_payload_size: 1 << 20,
+                max_payload_size: MAX_PACKET,
                 max_inflight_count: 200,
                 auth: None,
                 external_auth: None,
@@ -50,8 +60,8 @@ pub fn start(addr: SocketAddr) -> Result<(), String> {
             initialized_filters: None,
             shared_subscriptions_strategy: Default::default(),
         },
-        v4: Some(v4),
-        v5: None,
+        v4: None,
+        v5: Some(v5),
         ws: None,
         cluster: None,
         console: None,
@@ -81,18 +91,29 @@ pub fn start(addr: SocketAddr) -> Result<(), String> {
     ))
 }
 
-/// MQTT 3.1.1 CONNECT (clean session, client id `probe`), CONNACK, DISCONNECT.
+/// MQTT 5 CONNECT (clean start, client id `probe`), CONNACK, DISCONNECT.
 fn probe(addr: SocketAddr) -> std::io::Result<()> {
     use std::io::{Read as _, Write as _};
     let mut s = std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_millis(200))?;
     s.set_read_timeout(Some(std::time::Duration::from_millis(500)))?;
     s.write_all(&[
-        0x10, 17, 0, 4, b'M', b'Q', b'T', b'T', 4, 0x02, 0, 10, 0, 5, b'p', b'r', b'o', b'b', b'e',
+        0x10, 18, // CONNECT, 18 bytes follow
+        0, 4, b'M', b'Q', b'T', b'T', // protocol name
+        5,    // protocol version 5
+        0x02, // clean start
+        0, 10, // keep-alive 10 s
+        0,  // no properties
+        0, 5, b'p', b'r', b'o', b'b', b'e', // client id
     ])?;
-    let mut ack = [0u8; 4];
-    s.read_exact(&mut ack)?;
+    // CONNACK: type, remaining length (one byte: it is short), then flags,
+    // reason code and properties, read whole (unread bytes at close would
+    // make the socket reset and the broker log an error).
+    let mut head = [0u8; 2];
+    s.read_exact(&mut head)?;
+    let mut rest = vec![0u8; usize::from(head[1] & 0x7f)];
+    s.read_exact(&mut rest)?;
     s.write_all(&[0xe0, 0])?;
-    if ack[0] == 0x20 && ack[3] == 0 {
+    if head[0] == 0x20 && head[1] < 0x80 && rest.get(1) == Some(&0) {
         Ok(())
     } else {
         Err(std::io::Error::other("the broker refused the probe"))

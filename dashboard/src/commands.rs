@@ -3,9 +3,9 @@
 
 use std::time::Duration;
 
-use rumqttc::QoS;
 use serde_json::json;
 
+use crate::mqtt::QoS;
 use crate::state::{Shared, now_ms};
 
 /// How long to wait for the gateway's reply.

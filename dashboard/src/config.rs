@@ -62,8 +62,9 @@ pub struct Config {
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MqttSection {
-    /// The broker, `mqtt://host:port`. Default `mqtt://127.0.0.1:1883`, or
-    /// the embedded broker when `embedded_listen` is set.
+    /// The broker, `mqtt://host:port` or `mqtts://host:port` (TLS, default
+    /// port 8883). Default `mqtt://127.0.0.1:1883`, or the embedded broker
+    /// when `embedded_listen` is set.
     #[serde(default)]
     pub url: Option<String>,
     /// Run an embedded broker (rumqttd) on this address, e.g.
@@ -85,6 +86,17 @@ pub struct MqttSection {
     /// Broker password (`{ file = … }` or `{ env = … }`).
     #[serde(default)]
     pub password: SecretSource,
+    /// TLS (`mqtts://`): the CA certificate (PEM) that signed the broker's
+    /// certificate, relative to this file. Without it the system's trusted
+    /// roots are used.
+    #[serde(default)]
+    pub ca_file: Option<String>,
+    /// Largest MQTT packet accepted from the broker, e.g. `"256KiB"`,
+    /// 1KiB–256MiB. Announced to the broker as the MQTT 5 Maximum Packet
+    /// Size: a compliant broker (Mosquitto 2) drops a bigger message for
+    /// this client instead of sending it. Default `"1MiB"`.
+    #[serde(default = "default_max_packet_size")]
+    pub max_packet_size: String,
 }
 
 impl Default for MqttSection {
@@ -97,8 +109,14 @@ impl Default for MqttSection {
             client_id: default_client_id(),
             username: None,
             password: SecretSource::default(),
+            ca_file: None,
+            max_packet_size: default_max_packet_size(),
         }
     }
+}
+
+fn default_max_packet_size() -> String {
+    gateway_core::config::DEFAULT_MAX_PACKET.to_owned()
 }
 
 /// `[http]`.
@@ -396,6 +414,10 @@ pub struct Settings {
     pub mqtt_password: Option<String>,
     /// How logins are limited (`[login]`).
     pub login: crate::auth::Policy,
+    /// `[mqtt] max_packet_size` in bytes.
+    pub max_packet: u32,
+    /// The folder of the configuration file (relative paths start here).
+    pub base_dir: PathBuf,
     /// `(site, gateway or "*", secret)`.
     pub secrets: Vec<(String, String, String)>,
 }
@@ -451,9 +473,28 @@ pub fn check(file: Config, base: &Path) -> Result<Settings, Vec<String>> {
         (None, Some(a)) => format!("mqtt://{a}"),
         (None, None) => "mqtt://127.0.0.1:1883".to_owned(),
     };
-    if let Err(e) = gateway_core::config::parse_broker_url(&broker_url) {
-        errors.push(format!("[mqtt] url = {broker_url:?}: {e}"));
+    match gateway_core::config::parse_broker_url(&broker_url) {
+        Err(e) => errors.push(format!("[mqtt] url = {broker_url:?}: {e}")),
+        Ok(u) if !u.tls && file.mqtt.ca_file.is_some() => errors.push(format!(
+            "[mqtt] ca_file is given but url = {broker_url:?} is plain MQTT; use mqtts://host:8883"
+        )),
+        Ok(_) => {}
     }
+    if let Some(ca) = &file.mqtt.ca_file
+        && !base.join(ca).is_file()
+    {
+        errors.push(format!(
+            "[mqtt] ca_file = {ca:?}: no such file (looked at {})",
+            base.join(ca).display()
+        ));
+    }
+    let max_packet = match gateway_core::config::parse_packet_size(&file.mqtt.max_packet_size) {
+        Ok(n) => n,
+        Err(e) => {
+            errors.push(format!("[mqtt] max_packet_size: {e}"));
+            0
+        }
+    };
     if file.mqtt.prefix.is_empty() || file.mqtt.prefix.contains(['#', '+']) {
         errors.push(format!(
             "[mqtt] prefix = {:?}: give the gateways' prefix, without wildcards (default \"bms\")",
@@ -550,6 +591,8 @@ pub fn check(file: Config, base: &Path) -> Result<Settings, Vec<String>> {
             kiosk_token,
             mqtt_password,
             login,
+            max_packet,
+            base_dir: base.to_path_buf(),
             secrets,
         }),
         _ => Err(errors),
@@ -619,6 +662,40 @@ mod tests {
         assert_eq!(e.len(), 5, "{e:?}");
         assert!(e.iter().all(|m| m.starts_with("[login] ")), "{e:?}");
         assert!(toml::from_str::<Config>("[login]\nmax_fails = 3\n").is_err());
+    }
+
+    #[test]
+    fn max_packet_size_is_humane_with_a_documented_default() {
+        assert_eq!(parse("").unwrap().max_packet, 1 << 20);
+        let s = parse("[mqtt]\nmax_packet_size = \"256KiB\"\n").unwrap();
+        assert_eq!(s.max_packet, 256 * 1024);
+        let e = parse("[mqtt]\nmax_packet_size = \"12\"\n").unwrap_err();
+        assert!(e[0].contains("[mqtt] max_packet_size"), "{e:?}");
+    }
+
+    #[test]
+    fn a_ca_file_needs_mqtts_and_must_exist() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("ca.pem"), "x").unwrap();
+        let file = |t: &str| toml::from_str::<Config>(t).unwrap();
+        let ok = check(
+            file("[mqtt]\nurl = \"mqtts://broker:8883\"\nca_file = \"ca.pem\"\n"),
+            dir.path(),
+        )
+        .unwrap();
+        assert_eq!(ok.base_dir, dir.path());
+        let e = check(
+            file("[mqtt]\nurl = \"mqtt://broker\"\nca_file = \"ca.pem\"\n"),
+            dir.path(),
+        )
+        .unwrap_err();
+        assert!(e[0].contains("use mqtts://"), "{e:?}");
+        let e = check(
+            file("[mqtt]\nurl = \"mqtts://broker\"\nca_file = \"none.pem\"\n"),
+            dir.path(),
+        )
+        .unwrap_err();
+        assert!(e[0].contains("no such file"), "{e:?}");
     }
 
     #[test]

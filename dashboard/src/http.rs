@@ -285,6 +285,7 @@ async fn health(State(shared): St) -> Response {
     axum::Json(json!({
         "broker": shared.settings.broker_url,
         "broker_connected": shared.connected.load(Ordering::Relaxed),
+        "mqtt_oversized": shared.oversized.load(Ordering::Relaxed),
         "started_ms": shared.started_ms,
         "now": now_ms(),
         "counters": counters,

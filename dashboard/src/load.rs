@@ -8,7 +8,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use rumqttc::{AsyncClient, MqttOptions, QoS};
+use rumqttc::v5::mqttbytes::QoS;
+use rumqttc::v5::{AsyncClient, MqttOptions};
 use serde_json::json;
 use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader};
 
@@ -60,7 +61,7 @@ pub async fn run(a: LoadArgs) -> u8 {
     };
     let mut o = MqttOptions::new("bms-dashboard-load", url.host, url.port);
     o.set_keep_alive(Duration::from_secs(30));
-    o.set_inflight(1000);
+    o.set_outgoing_inflight_upper_limit(1000);
     o.set_request_channel_capacity(10_000);
     let (client, mut ev) = AsyncClient::new(o, 10_000);
     tokio::spawn(async move {

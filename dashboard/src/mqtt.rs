@@ -1,31 +1,40 @@
 //! The MQTT subscriber: takes every gateway message under the prefix into
 //! the live model; reconnects on its own, forever, with backoff.
+//!
+//! It speaks MQTT 5 for its limits: the CONNECT carries `[mqtt]
+//! max_packet_size` as Maximum Packet Size, so that a compliant broker
+//! (Mosquitto 2) drops a bigger message for this client instead of sending
+//! it. With MQTT 3.1.1 one retained message over the client's limit cut the
+//! client off at every reconnection (the broker sends it again at once). A
+//! packet over the limit that a non-compliant broker sends anyway ends the
+//! connection (rumqttc cannot skip it): it is logged and counted
+//! (`mqtt_oversized` in `/api/health`), and the reconnection backoff then
+//! keeps growing instead of starting again from its shortest wait.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+use rumqttc::v5::mqttbytes;
+use rumqttc::v5::{ConnectionError, Event, Incoming, MqttOptions, StateError};
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 use crate::model::Applied;
 use crate::state::{Shared, now_ms};
 
+/// The MQTT client the dashboard publishes commands with.
+pub type Client = rumqttc::v5::AsyncClient;
+pub use rumqttc::v5::mqttbytes::QoS;
+
 /// Connection options for the configured broker.
 pub fn options(shared: &Shared) -> Result<MqttOptions, String> {
     let url = gateway_core::config::parse_broker_url(&shared.settings.broker_url)?;
-    if url.tls {
-        return Err(format!(
-            "{}: the dashboard connects without TLS for now; run it next to the broker (mqtt://)",
-            shared.settings.broker_url
-        ));
-    }
     let m = &shared.settings.file.mqtt;
     let mut o = MqttOptions::new(m.client_id.clone(), url.host, url.port);
     o.set_keep_alive(Duration::from_secs(30));
-    o.set_clean_session(true);
-    o.set_max_packet_size(1 << 20, 1 << 20);
+    o.set_clean_start(true);
+    o.set_max_packet_size(Some(shared.settings.max_packet));
     o.set_request_channel_capacity(256);
     if let Some(u) = &m.username {
         o.set_credentials(
@@ -33,43 +42,87 @@ pub fn options(shared: &Shared) -> Result<MqttOptions, String> {
             shared.settings.mqtt_password.clone().unwrap_or_default(),
         );
     }
+    if url.tls {
+        o.set_transport(gateway::north::mqtt::tls_transport(
+            &shared.settings.base_dir,
+            m.ca_file.as_deref(),
+            None,
+        )?);
+    }
     Ok(o)
 }
 
+/// The size of a packet over our limit that ended a connection, if that
+/// is why it ended.
+fn oversized(e: &ConnectionError) -> Option<usize> {
+    match e {
+        ConnectionError::MqttState(StateError::Deserialization(
+            mqttbytes::Error::PayloadSizeLimitExceeded { pkt_size, .. },
+        )) => Some(*pkt_size),
+        _ => None,
+    }
+}
+
 /// Runs the subscriber until `stop`; returns the client used to send commands.
-pub fn start(shared: Arc<Shared>, stop: CancellationToken) -> Result<AsyncClient, String> {
-    let (client, mut eventloop) = AsyncClient::new(options(&shared)?, 1024);
+pub fn start(shared: Arc<Shared>, stop: CancellationToken) -> Result<Client, String> {
+    let (client, mut eventloop) = Client::new(options(&shared)?, 1024);
     let filter = format!("{}/#", shared.settings.file.mqtt.prefix);
     let c = client.clone();
     tokio::spawn(async move {
-        let mut backoff = Duration::from_millis(500);
+        let min_backoff = Duration::from_millis(500);
+        let mut backoff = min_backoff;
         let mut last_error = String::new();
+        // The last connection ended on an oversized packet: the next
+        // ConnAck does not make the backoff short again.
+        let mut after_oversized = false;
+        let mut connected_at = std::time::Instant::now();
         loop {
             let ev = tokio::select! {
                 _ = stop.cancelled() => break,
                 ev = eventloop.poll() => ev,
             };
             match ev {
-                Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                Ok(Event::Incoming(Incoming::ConnAck(_))) => {
                     info!(broker = %shared.settings.broker_url, "connected to the broker");
                     shared.connected.store(true, Ordering::Relaxed);
-                    backoff = Duration::from_millis(500);
+                    connected_at = std::time::Instant::now();
+                    if !after_oversized {
+                        backoff = min_backoff;
+                    }
                     last_error.clear();
                     if let Err(e) = c.subscribe(filter.clone(), QoS::AtLeastOnce).await {
                         warn!(error = %e, "cannot subscribe");
                     }
                 }
-                Ok(Event::Incoming(Packet::Publish(p))) => {
-                    shared.take(&p.topic, &p.payload, p.retain, now_ms());
-                }
+                Ok(Event::Incoming(Incoming::Publish(p))) => match std::str::from_utf8(&p.topic) {
+                    Ok(topic) => shared.take(topic, &p.payload, p.retain, now_ms()),
+                    Err(_) => warn!("message with a topic that is not UTF-8 ignored"),
+                },
                 Ok(_) => {}
                 Err(e) => {
                     shared.connected.store(false, Ordering::Relaxed);
-                    let text = e.to_string();
-                    // Log each kind of failure once, not every retry.
-                    if text != last_error {
-                        warn!(broker = %shared.settings.broker_url, error = %text, "broker connection lost; retrying");
-                        last_error = text;
+                    if let Some(size) = oversized(&e) {
+                        after_oversized = true;
+                        shared.oversized.fetch_add(1, Ordering::Relaxed);
+                        error!(
+                            broker = %shared.settings.broker_url,
+                            size,
+                            max_packet_size = shared.settings.max_packet,
+                            "the broker sent a packet over [mqtt] max_packet_size although the client announced it (MQTT 5 Maximum Packet Size); reconnecting with backoff. Set max_packet_size on the broker below the clients' limit"
+                        );
+                    } else {
+                        // A connection that lasted after an oversized one
+                        // was healthy: back to the shortest wait.
+                        if after_oversized && connected_at.elapsed() > Duration::from_secs(60) {
+                            backoff = min_backoff;
+                        }
+                        after_oversized = false;
+                        let text = e.to_string();
+                        // Log each kind of failure once, not every retry.
+                        if text != last_error {
+                            warn!(broker = %shared.settings.broker_url, error = %text, "broker connection lost; retrying");
+                            last_error = text;
+                        }
                     }
                     tokio::select! {
                         _ = stop.cancelled() => break,

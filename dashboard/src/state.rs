@@ -23,7 +23,9 @@ pub struct Shared {
     pub connected: AtomicBool,
     pub auth: Auth,
     /// The MQTT client that sends commands (None until started).
-    pub client: Mutex<Option<rumqttc::AsyncClient>>,
+    pub client: Mutex<Option<crate::mqtt::Client>>,
+    /// Connections ended by a packet over `[mqtt] max_packet_size`.
+    pub oversized: std::sync::atomic::AtomicU64,
     /// Local start time (ms).
     pub started_ms: i64,
     /// The history store (None when `[history] enabled = false`).
@@ -55,6 +57,7 @@ impl Shared {
             connected: AtomicBool::new(false),
             auth,
             client: Mutex::new(None),
+            oversized: Default::default(),
             started_ms: now_ms(),
             history: None,
             intact: Mutex::new(Default::default()),

@@ -161,6 +161,31 @@ impl Metrics {
                 g(&m.ack_latency_us) as f64 / 1e6
             ));
             lines.push(format!("bms_mqtt_publish_ack_seconds_count {}", g(&m.acks)));
+            for (name, help, v) in [
+                (
+                    "bms_mqtt_oversized_total",
+                    "Connections ended by a packet over [mqtt] max_packet_size.",
+                    &m.oversized,
+                ),
+                (
+                    "bms_mqtt_retained_commands_total",
+                    "Commands ignored because they came with the retain flag.",
+                    &m.retained_commands,
+                ),
+                (
+                    "bms_mqtt_too_large_total",
+                    "Outbox records dropped as bigger than the broker's maximum packet size.",
+                    &m.too_large,
+                ),
+                (
+                    "bms_mqtt_refused_total",
+                    "Messages the broker acknowledged with a failure reason.",
+                    &m.refused,
+                ),
+            ] {
+                family(name, "counter", help);
+                lines.push(format!("{name} {}", g(v)));
+            }
         }
         // On-call alerts (issue #6), by channel.
         if let Some(a) = &self.alerts {

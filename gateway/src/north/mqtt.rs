@@ -18,6 +18,25 @@
 //!    `publish()` returning proves nothing and is not used as a receipt.
 //! 3. On a clean stop: deliver what waits in the outbox (up to
 //!    [`DRAIN_WAIT`]), publish `status` offline, disconnect.
+//!
+//! The client speaks MQTT 5 for its limits: the CONNECT carries `[mqtt]
+//! max_packet_size` as Maximum Packet Size, so a compliant broker
+//! (Mosquitto 2) drops, for this client only, any message that would be
+//! bigger instead of sending it; MQTT 3.1.1 has no such field and a client
+//! can only disconnect, receive the (retained) message again at once and
+//! disconnect again. The command subscription asks for no retained
+//! messages (a command is never legitimately retained), and a command
+//! still delivered with the retain flag is ignored and counted. A packet
+//! over the limit that a non-compliant broker sends anyway ends the
+//! connection (rumqttc cannot skip it); it is logged, counted, and the
+//! reconnection then waits with growing backoff as after a failure, never
+//! in a tight loop. A record bigger than the broker's own Maximum Packet
+//! Size (in its CONNACK) could never be delivered: it is dropped from the
+//! outbox with an error and counted, instead of cutting the connection at
+//! every attempt. A PubAck with a failure reason (e.g. not authorised by
+//! the ACL) ends the record's journey as with MQTT 3.1.1, where the broker
+//! acknowledges and drops it; it is logged and counted.
+//!
 //! 4. On any connection error: log why (a refused connection names its
 //!    reason, e.g. bad user name or password), drop the client, wait with
 //!    exponential backoff (`reconnect_min` … `reconnect_max`, jittered),
@@ -31,11 +50,18 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
+use std::path::Path;
+
+use bytes::Bytes;
 use gateway_core::config::{MqttConfig, Secret, parse_broker_url};
-use rumqttc::{
-    AsyncClient, ConnectReturnCode, ConnectionError, Event, EventLoop, Incoming, LastWill,
-    MqttOptions, Outgoing, QoS, TlsConfiguration, Transport,
+use rumqttc::v5::mqttbytes::v5::{
+    ConnAck, ConnectReturnCode, Filter, LastWill, PubAckReason, Publish, RetainForwardRule,
 };
+use rumqttc::v5::mqttbytes::{self, QoS};
+use rumqttc::v5::{
+    AsyncClient, ConnectionError, Event, EventLoop, Incoming, MqttOptions, StateError,
+};
+use rumqttc::{Outgoing, TlsConfiguration, Transport};
 use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
@@ -68,6 +94,15 @@ pub struct MqttStats {
     pub ack_latency_us: AtomicU64,
     /// How many PubAcks the latency sum covers.
     pub acks: AtomicU64,
+    /// Connections ended by a packet over `[mqtt] max_packet_size` (a
+    /// broker that ignores the MQTT 5 Maximum Packet Size).
+    pub oversized: AtomicU64,
+    /// Commands ignored because they came with the retain flag.
+    pub retained_commands: AtomicU64,
+    /// Outbox records dropped as bigger than the broker's Maximum Packet Size.
+    pub too_large: AtomicU64,
+    /// PubAcks with a failure reason (the broker refused the message).
+    pub refused: AtomicU64,
 }
 
 /// Everything the publisher task needs.
@@ -114,6 +149,8 @@ struct Flight {
     cursor: u64,
     /// Delivered seqs not yet removed from the outbox.
     done: Vec<u64>,
+    /// The broker's Maximum Packet Size (from its CONNACK), if any.
+    broker_max: Option<u32>,
 }
 
 impl Flight {
@@ -130,8 +167,26 @@ fn qos(q: u8) -> QoS {
     }
 }
 
+/// Whether a connection ended because the broker sent a packet over our
+/// Maximum Packet Size: `(its size, the limit)`.
+fn oversized(e: &ConnectionError) -> Option<(usize, u32)> {
+    match e {
+        ConnectionError::MqttState(StateError::Deserialization(
+            mqttbytes::Error::PayloadSizeLimitExceeded { pkt_size, max },
+        )) => Some((*pkt_size, *max)),
+        _ => None,
+    }
+}
+
 /// Why a connection ended, for people.
 fn explain(e: &ConnectionError) -> String {
+    if let Some((size, max)) = oversized(e) {
+        return format!(
+            "the broker sent a packet of {size} bytes, over [mqtt] max_packet_size ({max} bytes), \
+             although this client announced that limit (MQTT 5 Maximum Packet Size); \
+             set max_packet_size on the broker below the clients' limit (deploy/mosquitto/mosquitto.conf)"
+        );
+    }
     match e {
         ConnectionError::ConnectionRefused(code) => match code {
             ConnectReturnCode::BadUserNamePassword => {
@@ -140,11 +195,15 @@ fn explain(e: &ConnectionError) -> String {
             ConnectReturnCode::NotAuthorized => {
                 "the broker refused the connection: not authorised, i.e. a wrong user name or password (Mosquitto answers so for both) or a user the broker does not allow (check [mqtt] username and password, and the broker's password file and ACL)".to_owned()
             }
-            ConnectReturnCode::BadClientId => {
+            ConnectReturnCode::BadClientId | ConnectReturnCode::ClientIdentifierNotValid => {
                 "the broker refused the connection: client id rejected (set [mqtt] client_id)".to_owned()
             }
-            ConnectReturnCode::ServiceUnavailable => {
+            ConnectReturnCode::ServiceUnavailable | ConnectReturnCode::ServerUnavailable => {
                 "the broker refused the connection: service unavailable".to_owned()
+            }
+            ConnectReturnCode::UnsupportedProtocolVersion
+            | ConnectReturnCode::RefusedProtocolVersion => {
+                "the broker refused the connection: it does not speak MQTT 5 (use Mosquitto 2 or another MQTT 5 broker)".to_owned()
             }
             other => format!("the broker refused the connection: {other:?}"),
         },
@@ -152,6 +211,39 @@ fn explain(e: &ConnectionError) -> String {
         ConnectionError::Tls(t) => format!("TLS with the broker failed: {t}"),
         other => other.to_string(),
     }
+}
+
+/// The TLS transport of an `mqtts://` broker: trusted roots from `ca_file`
+/// (PEM, relative to `base_dir`), else the system's; a client certificate
+/// and key when both are given. Shared by the gateway and the dashboard.
+pub fn tls_transport(
+    base_dir: &Path,
+    ca_file: Option<&str>,
+    client_auth: Option<(&str, &str)>,
+) -> Result<Transport, String> {
+    let read = |f: &str| {
+        let p = base_dir.join(f);
+        std::fs::read(&p).map_err(|e| format!("cannot read {}: {e}", p.display()))
+    };
+    Ok(match ca_file {
+        Some(ca) => {
+            let client_auth = match client_auth {
+                Some((c, k)) => Some((read(c)?, read(k)?)),
+                None => None,
+            };
+            Transport::tls_with_config(TlsConfiguration::Simple {
+                ca: read(ca)?,
+                alpn: None,
+                client_auth,
+            })
+        }
+        None => Transport::tls_with_default_config(),
+    })
+}
+
+/// The broker's Maximum Packet Size from its CONNACK, if it gave one.
+fn broker_max(ack: &ConnAck) -> Option<u32> {
+    ack.properties.as_ref().and_then(|p| p.max_packet_size)
 }
 
 impl Publisher {
@@ -165,15 +257,21 @@ impl Publisher {
             url.port,
         );
         o.set_keep_alive(self.mqtt.keep_alive.get().max(Duration::from_secs(5)));
-        o.set_clean_session(true);
-        o.set_inflight(self.mqtt.max_inflight.max(1));
+        o.set_clean_start(true);
+        o.set_outgoing_inflight_upper_limit(self.mqtt.max_inflight.max(1));
         o.set_request_channel_capacity(usize::from(self.mqtt.max_inflight.max(1)) + 16);
-        o.set_max_packet_size(1 << 20, 1 << 20);
+        o.set_max_packet_size(Some(self.mqtt.max_packet_bytes()));
         let will = wire::with_seq(
             wire::status(cfg, false, self.started_ms, self.started_ms),
             0,
         );
-        o.set_last_will(LastWill::new(topics.status(), will, QoS::AtLeastOnce, true));
+        o.set_last_will(LastWill::new(
+            topics.status(),
+            will,
+            QoS::AtLeastOnce,
+            true,
+            None,
+        ));
         if let Some(user) = &self.mqtt.username {
             o.set_credentials(
                 user.clone(),
@@ -184,26 +282,15 @@ impl Publisher {
             );
         }
         if url.tls {
-            let read = |f: &str| {
-                let p = self.base_dir.join(f);
-                std::fs::read(&p).map_err(|e| format!("cannot read {}: {e}", p.display()))
+            let client_auth = match (&self.mqtt.client_cert_file, &self.mqtt.client_key_file) {
+                (Some(c), Some(k)) => Some((c.as_str(), k.as_str())),
+                _ => None,
             };
-            let transport = match &self.mqtt.ca_file {
-                Some(ca) => {
-                    let client_auth =
-                        match (&self.mqtt.client_cert_file, &self.mqtt.client_key_file) {
-                            (Some(c), Some(k)) => Some((read(c)?, read(k)?)),
-                            _ => None,
-                        };
-                    Transport::tls_with_config(TlsConfiguration::Simple {
-                        ca: read(ca)?,
-                        alpn: None,
-                        client_auth,
-                    })
-                }
-                None => Transport::tls_with_default_config(),
-            };
-            o.set_transport(transport);
+            o.set_transport(tls_transport(
+                &self.base_dir,
+                self.mqtt.ca_file.as_deref(),
+                client_auth,
+            )?);
         }
         Ok(o)
     }
@@ -273,8 +360,9 @@ impl Publisher {
             ev = el.poll() => ev,
         };
         match first {
-            Ok(Event::Incoming(Incoming::ConnAck(_))) => {
+            Ok(Event::Incoming(Incoming::ConnAck(ack))) => {
                 connected = true;
+                flight.broker_max = broker_max(&ack);
                 self.on_connected(client, &mut flight, topics);
             }
             Ok(other) => debug!(event = ?other, "unexpected first MQTT event"),
@@ -305,7 +393,7 @@ impl Publisher {
                         {
                             match tokio::time::timeout_at(drain_until, el.poll()).await {
                                 Ok(Ok(Event::Outgoing(Outgoing::Publish(pkid)))) => self.on_written(pkid, &mut flight),
-                                Ok(Ok(Event::Incoming(Incoming::PubAck(ack)))) => self.on_acked(ack.pkid, &mut flight),
+                                Ok(Ok(Event::Incoming(Incoming::PubAck(ack)))) => self.on_acked(ack.pkid, ack.reason, &mut flight),
                                 Ok(Ok(_)) => {}
                                 Ok(Err(_)) | Err(_) => break,
                             }
@@ -320,7 +408,7 @@ impl Publisher {
                         loop {
                             match tokio::time::timeout_at(deadline, el.poll()).await {
                                 Ok(Ok(Event::Incoming(Incoming::PubAck(ack)))) => {
-                                    self.on_acked(ack.pkid, &mut flight);
+                                    self.on_acked(ack.pkid, ack.reason, &mut flight);
                                 }
                                 // After the DISCONNECT is queued, keep polling so that
                                 // it is flushed; the broker then closes the socket.
@@ -335,8 +423,9 @@ impl Publisher {
                     return None;
                 }
                 ev = el.poll() => match ev {
-                    Ok(Event::Incoming(Incoming::ConnAck(_))) => {
+                    Ok(Event::Incoming(Incoming::ConnAck(ack))) => {
                         connected = true;
+                        flight.broker_max = broker_max(&ack);
                         self.on_connected(client, &mut flight, topics);
                     }
                     Ok(Event::Outgoing(Outgoing::Publish(pkid))) => {
@@ -344,22 +433,23 @@ impl Publisher {
                         self.fill(client, &mut flight);
                     }
                     Ok(Event::Incoming(Incoming::PubAck(ack))) => {
-                        self.on_acked(ack.pkid, &mut flight);
+                        self.on_acked(ack.pkid, ack.reason, &mut flight);
                         if flight.done.len() >= 64 { self.remove_done(&mut flight); }
                         self.fill(client, &mut flight);
                     }
-                    Ok(Event::Incoming(Incoming::Publish(p))) => {
-                        if let (Some(tx), Some(op)) = (&self.commands_tx, topics.command_op(&p.topic)) {
-                            let cmd = CommandIn { op: op.to_owned(), payload: p.payload.to_vec() };
-                            if tx.try_send(cmd).is_err() {
-                                warn!(topic = %p.topic, "command dropped: too many commands waiting");
-                            }
-                        }
-                    }
+                    Ok(Event::Incoming(Incoming::Publish(p))) => self.on_publish(&p, topics),
                     Ok(_) => {}
                     Err(e) => {
                         self.remove_done(&mut flight);
                         self.stats.errors.fetch_add(1, Ordering::Relaxed);
+                        let too_big = oversized(&e).is_some();
+                        if too_big {
+                            self.stats.oversized.fetch_add(1, Ordering::Relaxed);
+                            // Not a healthy connection: reconnect with
+                            // growing backoff, as after a failure.
+                            error!(error = %explain(&e), unacked = flight.in_flight(), "lost the MQTT connection to an oversized message; reconnecting with backoff");
+                            return Some(false);
+                        }
                         if connected {
                             warn!(error = %explain(&e), unacked = flight.in_flight(), "lost the MQTT connection; unacknowledged messages will be sent again");
                         } else {
@@ -394,6 +484,32 @@ impl Publisher {
         )
     }
 
+    /// A message from the broker: a command goes to the command task,
+    /// unless it came with the retain flag (commands are never retained; a
+    /// retained one is an attack or a mistake, and would be replayed at every
+    /// reconnection).
+    fn on_publish(&self, p: &Publish, topics: &Topics) {
+        let Some(tx) = &self.commands_tx else { return };
+        let Ok(topic) = std::str::from_utf8(&p.topic) else {
+            return;
+        };
+        let Some(op) = topics.command_op(topic) else {
+            return;
+        };
+        if p.retain {
+            self.stats.retained_commands.fetch_add(1, Ordering::Relaxed);
+            warn!(%topic, "retained command ignored (commands are never retained; counted in /metrics)");
+            return;
+        }
+        let cmd = CommandIn {
+            op: op.to_owned(),
+            payload: p.payload.to_vec(),
+        };
+        if tx.try_send(cmd).is_err() {
+            warn!(%topic, "command dropped: too many commands waiting");
+        }
+    }
+
     /// Just connected: status online, the command subscription, the outbox.
     fn on_connected(&mut self, client: &AsyncClient, flight: &mut Flight, topics: &Topics) {
         self.last_error = None;
@@ -409,11 +525,13 @@ impl Publisher {
                 .queued
                 .push_back((None, 1, std::time::Instant::now()));
         }
-        if self.commands
-            && client
-                .try_subscribe(topics.commands(), QoS::AtLeastOnce)
-                .is_err()
-        {
+        // Retained messages are not sent at subscription: a command is
+        // never retained.
+        let filter = Filter {
+            retain_forward_rule: RetainForwardRule::Never,
+            ..Filter::new(topics.commands(), QoS::AtLeastOnce)
+        };
+        if self.commands && client.try_subscribe_many([filter]).is_err() {
             warn!("cannot subscribe to commands");
         }
         self.fill(client, flight);
@@ -431,8 +549,21 @@ impl Publisher {
         }
     }
 
-    /// The broker acknowledged packet `pkid`: its record is done.
-    fn on_acked(&mut self, pkid: u16, flight: &mut Flight) {
+    /// The broker acknowledged packet `pkid`: its record is done. A failure
+    /// reason (MQTT 5) is logged and counted; the record is done all the
+    /// same, as with MQTT 3.1.1 where the broker acknowledges what it drops:
+    /// sending it again would be refused again.
+    fn on_acked(&mut self, pkid: u16, reason: PubAckReason, flight: &mut Flight) {
+        if !matches!(
+            reason,
+            PubAckReason::Success | PubAckReason::NoMatchingSubscribers
+        ) {
+            self.stats.refused.fetch_add(1, Ordering::Relaxed);
+            warn!(
+                ?reason,
+                "the broker refused a message (check its ACL for this gateway's user)"
+            );
+        }
         if let Some((seq, at)) = flight.unacked.remove(&pkid) {
             flight.done.extend(seq);
             self.stats
@@ -458,7 +589,20 @@ impl Publisher {
         };
         for r in records {
             let seq = r.seq;
-            match client.try_publish(r.topic, qos(r.qos), r.retain, r.payload) {
+            let payload = Bytes::from(r.payload);
+            if let Some(max) = flight.broker_max {
+                let size = Publish::new(r.topic.as_str(), qos(r.qos), payload.clone(), None).size();
+                if size > max as usize {
+                    // It could never be delivered: the broker would cut the
+                    // connection at every attempt.
+                    self.stats.too_large.fetch_add(1, Ordering::Relaxed);
+                    error!(seq, topic = %r.topic, size, broker_max = max, "outbox record dropped: bigger than the broker's maximum packet size");
+                    flight.done.push(seq);
+                    flight.cursor = seq;
+                    continue;
+                }
+            }
+            match client.try_publish(r.topic, qos(r.qos), r.retain, payload) {
                 Ok(()) => {
                     flight
                         .queued

@@ -26,8 +26,8 @@ pub use availability::*;
 pub use gateway::*;
 pub use health::*;
 pub use north::{
-    AdminConfig, BrokerUrl, CommandsConfig, Fsync, InfluxConfig, MqttConfig, OutboxConfig, Qos,
-    Secret, SecretSource, parse_broker_url, parse_size,
+    AdminConfig, BrokerUrl, CommandsConfig, DEFAULT_MAX_PACKET, Fsync, InfluxConfig, MqttConfig,
+    OutboxConfig, Qos, Secret, SecretSource, parse_broker_url, parse_packet_size, parse_size,
 };
 pub use profile::*;
 pub use sim::*;

@@ -183,6 +183,13 @@ pub struct MqttConfig {
     /// its deadband is still published this often. Default `"5m"`.
     #[serde(default = "default_heartbeat")]
     pub heartbeat: HumanDuration,
+    /// Largest MQTT packet the gateway accepts from the broker, e.g.
+    /// `"256KiB"`, 1KiB–256MiB. Sent to the broker as the MQTT 5 Maximum
+    /// Packet Size, so that a compliant broker (Mosquitto 2) never delivers
+    /// a bigger message (a huge command cannot cut the gateway off).
+    /// Default `"1MiB"`.
+    #[serde(default = "default_max_packet_size")]
+    pub max_packet_size: String,
 }
 
 /// When the outbox writes reach the disk.
@@ -306,6 +313,9 @@ const fn default_state_every() -> HumanDuration {
 const fn default_heartbeat() -> HumanDuration {
     HumanDuration::from_secs(300)
 }
+fn default_max_packet_size() -> String {
+    DEFAULT_MAX_PACKET.to_owned()
+}
 fn default_outbox_size() -> String {
     "256MB".to_owned()
 }
@@ -412,6 +422,22 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
 /// The smallest outbox accepted.
 pub const MIN_OUTBOX: u64 = 1_000_000;
 
+/// The default largest MQTT packet a client accepts (gateway and dashboard).
+pub const DEFAULT_MAX_PACKET: &str = "1MiB";
+
+/// Parses an MQTT client's `max_packet_size` (1KiB–256MiB: below 1 KiB no
+/// real message fits; MQTT cannot carry more than 256 MiB).
+pub fn parse_packet_size(s: &str) -> Result<u32, String> {
+    let n = parse_size(s)?;
+    if !(1024..=268_435_455).contains(&n) {
+        return Err(format!(
+            "{s:?} is out of range; give 1KiB–256MiB, e.g. \"1MiB\""
+        ));
+    }
+    // In range: at most 268 435 455, which fits.
+    Ok(u32::try_from(n).unwrap_or(u32::MAX))
+}
+
 impl MqttConfig {
     /// The defaults of every key, with this broker URL (for `--mqtt-url`
     /// when the file has no `[mqtt]`).
@@ -433,7 +459,14 @@ impl MqttConfig {
             reconnect_max: default_reconnect_max(),
             state_every: default_state_every(),
             heartbeat: default_heartbeat(),
+            max_packet_size: default_max_packet_size(),
         }
+    }
+
+    /// The largest packet accepted from the broker, in bytes (the default
+    /// when unparsable: validation reports that).
+    pub fn max_packet_bytes(&self) -> u32 {
+        parse_packet_size(&self.max_packet_size).unwrap_or(1 << 20)
     }
 
     /// Every problem of the section (paths `mqtt.…`).
@@ -509,6 +542,9 @@ impl MqttConfig {
         }
         if self.heartbeat.get() < Duration::from_secs(1) {
             errs.push(ConfigError::new("mqtt.heartbeat", "must be at least 1s"));
+        }
+        if let Err(e) = parse_packet_size(&self.max_packet_size) {
+            errs.push(ConfigError::new("mqtt.max_packet_size", e));
         }
         errs
     }
@@ -651,6 +687,31 @@ mod tests {
             parse_size("12 parsecs")
                 .unwrap_err()
                 .contains("unknown unit")
+        );
+    }
+
+    #[test]
+    fn packet_sizes_are_humane_and_bounded() {
+        assert_eq!(parse_packet_size("256KiB").unwrap(), 256 * 1024);
+        assert_eq!(parse_packet_size(DEFAULT_MAX_PACKET).unwrap(), 1 << 20);
+        assert!(
+            parse_packet_size("100")
+                .unwrap_err()
+                .contains("1KiB–256MiB")
+        );
+        assert!(
+            parse_packet_size("1GB")
+                .unwrap_err()
+                .contains("out of range")
+        );
+        let mut m = MqttConfig::for_url("mqtt://127.0.0.1");
+        assert_eq!(m.max_packet_bytes(), 1 << 20);
+        m.max_packet_size = "lots".into();
+        let errs = m.check();
+        assert!(
+            errs.iter()
+                .any(|e| e.to_string().contains("mqtt.max_packet_size")),
+            "{errs:?}"
         );
     }
 
