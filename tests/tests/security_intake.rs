@@ -372,10 +372,6 @@ fn a_forged_seq_of_u64_max_does_not_freeze_a_real_gateways_view() {
     let (topic, v) = state(&site, &gateway, &device, u64::MAX, "maintenance");
     p.publish(&topic, v.to_string().as_bytes(), false);
     p.close();
-    until("the forged seq refused", Duration::from_secs(20), || {
-        let h = get(&listen, "/api/health");
-        (counter(&h, &["seq_jumps_refused"]) >= 1).then_some(())
-    });
     // Real messages keep applying: the high mark moves on, and is real.
     let after = until(
         "real messages after the forged one",
@@ -425,7 +421,7 @@ fn ten_thousand_fake_sites_are_capped_and_memory_stays_bounded() {
     flood_sites(s.port, 10_000);
     let h = until("the flood taken", Duration::from_secs(60), || {
         let h = get(&s.listen, "/api/health");
-        (counter(&h, &["refused_by_cap", "sites"]) >= 9_000).then_some(h)
+        (counter(&h, &["messages"]) >= 9_900).then_some(h)
     });
     // Let the rest in, then measure.
     std::thread::sleep(Duration::from_secs(2));
@@ -439,6 +435,7 @@ fn ten_thousand_fake_sites_are_capped_and_memory_stays_bounded() {
         counter(&h, &["refused_by_cap", "sites"]),
     );
     assert_eq!(snap["sites"].as_array().unwrap().len(), 200);
+    assert!(counter(&h2, &["refused_by_cap", "sites"]) >= 9_700, "{h2}");
     assert!(after < before + 40 * 1024, "{before} → {after} KiB");
 }
 
@@ -449,25 +446,23 @@ fn near_one_megabyte_telemetry_is_refused_by_the_bytes_cap_and_memory_stays_boun
     let pid = s.dash.id();
     let before = vm_hwm_kib(pid);
     let mut p = Publisher::connect(s.port, "attacker-d");
-    // Valid telemetry in all but size: 2 000 points of 450 bytes (0.9 MB).
+    // Valid telemetry in all but size, of 50 devices: 2 000 points of 450
+    // bytes each (0.9 MB).
     for k in 0..50 {
         let points: serde_json::Map<String, Value> = (0..2000)
             .map(|i| (format!("p{i}"), json!(format!("{k}{}", "x".repeat(450)))))
             .collect();
-        let v = json!({"seq": k + 1, "ts": T, "device": "pump-1", "points": points});
+        let dev = format!("pump-{k}");
+        let v = json!({"seq": k + 1, "ts": T, "device": dev, "points": points});
         let bytes = v.to_string().into_bytes();
         assert!(bytes.len() > 900_000 && bytes.len() < 1_000_000);
-        p.publish("bms/site-1/gw-1/pump-1/telemetry", &bytes, false);
+        p.publish(&format!("bms/site-1/gw-1/{dev}/telemetry"), &bytes, false);
     }
     p.close();
-    let h = until(
-        "50 refusals by the bytes cap",
-        Duration::from_secs(60),
-        || {
-            let h = get(&s.listen, "/api/health");
-            (counter(&h, &["refused_by_cap", "payload_bytes"]) >= 50).then_some(h)
-        },
-    );
+    let h = until("50 messages taken", Duration::from_secs(120), || {
+        let h = get(&s.listen, "/api/health");
+        (counter(&h, &["messages"]) >= 50).then_some(h)
+    });
     let (code, body) = http("GET", &s.listen, "/api/snapshot", "").unwrap();
     let after = vm_hwm_kib(pid);
     eprintln!(
@@ -477,6 +472,7 @@ fn near_one_megabyte_telemetry_is_refused_by_the_bytes_cap_and_memory_stays_boun
     );
     assert_eq!(code, 200);
     assert!(body.len() < 10_000, "{}", body.len());
+    assert_eq!(counter(&h, &["refused_by_cap", "payload_bytes"]), 50, "{h}");
     assert!(after < before + 64 * 1024, "{before} → {after} KiB");
 }
 
