@@ -4,8 +4,9 @@
 //! reach the snapshot; a forged `seq` of 2^64−1 does not freeze a real
 //! gateway's view; floods of fake sites and of near-1 MB telemetry are
 //! capped and the dashboard's peak memory stays bounded; two gateways of a
-//! site with the same device id stay two devices. `#[ignore]`d: `.ci/run`
-//! installs mosquitto and runs them.
+//! site with the same device id stay two devices; the wall page (in
+//! headless Chromium) rotates only through the configured sites.
+//! `#[ignore]`d: `.ci/run` installs mosquitto and chromium and runs them.
 //!
 //! Messages are published with a minimal MQTT 3.1.1 client written here
 //! (CONNECT, PUBLISH QoS 0, DISCONNECT), so that a flood of ten thousand
@@ -509,4 +510,52 @@ fn two_gateways_of_one_site_with_the_same_device_id_stay_two_devices() {
             ("gw-2".to_owned(), "down".to_owned())
         ]
     );
+}
+
+/// The wall page's DOM after its scripts ran in headless Chromium.
+fn wall_dom(listen: &str) -> String {
+    bms_e2e::require_tool("chromium", "apt-get install chromium").unwrap();
+    let profile = tempfile::tempdir().unwrap();
+    let (code, out, err) = bms_e2e::run_with_timeout(
+        Command::new("chromium")
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--timeout=15000",
+                "--dump-dom",
+            ])
+            .arg(format!("--user-data-dir={}", profile.path().display()))
+            .arg(format!("http://{listen}/")),
+        Duration::from_secs(60),
+    )
+    .unwrap();
+    assert_eq!(code, Some(0), "{err}");
+    out
+}
+
+#[test]
+#[ignore = "needs mosquitto and chromium (.ci/run installs them)"]
+fn the_wall_rotates_only_through_the_configured_sites() {
+    let s = setup("[[report_site]]\nsite = \"real\"\n");
+    let mut p = Publisher::connect(s.port, "fake-sites");
+    for site in ["fake-1", "fake-2", "real", "fake-3"] {
+        let (topic, v) = state(site, "gw-1", "pump-1", 1, "up");
+        p.publish(&topic, v.to_string().as_bytes(), true);
+    }
+    p.close();
+    until("four sites heard", Duration::from_secs(20), || {
+        let snap = get(&s.listen, "/api/snapshot");
+        (snap["sites"].as_array()?.len() == 4).then_some(())
+    });
+    // Headless Chromium dumps the DOM soon after load; try until the first
+    // snapshot had arrived and was drawn.
+    let dom = until("the wall drawn", Duration::from_secs(90), || {
+        let dom = wall_dom(&s.listen);
+        (!dom.contains(r#"id="site">…<"#)).then_some(dom)
+    });
+    // The real site is shown, and it is the only one in the rotation (no
+    // dots: the dots mark the rotated sites when there are several).
+    assert!(dom.contains(r#"id="site">real<"#), "{dom}");
+    assert!(dom.contains(r#"id="dots"></div>"#), "{dom}");
 }
