@@ -9,6 +9,16 @@ let connected = false;
 // sends only that site).
 const ONLY_SITE = new URLSearchParams(location.search).get("site");
 
+// The sites the wall rotates through: the configured ones (`rotate_sites`:
+// the allow-list, else the report sites) when the dashboard names any, so
+// that sites nobody configured cannot crowd the real ones out; else every
+// site heard. `?site=` shows that one site whatever the list.
+function shownSites() {
+  const all = (SNAP && SNAP.sites) || [];
+  const only = (SNAP && SNAP.rotate_sites) || [];
+  return ONLY_SITE || !only.length ? all : all.filter((s) => only.includes(s.id));
+}
+
 function render() {
   document.getElementById("lang").textContent = t("lang");
   document.getElementById("nav-tickets").textContent = t("ticket_list");
@@ -22,7 +32,7 @@ function render() {
   conn.classList.toggle("on", !connected || brokerDown);
   renderLegend();
   if (!SNAP) return;
-  const sites = SNAP.sites || [];
+  const sites = shownSites();
   if (!sites.length) {
     document.getElementById("site").textContent = (ONLY_SITE ? ONLY_SITE + " · " : "") + t("never");
     return;
@@ -119,16 +129,17 @@ function renderFresh(site) {
 
 function tick() {
   document.getElementById("clock").textContent = clockText(serverNow());
-  if (SNAP && (SNAP.sites || []).length > 1) {
+  const sites = shownSites();
+  if (sites.length > 1) {
     const every = ((SNAP.ui && SNAP.ui.rotate_every_s) || 20) * 1000;
     if (Date.now() - lastRotate >= every) {
-      siteIndex = (siteIndex + 1) % SNAP.sites.length;
+      siteIndex = (siteIndex + 1) % sites.length;
       lastRotate = Date.now();
       render();
       return;
     }
   }
-  if (SNAP && SNAP.sites && SNAP.sites[siteIndex]) { renderFresh(SNAP.sites[siteIndex]); renderTickets(SNAP.sites[siteIndex]); }
+  if (sites[siteIndex]) { renderFresh(sites[siteIndex]); renderTickets(sites[siteIndex]); }
 }
 
 function connect() {

@@ -56,6 +56,89 @@ pub struct Config {
     /// (issue 7; `[[report_site]]` in docs/dashboard.md).
     #[serde(default, rename = "report_site")]
     pub report_sites: Vec<crate::reports::ReportSite>,
+    /// Caps on what the MQTT messages may make the dashboard keep.
+    #[serde(default)]
+    pub limits: LimitsSection,
+}
+
+/// `[limits]`: how much anyone who may publish under the prefix can make
+/// the dashboard keep. A message beyond a cap is refused and counted
+/// (`refused_by_cap` in `/api/health` and `/metrics`).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsSection {
+    /// Sites kept. Default `200`.
+    #[serde(default = "default_max_sites")]
+    pub max_sites: usize,
+    /// Gateways kept per site. Default `16`.
+    #[serde(default = "default_max_gateways")]
+    pub max_gateways_per_site: usize,
+    /// Devices kept per gateway. Default `2000`.
+    #[serde(default = "default_max_devices")]
+    pub max_devices_per_gateway: usize,
+    /// Points kept per device. Default `500`.
+    #[serde(default = "default_max_points")]
+    pub max_points_per_device: usize,
+    /// Tickets kept per gateway (open and recently closed). Default `1000`.
+    #[serde(default = "default_max_tickets")]
+    pub max_tickets_per_gateway: usize,
+    /// Largest payload taken, in bytes. Default `262144` (256 KiB).
+    #[serde(default = "default_max_payload")]
+    pub max_payload_bytes: usize,
+}
+
+impl Default for LimitsSection {
+    fn default() -> Self {
+        LimitsSection {
+            max_sites: default_max_sites(),
+            max_gateways_per_site: default_max_gateways(),
+            max_devices_per_gateway: default_max_devices(),
+            max_points_per_device: default_max_points(),
+            max_tickets_per_gateway: default_max_tickets(),
+            max_payload_bytes: default_max_payload(),
+        }
+    }
+}
+
+const fn default_max_sites() -> usize {
+    200
+}
+const fn default_max_gateways() -> usize {
+    16
+}
+const fn default_max_devices() -> usize {
+    2000
+}
+const fn default_max_points() -> usize {
+    500
+}
+const fn default_max_tickets() -> usize {
+    1000
+}
+const fn default_max_payload() -> usize {
+    256 * 1024
+}
+
+impl Config {
+    /// The sites the wall rotates through: the allowed sites (`[mqtt]
+    /// sites`, then the sites of `[mqtt] gateways`), else the
+    /// `[[report_site]]`s; empty: every site heard.
+    pub fn rotation(&self) -> Vec<String> {
+        let mut out: Vec<String> = if !self.mqtt.sites.is_empty() {
+            self.mqtt.sites.clone()
+        } else if !self.mqtt.gateways.is_empty() {
+            self.mqtt
+                .gateways
+                .iter()
+                .filter_map(|g| g.split_once('/').map(|(s, _)| s.to_owned()))
+                .collect()
+        } else {
+            self.report_sites.iter().map(|r| r.site.clone()).collect()
+        };
+        let mut seen = std::collections::BTreeSet::new();
+        out.retain(|s| seen.insert(s.clone()));
+        out
+    }
 }
 
 /// `[mqtt]`.
@@ -74,9 +157,15 @@ pub struct MqttSection {
     /// Topic prefix, as the gateways' `[mqtt] prefix`. Default `bms`.
     #[serde(default = "default_prefix")]
     pub prefix: String,
-    /// Only these sites (empty: every site seen).
+    /// Only these sites (empty: every site seen). Messages of other sites
+    /// are refused and counted (`not_allowed`).
     #[serde(default)]
     pub sites: Vec<String>,
+    /// Only these gateways, as `"site/gateway"` (empty: every gateway of
+    /// the allowed sites). Messages of other gateways are refused and
+    /// counted (`not_allowed`).
+    #[serde(default)]
+    pub gateways: Vec<String>,
     /// MQTT client id. Default `bms-dashboard`.
     #[serde(default = "default_client_id")]
     pub client_id: String,
@@ -106,6 +195,7 @@ impl Default for MqttSection {
             embedded_listen: None,
             prefix: default_prefix(),
             sites: Vec::new(),
+            gateways: Vec::new(),
             client_id: default_client_id(),
             username: None,
             password: SecretSource::default(),
@@ -433,6 +523,55 @@ impl Settings {
     }
 }
 
+/// The allow-lists and `[limits]`.
+fn check_intake(file: &Config) -> Vec<String> {
+    let mut errors = Vec::new();
+    for s in &file.mqtt.sites {
+        if !bms_wire::check::is_id(s) {
+            errors.push(format!(
+                "[mqtt] sites: {s:?} is not a site id (1–64 of A-Z a-z 0-9 _ . -)"
+            ));
+        }
+    }
+    for g in &file.mqtt.gateways {
+        let ok = g
+            .split_once('/')
+            .is_some_and(|(s, w)| bms_wire::check::is_id(s) && bms_wire::check::is_id(w));
+        if !ok {
+            errors.push(format!(
+                "[mqtt] gateways: {g:?} is not \"site/gateway\" (ids of 1–64 of A-Z a-z 0-9 _ . -)"
+            ));
+        }
+    }
+    let l = &file.limits;
+    for (name, v, max) in [
+        ("max_sites", l.max_sites, 100_000),
+        ("max_gateways_per_site", l.max_gateways_per_site, 10_000),
+        (
+            "max_devices_per_gateway",
+            l.max_devices_per_gateway,
+            100_000,
+        ),
+        ("max_points_per_device", l.max_points_per_device, 4096),
+        (
+            "max_tickets_per_gateway",
+            l.max_tickets_per_gateway,
+            100_000,
+        ),
+    ] {
+        if !(1..=max).contains(&v) {
+            errors.push(format!("[limits] {name} = {v}: give 1–{max}"));
+        }
+    }
+    if !(1024..=16 << 20).contains(&l.max_payload_bytes) {
+        errors.push(format!(
+            "[limits] max_payload_bytes = {}: give 1024–16777216 (default 262144, 256 KiB)",
+            l.max_payload_bytes
+        ));
+    }
+    errors
+}
+
 /// Reads and checks a configuration file; every problem found is listed.
 pub fn load(path: &Path) -> Result<Settings, Vec<String>> {
     let text = std::fs::read_to_string(path)
@@ -508,6 +647,7 @@ pub fn check(file: Config, base: &Path) -> Result<Settings, Vec<String>> {
         ));
     }
     errors.extend(crate::reports::check_sites(&file.report_sites)); // issue 7
+    errors.extend(check_intake(&file));
     if !["zh-CN", "en"].contains(&file.language.as_str()) {
         errors.push(format!(
             "language = {:?}: use \"zh-CN\" or \"en\"",
@@ -696,6 +836,32 @@ mod tests {
         )
         .unwrap_err();
         assert!(e[0].contains("no such file"), "{e:?}");
+    }
+
+    #[test]
+    fn limits_have_defaults_and_are_checked() {
+        let s = parse("").unwrap();
+        assert_eq!(s.file.limits.max_sites, 200);
+        assert_eq!(s.file.limits.max_payload_bytes, 256 * 1024);
+        let e = parse(
+            "[mqtt]\nsites = [\"<b>\"]\ngateways = [\"a\"]\n[limits]\nmax_sites = 0\nmax_payload_bytes = 10\n",
+        )
+        .unwrap_err();
+        assert_eq!(e.len(), 4, "{e:?}");
+        assert!(
+            e.iter().any(|m| m.contains("[limits] max_sites = 0")),
+            "{e:?}"
+        );
+        assert!(toml::from_str::<Config>("[limits]\nmax_bananas = 3\n").is_err());
+    }
+
+    #[test]
+    fn the_wall_rotates_through_the_allowed_then_the_report_sites() {
+        let s = parse("[mqtt]\ngateways = [\"a/gw-1\", \"a/gw-2\", \"b/gw-1\"]\n").unwrap();
+        assert_eq!(s.file.rotation(), ["a", "b"]);
+        let s = parse("[mqtt]\nsites = [\"c\"]\ngateways = [\"a/gw-1\"]\n").unwrap();
+        assert_eq!(s.file.rotation(), ["c"]);
+        assert!(parse("").unwrap().file.rotation().is_empty());
     }
 
     #[test]

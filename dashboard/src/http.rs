@@ -40,6 +40,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/devices/{site}/{id}", get(device_page))
         .route("/api/snapshot", get(snapshot))
         .route("/api/health", get(health))
+        .route("/metrics", get(metrics))
         .route("/api/sites/{site}/devices/{id}", get(device_api))
         .route("/api/sites/{site}/devices/{id}/history", get(history_api))
         .route("/api/tickets", get(tickets))
@@ -300,6 +301,37 @@ async fn health(State(shared): St) -> Response {
     .into_response()
 }
 
+/// `GET /metrics`: the intake counters of `/api/health` in the Prometheus
+/// text format (same access as `/api/health`).
+async fn metrics(State(shared): St) -> Response {
+    let load =
+        |a: Option<&std::sync::atomic::AtomicU64>| a.map_or(0, |a| a.load(Ordering::Relaxed));
+    let extra = [
+        (
+            "history_dropped_total",
+            "Messages the history store could not keep up with.",
+            load(shared.history.as_ref().map(|h| &h.dropped)),
+        ),
+        (
+            "ledger_dropped_total",
+            "Messages the central ledger could not keep up with.",
+            load(shared.ledger.as_ref().map(|l| &l.dropped)),
+        ),
+    ];
+    let text = match shared.model.lock() {
+        Ok(m) => crate::model::prometheus(&m.counters, &extra),
+        Err(_) => String::new(),
+    };
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response()
+}
+
 fn not_found_json(what: &str) -> Response {
     (StatusCode::NOT_FOUND, axum::Json(json!({"error": what}))).into_response()
 }
@@ -312,11 +344,15 @@ async fn not_found(req: Request) -> Response {
 }
 
 fn device_json(shared: &Shared, site: &str, id: &str) -> Option<Json> {
-    shared
-        .model
-        .lock()
-        .ok()?
-        .device(site, id, now_ms(), shared.stale_ms())
+    let m = shared.model.lock().ok()?;
+    // The first gateway of the site with that device, until the device
+    // routes name the gateway.
+    let (gw, _) = m
+        .sites
+        .get(site)?
+        .iter()
+        .find(|(_, g)| g.devices.contains_key(id))?;
+    m.device(site, gw, id, now_ms(), shared.stale_ms())
 }
 
 async fn device_page(State(shared): St, Path((site, id)): Path<(String, String)>) -> Response {

@@ -3,16 +3,41 @@
 //!
 //! [`Model::apply`] takes one message; [`Model::snapshot`] gives the JSON the
 //! pages and the API show. Retained messages (status, state, tickets) make a
-//! restarted dashboard recover the picture at once.
+//! restarted dashboard recover the picture at once, active hard alarms
+//! included (the `alarms` list of each retained state).
 //!
-//! Sequence numbers: each gateway numbers its messages; a live message
-//! whose `seq` is not above the highest seen is a resend and is dropped
-//! (counted as a duplicate), a jump counts the missing numbers as a gap.
-//! Retained messages replayed at subscription carry old numbers in any
-//! order, so they are checked per topic only and never count as gaps.
+//! Everything from MQTT is untrusted. A message is taken only as one of
+//! `bms-wire`'s typed, bounded payloads; anything else is refused, counted
+//! per kind and reason (`malformed_by_kind`) and never shown. The allow-list
+//! (`[mqtt] sites`, `gateways`) and the caps (`[limits]`: sites, gateways
+//! per site, devices per gateway, points per device, tickets per gateway,
+//! bytes per payload) bound what a flood can make the dashboard keep;
+//! each refusal is counted (`not_allowed`, `refused_by_cap`). Refusals are
+//! logged at most once per kind every [`LOG_EVERY_MS`], with the number
+//! left out since.
+//!
+//! Sequence numbers (`docs/mqtt.md`, "What a consumer does with seq"): each
+//! gateway numbers its live messages; the model keeps a window per gateway.
+//! A live message whose `seq` is not above the highest seen is a resend and
+//! is dropped (a duplicate), unless it is more than [`SEQ_BOUND`] below:
+//! no resend goes back that far, so the numbering restarted or the high
+//! mark was forged, and the lower number is believed (`seq_rollbacks`). A
+//! jump more than [`SEQ_BOUND`] above the highest seen (or above the last
+//! `status`'s seq when no live message was seen yet) is not believed and
+//! the message is dropped (`seq_jumps_refused`). A `status` with a new
+//! `started_at` (a real restart) resets the window. A smaller jump counts
+//! the missing numbers as a gap. Retained messages replayed at
+//! subscription carry old numbers in any order: they are checked per topic
+//! only (a state or ticket older than the one held is ignored) and never
+//! move the window; a live message always replaces what a retained one
+//! set. Every counter saturates.
 
 use std::collections::{BTreeMap, VecDeque};
 
+use bms_wire::{
+    Alarm, DeviceState, Event, Kind, Message, Online, PointValue, Refusal, State, Status,
+    Telemetry, TicketMsg, TicketState,
+};
 use serde::Serialize;
 use serde_json::{Map, Value as Json, json};
 
@@ -20,24 +45,82 @@ use serde_json::{Map, Value as Json, json};
 const CLOSED_TICKETS_KEPT: usize = 100;
 /// Recent events kept for the pages.
 const EVENTS_KEPT: usize = 50;
+/// A live `seq` this far from the highest seen is not a resend nor a gap.
+pub const SEQ_BOUND: u64 = 1_000_000;
+/// Refusals of one kind are logged at most this often.
+pub const LOG_EVERY_MS: i64 = 10_000;
+/// A status time this far ahead of the local clock does not order statuses.
+const FUTURE_SKEW_MS: i64 = 86_400_000;
 
-/// Counters of what arrived, for `/api/health` and `/metrics`.
+/// Counters of what arrived, for `/api/health` and `/metrics`. Every
+/// counter saturates at `u64::MAX`.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct Counters {
     /// Messages taken.
     pub messages: u64,
-    /// Payloads that were not what `docs/mqtt.md` says (not JSON, wrong shape).
+    /// Payloads refused as not what `docs/mqtt.md` says (all kinds and reasons).
     pub malformed: u64,
-    /// Topics under the prefix this dashboard does not know.
+    /// The same, by kind (`state`, `telemetry`, …) and reason (`shape`,
+    /// `too_long`, `out_of_range`, …).
+    pub malformed_by_kind: BTreeMap<&'static str, BTreeMap<&'static str, u64>>,
+    /// Topics under the prefix that are not one of `docs/mqtt.md`'s (or
+    /// whose segments are not ids).
     pub unknown_topics: u64,
+    /// Messages of a site or gateway outside the allow-list.
+    pub not_allowed: u64,
+    /// Messages refused by a `[limits]` cap, by cap (`sites`, `gateways`,
+    /// `devices`, `points`, `tickets`, `alarms`, `payload_bytes`).
+    pub refused_by_cap: BTreeMap<&'static str, u64>,
     /// Live messages dropped because their `seq` was not new (resends).
     pub duplicates: u64,
     /// Jumps in `seq`.
     pub gaps: u64,
     /// Sequence numbers missing in those jumps.
     pub missing: u64,
+    /// Live messages dropped because their `seq` jumped more than the bound ahead.
+    pub seq_jumps_refused: u64,
+    /// Live messages whose `seq` was more than the bound below the highest
+    /// seen, believed as a new start of the numbering.
+    pub seq_rollbacks: u64,
+    /// Gateway restarts seen (a status with a new `started_at`): window reset.
+    pub seq_restarts: u64,
     /// Command replies received.
     pub replies: u64,
+}
+
+fn bump(c: &mut u64) {
+    *c = c.saturating_add(1);
+}
+
+/// The caps of `[limits]` (`docs/dashboard.md`).
+#[derive(Clone, Debug)]
+pub struct Limits {
+    pub max_sites: usize,
+    pub max_gateways_per_site: usize,
+    pub max_devices_per_gateway: usize,
+    pub max_points_per_device: usize,
+    pub max_tickets_per_gateway: usize,
+    pub max_payload_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits::of(&crate::config::LimitsSection::default())
+    }
+}
+
+impl Limits {
+    /// The caps as configured.
+    pub fn of(l: &crate::config::LimitsSection) -> Limits {
+        Limits {
+            max_sites: l.max_sites,
+            max_gateways_per_site: l.max_gateways_per_site,
+            max_devices_per_gateway: l.max_devices_per_gateway,
+            max_points_per_device: l.max_points_per_device,
+            max_tickets_per_gateway: l.max_tickets_per_gateway,
+            max_payload_bytes: l.max_payload_bytes,
+        }
+    }
 }
 
 /// One device.
@@ -49,16 +132,16 @@ pub struct Device {
     pub name_en: String,
     pub location: String,
     /// `up`, `down`, `maintenance`, `unknown` (None: no state seen yet).
-    pub state: Option<String>,
+    pub state: Option<DeviceState>,
     pub since: Option<i64>,
     pub reason: Option<String>,
     /// The state payload's `availability` object.
-    pub availability: Option<Json>,
+    pub availability: Option<bms_wire::Availability>,
     /// Latest value of each point.
-    pub points: BTreeMap<String, Json>,
+    pub points: BTreeMap<String, Option<PointValue>>,
     pub units: BTreeMap<String, String>,
     /// Points whose quality is not good, with why.
-    pub quality: BTreeMap<String, Json>,
+    pub quality: BTreeMap<String, String>,
     /// Gateway time of the latest telemetry.
     pub telemetry_ts: Option<i64>,
     /// Local time (ms) the dashboard last heard of this device.
@@ -67,28 +150,80 @@ pub struct Device {
     state_seq: u64,
 }
 
+/// The `seq` window of one gateway (module doc).
+#[derive(Clone, Debug, Default)]
+struct SeqWindow {
+    /// Highest live seq believed (0: none yet).
+    high: u64,
+    /// The last status's seq, the reference before any live message.
+    anchor: Option<u64>,
+}
+
+enum Admit {
+    New { missing: u64 },
+    Duplicate,
+    Rollback,
+    JumpRefused,
+}
+
+impl SeqWindow {
+    fn admit(&mut self, seq: u64) -> Admit {
+        if self.high > 0 && seq <= self.high {
+            if self.high - seq > SEQ_BOUND {
+                self.high = seq;
+                return Admit::Rollback;
+            }
+            return Admit::Duplicate;
+        }
+        let base = if self.high > 0 {
+            Some(self.high)
+        } else {
+            self.anchor
+        };
+        if let Some(b) = base
+            && seq > b.saturating_add(SEQ_BOUND)
+        {
+            return Admit::JumpRefused;
+        }
+        let missing = if self.high > 0 {
+            seq - self.high - 1
+        } else {
+            0
+        };
+        self.high = seq;
+        Admit::New { missing }
+    }
+
+    fn restart(&mut self, anchor: u64) {
+        self.high = 0;
+        self.anchor = (anchor > 0).then_some(anchor);
+    }
+}
+
 /// One gateway.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct Gateway {
     pub id: String,
     pub site: String,
     /// `online` / `offline` (None: no status seen).
-    pub status: Option<String>,
+    pub status: Option<Online>,
     pub version: Option<String>,
     pub started_at: Option<i64>,
     pub status_ts: Option<i64>,
     /// Local time (ms) of the latest message from it.
     pub heard_ms: i64,
-    /// Highest live `seq` seen.
+    /// Highest live `seq` believed.
     pub seq: u64,
     pub devices: BTreeMap<String, Device>,
     /// Tickets by number, as last published.
-    pub tickets: BTreeMap<u64, Json>,
+    pub tickets: BTreeMap<u64, bms_wire::Ticket>,
     /// Active hard alarms: (device, point) → since (gateway ms).
     #[serde(skip)]
     pub alarms: BTreeMap<(String, String), i64>,
     #[serde(skip)]
     ticket_seq: BTreeMap<u64, u64>,
+    #[serde(skip)]
+    window: SeqWindow,
 }
 
 /// A command reply, for the waiter that sent the command.
@@ -110,10 +245,19 @@ pub enum Applied {
     Changed,
     /// A reply to a command.
     Reply(Reply),
-    /// Nothing to show (a resend, a command going out, another site).
+    /// Nothing to show (a resend, a command going out, a cleared topic).
     Ignored,
-    /// Counted as malformed; the reason for the log.
-    Malformed(String),
+    /// Refused (malformed, not allowed, over a cap, an unbelievable seq)
+    /// and counted; never to be passed on. With the text to log, at most
+    /// once per kind every [`LOG_EVERY_MS`].
+    Refused(Option<String>),
+}
+
+/// Refusals of one kind since the last log line.
+#[derive(Clone, Debug, Default)]
+struct LogGate {
+    last_ms: Option<i64>,
+    suppressed: u64,
 }
 
 /// The live picture.
@@ -121,6 +265,10 @@ pub enum Applied {
 pub struct Model {
     prefix: String,
     sites_filter: Vec<String>,
+    gateways_filter: Vec<(String, String)>,
+    limits: Limits,
+    rotation: Vec<String>,
+    log_gates: BTreeMap<&'static str, LogGate>,
     /// site → gateway id → gateway.
     pub sites: BTreeMap<String, BTreeMap<String, Gateway>>,
     pub counters: Counters,
@@ -131,7 +279,8 @@ pub struct Model {
 }
 
 impl Model {
-    /// An empty picture for topics under `prefix`, limited to `sites` when not empty.
+    /// An empty picture for topics under `prefix`, limited to `sites` when
+    /// not empty, with the default caps.
     pub fn new(prefix: &str, sites: Vec<String>) -> Model {
         Model {
             prefix: prefix.to_owned(),
@@ -140,98 +289,164 @@ impl Model {
         }
     }
 
+    /// An empty picture as `file` configures it: prefix, allow-lists,
+    /// caps, the wall's rotation.
+    pub fn configured(file: &crate::config::Config) -> Model {
+        Model {
+            gateways_filter: file
+                .mqtt
+                .gateways
+                .iter()
+                .filter_map(|g| g.split_once('/'))
+                .map(|(s, g)| (s.to_owned(), g.to_owned()))
+                .collect(),
+            limits: Limits::of(&file.limits),
+            rotation: file.rotation(),
+            ..Model::new(&file.mqtt.prefix, file.mqtt.sites.clone())
+        }
+    }
+
+    /// Replaces the caps (tests).
+    pub fn with_limits(mut self, limits: Limits) -> Model {
+        self.limits = limits;
+        self
+    }
+
+    fn allowed(&self, site: &str, gw: &str) -> bool {
+        (self.sites_filter.is_empty() || self.sites_filter.iter().any(|s| s == site))
+            && (self.gateways_filter.is_empty()
+                || self
+                    .gateways_filter
+                    .iter()
+                    .any(|(s, g)| s == site && g == gw))
+    }
+
     /// Takes one message; `retained` is the MQTT retain flag as delivered,
     /// `now_ms` the local clock.
     pub fn apply(&mut self, topic: &str, payload: &[u8], retained: bool, now_ms: i64) -> Applied {
-        let Some(rest) = topic
-            .strip_prefix(self.prefix.as_str())
-            .and_then(|r| r.strip_prefix('/'))
-        else {
-            self.counters.unknown_topics += 1;
-            return Applied::Ignored;
+        let t = match bms_wire::parse_topic(&self.prefix, topic) {
+            Ok(t) => t,
+            Err(r) => {
+                bump(&mut self.counters.unknown_topics);
+                return self.log("topic", &r, now_ms);
+            }
         };
-        let parts: Vec<&str> = rest.split('/').collect();
-        if parts.len() < 3 {
-            self.counters.unknown_topics += 1;
+        // Commands going to a gateway (ours or another sender's), and
+        // on-call alerts: not for the picture.
+        if matches!(t.kind, Kind::Command(_) | Kind::Alert) {
             return Applied::Ignored;
         }
-        let (site, gw) = (parts[0], parts[1]);
-        if !self.sites_filter.is_empty() && !self.sites_filter.iter().any(|s| s == site) {
-            return Applied::Ignored;
+        if !self.allowed(t.site, t.gateway) {
+            bump(&mut self.counters.not_allowed);
+            return Applied::Refused(None);
         }
-        // Commands going to a gateway (ours or another sender's): not news.
-        if parts[2] == "cmd" && parts.get(3) != Some(&"reply") {
-            return Applied::Ignored;
-        }
-        self.counters.messages += 1;
+        bump(&mut self.counters.messages);
         if payload.is_empty() {
             // A cleared retained topic.
             return Applied::Ignored;
         }
-        let v: Json = match serde_json::from_slice(payload) {
-            Ok(v @ Json::Object(_)) => v,
-            Ok(_) => return self.malformed(topic, "the payload is not a JSON object"),
-            Err(e) => return self.malformed(topic, &format!("not JSON: {e}")),
-        };
-        let seq = v.get("seq").and_then(Json::as_u64);
-        let kind = match parts[2..] {
-            ["status"] => Kind::Status,
-            ["alarm"] => Kind::Alarm,
-            ["cmd", "reply"] => Kind::Reply,
-            ["tickets", id] => match id.parse::<u64>() {
-                Ok(n) => Kind::Ticket(n),
-                Err(_) => return self.malformed(topic, "the ticket number is not a number"),
-            },
-            [dev, "telemetry"] => Kind::Telemetry(dev),
-            [dev, "state"] => Kind::State(dev),
-            [dev, "event"] => Kind::Event(dev),
-            _ => {
-                self.counters.unknown_topics += 1;
-                return Applied::Ignored;
+        if payload.len() > self.limits.max_payload_bytes {
+            let r = Refusal::new(
+                bms_wire::Reason::TooLong,
+                format!(
+                    "{topic}: {} bytes, over [limits] max_payload_bytes = {}",
+                    payload.len(),
+                    self.limits.max_payload_bytes
+                ),
+            );
+            return self.cap("payload_bytes", &r, now_ms);
+        }
+        let msg = match bms_wire::parse(&t, payload) {
+            Ok(m) => m,
+            Err(r) => {
+                let kind = t.kind.name();
+                bump(&mut self.counters.malformed);
+                bump(
+                    self.counters
+                        .malformed_by_kind
+                        .entry(kind)
+                        .or_default()
+                        .entry(r.reason().as_str())
+                        .or_default(),
+                );
+                let r = Refusal::new(r.reason(), format!("{topic}: {}", r.detail()));
+                return self.log(kind, &r, now_ms);
             }
         };
-        if !matches!(kind, Kind::Status) && seq.is_none() {
-            return self.malformed(topic, "no seq");
-        }
-        // The shape first: a malformed message must not move the numbering.
-        if let Err(why) = validate(&kind, &v) {
-            return self.malformed(topic, why);
-        }
-        let g = self
-            .sites
-            .entry(site.to_owned())
-            .or_default()
-            .entry(gw.to_owned())
-            .or_insert_with(|| Gateway {
-                id: gw.to_owned(),
-                site: site.to_owned(),
-                ..Gateway::default()
-            });
+        let Some(g) = gateway(&mut self.sites, &self.limits, t.site, t.gateway) else {
+            let which = if self.sites.contains_key(t.site) {
+                "gateways"
+            } else {
+                "sites"
+            };
+            let r = Refusal::new(
+                bms_wire::Reason::TooMany,
+                format!("{topic}: over the [limits] cap of {which}"),
+            );
+            return self.cap(which, &r, now_ms);
+        };
         g.heard_ms = now_ms;
         // Live numbering.
-        if let (false, Some(seq), false) = (retained, seq, matches!(kind, Kind::Status)) {
-            if seq <= g.seq {
-                self.counters.duplicates += 1;
-                return Applied::Ignored;
+        if !retained && !matches!(msg, Message::Status(_)) {
+            match g.window.admit(msg.seq()) {
+                Admit::Duplicate => {
+                    bump(&mut self.counters.duplicates);
+                    return Applied::Ignored;
+                }
+                Admit::JumpRefused => {
+                    bump(&mut self.counters.seq_jumps_refused);
+                    let r = Refusal::new(
+                        bms_wire::Reason::OutOfRange,
+                        format!(
+                            "{topic}: seq {} jumps more than {SEQ_BOUND} ahead; not believed",
+                            msg.seq()
+                        ),
+                    );
+                    return self.log("seq", &r, now_ms);
+                }
+                Admit::Rollback => bump(&mut self.counters.seq_rollbacks),
+                Admit::New { missing } => {
+                    if missing > 0 {
+                        bump(&mut self.counters.gaps);
+                        self.counters.missing = self.counters.missing.saturating_add(missing);
+                    }
+                }
             }
-            if g.seq > 0 && seq > g.seq + 1 {
-                self.counters.gaps += 1;
-                self.counters.missing += seq - g.seq - 1;
-            }
-            g.seq = seq;
+            g.seq = g.window.high;
         }
-        let seq = seq.unwrap_or(0);
-        let r = match kind {
-            Kind::Status => status(g, &v),
-            Kind::Alarm => alarm(g, &v, &mut self.events),
-            Kind::Reply => {
-                self.counters.replies += 1;
-                reply(site, gw, &v)
+        let limits = self.limits.clone();
+        let site = t.site.to_owned();
+        let r = match msg {
+            Message::Status(m) => {
+                if status(g, &m, now_ms) {
+                    bump(&mut self.counters.seq_restarts);
+                }
+                Ok(Applied::Changed)
             }
-            Kind::Ticket(n) => ticket(g, n, seq, &v),
-            Kind::Telemetry(d) => telemetry(g, d, &v, now_ms),
-            Kind::State(d) => state(g, d, seq, &v, now_ms),
-            Kind::Event(d) => event(g, d, &v, &mut self.events, now_ms),
+            Message::Alarm(a) => alarm(g, &a, &limits, &mut self.events),
+            Message::Reply(r) => {
+                bump(&mut self.counters.replies);
+                Ok(Applied::Reply(Reply {
+                    site,
+                    gateway: t.gateway.to_owned(),
+                    id: r.id,
+                    ok: r.ok,
+                    op: r.op.unwrap_or_default(),
+                    text: if r.ok {
+                        r.result.unwrap_or_default()
+                    } else {
+                        format!(
+                            "{}: {}",
+                            r.reason.as_deref().unwrap_or("?"),
+                            r.detail.unwrap_or_default()
+                        )
+                    },
+                }))
+            }
+            Message::Ticket(m) => ticket(g, m, retained, &limits),
+            Message::Telemetry(m) => telemetry(g, m, &limits, now_ms),
+            Message::State(m) => state(g, m, retained, &limits, now_ms),
+            Message::Event(e) => event(g, e, &limits, &mut self.events, now_ms),
         };
         while self.events.len() > EVENTS_KEPT {
             self.events.pop_front();
@@ -239,17 +454,44 @@ impl Model {
         match r {
             Ok(a) => {
                 if a == Applied::Changed {
-                    self.version += 1;
+                    self.version = self.version.wrapping_add(1);
                 }
                 a
             }
-            Err(why) => self.malformed(topic, why),
+            Err(cap) => {
+                let r = Refusal::new(
+                    bms_wire::Reason::TooMany,
+                    format!("{topic}: over the [limits] cap of {cap}"),
+                );
+                self.cap(cap, &r, now_ms)
+            }
         }
     }
 
-    fn malformed(&mut self, topic: &str, why: &str) -> Applied {
-        self.counters.malformed += 1;
-        Applied::Malformed(format!("{topic}: {why}"))
+    fn cap(&mut self, cap: &'static str, r: &Refusal, now_ms: i64) -> Applied {
+        bump(self.counters.refused_by_cap.entry(cap).or_default());
+        self.log("cap", r, now_ms)
+    }
+
+    /// The log line for a refusal, when one is due for this kind.
+    fn log(&mut self, kind: &'static str, r: &Refusal, now_ms: i64) -> Applied {
+        let gate = self.log_gates.entry(kind).or_default();
+        if gate
+            .last_ms
+            .is_some_and(|last| now_ms.saturating_sub(last) < LOG_EVERY_MS)
+        {
+            bump(&mut gate.suppressed);
+            return Applied::Refused(None);
+        }
+        let more = std::mem::take(&mut gate.suppressed);
+        gate.last_ms = Some(now_ms);
+        let mut text = r.to_string();
+        if more > 0 {
+            text.push_str(&format!(
+                "; {more} more {kind} refusals since the last report"
+            ));
+        }
+        Applied::Refused(Some(text))
     }
 
     /// The JSON the pages show (see `docs/api.md`, `GET /api/snapshot`).
@@ -261,21 +503,17 @@ impl Model {
             let mut tickets = Vec::new();
             let mut alarms = Vec::new();
             for g in gws.values() {
-                let offline = g.status.as_deref() == Some("offline");
                 gateways.push(json!({
                     "id": g.id, "status": g.status, "version": g.version,
                     "started_at": g.started_at, "heard_ms": g.heard_ms, "seq": g.seq,
                     "devices": g.devices.len(),
                 }));
                 for d in g.devices.values() {
-                    devices.push(device_json(g, d, offline, now_ms, stale_after_ms));
+                    devices.push(device_json(g, d, now_ms, stale_after_ms));
                 }
                 for t in g.tickets.values() {
-                    if t.get("state").and_then(Json::as_str) != Some("closed") {
-                        let mut t = t.clone();
-                        t["gateway"] = json!(g.id);
-                        t["site"] = json!(site);
-                        tickets.push(t);
+                    if t.state != TicketState::Closed {
+                        tickets.push(ticket_json(site, g, t));
                     }
                 }
                 for ((dev, point), since) in &g.alarms {
@@ -302,31 +540,36 @@ impl Model {
             "now": now_ms,
             "version": self.version,
             "sites": sites,
+            "rotate_sites": self.rotation,
             "counters": self.counters,
             "events": self.events,
         })
     }
 
-    /// One device's JSON (with `stale` and `shown`), when known.
-    pub fn device(&self, site: &str, id: &str, now_ms: i64, stale_after_ms: i64) -> Option<Json> {
-        let gws = self.sites.get(site)?;
-        for g in gws.values() {
-            if let Some(d) = g.devices.get(id) {
-                let offline = g.status.as_deref() == Some("offline");
-                let mut j = device_json(g, d, offline, now_ms, stale_after_ms);
-                j["quality"] = json!(d.quality);
-                j["units"] = json!(d.units);
-                j["tickets"] = Json::Array(
-                    g.tickets
-                        .values()
-                        .filter(|t| t.get("device").and_then(Json::as_str) == Some(id))
-                        .cloned()
-                        .collect(),
-                );
-                return Some(j);
-            }
-        }
-        None
+    /// One device's JSON (with `stale` and `shown`), when known: devices
+    /// are (site, gateway, device), so two gateways of a site may each have
+    /// a device of the same id.
+    pub fn device(
+        &self,
+        site: &str,
+        gateway: &str,
+        id: &str,
+        now_ms: i64,
+        stale_after_ms: i64,
+    ) -> Option<Json> {
+        let g = self.sites.get(site)?.get(gateway)?;
+        let d = g.devices.get(id)?;
+        let mut j = device_json(g, d, now_ms, stale_after_ms);
+        j["quality"] = json!(d.quality);
+        j["units"] = json!(d.units);
+        j["tickets"] = Json::Array(
+            g.tickets
+                .values()
+                .filter(|t| t.device == id)
+                .map(|t| json!(t))
+                .collect(),
+        );
+        Some(j)
     }
 
     /// A ticket by site and number: `(gateway, ticket)`. Numbers are per
@@ -335,7 +578,7 @@ impl Model {
         let gws = self.sites.get(site)?;
         gws.values()
             .filter(|g| gateway.is_none_or(|w| w == g.id))
-            .find_map(|g| g.tickets.get(&n).map(|t| (g.id.clone(), t.clone())))
+            .find_map(|g| g.tickets.get(&n).map(|t| (g.id.clone(), json!(t))))
     }
 
     /// Every ticket of every site (closed ones too), newest first.
@@ -344,10 +587,7 @@ impl Model {
         for (site, gws) in &self.sites {
             for g in gws.values() {
                 for t in g.tickets.values() {
-                    let mut t = t.clone();
-                    t["gateway"] = json!(g.id);
-                    t["site"] = json!(site);
-                    all.push(t);
+                    all.push(ticket_json(site, g, t));
                 }
             }
         }
@@ -356,71 +596,55 @@ impl Model {
     }
 }
 
-enum Kind<'a> {
-    Status,
-    Alarm,
-    Reply,
-    Ticket(u64),
-    Telemetry(&'a str),
-    State(&'a str),
-    Event(&'a str),
-}
-
-/// The fields each kind of message needs (`docs/mqtt.md`).
-fn validate(kind: &Kind<'_>, v: &Json) -> Result<(), &'static str> {
-    let s = |k: &str| v.get(k).and_then(Json::as_str);
-    let one_of = |k: &str, allowed: &[&str]| s(k).is_some_and(|x| allowed.contains(&x));
-    match kind {
-        Kind::Status if !one_of("state", &["online", "offline"]) => {
-            Err("status without state online/offline")
-        }
-        Kind::Alarm
-            if s("device").is_none()
-                || s("point").is_none()
-                || v.get("active").and_then(Json::as_bool).is_none() =>
-        {
-            Err("alarm without device, point or active")
-        }
-        Kind::Reply if v.get("ok").and_then(Json::as_bool).is_none() => Err("reply without ok"),
-        Kind::Ticket(n) => {
-            let t = v.get("ticket").ok_or("ticket message without ticket")?;
-            if t.get("id").and_then(Json::as_u64) != Some(*n) {
-                Err("the ticket's id is not the one in the topic")
-            } else if t.get("state").and_then(Json::as_str).is_none() {
-                Err("ticket without state")
-            } else {
-                Ok(())
-            }
-        }
-        Kind::Telemetry(_) if v.get("points").and_then(Json::as_object).is_none() => {
-            Err("telemetry without points")
-        }
-        Kind::State(_) if !one_of("state", &["up", "down", "maintenance", "unknown"]) => {
-            Err("state without up/down/maintenance/unknown")
-        }
-        Kind::Event(_) if s("type").is_none() => Err("event without type"),
-        Kind::Event(_) if s("type") == Some("transition") && s("to").is_none() => {
-            Err("transition without to")
-        }
-        _ => Ok(()),
+/// The gateway, made when the caps allow.
+fn gateway<'a>(
+    sites: &'a mut BTreeMap<String, BTreeMap<String, Gateway>>,
+    limits: &Limits,
+    site: &str,
+    gw: &str,
+) -> Option<&'a mut Gateway> {
+    if !sites.contains_key(site) && sites.len() >= limits.max_sites {
+        return None;
     }
+    let gws = sites.entry(site.to_owned()).or_default();
+    if !gws.contains_key(gw) && gws.len() >= limits.max_gateways_per_site {
+        return None;
+    }
+    Some(gws.entry(gw.to_owned()).or_insert_with(|| Gateway {
+        id: gw.to_owned(),
+        site: site.to_owned(),
+        ..Gateway::default()
+    }))
 }
 
-fn device_json(g: &Gateway, d: &Device, offline: bool, now_ms: i64, stale_after_ms: i64) -> Json {
-    let stale = offline || now_ms - d.heard_ms > stale_after_ms;
+fn ticket_json(site: &str, g: &Gateway, t: &bms_wire::Ticket) -> Json {
+    let mut t = json!(t);
+    t["gateway"] = json!(g.id);
+    t["site"] = json!(site);
+    t
+}
+
+fn device_json(g: &Gateway, d: &Device, now_ms: i64, stale_after_ms: i64) -> Json {
+    let offline = g.status == Some(Online::Offline);
+    let stale = offline || now_ms.saturating_sub(d.heard_ms) > stale_after_ms;
     let alarms: Vec<&str> = g
         .alarms
         .keys()
         .filter(|(dev, _)| *dev == d.id)
         .map(|(_, p)| p.as_str())
         .collect();
+    let shown = if stale {
+        "stale"
+    } else {
+        d.state.map_or("unknown", DeviceState::as_str)
+    };
     json!({
         "id": d.id, "gateway": g.id, "class": d.class, "name_zh": d.name_zh,
         "name_en": d.name_en, "location": d.location, "state": d.state,
         "since": d.since, "reason": d.reason, "availability": d.availability,
         "points": d.points, "units": d.units, "telemetry_ts": d.telemetry_ts,
         "heard_ms": d.heard_ms, "stale": stale, "alarms": alarms,
-        "shown": if stale { "stale" } else { d.state.as_deref().unwrap_or("unknown") },
+        "shown": shown,
     })
 }
 
@@ -461,105 +685,86 @@ fn class_figures(devices: &[Json]) -> Json {
     Json::Object(out)
 }
 
-fn device<'a>(g: &'a mut Gateway, id: &str) -> &'a mut Device {
-    g.devices.entry(id.to_owned()).or_insert_with(|| Device {
+/// The device, made when the devices cap allows; `Err` names the cap.
+fn device<'a>(
+    g: &'a mut Gateway,
+    id: &str,
+    limits: &Limits,
+) -> Result<&'a mut Device, &'static str> {
+    if !g.devices.contains_key(id) && g.devices.len() >= limits.max_devices_per_gateway {
+        return Err("devices");
+    }
+    Ok(g.devices.entry(id.to_owned()).or_insert_with(|| Device {
         id: id.to_owned(),
         ..Device::default()
-    })
-}
-
-fn status(g: &mut Gateway, v: &Json) -> Result<Applied, &'static str> {
-    let st = v
-        .get("state")
-        .and_then(Json::as_str)
-        .filter(|s| ["online", "offline"].contains(s))
-        .ok_or("status without state online/offline")?;
-    let ts = v.get("ts").and_then(Json::as_i64);
-    // Order statuses by their time (the last will carries the connect time).
-    if let (Some(old), Some(new)) = (g.status_ts, ts)
-        && new < old
-    {
-        return Ok(Applied::Ignored);
-    }
-    g.status = Some(st.to_owned());
-    g.status_ts = ts;
-    g.version = v.get("version").and_then(Json::as_str).map(str::to_owned);
-    g.started_at = v.get("started_at").and_then(Json::as_i64);
-    Ok(Applied::Changed)
-}
-
-fn alarm(g: &mut Gateway, v: &Json, events: &mut VecDeque<Json>) -> Result<Applied, &'static str> {
-    let dev = v
-        .get("device")
-        .and_then(Json::as_str)
-        .ok_or("alarm without device")?;
-    let point = v
-        .get("point")
-        .and_then(Json::as_str)
-        .ok_or("alarm without point")?;
-    let active = v
-        .get("active")
-        .and_then(Json::as_bool)
-        .ok_or("alarm without active")?;
-    let at = v.get("at").and_then(Json::as_i64).unwrap_or(0);
-    let key = (dev.to_owned(), point.to_owned());
-    if active {
-        g.alarms.insert(key, at);
-    } else {
-        g.alarms.remove(&key);
-    }
-    events.push_back(json!({"type": "alarm", "site": g.site, "gateway": g.id, "device": dev, "point": point, "active": active, "at": at}));
-    Ok(Applied::Changed)
-}
-
-fn reply(site: &str, gw: &str, v: &Json) -> Result<Applied, &'static str> {
-    let ok = v
-        .get("ok")
-        .and_then(Json::as_bool)
-        .ok_or("reply without ok")?;
-    let text = if ok {
-        v.get("result")
-            .and_then(Json::as_str)
-            .unwrap_or("")
-            .to_owned()
-    } else {
-        format!(
-            "{}: {}",
-            v.get("reason").and_then(Json::as_str).unwrap_or("?"),
-            v.get("detail").and_then(Json::as_str).unwrap_or("")
-        )
-    };
-    Ok(Applied::Reply(Reply {
-        site: site.to_owned(),
-        gateway: gw.to_owned(),
-        id: v.get("id").and_then(Json::as_str).map(str::to_owned),
-        ok,
-        op: v.get("op").and_then(Json::as_str).unwrap_or("").to_owned(),
-        text,
     }))
 }
 
-fn ticket(g: &mut Gateway, n: u64, seq: u64, v: &Json) -> Result<Applied, &'static str> {
-    let t = v
-        .get("ticket")
-        .filter(|t| t.is_object())
-        .ok_or("ticket message without ticket")?;
-    if t.get("id").and_then(Json::as_u64) != Some(n) {
-        return Err("the ticket's id is not the one in the topic");
+/// Applies a status; true when it shows a restart (a new `started_at`).
+fn status(g: &mut Gateway, m: &Status, now_ms: i64) -> bool {
+    let restarted = match (g.started_at, m.started_at) {
+        (Some(old), Some(new)) => new != old && m.state == Online::Online,
+        (None, _) | (_, None) => false,
+    };
+    if restarted || g.window.anchor.is_none() && g.window.high == 0 {
+        g.window.restart(m.seq);
     }
-    if t.get("state").and_then(Json::as_str).is_none() {
-        return Err("ticket without state");
+    // Order statuses by their time (the last will carries the connect
+    // time); a time implausibly far ahead of the local clock orders nothing.
+    let believable = g
+        .status_ts
+        .is_some_and(|old| old <= now_ms.saturating_add(FUTURE_SKEW_MS));
+    if !restarted && believable && g.status_ts.is_some_and(|old| m.ts < old) {
+        return false;
     }
-    if g.ticket_seq.get(&n).is_some_and(|&s| s >= seq) {
+    g.status = Some(m.state);
+    g.status_ts = Some(m.ts);
+    g.version.clone_from(&m.version);
+    if m.started_at.is_some() {
+        g.started_at = m.started_at;
+    }
+    restarted
+}
+
+fn alarm(
+    g: &mut Gateway,
+    a: &Alarm,
+    limits: &Limits,
+    events: &mut VecDeque<Json>,
+) -> Result<Applied, &'static str> {
+    let key = (a.device.clone(), a.point.clone());
+    if a.active {
+        if !g.alarms.contains_key(&key) && g.alarms.len() >= limits.max_devices_per_gateway {
+            return Err("alarms");
+        }
+        g.alarms.insert(key, a.at);
+    } else {
+        g.alarms.remove(&key);
+    }
+    events.push_back(json!({"type": "alarm", "site": g.site, "gateway": g.id, "device": a.device, "point": a.point, "active": a.active, "at": a.at}));
+    Ok(Applied::Changed)
+}
+
+fn ticket(
+    g: &mut Gateway,
+    m: TicketMsg,
+    retained: bool,
+    limits: &Limits,
+) -> Result<Applied, &'static str> {
+    let n = m.ticket.id;
+    if retained && g.ticket_seq.get(&n).is_some_and(|&s| s >= m.seq) {
         return Ok(Applied::Ignored);
     }
-    g.ticket_seq.insert(n, seq);
-    g.tickets.insert(n, t.clone());
+    if !g.tickets.contains_key(&n) && g.tickets.len() >= limits.max_tickets_per_gateway {
+        return Err("tickets");
+    }
+    g.ticket_seq.insert(n, m.seq);
+    g.tickets.insert(n, m.ticket);
     // Forget the oldest closed tickets beyond the limit.
     let closed: Vec<u64> = g
         .tickets
         .iter()
-        .filter(|(_, t)| t.get("state").and_then(Json::as_str) == Some("closed"))
+        .filter(|(_, t)| t.state == TicketState::Closed)
         .map(|(n, _)| *n)
         .collect();
     if closed.len() > CLOSED_TICKETS_KEPT {
@@ -571,244 +776,191 @@ fn ticket(g: &mut Gateway, n: u64, seq: u64, v: &Json) -> Result<Applied, &'stat
     Ok(Applied::Changed)
 }
 
-fn telemetry(g: &mut Gateway, dev: &str, v: &Json, now_ms: i64) -> Result<Applied, &'static str> {
-    let points = v
-        .get("points")
-        .and_then(Json::as_object)
-        .ok_or("telemetry without points")?;
-    let d = device(g, dev);
-    if let Some(c) = v.get("class").and_then(Json::as_str) {
-        c.clone_into(&mut d.class);
+fn telemetry(
+    g: &mut Gateway,
+    m: Telemetry,
+    limits: &Limits,
+    now_ms: i64,
+) -> Result<Applied, &'static str> {
+    let d = device(g, &m.device, limits)?;
+    let new = m
+        .points
+        .keys()
+        .filter(|k| !d.points.contains_key(*k))
+        .count();
+    if d.points.len() + new > limits.max_points_per_device {
+        return Err("points");
     }
-    for (k, p) in points {
-        d.points.insert(k.clone(), p.clone());
-        d.quality.remove(k);
+    if let Some(c) = m.class {
+        d.class = c;
     }
-    if let Some(u) = v.get("units").and_then(Json::as_object) {
-        for (k, unit) in u {
-            if let Some(unit) = unit.as_str() {
-                d.units.insert(k.clone(), unit.to_owned());
-            }
+    for (k, p) in m.points {
+        d.quality.remove(&k);
+        d.points.insert(k, p);
+    }
+    // Units and qualities only of points held: bounded by the points cap.
+    for (k, unit) in m.units {
+        if d.points.contains_key(&k) {
+            d.units.insert(k, unit);
         }
     }
-    if let Some(q) = v.get("quality").and_then(Json::as_object) {
-        for (k, why) in q {
-            d.quality.insert(k.clone(), why.clone());
+    for (k, why) in m.quality {
+        if d.points.contains_key(&k) {
+            d.quality.insert(k, why);
         }
     }
-    d.telemetry_ts = v.get("ts").and_then(Json::as_i64);
+    d.telemetry_ts = Some(m.ts);
     d.heard_ms = now_ms;
     Ok(Applied::Changed)
 }
 
 fn state(
     g: &mut Gateway,
-    dev: &str,
-    seq: u64,
-    v: &Json,
+    m: State,
+    retained: bool,
+    limits: &Limits,
     now_ms: i64,
 ) -> Result<Applied, &'static str> {
-    let st = v
-        .get("state")
-        .and_then(Json::as_str)
-        .filter(|s| ["up", "down", "maintenance", "unknown"].contains(s))
-        .ok_or("state without up/down/maintenance/unknown")?;
-    let d = device(g, dev);
-    if d.state_seq >= seq && d.state.is_some() {
+    let d = device(g, &m.device, limits)?;
+    if retained && d.state_seq >= m.seq && d.state.is_some() {
         return Ok(Applied::Ignored);
     }
-    d.state_seq = seq;
-    d.state = Some(st.to_owned());
-    d.since = v.get("since").and_then(Json::as_i64);
-    d.reason = v.get("reason").and_then(Json::as_str).map(str::to_owned);
-    d.availability = v.get("availability").cloned();
-    for (k, f) in [
-        ("class", &mut d.class),
-        ("name_zh", &mut d.name_zh),
-        ("name_en", &mut d.name_en),
-        ("location", &mut d.location),
+    d.state_seq = m.seq;
+    d.state = Some(m.state);
+    d.since = m.since;
+    d.reason = m.reason;
+    d.availability = m.availability;
+    for (v, f) in [
+        (m.class, &mut d.class),
+        (m.name_zh, &mut d.name_zh),
+        (m.name_en, &mut d.name_en),
+        (m.location, &mut d.location),
     ] {
-        if let Some(s) = v.get(k).and_then(Json::as_str) {
-            s.clone_into(f);
+        if let Some(v) = v {
+            *f = v;
         }
     }
     d.heard_ms = now_ms;
+    // The retained state lists the device's active hard alarms: what the
+    // live `alarm` messages said before a restart of the dashboard.
+    if let Some(list) = m.alarms {
+        let dev = m.device;
+        let others = g.alarms.keys().filter(|(d, _)| *d != dev).count();
+        if others + list.len() > limits.max_devices_per_gateway {
+            return Err("alarms");
+        }
+        g.alarms.retain(|(d, _), _| *d != dev);
+        for a in list {
+            g.alarms.insert((dev.clone(), a.point), a.since);
+        }
+    }
     Ok(Applied::Changed)
 }
 
 fn event(
     g: &mut Gateway,
-    dev: &str,
-    v: &Json,
+    e: Event,
+    limits: &Limits,
     events: &mut VecDeque<Json>,
     now_ms: i64,
 ) -> Result<Applied, &'static str> {
-    let ty = v
-        .get("type")
-        .and_then(Json::as_str)
-        .ok_or("event without type")?;
-    let d = device(g, dev);
+    let dev = match &e {
+        Event::Transition(t) => &t.device,
+        Event::Threshold(t) => &t.device,
+    };
+    let d = device(g, dev, limits)?;
     d.heard_ms = now_ms;
-    if ty == "transition" {
-        let to = v
-            .get("to")
-            .and_then(Json::as_str)
-            .ok_or("transition without to")?;
-        d.state = Some(to.to_owned());
-        d.since = v.get("at").and_then(Json::as_i64);
-        d.reason = v.get("reason").and_then(Json::as_str).map(str::to_owned);
-        let mut e = v.clone();
-        e["site"] = json!(g.site);
-        e["gateway"] = json!(g.id);
-        events.push_back(e);
+    if let Event::Transition(t) = &e {
+        d.state = Some(t.to);
+        d.since = Some(t.at);
+        d.reason.clone_from(&t.reason);
+        let mut j = json!(e);
+        j["site"] = json!(g.site);
+        j["gateway"] = json!(g.id);
+        events.push_back(j);
     }
     Ok(Applied::Changed)
 }
 
-#[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used)]
-    use super::*;
-
-    fn m() -> Model {
-        Model::new("bms", vec![])
-    }
-
-    fn state_msg(seq: u64, st: &str) -> Vec<u8> {
-        json!({"seq": seq, "ts": 1, "device": "pump-1", "class": "pump", "name_zh": "1号泵",
-               "name_en": "Pump 1", "location": "B1", "state": st, "since": 5, "reason": null,
-               "availability": {"month": 0.97, "rolling": 0.9, "threshold": 98.0, "below": true, "rolling_window_s": 900}})
-        .to_string()
-        .into_bytes()
-    }
-
-    #[test]
-    fn state_then_snapshot() {
-        let mut m = m();
-        assert_eq!(
-            m.apply(
-                "bms/s1/gw-1/pump-1/state",
-                &state_msg(5, "down"),
-                true,
-                1000
-            ),
-            Applied::Changed
-        );
-        let s = m.snapshot(1000, 150_000);
-        let d = &s["sites"][0]["devices"][0];
-        assert_eq!(d["name_zh"], "1号泵");
-        assert_eq!(d["shown"], "down");
-        let c = &s["sites"][0]["classes"]["pump"];
-        assert_eq!(c["down"], 1);
-        assert_eq!(c["target"], 98.0);
-        assert_eq!(c["below"], true);
-        // Stale once nothing is heard for stale_after.
-        let s = m.snapshot(1000 + 150_001, 150_000);
-        assert_eq!(s["sites"][0]["devices"][0]["shown"], "stale");
-    }
-
-    #[test]
-    fn duplicates_and_gaps_are_counted() {
-        let mut m = m();
-        m.apply("bms/s1/gw-1/pump-1/state", &state_msg(10, "up"), false, 1);
-        assert_eq!(
-            m.apply("bms/s1/gw-1/pump-1/state", &state_msg(10, "down"), false, 2),
-            Applied::Ignored
-        );
-        assert_eq!(m.counters.duplicates, 1);
-        m.apply("bms/s1/gw-1/pump-1/state", &state_msg(14, "down"), false, 3);
-        assert_eq!((m.counters.gaps, m.counters.missing), (1, 3));
-        assert_eq!(
-            m.sites["s1"]["gw-1"].devices["pump-1"].state.as_deref(),
-            Some("down")
-        );
-    }
-
-    #[test]
-    fn retained_messages_in_any_order_are_not_gaps() {
-        let mut m = m();
-        m.apply("bms/s1/gw-1/pump-1/state", &state_msg(50, "up"), true, 1);
-        m.apply("bms/s1/gw-1/pump-2/state", &state_msg(7, "down"), true, 1);
-        assert_eq!(m.counters.gaps + m.counters.duplicates, 0);
-        assert_eq!(m.sites["s1"]["gw-1"].devices.len(), 2);
-    }
-
-    #[test]
-    fn malformed_messages_are_counted_and_harmless() {
-        let mut m = m();
-        assert!(matches!(
-            m.apply("bms/s1/gw-1/pump-1/state", b"{not json", false, 1),
-            Applied::Malformed(_)
-        ));
-        assert!(matches!(
-            m.apply("bms/s1/gw-1/pump-1/state", b"[1]", false, 1),
-            Applied::Malformed(_)
-        ));
-        assert!(matches!(
-            m.apply(
-                "bms/s1/gw-1/pump-1/state",
-                br#"{"seq":3,"state":"sideways"}"#,
-                false,
-                1
-            ),
-            Applied::Malformed(_)
-        ));
-        assert!(matches!(
-            m.apply("bms/s1/gw-1/tickets/x", br#"{"seq":4}"#, false, 1),
-            Applied::Malformed(_)
-        ));
-        // A malformed message with a huge seq does not poison the numbering.
-        m.apply("bms/s1/gw-1/pump-1/state", &state_msg(1, "up"), false, 1);
-        assert!(matches!(
-            m.apply(
-                "bms/s1/gw-1/pump-1/state",
-                br#"{"seq":999999999,"state":"sideways"}"#,
-                false,
-                1
-            ),
-            Applied::Malformed(_)
-        ));
-        assert!(matches!(
-            m.apply(
-                "bms/s1/gw-1/pump-1/state",
-                br#"{"seq":1,"state":"sideways"}"#,
-                false,
-                1
-            ),
-            Applied::Malformed(_)
-        ));
-        assert_eq!(m.counters.malformed, 6);
-        assert_eq!(
-            m.apply("bms/s1/gw-1/pump-1/state", &state_msg(5, "up"), false, 1),
-            Applied::Changed
-        );
-    }
-
-    #[test]
-    fn tickets_alarms_and_replies() {
-        let mut m = m();
-        let t = json!({"seq": 3, "ts": 1, "event": "opened", "at": 1, "ticket": {"id": 1, "device": "fire-panel-1", "state": "open", "severity": "critical", "opened_ms": 1}});
-        m.apply("bms/s1/gw-1/tickets/1", t.to_string().as_bytes(), false, 1);
-        let a = json!({"seq": 4, "ts": 1, "device": "fire-panel-1", "point": "fault", "active": true, "at": 1});
-        m.apply("bms/s1/gw-1/alarm", a.to_string().as_bytes(), false, 1);
-        let s = m.snapshot(1, 1000);
-        assert_eq!(s["sites"][0]["tickets"][0]["id"], 1);
-        assert_eq!(s["sites"][0]["alarms"][0]["point"], "fault");
-        let r =
-            json!({"seq": 5, "ts": 1, "id": "abcdefgh", "ok": true, "op": "ack", "result": "done"});
-        match m.apply("bms/s1/gw-1/cmd/reply", r.to_string().as_bytes(), false, 1) {
-            Applied::Reply(r) => assert!(r.ok && r.id.as_deref() == Some("abcdefgh")),
-            other => panic!("{other:?}"),
+/// The counters in the Prometheus text format (`GET /metrics`), grouped
+/// per metric: `# HELP`, `# TYPE`, then its samples.
+pub fn prometheus(c: &Counters, extra: &[(&str, &str, u64)]) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let mut one = |name: &str, help: &str, samples: &[(String, u64)]| {
+        let _ = writeln!(out, "# HELP bms_dashboard_{name} {help}");
+        let _ = writeln!(out, "# TYPE bms_dashboard_{name} counter");
+        for (labels, v) in samples {
+            let _ = writeln!(out, "bms_dashboard_{name}{labels} {v}");
         }
-        // Commands going out are not news, and other sites are filtered.
-        assert_eq!(
-            m.apply("bms/s1/gw-1/cmd/ack", b"{}", false, 1),
-            Applied::Ignored
-        );
-        let mut f = Model::new("bms", vec!["s2".into()]);
-        assert_eq!(
-            f.apply("bms/s1/gw-1/pump-1/state", &state_msg(5, "up"), false, 1),
-            Applied::Ignored
-        );
+    };
+    let plain = |v: u64| [(String::new(), v)];
+    one("messages_total", "MQTT messages taken.", &plain(c.messages));
+    one(
+        "malformed_total",
+        "Payloads refused as not what docs/mqtt.md says, by kind and reason.",
+        &c.malformed_by_kind
+            .iter()
+            .flat_map(|(k, rs)| {
+                rs.iter()
+                    .map(move |(r, v)| (format!("{{kind=\"{k}\",reason=\"{r}\"}}"), *v))
+            })
+            .collect::<Vec<_>>(),
+    );
+    one(
+        "unknown_topics_total",
+        "Topics under the prefix that are not in docs/mqtt.md.",
+        &plain(c.unknown_topics),
+    );
+    one(
+        "not_allowed_total",
+        "Messages of a site or gateway outside the allow-list.",
+        &plain(c.not_allowed),
+    );
+    one(
+        "refused_by_cap_total",
+        "Messages refused by a [limits] cap, by cap.",
+        &c.refused_by_cap
+            .iter()
+            .map(|(k, v)| (format!("{{cap=\"{k}\"}}"), *v))
+            .collect::<Vec<_>>(),
+    );
+    for (name, help, v) in [
+        (
+            "duplicates_total",
+            "Live messages dropped as resends.",
+            c.duplicates,
+        ),
+        ("gaps_total", "Jumps in seq.", c.gaps),
+        (
+            "missing_total",
+            "Sequence numbers missing in jumps.",
+            c.missing,
+        ),
+        (
+            "seq_jumps_refused_total",
+            "Live messages whose seq jumped beyond the bound, not believed.",
+            c.seq_jumps_refused,
+        ),
+        (
+            "seq_rollbacks_total",
+            "Live messages whose seq fell beyond the bound, believed as a new numbering.",
+            c.seq_rollbacks,
+        ),
+        (
+            "seq_restarts_total",
+            "Gateway restarts seen (status with a new started_at).",
+            c.seq_restarts,
+        ),
+        ("replies_total", "Command replies received.", c.replies),
+    ]
+    .into_iter()
+    .chain(extra.iter().copied())
+    {
+        one(name, help, &plain(v));
     }
+    out
 }
+
+#[cfg(test)]
+mod tests;

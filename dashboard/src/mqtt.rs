@@ -139,19 +139,24 @@ pub fn start(shared: Arc<Shared>, stop: CancellationToken) -> Result<Client, Str
 
 impl Shared {
     /// Takes one message into the model; wakes the pages; hands a reply to
-    /// the command waiting for it.
+    /// the command waiting for it. A message the model refuses goes no
+    /// further (not to the history nor the central ledger); refusals are
+    /// logged at most once per kind every 10 s.
     pub fn take(&self, topic: &str, payload: &[u8], retained: bool, now: i64) {
-        // central ledger (issue 7): its own dedupe, off the receive path
-        if let (Some(l), Some(rest)) = (
-            &self.ledger,
-            topic.strip_prefix(self.settings.file.mqtt.prefix.as_str()),
-        ) {
-            l.offer(rest, payload, now);
-        }
         let applied = match self.model.lock() {
             Ok(mut m) => m.apply(topic, payload, retained, now),
             Err(_) => return,
         };
+        // The central ledger: its own dedupe, off the receive path;
+        // only what the model did not refuse (untrusted input stops here).
+        if !matches!(applied, Applied::Refused(_))
+            && let (Some(l), Some(rest)) = (
+                &self.ledger,
+                topic.strip_prefix(self.settings.file.mqtt.prefix.as_str()),
+            )
+        {
+            l.offer(rest, payload, now);
+        }
         match applied {
             Applied::Changed => {
                 self.changed.send_modify(|v| *v += 1);
@@ -175,10 +180,10 @@ impl Shared {
                     let _ = tx.send(r);
                 }
             }
-            Applied::Malformed(why) => {
-                warn!(%why, "malformed message ignored (counted in /api/health)");
+            Applied::Refused(Some(why)) => {
+                warn!(%why, "MQTT message refused (counted in /api/health and /metrics)");
             }
-            Applied::Ignored => {}
+            Applied::Refused(None) | Applied::Ignored => {}
         }
     }
 }

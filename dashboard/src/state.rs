@@ -47,7 +47,7 @@ pub type SnapCacheEntry = (Option<String>, u64, i64, std::sync::Arc<String>);
 impl Shared {
     /// Fresh state for `settings`.
     pub fn new(settings: Settings) -> Shared {
-        let model = Model::new(&settings.file.mqtt.prefix, settings.file.mqtt.sites.clone());
+        let model = Model::configured(&settings.file);
         let auth = Auth::new(&settings.file.users, &settings.login);
         Shared {
             settings,
