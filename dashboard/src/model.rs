@@ -307,26 +307,30 @@ impl Model {
         })
     }
 
-    /// One device's JSON (with `stale` and `shown`), when known.
-    pub fn device(&self, site: &str, id: &str, now_ms: i64, stale_after_ms: i64) -> Option<Json> {
-        let gws = self.sites.get(site)?;
-        for g in gws.values() {
-            if let Some(d) = g.devices.get(id) {
-                let offline = g.status.as_deref() == Some("offline");
-                let mut j = device_json(g, d, offline, now_ms, stale_after_ms);
-                j["quality"] = json!(d.quality);
-                j["units"] = json!(d.units);
-                j["tickets"] = Json::Array(
-                    g.tickets
-                        .values()
-                        .filter(|t| t.get("device").and_then(Json::as_str) == Some(id))
-                        .cloned()
-                        .collect(),
-                );
-                return Some(j);
-            }
-        }
-        None
+    /// One device's JSON (with `stale` and `shown`), when known: a device
+    /// is (site, gateway, device id).
+    pub fn device(
+        &self,
+        site: &str,
+        gateway: &str,
+        id: &str,
+        now_ms: i64,
+        stale_after_ms: i64,
+    ) -> Option<Json> {
+        let g = self.sites.get(site)?.get(gateway)?;
+        let d = g.devices.get(id)?;
+        let offline = g.status.as_deref() == Some("offline");
+        let mut j = device_json(g, d, offline, now_ms, stale_after_ms);
+        j["quality"] = json!(d.quality);
+        j["units"] = json!(d.units);
+        j["tickets"] = Json::Array(
+            g.tickets
+                .values()
+                .filter(|t| t.get("device").and_then(Json::as_str) == Some(id))
+                .cloned()
+                .collect(),
+        );
+        Some(j)
     }
 
     /// A ticket by site and number: `(gateway, ticket)`. Numbers are per
