@@ -73,7 +73,11 @@ fn open(path: &Path) -> rusqlite::Result<Connection> {
          PRAGMA wal_autocheckpoint = 4000;",
     )?;
     migrate_v1(&c)?;
-    c.execute_batch(&format!("{TABLES} PRAGMA user_version = {SCHEMA_VERSION};"))?;
+    c.execute_batch(TABLES)?;
+    let v: i64 = c.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if v < SCHEMA_VERSION {
+        c.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION};"))?;
+    }
     Ok(c)
 }
 
