@@ -175,6 +175,9 @@ impl History {
             gateway,
             device,
         } = *device;
+        // The legacy rows' gateway, or this one again: `gateway IN (…)`
+        // keeps every query a seek on the primary key.
+        let also = if legacy { LEGACY_GATEWAY } else { gateway };
         let (span_ms, bucket_ms): (i64, i64) = match range {
             "24h" => (86_400_000, 60_000),
             "7d" => (7 * 86_400_000, 600_000),
@@ -187,24 +190,21 @@ impl History {
             .prepare(
                 "SELECT point, (ts / ?4) * ?4 AS b, SUM(avg * n) / SUM(n), MIN(min), MAX(max)
                  FROM minute WHERE site = ?1 AND device = ?2 AND ts >= ?3
-                   AND (gateway = ?5 OR (?6 AND gateway = ''))
+                   AND gateway IN (?5, ?6)
                  GROUP BY point, b ORDER BY point, b",
             )
             .map_err(|e| e.to_string())?;
         let mut points: std::collections::BTreeMap<String, Vec<Json>> = Default::default();
         let rows = st
-            .query_map(
-                params![site, device, from, bucket_ms, gateway, legacy],
-                |r| {
-                    Ok((
-                        r.get::<_, String>(0)?,
-                        r.get::<_, i64>(1)?,
-                        r.get::<_, f64>(2)?,
-                        r.get::<_, f64>(3)?,
-                        r.get::<_, f64>(4)?,
-                    ))
-                },
-            )
+            .query_map(params![site, device, from, bucket_ms, gateway, also], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, f64>(2)?,
+                    r.get::<_, f64>(3)?,
+                    r.get::<_, f64>(4)?,
+                ))
+            })
             .map_err(|e| e.to_string())?;
         for row in rows {
             let (p, b, avg, min, max) = row.map_err(|e| e.to_string())?;
@@ -215,8 +215,8 @@ impl History {
         let before: Option<String> = c
             .query_row(
                 "SELECT state FROM states WHERE site = ?1 AND device = ?2 AND ts < ?3
-                   AND (gateway = ?4 OR (?5 AND gateway = '')) ORDER BY ts DESC LIMIT 1",
-                params![site, device, from, gateway, legacy],
+                   AND gateway IN (?4, ?5) ORDER BY ts DESC LIMIT 1",
+                params![site, device, from, gateway, also],
                 |r| r.get(0),
             )
             .ok();
@@ -226,11 +226,11 @@ impl History {
         let mut st = c
             .prepare(
                 "SELECT ts, state FROM states WHERE site = ?1 AND device = ?2 AND ts >= ?3
-                   AND (gateway = ?4 OR (?5 AND gateway = '')) ORDER BY ts",
+                   AND gateway IN (?4, ?5) ORDER BY ts",
             )
             .map_err(|e| e.to_string())?;
         let rows = st
-            .query_map(params![site, device, from, gateway, legacy], |r| {
+            .query_map(params![site, device, from, gateway, also], |r| {
                 Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
             })
             .map_err(|e| e.to_string())?;
@@ -265,10 +265,10 @@ impl History {
         let mut st = c
             .prepare(
                 "SELECT ts, state FROM states WHERE site = ?1 AND device = ?2 AND ts >= ?3
-                   AND (gateway = ?4 OR (?5 AND gateway = ''))
+                   AND gateway IN (?4, ?5)
                  UNION ALL
                  SELECT * FROM (SELECT ts, state FROM states WHERE site = ?1 AND device = ?2 AND ts < ?3
-                   AND (gateway = ?4 OR (?5 AND gateway = '')) ORDER BY ts DESC LIMIT 1)
+                   AND gateway IN (?4, ?5) ORDER BY ts DESC LIMIT 1)
                  ORDER BY ts",
             )
             .map_err(|e| e.to_string())?;
@@ -280,9 +280,13 @@ impl History {
         for (class, devices) in classes {
             let mut per_device: Vec<Vec<Interval>> = Vec::new();
             for (g, d) in devices {
-                let legacy = owners.get(d.as_str()) == Some(&1);
+                let also = if owners.get(d.as_str()) == Some(&1) {
+                    LEGACY_GATEWAY
+                } else {
+                    g.as_str()
+                };
                 let changes: Vec<(i64, String)> = st
-                    .query_map(params![site, d, from_ms, g, legacy], |r| {
+                    .query_map(params![site, d, from_ms, g, also], |r| {
                         Ok((r.get(0)?, r.get(1)?))
                     })
                     .and_then(Iterator::collect)
