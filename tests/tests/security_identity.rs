@@ -287,7 +287,14 @@ fn an_active_fire_panel_alarm_is_in_the_retained_state_also_after_a_gateway_rest
     let site_dir = dir.path().join("site");
     std::fs::create_dir_all(&site_dir).unwrap();
     let (env, control) = demo_env(&site_dir);
-    let config = demo_config(&site_dir, "").unwrap();
+    // The panel's fault rule never gets to make it Down (down_hold), and the
+    // periodic republication is an hour away: a state that shows the alarm
+    // (or its end) within seconds was published for the alarm's edge.
+    let config = demo_config(
+        &site_dir,
+        &format!("[health]\ndown_hold = \"1h\"\n\n[mqtt]\nurl = \"{url}\"\nstate_every = \"1h\"\n"),
+    )
+    .unwrap();
     // The demo story's own fire panel fault (at 90 s) is moved out of the
     // way: the test injects its own and clears it.
     let text = std::fs::read_to_string(&config).unwrap();
@@ -319,6 +326,10 @@ fn an_active_fire_panel_alarm_is_in_the_retained_state_also_after_a_gateway_rest
         || retained(port, &topic).filter(|v| v["alarms"].as_array().is_some_and(|a| !a.is_empty())),
     );
     assert_eq!(active["alarms"][0]["point"], "fault", "{active}");
+    assert_eq!(
+        active["state"], "up",
+        "not the alarm's own republication: {active}"
+    );
     let since = active["alarms"][0]["since"].as_i64().unwrap();
 
     // A restart of the gateway: its fresh retained state (a later seq)
@@ -346,6 +357,7 @@ fn an_active_fire_panel_alarm_is_in_the_retained_state_also_after_a_gateway_rest
             || retained(port, &topic).filter(|v| v["alarms"] == json!([])),
         );
         assert!(cleared["seq"].as_u64() > again["seq"].as_u64());
+        assert_eq!(cleared["state"], again["state"], "{again} then {cleared}");
         g
     };
 }
