@@ -1,8 +1,9 @@
 // Device page: current values, state, availability, its tickets.
 "use strict";
 
-const parts = location.pathname.split("/").map(decodeURIComponent); // ["", "devices", site, id]
-const SITE = parts[2], ID = parts[3];
+const parts = location.pathname.split("/").map(decodeURIComponent); // ["", "devices", site, gateway, id]
+const SITE = parts[2], GATEWAY = parts[3], ID = parts[4];
+const DEVICE_API = "/api/sites/" + encodeURIComponent(SITE) + "/gateways/" + encodeURIComponent(GATEWAY) + "/devices/" + encodeURIComponent(ID);
 let DEV = null;
 
 function render() {
@@ -32,7 +33,7 @@ function render() {
 }
 
 async function load() {
-  const r = await api("/api/sites/" + encodeURIComponent(SITE) + "/devices/" + encodeURIComponent(ID));
+  const r = await api(DEVICE_API);
   if (r.ok) { DEV = r.body; render(); }
   else document.getElementById("body").textContent = (r.body && r.body.error) || ("HTTP " + r.status);
 }
@@ -79,7 +80,7 @@ function renderHistory() {
 }
 
 async function loadHistory() {
-  const r = await api("/api/sites/" + encodeURIComponent(SITE) + "/devices/" + encodeURIComponent(ID) + "/history?range=" + RANGE);
+  const r = await api(DEVICE_API + "/history?range=" + RANGE);
   HIST = r.ok ? r.body : null;
   renderHistory();
 }

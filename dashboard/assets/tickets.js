@@ -52,7 +52,7 @@ function renderDetail() {
   h += "<div>" + (LANG === "en" ? "Deadline: " : "期限：") + dateTimeText(tk.deadline_ms) + "</div>";
   h += step("acknowledged", tk.acknowledged) + step("resolved", tk.resolved) + step("closed", tk.closed);
   h += "<h3>" + esc(t("history")) + "</h3><table>" + (tk.history || []).map((s) => "<tr><td>" + dateTimeText(s.at_ms) + "</td><td>" + esc(s.kind) + "</td><td>" + esc(s.by) + "</td><td>" + esc(s.note || "") + "</td></tr>").join("") + "</table>";
-  h += '<p><a href="/devices/' + encodeURIComponent(tk.site) + "/" + encodeURIComponent(tk.device) + '">' + esc(t("device")) + " " + esc(tk.device) + "</a></p>";
+  h += '<p><a href="/devices/' + encodeURIComponent(tk.site) + "/" + encodeURIComponent(tk.gateway) + "/" + encodeURIComponent(tk.device) + '">' + esc(t("device")) + " " + esc(tk.device) + "</a></p>";
   if (ME && (tk.state === "open" || tk.state === "acknowledged")) {
     h += '<label>' + esc(t("note")) + '<textarea id="note" maxlength="2000"></textarea></label>';
     if (tk.state === "open") h += '<button class="btn" id="do-ack" type="button">' + esc(t("ack")) + "</button> ";

@@ -81,7 +81,7 @@ function renderClasses(site) {
       const shown = d.shown || "unknown";
       const alarm = d.alarms && d.alarms.length ? " alarm" : "";
       const reason = shown === "down" && d.reason ? " · " + String(d.reason).replace(/^rule:/, "") : "";
-      html += '<a class="tile ' + esc(shown) + alarm + '" data-device="' + esc(d.id) + '" data-state="' + esc(shown) + '" href="/devices/' + encodeURIComponent(site.id) + "/" + encodeURIComponent(d.id) + '">' +
+      html += '<a class="tile ' + esc(shown) + alarm + '" data-device="' + esc(d.id) + '" data-state="' + esc(shown) + '" href="/devices/' + encodeURIComponent(site.id) + "/" + encodeURIComponent(d.gateway) + "/" + encodeURIComponent(d.id) + '">' +
         '<div class="n">' + esc(devName(d)) + "</div>" +
         '<div class="v">' + esc(keyReading(d)) + "</div>" +
         '<div class="s">' + esc(t(shown)) + esc(reason) + "</div></a>";

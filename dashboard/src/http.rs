@@ -37,12 +37,24 @@ pub fn router(shared: Arc<Shared>) -> Router {
     let read = Router::new()
         .route("/", get(|| async { page(WALL_HTML) }))
         .route("/tickets", get(|| async { page(TICKETS_HTML) }))
-        .route("/devices/{site}/{id}", get(device_page))
+        .route("/devices/{site}/{gateway}/{id}", get(device_page))
+        .route("/devices/{site}/{id}", get(legacy_device_page))
         .route("/api/snapshot", get(snapshot))
         .route("/api/health", get(health))
         .route("/metrics", get(metrics))
-        .route("/api/sites/{site}/devices/{id}", get(device_api))
-        .route("/api/sites/{site}/devices/{id}/history", get(history_api))
+        .route(
+            "/api/sites/{site}/gateways/{gateway}/devices/{id}",
+            get(device_api),
+        )
+        .route(
+            "/api/sites/{site}/gateways/{gateway}/devices/{id}/history",
+            get(history_api),
+        )
+        .route("/api/sites/{site}/devices/{id}", get(legacy_device_api))
+        .route(
+            "/api/sites/{site}/devices/{id}/history",
+            get(legacy_device_api),
+        )
         .route("/api/tickets", get(tickets))
         .route("/api/tickets/{site}/{gateway}/{n}", get(ticket))
         .route("/events", get(events))
@@ -343,29 +355,187 @@ async fn not_found(req: Request) -> Response {
     (StatusCode::NOT_FOUND, Html(NOT_FOUND_HTML)).into_response()
 }
 
-fn device_json(shared: &Shared, site: &str, id: &str) -> Option<Json> {
-    let m = shared.model.lock().ok()?;
-    // The first gateway of the site with that device, until the device
-    // routes name the gateway.
-    let (gw, _) = m
-        .sites
-        .get(site)?
-        .iter()
-        .find(|(_, g)| g.devices.contains_key(id))?;
-    m.device(site, gw, id, now_ms(), shared.stale_ms())
+fn device_json(shared: &Shared, site: &str, gateway: &str, id: &str) -> Option<Json> {
+    shared
+        .model
+        .lock()
+        .ok()?
+        .device(site, gateway, id, now_ms(), shared.stale_ms())
 }
 
-async fn device_page(State(shared): St, Path((site, id)): Path<(String, String)>) -> Response {
-    match device_json(&shared, &site, &id) {
+/// The gateways of `site` that have a device `id`, sorted.
+fn gateways_with(shared: &Shared, site: &str, id: &str) -> Vec<String> {
+    let Ok(m) = shared.model.lock() else {
+        return Vec::new();
+    };
+    m.sites.get(site).map_or_else(Vec::new, |gws| {
+        gws.values()
+            .filter(|g| g.devices.contains_key(id))
+            .map(|g| g.id.clone())
+            .collect()
+    })
+}
+
+/// One path segment, percent-encoded (everything but RFC 3986's
+/// unreserved characters), for building URLs from ids.
+pub fn segment(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+fn no_device(site: &str, gateway: &str, id: &str) -> Response {
+    not_found_json(&format!(
+        "no device {id:?} on gateway {gateway:?} of site {site:?}"
+    ))
+}
+
+async fn device_page(
+    State(shared): St,
+    Path((site, gateway, id)): Path<(String, String, String)>,
+) -> Response {
+    match device_json(&shared, &site, &gateway, &id) {
         Some(_) => page(DEVICE_HTML),
         None => (StatusCode::NOT_FOUND, Html(NOT_FOUND_HTML)).into_response(),
     }
 }
 
-async fn device_api(State(shared): St, Path((site, id)): Path<(String, String)>) -> Response {
-    match device_json(&shared, &site, &id) {
+async fn device_api(
+    State(shared): St,
+    Path((site, gateway, id)): Path<(String, String, String)>,
+) -> Response {
+    match device_json(&shared, &site, &gateway, &id) {
         Some(d) => axum::Json(d).into_response(),
-        None => not_found_json(&format!("no device {id:?} on site {site:?}")),
+        None => no_device(&site, &gateway, &id),
+    }
+}
+
+/// Where a URL without the gateway (`/devices/{site}/{id}`,
+/// `/api/sites/{site}/devices/{id}[/history]`, from before a device was
+/// (site, gateway, device)) leads: the new URL when exactly one gateway of
+/// the site has the device id, else the gateways that have it (none or
+/// several).
+fn legacy_target(
+    shared: &Shared,
+    uri: &axum::http::Uri,
+    site: &str,
+    id: &str,
+) -> Result<String, Vec<String>> {
+    let gws = gateways_with(shared, site, id);
+    let [gateway] = gws.as_slice() else {
+        return Err(gws);
+    };
+    let (s, g, d) = (segment(site), segment(gateway), segment(id));
+    let path = if uri.path().starts_with("/api/") {
+        let tail = if uri.path().ends_with("/history") {
+            "/history"
+        } else {
+            ""
+        };
+        format!("/api/sites/{s}/gateways/{g}/devices/{d}{tail}")
+    } else {
+        format!("/devices/{s}/{g}/{d}")
+    };
+    Ok(match uri.query() {
+        Some(q) => format!("{path}?{q}"),
+        None => path,
+    })
+}
+
+fn permanent_redirect(to: &str) -> Response {
+    match HeaderValue::from_str(to) {
+        Ok(v) => (StatusCode::PERMANENT_REDIRECT, [(header::LOCATION, v)]).into_response(),
+        Err(_) => not_found_json("no such device"),
+    }
+}
+
+/// The old two-segment device page: 308 to the page of the one gateway with
+/// that device id; 404 when none has it; 409 listing them when several do.
+async fn legacy_device_page(
+    State(shared): St,
+    uri: axum::http::Uri,
+    Path((site, id)): Path<(String, String)>,
+) -> Response {
+    match legacy_target(&shared, &uri, &site, &id) {
+        Ok(to) => permanent_redirect(&to),
+        Err(gws) if gws.is_empty() => (StatusCode::NOT_FOUND, Html(NOT_FOUND_HTML)).into_response(),
+        Err(gws) => {
+            let esc = |s: &str| {
+                s.replace('&', "&amp;")
+                    .replace('<', "&lt;")
+                    .replace('>', "&gt;")
+                    .replace('"', "&quot;")
+            };
+            let links: String = gws
+                .iter()
+                .map(|g| {
+                    format!(
+                        "<li><a href=\"/devices/{}/{}/{}\">{}</a></li>",
+                        segment(&site),
+                        segment(g),
+                        segment(&id),
+                        esc(g)
+                    )
+                })
+                .collect();
+            let html = format!(
+                "<!doctype html><meta charset=utf-8><title>409</title><link rel=\"stylesheet\" href=\"/assets/style.css\">\
+                 <body><div class=\"page\"><h1>409</h1><p>项目 {site} 的多个网关都有设备 {id}，请选择网关：</p>\
+                 <p>Several gateways of site {site} have a device {id}; choose the gateway:</p><ul>{links}</ul></div></body>",
+                site = esc(&site),
+                id = esc(&id),
+            );
+            (StatusCode::CONFLICT, Html(html)).into_response()
+        }
+    }
+}
+
+/// The old two-segment device API and history: 308 to the URL of the one
+/// gateway with that device id; 404 when none has it; 409 with the
+/// gateways (and their URLs) when several do.
+async fn legacy_device_api(
+    State(shared): St,
+    uri: axum::http::Uri,
+    Path((site, id)): Path<(String, String)>,
+) -> Response {
+    match legacy_target(&shared, &uri, &site, &id) {
+        Ok(to) => permanent_redirect(&to),
+        Err(gws) if gws.is_empty() => not_found_json(&format!("no device {id:?} on site {site:?}")),
+        Err(gws) => {
+            let tail = if uri.path().ends_with("/history") {
+                "/history"
+            } else {
+                ""
+            };
+            let urls: Vec<String> = gws
+                .iter()
+                .map(|g| {
+                    format!(
+                        "/api/sites/{}/gateways/{}/devices/{}{tail}",
+                        segment(&site),
+                        segment(g),
+                        segment(&id)
+                    )
+                })
+                .collect();
+            (
+                StatusCode::CONFLICT,
+                axum::Json(json!({
+                    "error": format!(
+                        "several gateways of site {site:?} have a device {id:?}; name the gateway: /api/sites/{{site}}/gateways/{{gateway}}/devices/{{device}}"
+                    ),
+                    "gateways": gws,
+                    "urls": urls,
+                })),
+            )
+                .into_response()
+        }
     }
 }
 
@@ -381,18 +551,26 @@ fn default_range() -> String {
 
 async fn history_api(
     State(shared): St,
-    Path((site, id)): Path<(String, String)>,
+    Path((site, gateway, id)): Path<(String, String, String)>,
     q: axum::extract::Query<RangeQuery>,
 ) -> Response {
-    if device_json(&shared, &site, &id).is_none() {
-        return not_found_json(&format!("no device {id:?} on site {site:?}"));
+    if device_json(&shared, &site, &gateway, &id).is_none() {
+        return no_device(&site, &gateway, &id);
     }
+    // Rows from before the gateway was recorded belong to this device only
+    // when no other gateway of the site has its id (history.rs).
+    let legacy = gateways_with(&shared, &site, &id) == [gateway.as_str()];
     let range = q.0.range;
     let sh = shared.clone();
     let r = tokio::task::spawn_blocking(move || {
+        let key = crate::history::DeviceKey {
+            site: &site,
+            gateway: &gateway,
+            device: &id,
+        };
         sh.history
             .as_ref()
-            .map(|h| h.query(&site, &id, &range, now_ms()))
+            .map(|h| h.query(&key, legacy, &range, now_ms()))
     })
     .await;
     match r {
@@ -680,3 +858,6 @@ async fn ticket_action(
         }
     }
 }
+
+#[cfg(test)]
+mod device_tests;

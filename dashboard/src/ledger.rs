@@ -7,7 +7,9 @@
 //!   (a resend after a reconnect is dropped by the primary key);
 //! - each ticket as its latest `tickets/{id}` message shows it (the highest
 //!   `seq` wins, so a late resend never replaces a newer state);
-//! - the device catalogue (names, class, location, target) from `state`;
+//! - the device catalogue (names, class, location, target) from `state`,
+//!   one row per (site, gateway, device): two gateways of a site may both
+//!   have a `pump-1`, and they are two devices;
 //! - each gateway's online/offline state from `status`, with the time it
 //!   went offline.
 //!
@@ -20,6 +22,24 @@
 //! [`input`] rebuilds a site's [`ReportInput`] with the gateway's own
 //! [`gateway_core::ledger::Ledger`], in `at` order, so messages that arrived
 //! out of order give the same intervals.
+//!
+//! # Device identity in the report
+//!
+//! A device is (site, gateway, device id). In the report of a site whose
+//! ledger knows one gateway, a device's id is its own id (the report is the
+//! gateway's own `gateway report`, figure for figure). When the ledger knows
+//! several gateways of the site, every device is listed as
+//! `{gateway}/{device}` ([`report_id`]), its tickets too, so the same id on
+//! two gateways gives two lines with their own figures.
+//!
+//! # Schema versions
+//!
+//! Version 1 kept the catalogue by (site, device): a device id on two
+//! gateways was one row, its gateway the last one heard. Opening such a
+//! database makes the key (site, gateway, device) once, in one transaction
+//! (`PRAGMA user_version = 2`); each old row keeps the gateway it had. The
+//! other gateway's devices come back with their next retained `state`.
+//! Transitions and tickets always carried the gateway and are unchanged.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
@@ -49,6 +69,66 @@ pub const REMOVED_AFTER_MS: i64 = 2 * 3_600_000;
 /// The file in the data folder.
 pub const FILE: &str = "ledger.db";
 
+/// The schema version this code writes (`PRAGMA user_version`).
+const SCHEMA_VERSION: i64 = 2;
+
+/// The catalogue table of schema version 2.
+const DEVICES_TABLE: &str = "CREATE TABLE IF NOT EXISTS devices (site TEXT NOT NULL, device TEXT NOT NULL, gateway TEXT NOT NULL,
+    name_zh TEXT NOT NULL, name_en TEXT NOT NULL, class TEXT NOT NULL, location TEXT NOT NULL,
+    target REAL, seen_ms INTEGER NOT NULL, PRIMARY KEY (site, gateway, device)) WITHOUT ROWID;";
+
+/// The id of a device in the report of a site: its own id when the site has
+/// one gateway, `{gateway}/{device}` when it has several (a topic level
+/// never holds a `/`, so the two parts stay apart).
+pub fn report_id(several_gateways: bool, gateway: &str, device: &str) -> String {
+    if several_gateways {
+        format!("{gateway}/{device}")
+    } else {
+        device.to_owned()
+    }
+}
+
+/// Records [`SCHEMA_VERSION`] when the file says less (a new database).
+fn set_version(c: &Connection) -> rusqlite::Result<()> {
+    let v: i64 = c.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if v < SCHEMA_VERSION {
+        c.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION};"))?;
+    }
+    Ok(())
+}
+
+/// Makes the catalogue of a version 1 database keyed by (site, gateway,
+/// device); nothing on a new or migrated one.
+fn migrate_v1(c: &Connection) -> rusqlite::Result<()> {
+    let gateway_in_key: bool = c.query_row(
+        "SELECT COUNT(*) > 0 FROM pragma_table_info('devices') WHERE name = 'gateway' AND pk > 0",
+        [],
+        |r| r.get(0),
+    )?;
+    let exists: bool = c.query_row(
+        "SELECT COUNT(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = 'devices'",
+        [],
+        |r| r.get(0),
+    )?;
+    if !exists || gateway_in_key {
+        return Ok(());
+    }
+    c.execute_batch(&format!(
+        "BEGIN IMMEDIATE;
+         ALTER TABLE devices RENAME TO devices_v1;
+         {DEVICES_TABLE}
+         INSERT INTO devices (site, device, gateway, name_zh, name_en, class, location, target, seen_ms)
+             SELECT site, device, gateway, name_zh, name_en, class, location, target, seen_ms FROM devices_v1;
+         DROP TABLE devices_v1;
+         PRAGMA user_version = {SCHEMA_VERSION};
+         COMMIT;"
+    ))?;
+    tracing::info!(
+        "central ledger migrated to schema version {SCHEMA_VERSION}: a device is (site, gateway, device)"
+    );
+    Ok(())
+}
+
 /// One message for the writer: topic relative to the prefix, payload,
 /// local receive time.
 type Item = (Vec<String>, Vec<u8>, i64);
@@ -66,23 +146,23 @@ pub struct Ledger {
 pub fn open(path: &Path) -> rusqlite::Result<Connection> {
     let c = Connection::open(path)?;
     c.busy_timeout(Duration::from_secs(5))?;
-    c.execute_batch(
-        "PRAGMA journal_mode = WAL;
-         PRAGMA synchronous = NORMAL;
-         CREATE TABLE IF NOT EXISTS transitions (site TEXT NOT NULL, gateway TEXT NOT NULL, seq INTEGER NOT NULL,
+    c.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;")?;
+    migrate_v1(&c)?;
+    c.execute_batch(&format!(
+        "CREATE TABLE IF NOT EXISTS transitions (site TEXT NOT NULL, gateway TEXT NOT NULL, seq INTEGER NOT NULL,
              device TEXT NOT NULL, at_ms INTEGER NOT NULL, from_state TEXT NOT NULL, to_state TEXT NOT NULL, reason TEXT,
              PRIMARY KEY (site, gateway, seq)) WITHOUT ROWID;
          CREATE INDEX IF NOT EXISTS transitions_by_site ON transitions (site, at_ms);
          CREATE TABLE IF NOT EXISTS tickets (site TEXT NOT NULL, gateway TEXT NOT NULL, id INTEGER NOT NULL,
              seq INTEGER NOT NULL, ticket TEXT NOT NULL, PRIMARY KEY (site, gateway, id)) WITHOUT ROWID;
-         CREATE TABLE IF NOT EXISTS devices (site TEXT NOT NULL, device TEXT NOT NULL, gateway TEXT NOT NULL,
-             name_zh TEXT NOT NULL, name_en TEXT NOT NULL, class TEXT NOT NULL, location TEXT NOT NULL,
-             target REAL, seen_ms INTEGER NOT NULL, PRIMARY KEY (site, device)) WITHOUT ROWID;
+         {DEVICES_TABLE}
          CREATE TABLE IF NOT EXISTS gateways (site TEXT NOT NULL, gateway TEXT NOT NULL, online INTEGER NOT NULL,
              status_ts INTEGER NOT NULL, offline_ms INTEGER, PRIMARY KEY (site, gateway)) WITHOUT ROWID;
          CREATE INDEX IF NOT EXISTS transitions_by_device ON transitions (site, device, at_ms);
-         CREATE TABLE IF NOT EXISTS retention (site TEXT PRIMARY KEY, from_ms INTEGER NOT NULL) WITHOUT ROWID;",
-    )?;
+         CREATE TABLE IF NOT EXISTS retention (site TEXT PRIMARY KEY, from_ms INTEGER NOT NULL) WITHOUT ROWID;
+"
+    ))?;
+    set_version(&c)?;
     Ok(c)
 }
 
@@ -286,7 +366,7 @@ impl Writer {
                     .execute(
                         "INSERT INTO devices (site, device, gateway, name_zh, name_en, class, location, target, seen_ms)
                          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
-                         ON CONFLICT (site, device) DO UPDATE SET gateway = ?3, name_zh = ?4, name_en = ?5, class = ?6,
+                         ON CONFLICT (site, gateway, device) DO UPDATE SET name_zh = ?4, name_en = ?5, class = ?6,
                              location = ?7, target = COALESCE(?8, target), seen_ms = MAX(seen_ms, ?9)",
                         params![
                             site,
@@ -362,8 +442,17 @@ pub fn input(
             offline.insert(g, at);
         }
     }
+    // Several gateways known for the site: devices are `{gateway}/{device}`.
+    let several: bool = conn.query_row(
+        "SELECT COUNT(*) > 1 FROM (SELECT gateway FROM transitions WHERE site = ?1 AND at_ms <= ?2
+             UNION SELECT gateway FROM devices WHERE site = ?1)",
+        params![id, now_ms],
+        |r| r.get(0),
+    )?;
+    let rid = |gateway: &str, device: &str| report_id(several, gateway, device);
     let mut ledger = gateway_core::ledger::Ledger::new(Duration::from_secs(100 * 365 * 86_400));
     let mut intervals: Vec<Interval> = Vec::new();
+    // Report id → gateway.
     let mut gateway_of: BTreeMap<String, String> = BTreeMap::new();
     {
         let mut st = conn.prepare(
@@ -386,6 +475,7 @@ pub fn input(
             else {
                 continue;
             };
+            let device = rid(&gateway, &device);
             gateway_of.insert(device.clone(), gateway);
             intervals.extend(ledger.apply(&Transition {
                 device,
@@ -401,16 +491,20 @@ pub fn input(
     let mut removed: HashMap<String, i64> = HashMap::new();
     {
         let mut st = conn.prepare(
-            "SELECT d.device, d.seen_ms FROM devices d
+            "SELECT d.gateway, d.device, d.seen_ms FROM devices d
              JOIN (SELECT gateway, MAX(seen_ms) AS newest FROM devices WHERE site = ?1 GROUP BY gateway) g
                ON g.gateway = d.gateway
              WHERE d.site = ?1 AND d.seen_ms < g.newest - ?2 AND d.seen_ms < ?3",
         )?;
         for r in st.query_map(params![id, REMOVED_AFTER_MS, now_ms], |r| {
-            Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, i64>(2)?,
+            ))
         })? {
-            let (d, at) = r?;
-            removed.insert(d, at);
+            let (g, d, at) = r?;
+            removed.insert(rid(&g, &d), at);
         }
     }
     for (device, gateway) in &gateway_of {
@@ -462,7 +556,8 @@ pub fn input(
     let mut listed: BTreeSet<String> = BTreeSet::new();
     {
         let mut st = conn.prepare(
-            "SELECT device, name_zh, name_en, class, location, target FROM devices WHERE site = ?1 ORDER BY device",
+            "SELECT gateway, device, name_zh, name_en, class, location, target FROM devices WHERE site = ?1
+             ORDER BY device, gateway",
         )?;
         let rows = st.query_map([id], |r| {
             Ok((
@@ -471,11 +566,13 @@ pub fn input(
                 r.get::<_, String>(2)?,
                 r.get::<_, String>(3)?,
                 r.get::<_, String>(4)?,
-                r.get::<_, Option<f64>>(5)?,
+                r.get::<_, String>(5)?,
+                r.get::<_, Option<f64>>(6)?,
             ))
         })?;
         for r in rows {
-            let (device, name_zh, name_en, class, location, target) = r?;
+            let (gateway, device, name_zh, name_en, class, location, target) = r?;
+            let device = rid(&gateway, &device);
             let class = class_of(&class);
             listed.insert(device.clone());
             devices.push(CatalogueDevice {
@@ -515,10 +612,14 @@ pub fn input(
     }
     let mut tickets: Vec<Ticket> = Vec::new();
     {
-        let mut st =
-            conn.prepare("SELECT ticket FROM tickets WHERE site = ?1 ORDER BY gateway, id")?;
-        for r in st.query_map([id], |r| r.get::<_, String>(0))? {
-            if let Ok(t) = serde_json::from_str::<Ticket>(&r?) {
+        let mut st = conn
+            .prepare("SELECT gateway, ticket FROM tickets WHERE site = ?1 ORDER BY gateway, id")?;
+        for r in st.query_map([id], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+        })? {
+            let (gateway, json) = r?;
+            if let Ok(mut t) = serde_json::from_str::<Ticket>(&json) {
+                t.device = rid(&gateway, &t.device);
                 tickets.push(t);
             }
         }

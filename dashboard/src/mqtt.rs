@@ -165,10 +165,10 @@ impl Shared {
                     let rest = topic
                         .strip_prefix(self.settings.file.mqtt.prefix.as_str())
                         .unwrap_or("");
-                    if let [_, site, _, device, "telemetry" | "state" | "event"] =
+                    if let [_, site, gateway, device, "telemetry" | "state" | "event"] =
                         rest.split('/').collect::<Vec<_>>()[..]
                     {
-                        h.offer(site, device, payload);
+                        h.offer(site, gateway, device, payload);
                     }
                 }
             }

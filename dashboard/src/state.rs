@@ -73,10 +73,10 @@ impl Shared {
         let tz = gateway_core::ledger::parse_tz(&self.settings.file.timezone)
             .unwrap_or(chrono_tz::Asia::Shanghai);
         let (from, _) = gateway_core::ledger::month_to_date(tz, now);
-        // site → class → devices, from the live model.
+        // site → class → devices (gateway, device id), from the live model.
         let mut sites: std::collections::BTreeMap<
             String,
-            std::collections::BTreeMap<String, Vec<String>>,
+            std::collections::BTreeMap<String, Vec<(String, String)>>,
         > = Default::default();
         if let Ok(m) = self.model.lock() {
             for (site, gws) in &m.sites {
@@ -86,7 +86,7 @@ impl Shared {
                         classes
                             .entry(d.class.clone())
                             .or_default()
-                            .push(d.id.clone());
+                            .push((g.id.clone(), d.id.clone()));
                     }
                 }
             }

@@ -586,6 +586,7 @@ type = "u16"
             rolling_window_s: 60,
             month: None,
             threshold: 98.0,
+            alarms: Vec::new(),
         };
         let l = availability_line(&cfg, &v, 1_790_000_000_000);
         assert_eq!(

@@ -115,8 +115,9 @@ impl Core {
 
     /// Gives stored events to the north side, the sink and the channel;
     /// false when the sink wants to stop. A closed channel (its receiver
-    /// gone) is logged and then left out. Each transition also republishes
-    /// its device's state, unless `states` is false (at start, where every
+    /// gone) is logged and then left out. Each transition and each start or
+    /// end of a hard alarm also republishes its device's state (which lists
+    /// the active alarms), unless `states` is false (at start, where every
     /// state is published once afterwards).
     async fn announce(
         &mut self,
@@ -136,9 +137,14 @@ impl Core {
         for ev in events {
             if let Some(n) = self.north.as_mut() {
                 n.on_core(&ev, now);
+                let device = match &ev {
+                    CoreEvent::Transition(t) => Some(&t.device),
+                    CoreEvent::Alarm(a) => Some(&a.device),
+                    _ => None,
+                };
                 if states
-                    && let CoreEvent::Transition(t) = &ev
-                    && let Some(i) = self.engine.index(&t.device)
+                    && let Some(device) = device
+                    && let Some(i) = self.engine.index(device)
                     && let Some(v) = self.engine.state_view(i, now)
                 {
                     n.on_state(&v, now);

@@ -192,9 +192,24 @@ pub struct StateView {
     pub month: Option<f64>,
     /// Target, per cent.
     pub threshold: f64,
+    /// The device's hard alarms active now, in the order of its points.
+    pub alarms: Vec<ActiveAlarm>,
 }
 
-/// `state`: `{"ts","device","class","name_zh","name_en","location","state","since","reason","availability":{"rolling","rolling_window_s","month","threshold","below"}}`.
+/// A hard alarm active now, as the retained `state` carries it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ActiveAlarm {
+    /// The critical point's name.
+    pub point: String,
+    /// When it became active (Unix ms).
+    pub since_ms: UnixMs,
+}
+
+/// `state`: `{"ts","device","class","name_zh","name_en","location","state","since","reason","availability":{"rolling","rolling_window_s","month","threshold","below"},"alarms":[{"point","since"}]}`.
+///
+/// `alarms` is always present (empty when none is active): being retained,
+/// it tells a consumer that starts later which hard alarms are active,
+/// which the non-retained `alarm` messages cannot.
 pub fn state(v: &StateView, now_ms: UnixMs) -> Body {
     let below = [v.rolling, v.month]
         .into_iter()
@@ -219,6 +234,15 @@ pub fn state(v: &StateView, now_ms: UnixMs) -> Body {
             "threshold": v.threshold,
             "below": below,
         }),
+    );
+    b.insert(
+        "alarms".into(),
+        Json::Array(
+            v.alarms
+                .iter()
+                .map(|a| json!({"point": a.point, "since": a.since_ms}))
+                .collect(),
+        ),
     );
     b
 }
@@ -278,4 +302,41 @@ pub fn ticket(ev: &TicketEvent, now_ms: UnixMs) -> Body {
         serde_json::to_value(&ev.ticket).unwrap_or(Json::Null),
     );
     b
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn view(alarms: Vec<ActiveAlarm>) -> StateView {
+        StateView {
+            device: "fire-panel-1".into(),
+            class: "fire_alarm",
+            name_zh: "1号消防主机".into(),
+            name_en: "Fire panel 1".into(),
+            location: "B1".into(),
+            state: "down",
+            since_ms: 5,
+            reason: Some("rule:panel_fault".into()),
+            rolling: None,
+            rolling_window_s: 60,
+            month: None,
+            threshold: 99.0,
+            alarms,
+        }
+    }
+
+    #[test]
+    fn the_state_payload_always_lists_the_active_alarms() {
+        let b = Json::Object(state(&view(Vec::new()), 10));
+        assert_eq!(b["alarms"], json!([]));
+        let b = Json::Object(state(
+            &view(vec![ActiveAlarm {
+                point: "fault".into(),
+                since_ms: 7,
+            }]),
+            10,
+        ));
+        assert_eq!(b["alarms"], json!([{"point": "fault", "since": 7}]));
+    }
 }

@@ -362,8 +362,11 @@ fn two_gateways_one_dashboard_and_an_acknowledge_that_reaches_the_gateway() {
         note,
     );
     assert_eq!(code, 404);
-    let (code, _) = http("GET", &listen, "/devices/site-a/pump-1", "").unwrap();
+    let (code, _) = http("GET", &listen, "/devices/site-a/gw-1/pump-1", "").unwrap();
     assert_eq!(code, 200);
+    // The URL without the gateway leads to the one gateway with the device.
+    let (code, _) = http("GET", &listen, "/devices/site-a/pump-1", "").unwrap();
+    assert_eq!(code, 308);
 
     // Malformed messages on the broker: counted, and the API keeps working.
     for payload in ["not json", "[1,2]", r#"{"seq":1,"state":"sideways"}"#] {

@@ -183,6 +183,12 @@ fn check_schema(topic: &str, v: &Value) {
             for k in ["name_zh", "name_en", "location"] {
                 assert!(v[k].is_string(), "{k} in {v}");
             }
+            let alarms = v["alarms"]
+                .as_array()
+                .unwrap_or_else(|| panic!("alarms in {v}"));
+            for a in alarms {
+                assert!(a["point"].is_string() && a["since"].is_i64(), "{v}");
+            }
             let a = &v["availability"];
             assert!(
                 a["threshold"].is_f64()

@@ -217,6 +217,7 @@ pub fn prune_batch(
     cutoff: i64,
     limit: i64,
 ) -> rusqlite::Result<(u64, u64)> {
+    // A device is (site, gateway, device).
     // t goes when a later up/down transition u of its device exists whose
     // interval is not empty (nothing else at its instant after it) and
     // ends before the cutoff (a transition strictly later than u, before
@@ -227,16 +228,16 @@ pub fn prune_batch(
              WHERE t.site = ?1 AND t.at_ms < ?2
                AND EXISTS (
                  SELECT 1 FROM transitions u
-                 WHERE u.site = t.site AND u.device = t.device AND u.at_ms >= t.at_ms
+                 WHERE u.site = t.site AND u.gateway = t.gateway AND u.device = t.device AND u.at_ms >= t.at_ms
                    AND (u.at_ms, u.gateway, u.seq) > (t.at_ms, t.gateway, t.seq)
                    AND u.to_state IN ('up', 'down')
                    AND NOT EXISTS (
                      SELECT 1 FROM transitions w
-                     WHERE w.site = u.site AND w.device = u.device AND w.at_ms = u.at_ms
+                     WHERE w.site = u.site AND w.gateway = u.gateway AND w.device = u.device AND w.at_ms = u.at_ms
                        AND (w.gateway, w.seq) > (u.gateway, u.seq))
                    AND EXISTS (
                      SELECT 1 FROM transitions v
-                     WHERE v.site = u.site AND v.device = u.device
+                     WHERE v.site = u.site AND v.gateway = u.gateway AND v.device = u.device
                        AND v.at_ms > u.at_ms AND v.at_ms < ?2))
              ORDER BY t.at_ms LIMIT ?3)",
         params![site, cutoff, limit],

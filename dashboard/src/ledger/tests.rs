@@ -117,14 +117,15 @@ fn an_offline_gateway_ends_its_devices_at_the_time_it_went_offline() {
     .unwrap();
     let now = T0 + 60 * MIN;
     let v = intervals(&w, now);
+    // Two gateways on the site: each device is named with its gateway.
     assert_eq!(
         v,
         vec![
-            ("p1".to_owned(), Up, T0, T0 + 30 * MIN),
-            ("p1".to_owned(), Unknown, T0 + 30 * MIN, now),
-            ("p2".to_owned(), Up, T0, T0 + 30 * MIN),
-            ("p2".to_owned(), Unknown, T0 + 30 * MIN, now),
-            ("p3".to_owned(), Up, T0, now),
+            ("gw-2/p3".to_owned(), Up, T0, now),
+            ("gw/p1".to_owned(), Up, T0, T0 + 30 * MIN),
+            ("gw/p1".to_owned(), Unknown, T0 + 30 * MIN, now),
+            ("gw/p2".to_owned(), Up, T0, T0 + 30 * MIN),
+            ("gw/p2".to_owned(), Unknown, T0 + 30 * MIN, now),
         ]
     );
     let i = input(w.conn(), &site(), 2026, 11, now).unwrap().unwrap();
@@ -526,4 +527,134 @@ fn retention_deletes_old_transitions_and_tickets_and_every_kept_month_reports_as
         retention::retained_from(w.conn(), "s1").unwrap(),
         Some(cutoff)
     );
+}
+
+/// A `state` message of `device` on `gw` at `ts`.
+fn state_msg(w: &mut Writer, gw: &str, device: &str, name: &str, ts: i64) {
+    let state = json!({"device":device,"class":"pump","name_zh":name,"name_en":name,"location":"",
+        "state":"up","since":T0,"reason":null,"seq":1,"ts":ts,"availability":{"threshold":97.5}});
+    w.record(
+        &topic(&["s1", gw, device, "state"]),
+        state.to_string().as_bytes(),
+        ts,
+    )
+    .unwrap();
+}
+
+#[test]
+fn the_same_device_id_on_two_gateways_of_a_site_is_two_devices_in_the_report() {
+    let (_d, mut w) = writer();
+    // gw-a's pump-1 is up all along; gw-b's goes down for 30 minutes.
+    transition(&mut w, "gw-a", 1, "pump-1", T0, "unknown", "up");
+    transition(&mut w, "gw-b", 1, "pump-1", T0, "unknown", "up");
+    transition(&mut w, "gw-b", 2, "pump-1", T0 + 10 * MIN, "up", "down");
+    transition(&mut w, "gw-b", 3, "pump-1", T0 + 40 * MIN, "down", "up");
+    state_msg(&mut w, "gw-a", "pump-1", "A 1号泵", T0 + MIN);
+    state_msg(&mut w, "gw-b", "pump-1", "B 1号泵", T0 + MIN);
+    w.record(
+        &topic(&["s1", "gw-b", "tickets", "1"]),
+        ticket_msg(1, 4, T0 + 10 * MIN, None).as_bytes(),
+        T0 + 10 * MIN,
+    )
+    .unwrap();
+    let now = T0 + 100 * MIN;
+    let i = input(w.conn(), &site(), 2026, 11, now).unwrap().unwrap();
+    let mut names: Vec<_> = i
+        .devices
+        .iter()
+        .map(|d| (d.id.as_str(), d.name_zh.as_str()))
+        .collect();
+    names.sort_unstable();
+    assert_eq!(
+        names,
+        vec![("gw-a/pump-1", "A 1号泵"), ("gw-b/pump-1", "B 1号泵")]
+    );
+    assert_eq!(i.tickets[0].device, "gw-b/pump-1");
+    let r = gateway_core::report::build(&i).unwrap();
+    let down = |id: &str| {
+        let d = r.devices.iter().find(|d| d.id == id).unwrap();
+        d.figures.downtime_ms
+    };
+    assert_eq!(down("gw-a/pump-1"), 0);
+    assert_eq!(down("gw-b/pump-1"), 30 * MIN);
+}
+
+/// The ledger's tables as schema version 1 made them.
+const SCHEMA_V1: &str = "CREATE TABLE transitions (site TEXT NOT NULL, gateway TEXT NOT NULL, seq INTEGER NOT NULL,
+        device TEXT NOT NULL, at_ms INTEGER NOT NULL, from_state TEXT NOT NULL, to_state TEXT NOT NULL, reason TEXT,
+        PRIMARY KEY (site, gateway, seq)) WITHOUT ROWID;
+    CREATE INDEX transitions_by_site ON transitions (site, at_ms);
+    CREATE TABLE tickets (site TEXT NOT NULL, gateway TEXT NOT NULL, id INTEGER NOT NULL,
+        seq INTEGER NOT NULL, ticket TEXT NOT NULL, PRIMARY KEY (site, gateway, id)) WITHOUT ROWID;
+    CREATE TABLE devices (site TEXT NOT NULL, device TEXT NOT NULL, gateway TEXT NOT NULL,
+        name_zh TEXT NOT NULL, name_en TEXT NOT NULL, class TEXT NOT NULL, location TEXT NOT NULL,
+        target REAL, seen_ms INTEGER NOT NULL, PRIMARY KEY (site, device)) WITHOUT ROWID;
+    CREATE TABLE gateways (site TEXT NOT NULL, gateway TEXT NOT NULL, online INTEGER NOT NULL,
+        status_ts INTEGER NOT NULL, offline_ms INTEGER, PRIMARY KEY (site, gateway)) WITHOUT ROWID;
+    CREATE INDEX transitions_by_device ON transitions (site, device, at_ms);
+    CREATE TABLE retention (site TEXT PRIMARY KEY, from_ms INTEGER NOT NULL) WITHOUT ROWID;";
+
+#[test]
+fn a_version_1_ledger_opens_and_reports_the_same_figures_for_a_single_gateway_site() {
+    // A month of one gateway, recorded by this version: the reference.
+    let (_d, mut w) = writer();
+    transition(&mut w, "gw", 1, "pump-1", T0, "unknown", "up");
+    transition(&mut w, "gw", 2, "pump-1", T0 + 10 * MIN, "up", "down");
+    transition(&mut w, "gw", 3, "pump-1", T0 + 25 * MIN, "down", "up");
+    transition(&mut w, "gw", 4, "pump-2", T0, "unknown", "up");
+    state_msg(&mut w, "gw", "pump-1", "1号泵", T0 + MIN);
+    state_msg(&mut w, "gw", "pump-2", "2号泵", T0 + MIN);
+    w.record(
+        &topic(&["s1", "gw", "tickets", "1"]),
+        ticket_msg(1, 5, T0 + 10 * MIN, Some(T0 + 90 * MIN)).as_bytes(),
+        T0 + 90 * MIN,
+    )
+    .unwrap();
+    let now = T0 + 120 * MIN;
+    let want = report_json(&w, (2026, 11), now);
+
+    // The same rows in a file with the version 1 catalogue.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(FILE);
+    {
+        let old = Connection::open(&path).unwrap();
+        old.execute_batch(SCHEMA_V1).unwrap();
+        old.execute("ATTACH DATABASE ?1 AS new", [w.conn().path().unwrap()])
+            .unwrap();
+        old.execute_batch(
+            "INSERT INTO transitions SELECT * FROM new.transitions;
+             INSERT INTO tickets SELECT * FROM new.tickets;
+             INSERT INTO gateways SELECT * FROM new.gateways;
+             INSERT INTO devices SELECT site, device, gateway, name_zh, name_en, class, location, target, seen_ms FROM new.devices;
+             DETACH DATABASE new;",
+        )
+        .unwrap();
+        let v: i64 = old
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(v, 0);
+    }
+    let migrated = Writer::new(open(&path).unwrap());
+    let pk: Vec<String> = migrated
+        .conn()
+        .prepare("SELECT name FROM pragma_table_info('devices') WHERE pk > 0 ORDER BY pk")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(pk, ["site", "gateway", "device"]);
+    assert_eq!(count(&migrated, "devices"), 2);
+    assert_eq!(report_json(&migrated, (2026, 11), now), want);
+    // And it keeps recording: a state of a second gateway's pump-1 is a
+    // new device, not an update of the first.
+    let mut migrated = migrated;
+    state_msg(
+        &mut migrated,
+        "gw-2",
+        "pump-1",
+        "二号楼 1号泵",
+        T0 + 2 * MIN,
+    );
+    assert_eq!(count(&migrated, "devices"), 3);
 }

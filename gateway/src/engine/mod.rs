@@ -34,7 +34,10 @@
 //!   availability ticket).
 //! - A **hard alarm** opens (or reopens) a critical ticket at once, unless
 //!   the device is in planned maintenance; when a device leaves maintenance
-//!   with an alarm still active, the ticket opens then.
+//!   with an alarm still active, the ticket opens then. The active alarms,
+//!   with the time each began, are part of the device's state view
+//!   ([`StateView::alarms`]), which the run loop republishes (retained) at
+//!   each start and end of an alarm.
 //! - Every [`AVAILABILITY_EVERY`] the rolling availability of each device
 //!   not in maintenance is compared with its threshold; falling below opens
 //!   an ordinary availability ticket (when the window's coverage is at least
@@ -87,7 +90,7 @@ use crate::store::{
     Command, Cutoff, DataDirLock, DeviceRow, LOCK_FILE, Pruned, Store, StoreError,
     apply_ticket_command, apply_window_command,
 };
-use crate::wire::StateView;
+use crate::wire::{ActiveAlarm, StateView};
 
 #[cfg(test)]
 mod tests;
@@ -195,6 +198,8 @@ pub struct Engine {
     ledger: Ledger,
     watch: ThresholdWatch,
     book: TicketBook,
+    /// Hard alarms active now: (device, point) → since when (Unix ms).
+    alarm_since: BTreeMap<(String, String), UnixMs>,
     configured_windows: Vec<Window>,
     stored_windows: Vec<Window>,
     queue: VecDeque<Pending>,
@@ -312,6 +317,7 @@ impl Engine {
         );
         let mut watch = ThresholdWatch::new();
         let mut health = health;
+        let mut alarm_since = BTreeMap::new();
         for t in book.tickets() {
             if t.state == TicketState::Closed {
                 continue;
@@ -321,8 +327,9 @@ impl Engine {
             } else if let Some(point) = t.kind.strip_prefix("alarm:")
                 && t.recovered_ms.is_none()
                 && let Some(i) = health.index_of(&t.device)
+                && health.restore_alarm(i, point, true)
             {
-                health.restore_alarm(i, point, true);
+                alarm_since.insert((t.device.clone(), point.to_owned()), t.cycle_start_ms());
             }
         }
 
@@ -362,6 +369,7 @@ impl Engine {
             ledger,
             watch,
             book,
+            alarm_since,
             configured_windows,
             stored_windows,
             queue: VecDeque::new(),
@@ -575,6 +583,19 @@ impl Engine {
             rolling_window_s: d.window_ms / 1000,
             month,
             threshold: d.threshold_percent,
+            alarms: self
+                .health
+                .active_alarms(i)
+                .into_iter()
+                .map(|point| ActiveAlarm {
+                    since_ms: self
+                        .alarm_since
+                        .get(&(d.id.clone(), point.to_owned()))
+                        .copied()
+                        .unwrap_or(st.since_ms),
+                    point: point.to_owned(),
+                })
+                .collect(),
         }
     }
 
@@ -609,10 +630,13 @@ impl Engine {
                     let Some(i) = self.index(&alarm.device) else {
                         continue;
                     };
+                    let key = (alarm.device.clone(), alarm.point.clone());
                     if alarm.active {
                         warn!(device = %alarm.device, point = %alarm.point, "hard alarm");
+                        self.alarm_since.insert(key, alarm.at_ms);
                     } else {
                         info!(device = %alarm.device, point = %alarm.point, "hard alarm cleared");
+                        self.alarm_since.remove(&key);
                     }
                     self.queue
                         .push_back(Pending::Announce(CoreEvent::Alarm(alarm.clone())));

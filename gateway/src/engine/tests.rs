@@ -496,3 +496,41 @@ fn old_history_is_deleted_in_bounded_batches_from_the_first_ticks_then_daily() {
     assert!(e.retention.run.is_none());
     assert_eq!(count(dir.path()), 2);
 }
+
+#[test]
+fn the_state_view_lists_an_active_hard_alarm_until_it_clears_and_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), "");
+    let fault = &[("mains_ok", 1.0), ("battery_ok", 1.0), ("fault", 1.0)];
+    let (mut e, _) = Engine::open(&cfg, &data(dir.path()), T0).unwrap();
+    e.observe(&poll(&cfg, 1, T0 + S, PANEL_OK));
+    assert_eq!(e.state_view(1, T0 + S).unwrap().alarms, vec![]);
+    e.observe(&poll(&cfg, 1, T0 + 2 * S, fault));
+    let want = vec![ActiveAlarm {
+        point: "fault".to_owned(),
+        since_ms: T0 + 2 * S,
+    }];
+    assert_eq!(e.state_view(1, T0 + 3 * S).unwrap().alarms, want);
+    assert_eq!(e.state_views(T0 + 3 * S)[1].alarms, want);
+    // The pump has no alarm.
+    assert_eq!(e.state_view(0, T0 + 3 * S).unwrap().alarms, vec![]);
+    e.tick(T0 + 3 * S);
+    drop(e); // a crash
+
+    // After the restart the engine knows the alarm (from its ticket) before
+    // any poll, with the time it began.
+    let (mut e, _) = Engine::open(&cfg, &data(dir.path()), T0 + 60 * S).unwrap();
+    assert_eq!(e.state_view(1, T0 + 60 * S).unwrap().alarms, want);
+    // It clears: the list is empty.
+    let ev = e.observe(&poll(&cfg, 1, T0 + 61 * S, PANEL_OK));
+    assert!(
+        ev.iter()
+            .any(|e| matches!(e, CoreEvent::Alarm(a) if !a.active)),
+        "{ev:?}"
+    );
+    assert_eq!(e.state_view(1, T0 + 61 * S).unwrap().alarms, vec![]);
+    drop(e);
+    // And stays cleared after another restart (the ticket is recovered).
+    let (e, _) = Engine::open(&cfg, &data(dir.path()), T0 + 90 * S).unwrap();
+    assert_eq!(e.state_view(1, T0 + 90 * S).unwrap().alarms, vec![]);
+}
