@@ -103,6 +103,14 @@ fn every_devices_telemetry_and_state_are_accepted() {
                 rolling_window_s: 86_400,
                 month: [Some(1.0), None, Some(0.0), Some(0.97)][k],
                 threshold: dev.threshold_percent,
+                alarms: if k % 2 == 1 {
+                    vec![wire::ActiveAlarm {
+                        point: "fire_alarm".into(),
+                        since_ms: NOW - 500,
+                    }]
+                } else {
+                    Vec::new()
+                },
             };
             accepted(&topics().state(&dev.id), wire::state(&v, NOW));
         }

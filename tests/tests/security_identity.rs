@@ -361,3 +361,48 @@ fn an_active_fire_panel_alarm_is_in_the_retained_state_also_after_a_gateway_rest
         g
     };
 }
+
+#[test]
+#[ignore = "needs mosquitto (.ci/run installs it)"]
+fn a_restarted_dashboard_shows_an_active_alarm_at_once_from_retained_state() {
+    require_tool("mosquitto_sub", "apt-get install mosquitto-clients").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (_broker, port) = start_mosquitto(dir.path()).unwrap();
+    let url = format!("mqtt://127.0.0.1:{port}");
+    let site_dir = dir.path().join("site");
+    std::fs::create_dir_all(&site_dir).unwrap();
+    let (env, control) = demo_env(&site_dir);
+    let config = demo_config(&site_dir, "").unwrap();
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(&config, text.replace("start = \"90s\"", "start = \"10h\"")).unwrap();
+    let _sim = start_sim(&config, &env).unwrap();
+    let _gw = gateway(&url, &config, &env);
+    let (mut dash, listen) = dashboard(dir.path(), &url);
+    bms_e2e::http(
+        "POST",
+        &control,
+        "/faults",
+        r#"{"device":"fire-panel-1","fault":"fault_bit","point":"fault"}"#,
+    )
+    .unwrap();
+    let alarms = |listen: &str| -> Option<Vec<Value>> {
+        let (_, v) = get_json(listen, &format!("/api/snapshot?site={SITE}"))?;
+        v["sites"][0]["alarms"].as_array().cloned()
+    };
+    until(
+        "the alarm on the first dashboard",
+        Duration::from_secs(30),
+        || alarms(&listen).filter(|a| !a.is_empty()),
+    );
+    dash.interrupt(Duration::from_secs(10)).unwrap();
+    let t = std::time::Instant::now();
+    let (_dash2, listen) = dashboard(dir.path(), &url);
+    let a = until(
+        "the alarm on the restarted dashboard",
+        Duration::from_secs(5),
+        || alarms(&listen).filter(|a| !a.is_empty()),
+    );
+    println!("alarm on the restarted dashboard after {:?}", t.elapsed());
+    assert_eq!(a[0]["device"], "fire-panel-1", "{a:?}");
+    assert_eq!(a[0]["point"], "fault", "{a:?}");
+}
