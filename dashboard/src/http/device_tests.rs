@@ -13,16 +13,18 @@ fn shared(dir: &std::path::Path) -> Arc<Shared> {
         for (gw, dev, name) in [
             ("gw-1", "pump-1", "一号楼 1号泵"),
             ("gw-2", "pump-1", "二号楼 1号泵"),
-            ("gw-2", "pump 2", "二号楼 2号泵"),
+            ("gw-2", "pump_2", "二号楼 2号泵"),
         ] {
-            let state = json!({"seq": 1, "ts": 1, "device": dev, "class": "pump", "name_zh": name,
-                "name_en": name, "location": "", "state": "up", "since": 1, "reason": null});
-            m.apply(
+            let now = now_ms();
+            let state = json!({"seq": 1, "ts": now, "device": dev, "class": "pump", "name_zh": name,
+                "name_en": name, "location": "", "state": "up", "since": now, "reason": null});
+            let applied = m.apply(
                 &format!("bms/s1/{gw}/{dev}/state"),
                 state.to_string().as_bytes(),
                 true,
-                now_ms(),
+                now,
             );
+            assert_eq!(applied, crate::model::Applied::Changed, "{gw}/{dev}");
         }
     }
     Arc::new(shared)
@@ -58,7 +60,7 @@ async fn each_gateway_of_a_site_has_its_own_device_with_the_same_id() {
             (Some(gw), Some(name))
         );
     }
-    let r = device_api(State(s.clone()), path3("s1", "gw-1", "pump 2")).await;
+    let r = device_api(State(s.clone()), path3("s1", "gw-1", "pump_2")).await;
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
     let r = device_page(State(s.clone()), path3("s1", "gw-3", "pump-1")).await;
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
@@ -69,26 +71,26 @@ async fn an_old_url_redirects_when_one_gateway_has_the_id_and_is_refused_when_se
     let dir = tempfile::tempdir().unwrap();
     let s = shared(dir.path());
     let uri = |u: &str| u.parse::<axum::http::Uri>().unwrap();
-    // One gateway: 308 to the new URL, the id encoded, the query kept.
+    // One gateway: 308 to the new URL, the query kept.
     let r = legacy_device_api(
         State(s.clone()),
-        uri("/api/sites/s1/devices/pump%202/history?range=7d"),
-        path2("s1", "pump 2"),
+        uri("/api/sites/s1/devices/pump_2/history?range=7d"),
+        path2("s1", "pump_2"),
     )
     .await;
     assert_eq!(r.status(), StatusCode::PERMANENT_REDIRECT);
     assert_eq!(
         r.headers()[header::LOCATION],
-        "/api/sites/s1/gateways/gw-2/devices/pump%202/history?range=7d"
+        "/api/sites/s1/gateways/gw-2/devices/pump_2/history?range=7d"
     );
     let r = legacy_device_page(
         State(s.clone()),
-        uri("/devices/s1/pump%202"),
-        path2("s1", "pump 2"),
+        uri("/devices/s1/pump_2"),
+        path2("s1", "pump_2"),
     )
     .await;
     assert_eq!(r.status(), StatusCode::PERMANENT_REDIRECT);
-    assert_eq!(r.headers()[header::LOCATION], "/devices/s1/gw-2/pump%202");
+    assert_eq!(r.headers()[header::LOCATION], "/devices/s1/gw-2/pump_2");
     // Several: 409 naming them.
     let r = legacy_device_api(
         State(s.clone()),
