@@ -36,8 +36,12 @@ pub struct Counters {
     pub gaps: u64,
     /// Sequence numbers missing in those jumps.
     pub missing: u64,
-    /// Command replies received.
+    /// Command replies received and well signed by the gateway of their
+    /// topic (the model only takes their `seq`).
     pub replies: u64,
+    /// `…/cmd/reply` messages not believed, by reason (`bad_signature`,
+    /// `unsigned`, `wrong_topic`, …; see `docs/commands.md`).
+    pub replies_refused: BTreeMap<&'static str, u64>,
 }
 
 /// One device.
@@ -91,25 +95,11 @@ pub struct Gateway {
     ticket_seq: BTreeMap<u64, u64>,
 }
 
-/// A command reply, for the waiter that sent the command.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Reply {
-    pub site: String,
-    pub gateway: String,
-    pub id: Option<String>,
-    pub ok: bool,
-    pub op: String,
-    /// `result` when ok, else `reason: detail`.
-    pub text: String,
-}
-
 /// What [`Model::apply`] did with a message.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Applied {
     /// The picture changed.
     Changed,
-    /// A reply to a command.
-    Reply(Reply),
     /// Nothing to show (a resend, a command going out, another site).
     Ignored,
     /// Counted as malformed; the reason for the log.
@@ -224,9 +214,11 @@ impl Model {
         let r = match kind {
             Kind::Status => status(g, &v),
             Kind::Alarm => alarm(g, &v, &mut self.events),
+            // Checked and handed to its command before the model
+            // (`commands::on_reply`); only its numbering matters here.
             Kind::Reply => {
                 self.counters.replies += 1;
-                reply(site, gw, &v)
+                Ok(Applied::Ignored)
             }
             Kind::Ticket(n) => ticket(g, n, seq, &v),
             Kind::Telemetry(d) => telemetry(g, d, &v, now_ms),
@@ -381,7 +373,6 @@ fn validate(kind: &Kind<'_>, v: &Json) -> Result<(), &'static str> {
         {
             Err("alarm without device, point or active")
         }
-        Kind::Reply if v.get("ok").and_then(Json::as_bool).is_none() => Err("reply without ok"),
         Kind::Ticket(n) => {
             let t = v.get("ticket").ok_or("ticket message without ticket")?;
             if t.get("id").and_then(Json::as_u64) != Some(*n) {
@@ -510,33 +501,6 @@ fn alarm(g: &mut Gateway, v: &Json, events: &mut VecDeque<Json>) -> Result<Appli
     }
     events.push_back(json!({"type": "alarm", "site": g.site, "gateway": g.id, "device": dev, "point": point, "active": active, "at": at}));
     Ok(Applied::Changed)
-}
-
-fn reply(site: &str, gw: &str, v: &Json) -> Result<Applied, &'static str> {
-    let ok = v
-        .get("ok")
-        .and_then(Json::as_bool)
-        .ok_or("reply without ok")?;
-    let text = if ok {
-        v.get("result")
-            .and_then(Json::as_str)
-            .unwrap_or("")
-            .to_owned()
-    } else {
-        format!(
-            "{}: {}",
-            v.get("reason").and_then(Json::as_str).unwrap_or("?"),
-            v.get("detail").and_then(Json::as_str).unwrap_or("")
-        )
-    };
-    Ok(Applied::Reply(Reply {
-        site: site.to_owned(),
-        gateway: gw.to_owned(),
-        id: v.get("id").and_then(Json::as_str).map(str::to_owned),
-        ok,
-        op: v.get("op").and_then(Json::as_str).unwrap_or("").to_owned(),
-        text,
-    }))
 }
 
 fn ticket(g: &mut Gateway, n: u64, seq: u64, v: &Json) -> Result<Applied, &'static str> {
@@ -794,12 +758,15 @@ mod tests {
         let s = m.snapshot(1, 1000);
         assert_eq!(s["sites"][0]["tickets"][0]["id"], 1);
         assert_eq!(s["sites"][0]["alarms"][0]["point"], "fault");
-        let r =
-            json!({"seq": 5, "ts": 1, "id": "abcdefgh", "ok": true, "op": "ack", "result": "done"});
-        match m.apply("bms/s1/gw-1/cmd/reply", r.to_string().as_bytes(), false, 1) {
-            Applied::Reply(r) => assert!(r.ok && r.id.as_deref() == Some("abcdefgh")),
-            other => panic!("{other:?}"),
-        }
+        // A reply (checked before the model, see commands.rs) only moves
+        // the numbering.
+        let r = json!({"seq": 5, "body": "{}", "sig": "00"});
+        assert_eq!(
+            m.apply("bms/s1/gw-1/cmd/reply", r.to_string().as_bytes(), false, 1),
+            Applied::Ignored
+        );
+        assert_eq!(m.counters.replies, 1);
+        assert_eq!(m.sites["s1"]["gw-1"].seq, 5);
         // Commands going out are not news, and other sites are filtered.
         assert_eq!(
             m.apply("bms/s1/gw-1/cmd/ack", b"{}", false, 1),

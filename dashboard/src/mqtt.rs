@@ -88,6 +88,38 @@ impl Shared {
     /// Takes one message into the model; wakes the pages; hands a reply to
     /// the command waiting for it.
     pub fn take(&self, topic: &str, payload: &[u8], retained: bool, now: i64) {
+        // Command replies first, before the ledger and the model: only a
+        // reply signed by the gateway of its topic, for a command waiting
+        // for it, is believed (`commands::on_reply`). A signed reply still
+        // goes to the model, for its numbering; any other is counted and
+        // goes nowhere, so a forged one can neither complete a command nor
+        // move a gateway's seq.
+        if let Some((site, gw)) =
+            crate::commands::reply_topic(&self.settings.file.mqtt.prefix, topic)
+        {
+            let outcome =
+                crate::commands::on_reply(&self.settings, &self.pending, site, gw, payload);
+            if let Err(why) = outcome {
+                self.pending
+                    .log_refused(why, site, gw, std::time::Instant::now());
+            }
+            if let Ok(mut m) = self.model.lock() {
+                match outcome {
+                    Ok(()) => {
+                        m.apply(topic, payload, retained, now);
+                    }
+                    Err(why) => {
+                        *m.counters.replies_refused.entry(why.as_str()).or_default() += 1;
+                        if why.authentic() {
+                            m.apply(topic, payload, retained, now);
+                        } else {
+                            m.counters.messages += 1;
+                        }
+                    }
+                }
+            }
+            return;
+        }
         // central ledger (issue 7): its own dedupe, off the receive path
         if let (Some(l), Some(rest)) = (
             &self.ledger,
@@ -112,14 +144,6 @@ impl Shared {
                     {
                         h.offer(site, device, payload);
                     }
-                }
-            }
-            Applied::Reply(r) => {
-                if let Some(id) = &r.id
-                    && let Ok(mut p) = self.pending.lock()
-                    && let Some(tx) = p.remove(id)
-                {
-                    let _ = tx.send(r);
                 }
             }
             Applied::Malformed(why) => {
