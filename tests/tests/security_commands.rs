@@ -488,7 +488,9 @@ fn a_broker_url_with_a_password_is_refused_and_the_password_is_never_printed() {
     let (mut env, _) = demo_env(dir.path());
     env.push(("K".into(), KEY.into()));
     let config = config_with(dir.path(), &format!("[mqtt]\nurl = \"{url}\"\n"));
-    let plain = config_with(&dir.path().join("plain"), "");
+    let plain_dir = dir.path().join("plain");
+    std::fs::create_dir_all(&plain_dir).unwrap();
+    let plain = config_with(&plain_dir, "");
     let runs: Vec<(&str, Vec<String>, &Path)> = vec![
         ("check", vec!["check".into(), "--config".into()], &config),
         ("run", vec!["run".into(), "--config".into()], &config),
