@@ -191,7 +191,8 @@ fn north_summary(cfg: &Resolved) -> String {
             let _ = writeln!(
                 out,
                 "  mqtt: {} as client {:?}, topics {}/{}/{}/…, telemetry QoS {}, {}",
-                m.url,
+                // Validation refuses credentials in the URL; never print them anyway.
+                gateway_core::config::redact_url(&m.url),
                 m.client_id_for(&cfg.site, &cfg.gateway),
                 m.prefix,
                 cfg.site,
