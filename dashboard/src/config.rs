@@ -613,7 +613,11 @@ pub fn check(file: Config, base: &Path) -> Result<Settings, Vec<String>> {
         (None, None) => "mqtt://127.0.0.1:1883".to_owned(),
     };
     match gateway_core::config::parse_broker_url(&broker_url) {
-        Err(e) => errors.push(format!("[mqtt] url = {broker_url:?}: {e}")),
+        // The message never repeats a password: the URL is shown redacted.
+        Err(e) => {
+            let shown = gateway_core::config::redact_url(&broker_url);
+            errors.push(format!("[mqtt] url = {shown:?}: {e}"));
+        }
         Ok(u) if !u.tls && file.mqtt.ca_file.is_some() => errors.push(format!(
             "[mqtt] ca_file is given but url = {broker_url:?} is plain MQTT; use mqtts://host:8883"
         )),
@@ -688,7 +692,13 @@ pub fn check(file: Config, base: &Path) -> Result<Settings, Vec<String>> {
     for g in &file.gateways {
         match g.command_secret.read(base, &env) {
             Ok(Some(k)) => {
-                secrets.push((g.site.clone(), g.gateway.clone(), k.expose().to_owned()));
+                let setting = format!("[[gateway]] {}/{}: command_secret", g.site, g.gateway);
+                match gateway_core::config::check_command_secret(&setting, &k) {
+                    Ok(()) => {
+                        secrets.push((g.site.clone(), g.gateway.clone(), k.expose().to_owned()))
+                    }
+                    Err(e) => errors.push(e),
+                }
             }
             Ok(None) => errors.push(format!(
                 "[[gateway]] {}/{}: command_secret is not given; write {{ file = … }} or {{ env = … }}",
@@ -885,19 +895,47 @@ mod tests {
     #[test]
     fn secret_per_gateway_falls_back_to_the_site() {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("a.key"), "k-site\n").unwrap();
-        std::fs::write(dir.path().join("b.key"), "k-gw2").unwrap();
+        let (k_site, k_gw2) = ("k-site".repeat(6), "k-gw2".repeat(7));
+        std::fs::write(dir.path().join("a.key"), format!("{k_site}\n")).unwrap();
+        std::fs::write(dir.path().join("b.key"), &k_gw2).unwrap();
         let file: Config = toml::from_str(
             "[[gateway]]\nsite = \"a\"\ncommand_secret = { file = \"a.key\" }\n[[gateway]]\nsite = \"a\"\ngateway = \"gw-2\"\ncommand_secret = { file = \"b.key\" }\n",
         )
         .unwrap();
         let s = check(file, dir.path()).unwrap();
-        assert_eq!(s.secret_for("a", "gw-1"), Some("k-site"));
-        assert_eq!(s.secret_for("a", "gw-2"), Some("k-gw2"));
+        assert_eq!(s.secret_for("a", "gw-1"), Some(k_site.as_str()));
+        assert_eq!(s.secret_for("a", "gw-2"), Some(k_gw2.as_str()));
         assert_eq!(s.secret_for("b", "gw-1"), None);
         let e =
             parse("[[gateway]]\nsite = \"a\"\ncommand_secret = { file = \"/nonexistent/k\" }\n")
                 .unwrap_err();
         assert!(e[0].contains("cannot read the secret file"), "{e:?}");
+    }
+
+    #[test]
+    fn command_secrets_shorter_than_32_bytes_are_refused_naming_the_gateway_and_length() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("short.key"), "k\n").unwrap();
+        std::fs::write(dir.path().join("long.key"), "k".repeat(32)).unwrap();
+        let file: Config = toml::from_str(
+            "[[gateway]]\nsite = \"a\"\ngateway = \"gw-1\"\ncommand_secret = { file = \"short.key\" }\n[[gateway]]\nsite = \"b\"\ncommand_secret = { file = \"long.key\" }\n",
+        )
+        .unwrap();
+        let e = check(file, dir.path()).unwrap_err();
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert!(e[0].contains("[[gateway]] a/gw-1: command_secret"), "{e:?}");
+        assert!(e[0].contains("1 bytes"), "{e:?}");
+        assert!(e[0].contains("openssl rand -hex 32"), "{e:?}");
+    }
+
+    #[test]
+    fn a_broker_url_with_credentials_is_refused_and_the_password_is_not_repeated() {
+        let e = parse("[mqtt]\nurl = \"mqtt://u:secretpass@127.0.0.1:1883\"\n").unwrap_err();
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert!(!e[0].contains("secretpass"), "{e:?}");
+        assert!(
+            e[0].contains("username") && e[0].contains("password"),
+            "{e:?}"
+        );
     }
 }

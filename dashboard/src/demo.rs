@@ -112,9 +112,11 @@ async fn demo(a: DemoArgs, signals: gateway::logging::ShutdownSignals) -> Result
             )
         })?;
     }
-    // The gateway and the dashboard share a fresh command key.
+    // The gateway and the dashboard share a fresh command key: 32 random
+    // bytes as 64 hex digits, as `openssl rand -hex 32` makes.
     let key_file = data_dir.join("command.key");
-    write_private(&key_file, &crate::auth::token())?;
+    let key = format!("{}{}", crate::auth::token(), crate::auth::token());
+    write_private(&key_file, &key)?;
 
     // The simulated building, on free loopback ports.
     let mut opts = SimOptions::loopback();

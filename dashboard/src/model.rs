@@ -84,8 +84,12 @@ pub struct Counters {
     pub seq_rollbacks: u64,
     /// Gateway restarts seen (a status with a new `started_at`): window reset.
     pub seq_restarts: u64,
-    /// Command replies received.
+    /// Command replies received and well signed by the gateway of their
+    /// topic (the model only takes their `seq`).
     pub replies: u64,
+    /// `…/cmd/reply` messages not believed, by reason (`bad_signature`,
+    /// `unsigned`, `wrong_topic`, …; see `docs/commands.md`).
+    pub replies_refused: BTreeMap<&'static str, u64>,
 }
 
 fn bump(c: &mut u64) {
@@ -226,25 +230,11 @@ pub struct Gateway {
     window: SeqWindow,
 }
 
-/// A command reply, for the waiter that sent the command.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Reply {
-    pub site: String,
-    pub gateway: String,
-    pub id: Option<String>,
-    pub ok: bool,
-    pub op: String,
-    /// `result` when ok, else `reason: detail`.
-    pub text: String,
-}
-
 /// What [`Model::apply`] did with a message.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Applied {
     /// The picture changed.
     Changed,
-    /// A reply to a command.
-    Reply(Reply),
     /// Nothing to show (a resend, a command going out, a cleared topic).
     Ignored,
     /// Refused (malformed, not allowed, over a cap, an unbelievable seq)
@@ -415,7 +405,6 @@ impl Model {
             g.seq = g.window.high;
         }
         let limits = self.limits.clone();
-        let site = t.site.to_owned();
         let r = match msg {
             Message::Status(m) => {
                 if status(g, &m, now_ms) {
@@ -424,24 +413,11 @@ impl Model {
                 Ok(Applied::Changed)
             }
             Message::Alarm(a) => alarm(g, &a, &limits, &mut self.events),
-            Message::Reply(r) => {
+            // Checked and handed to its command before the model
+            // (`commands::on_reply`); only its numbering matters here.
+            Message::Reply(_) => {
                 bump(&mut self.counters.replies);
-                Ok(Applied::Reply(Reply {
-                    site,
-                    gateway: t.gateway.to_owned(),
-                    id: r.id,
-                    ok: r.ok,
-                    op: r.op.unwrap_or_default(),
-                    text: if r.ok {
-                        r.result.unwrap_or_default()
-                    } else {
-                        format!(
-                            "{}: {}",
-                            r.reason.as_deref().unwrap_or("?"),
-                            r.detail.unwrap_or_default()
-                        )
-                    },
-                }))
+                Ok(Applied::Ignored)
             }
             Message::Ticket(m) => ticket(g, m, retained, &limits),
             Message::Telemetry(m) => telemetry(g, m, &limits, now_ms),

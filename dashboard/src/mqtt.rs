@@ -143,6 +143,39 @@ impl Shared {
     /// further (not to the history nor the central ledger); refusals are
     /// logged at most once per kind every 10 s.
     pub fn take(&self, topic: &str, payload: &[u8], retained: bool, now: i64) {
+        // Command replies first, before the ledger and the model: only a
+        // reply signed by the gateway of its topic, for a command waiting
+        // for it, is believed (`commands::on_reply`). A signed reply still
+        // goes to the model, for its numbering; any other is counted and
+        // goes nowhere, so a forged one can neither complete a command nor
+        // move a gateway's seq.
+        if let Some((site, gw)) =
+            crate::commands::reply_topic(&self.settings.file.mqtt.prefix, topic)
+        {
+            let outcome =
+                crate::commands::on_reply(&self.settings, &self.pending, site, gw, payload);
+            if let Err(why) = outcome {
+                self.pending
+                    .log_refused(why, site, gw, std::time::Instant::now());
+            }
+            if let Ok(mut m) = self.model.lock() {
+                match outcome {
+                    Ok(()) => {
+                        m.apply(topic, payload, retained, now);
+                    }
+                    Err(why) => {
+                        let n = m.counters.replies_refused.entry(why.as_str()).or_default();
+                        *n = n.saturating_add(1);
+                        if why.authentic() {
+                            m.apply(topic, payload, retained, now);
+                        } else {
+                            m.counters.messages = m.counters.messages.saturating_add(1);
+                        }
+                    }
+                }
+            }
+            return;
+        }
         let applied = match self.model.lock() {
             Ok(mut m) => m.apply(topic, payload, retained, now),
             Err(_) => return,
@@ -170,14 +203,6 @@ impl Shared {
                     {
                         h.offer(site, gateway, device, payload);
                     }
-                }
-            }
-            Applied::Reply(r) => {
-                if let Some(id) = &r.id
-                    && let Ok(mut p) = self.pending.lock()
-                    && let Some(tx) = p.remove(id)
-                {
-                    let _ = tx.send(r);
                 }
             }
             Applied::Refused(Some(why)) => {

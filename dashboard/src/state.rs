@@ -1,14 +1,14 @@
 //! What the HTTP handlers and the subscriber share.
 
-use std::collections::HashMap;
 use std::sync::Mutex;
 use std::sync::atomic::AtomicBool;
 
-use tokio::sync::{oneshot, watch};
+use tokio::sync::watch;
 
 use crate::auth::Auth;
+use crate::commands::Pending;
 use crate::config::Settings;
-use crate::model::{Model, Reply};
+use crate::model::Model;
 
 /// The dashboard's shared state.
 #[derive(Debug)]
@@ -17,8 +17,8 @@ pub struct Shared {
     pub model: Mutex<Model>,
     /// Bumped at every change of the model; the SSE streams watch it.
     pub changed: watch::Sender<u64>,
-    /// Commands waiting for their reply, by command id.
-    pub pending: Mutex<HashMap<String, oneshot::Sender<Reply>>>,
+    /// Commands waiting for their signed reply, by command id.
+    pub pending: Pending,
     /// Whether the subscriber is connected to the broker.
     pub connected: AtomicBool,
     pub auth: Auth,
@@ -53,7 +53,7 @@ impl Shared {
             settings,
             model: Mutex::new(model),
             changed: watch::channel(0).0,
-            pending: Mutex::new(HashMap::new()),
+            pending: Pending::default(),
             connected: AtomicBool::new(false),
             auth,
             client: Mutex::new(None),

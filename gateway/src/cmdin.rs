@@ -19,20 +19,25 @@
 //! failure (each a [`RejectReason`]):
 //!
 //! 1. shape: the payload is such an object, `body` is a JSON object with
-//!    `op`, `id` (the nonce), `ts` and `by`, and `op` equals the topic
-//!    suffix (the topic is not signed; this binds it) — `Malformed`;
+//!    `op`, `id` (the nonce), `ts`, `by`, `site` and `gateway`, and `op`
+//!    equals the topic suffix (the topic is not signed; this binds it) —
+//!    `Malformed`;
 //! 2. a signature is present — `Unsigned`;
 //! 3. the signature matches (constant-time comparison) — `BadSignature`;
-//! 4. the op is known — `Unknown`;
-//! 5. `ts` is within ± `max_age` of now — `Stale`;
-//! 6. the nonce was not seen before — `Replayed`;
-//! 7. the op's own fields make a [`Command`](crate::store::Command) —
+//! 4. the body's `site` and `gateway` are this gateway's — `WrongTarget`
+//!    (one secret is often shared by the gateways of a site: without this,
+//!    a command signed for one of them could be replayed on another's
+//!    topic);
+//! 5. the op is known — `Unknown`;
+//! 6. `ts` is within ± `max_age` of now — `Stale`;
+//! 7. the nonce was not seen before — `Replayed`;
+//! 8. the op's own fields make a [`Command`](crate::store::Command) —
 //!    `Malformed`.
 //!
 //! A rejected command changes nothing, not even the nonce book: a nonce is
 //! remembered only when the command is accepted (for a command whose fields
 //! are bad, the book is only asked whether it knows the nonce, so that step
-//! 6 still comes before step 7).
+//! 7 still comes before step 8).
 //!
 //! # Replays
 //!
@@ -46,8 +51,12 @@
 //!
 //! # Replies
 //!
-//! The caller publishes [`reply_json`] on `…/cmd/reply` for every command:
-//! applied, refused by the engine, or rejected here. The gateway subscribes
+//! The caller publishes [`Verifier::reply`] on `…/cmd/reply` for every
+//! command: applied, refused by the engine, or rejected here. A reply is
+//! signed with the same secret and scheme as a command, its body binding
+//! the command's `id`, the gateway's `site` and `gateway`, the `op` and the
+//! outcome; a sender checks it with [`open_reply`] before believing it.
+//! The gateway subscribes
 //! to `…/cmd/#`, so it receives its own replies: the caller must skip the
 //! suffix [`REPLY_SUFFIX`] before verifying, or it would answer its own
 //! answers forever.
@@ -60,10 +69,33 @@ mod verify;
 mod tests;
 
 pub use nonces::{MemoryNonces, NonceBook};
-pub use reply::{Outcome, reply_json};
+pub use reply::{Outcome, ReplyError, SignedReply, open_reply, reply_json};
 pub use verify::{
     MAX_PAYLOAD_BYTES, OPS, RejectReason, Rejection, Verified, Verifier, sign, signature_hex,
 };
 
 /// The topic suffix (after `cmd/`) of replies; never a command.
 pub const REPLY_SUFFIX: &str = "reply";
+
+/// The shortest command secret accepted, in bytes: 32 random bytes (64 hex
+/// digits from `openssl rand -hex 32`) cannot be guessed, and HMAC-SHA256
+/// gains nothing from more.
+pub const MIN_SECRET_BYTES: usize = gateway_core::config::MIN_COMMAND_SECRET_BYTES;
+
+/// Reads the `[commands] secret` of `c` (paths relative to `base`, variables
+/// from `env`) and checks its length; the error names the setting and says
+/// what to do. Used by `gateway check` and `gateway run`, which both refuse
+/// to go on (exit 64) when it fails.
+pub fn read_secret(
+    c: &gateway_core::config::CommandsConfig,
+    base: &std::path::Path,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<gateway_core::config::Secret, String> {
+    let secret = c
+        .secret
+        .read(base, env)
+        .map_err(|e| format!("[commands] secret: {e}"))?
+        .ok_or_else(|| "[commands] secret is not set".to_owned())?;
+    gateway_core::config::check_command_secret("[commands] secret", &secret)?;
+    Ok(secret)
+}

@@ -28,11 +28,16 @@ struct Site {
     gw: Proc,
 }
 
+/// The command key of a site's gateway (at least 32 bytes, as required).
+fn secret_of(name: &str) -> String {
+    format!("command-secret-of-{name}-for-the-end-to-end-tests")
+}
+
 fn site(root: &Path, name: &str, broker: &str) -> Site {
     let dir = root.join(name);
     std::fs::create_dir_all(&dir).unwrap();
     let (mut env, control) = demo_env(&dir);
-    env.push(("BMS_CMD_SECRET".into(), format!("secret-of-{name}")));
+    env.push(("BMS_CMD_SECRET".into(), secret_of(name)));
     let config = demo_config(&dir, "[commands]\nsecret = { env = \"BMS_CMD_SECRET\" }\n").unwrap();
     let text = std::fs::read_to_string(&config).unwrap();
     let text = text.replace(
@@ -155,7 +160,10 @@ fn two_gateways_one_dashboard_and_an_acknowledge_that_reaches_the_gateway() {
     .unwrap();
     let mut dash = start_dashboard(
         &dcfg,
-        &[("KEY_A", "secret-of-site-a"), ("KEY_B", "secret-of-site-b")],
+        &[
+            ("KEY_A", secret_of("site-a").as_str()),
+            ("KEY_B", secret_of("site-b").as_str()),
+        ],
     )
     .unwrap();
 

@@ -18,6 +18,8 @@ use hmac::{Hmac, Mac};
 use serde_json::Value;
 
 const PREFIX: &str = "bms/demo-sales-centre/gw-1";
+/// The `[commands] secret` of the command tests (at least 32 bytes).
+const SECRET: &str = "s3cret-for-the-mqtt-end-to-end-tests";
 
 /// A Mosquitto of our own.
 struct Broker {
@@ -402,7 +404,7 @@ fn publish(port: u16, topic: &str, payload: &str) {
 fn signed_commands_are_applied_and_every_bad_one_is_refused_with_a_reason() {
     let dir = tempfile::tempdir().unwrap();
     let (mut env, control) = demo_env(dir.path());
-    env.push(("BMS_CMD_SECRET".into(), "s3cret-for-tests".into()));
+    env.push(("BMS_CMD_SECRET".into(), SECRET.into()));
     let broker = Broker::start(dir.path(), "allow_anonymous true\npersistence false");
     let cfg = config(
         dir.path(),
@@ -434,9 +436,9 @@ fn signed_commands_are_applied_and_every_bad_one_is_refused_with_a_reason() {
         std::thread::sleep(Duration::from_millis(100));
     }
     let before = events();
-    let ack = |id: &str, ts: i64| serde_json::json!({"op":"ack","id":id,"ts":ts,"by":"张工","ticket":1,"note":"到场"});
+    let ack = |id: &str, ts: i64| serde_json::json!({"op":"ack","id":id,"ts":ts,"by":"张工","site":"demo-sales-centre","gateway":"gw-1","ticket":1,"note":"到场"});
     let topic = |op: &str| format!("{PREFIX}/cmd/{op}");
-    let secret = "s3cret-for-tests";
+    let secret = SECRET;
     // Rejected, each with its reason; nothing changes.
     let bad: Vec<(&str, String, &str)> = vec![
         (
@@ -459,7 +461,7 @@ fn signed_commands_are_applied_and_every_bad_one_is_refused_with_a_reason() {
             "unknown",
             signed(
                 secret,
-                &serde_json::json!({"op":"frobnicate","id":"nonce-unknown","ts":now_ms(),"by":"张工"}),
+                &serde_json::json!({"op":"frobnicate","id":"nonce-unknown","ts":now_ms(),"by":"张工","site":"demo-sales-centre","gateway":"gw-1"}),
             ),
             "frobnicate",
         ),
@@ -467,7 +469,10 @@ fn signed_commands_are_applied_and_every_bad_one_is_refused_with_a_reason() {
     for (reason, payload, op) in &bad {
         publish(broker.port, &topic(op), payload);
         replies
-            .wait_for(&format!("\"reason\":\"{reason}\""), Duration::from_secs(10))
+            .wait_for(
+                &format!(r#"\"reason\":\"{reason}\""#),
+                Duration::from_secs(10),
+            )
             .unwrap_or_else(|e| panic!("{reason}: {e}"));
     }
     assert_eq!(events(), before, "a rejected command changed the tickets");
@@ -479,7 +484,9 @@ fn signed_commands_are_applied_and_every_bad_one_is_refused_with_a_reason() {
         .wait_for("nonce-good-1", Duration::from_secs(15))
         .unwrap();
     assert!(
-        line.contains("\"ok\":true") && line.contains("acknowledged by 张工"),
+        line.contains(r#"\"ok\":true"#)
+            && line.contains("acknowledged by 张工")
+            && line.contains("\"sig\":"),
         "{line}"
     );
     let state: String = rusqlite::Connection::open(&db)
@@ -489,7 +496,7 @@ fn signed_commands_are_applied_and_every_bad_one_is_refused_with_a_reason() {
     assert_eq!(state, "acknowledged");
     publish(broker.port, &topic("ack"), &good);
     replies
-        .wait_for("\"reason\":\"replayed\"", Duration::from_secs(10))
+        .wait_for(r#"\"reason\":\"replayed\""#, Duration::from_secs(10))
         .unwrap();
     assert_eq!(gw.interrupt(Duration::from_secs(10)).unwrap(), Some(0));
 }

@@ -191,7 +191,8 @@ fn north_summary(cfg: &Resolved) -> String {
             let _ = writeln!(
                 out,
                 "  mqtt: {} as client {:?}, topics {}/{}/{}/…, telemetry QoS {}, {}",
-                m.url,
+                // Validation refuses credentials in the URL; never print them anyway.
+                gateway_core::config::redact_url(&m.url),
                 m.client_id_for(&cfg.site, &cfg.gateway),
                 m.prefix,
                 cfg.site,
@@ -262,6 +263,15 @@ fn north_summary(cfg: &Resolved) -> String {
 pub fn check(file: &Path, verbose: bool) -> u8 {
     match crate::files::load_config(file) {
         Ok(cfg) => {
+            // The command secret is only known once read: `run` would stop
+            // on a short or missing one, so `check` says so now.
+            if let Some(c) = cfg.raw.commands.as_ref().filter(|c| c.enabled) {
+                let base = file.parent().unwrap_or(Path::new("."));
+                if let Err(e) = crate::cmdin::read_secret(c, base, &|v| std::env::var(v).ok()) {
+                    eprintln!("{}: 1 error in the configuration:\n  - {e}", file.display());
+                    return super::EXIT_CONFIG;
+                }
+            }
             let (text, _) = render(file, &cfg, verbose);
             print!("{text}");
             0

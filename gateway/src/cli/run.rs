@@ -456,17 +456,12 @@ pub fn start_north(
     let mut commands_tx = None;
     let mut replies_rx = None;
     if let Some(c) = cfg.raw.commands.clone().filter(|c| c.enabled) {
-        let secret = c
-            .secret
-            .read(&base, &|v| std::env::var(v).ok())
-            .map_err(|e| (super::EXIT_CONFIG, format!("[commands] secret: {e}")))?
-            .ok_or((
-                super::EXIT_CONFIG,
-                "[commands] secret is not set".to_owned(),
-            ))?;
+        let secret = crate::cmdin::read_secret(&c, &base, &|v| std::env::var(v).ok())
+            .map_err(|e| (super::EXIT_CONFIG, e))?;
         let tz = gateway_core::ledger::parse_tz(&cfg.timezone)
             .map_err(|e| (super::EXIT_CONFIG, e.to_string()))?;
-        let verifier = crate::cmdin::Verifier::new(secret, c.max_age.get(), tz);
+        let verifier =
+            crate::cmdin::Verifier::new(secret, c.max_age.get(), tz, &cfg.site, &cfg.gateway);
         let (tx, rx) = tokio::sync::mpsc::channel(64);
         let (rtx, rrx) = tokio::sync::mpsc::channel(64);
         tokio::spawn(crate::north::commands::serve(

@@ -10,16 +10,25 @@ use super::*;
 use crate::store::{Command, Store};
 
 const SECRET: &str = "test-secret";
+const SITE: &str = "site1";
+const GW: &str = "gw1";
 const NOW: i64 = 1_796_126_700_000;
 const MAX_AGE: Duration = Duration::from_secs(300);
 
 fn verifier() -> Verifier {
-    Verifier::new(Secret::new(SECRET), MAX_AGE, chrono_tz::Asia::Shanghai)
+    Verifier::new(
+        Secret::new(SECRET),
+        MAX_AGE,
+        chrono_tz::Asia::Shanghai,
+        SITE,
+        GW,
+    )
 }
 
-/// A body with the common fields and `extra` merged in.
+/// A body with the common fields (target: this test's gateway) and `extra`
+/// merged in (which may override them).
 fn body(op: &str, id: &str, ts: i64, extra: Value) -> String {
-    let mut b = json!({"op": op, "id": id, "ts": ts, "by": "张工"});
+    let mut b = json!({"op": op, "id": id, "ts": ts, "by": "张工", "site": SITE, "gateway": GW});
     if let (Some(m), Value::Object(e)) = (b.as_object_mut(), extra) {
         m.extend(e);
     }
@@ -55,15 +64,16 @@ fn payload_with(body: &str, sig: Value) -> Vec<u8> {
 #[test]
 fn the_worked_example_of_docs_commands_md_holds() {
     let doc = include_str!("../../../docs/commands.md");
-    let secret = "example-secret-do-not-use";
-    let b = r#"{"op":"ack","id":"c0ffee42","ts":1796126700000,"by":"张工","ticket":12,"note":"on my way"}"#;
-    let sig = "23c9be87cc557eadac5f49a379364cc0ef32f64e2b68a120c42ba11c9ef225b2";
+    let secret = "example-secret-of-32-bytes-do-not-use";
+    assert!(secret.len() >= MIN_SECRET_BYTES);
+    let b = r#"{"op":"ack","id":"c0ffee42","ts":1796126700000,"by":"张工","site":"site1","gateway":"gw1","ticket":12,"note":"on my way"}"#;
+    let sig = "30db857c75b6433d2ee38d655723e5e59b44d2312dbf7d1d10c5567eb621af73";
 
     // The secret, the body, its length and its bytes as the document shows them.
     assert!(doc.contains(&format!("The secret is `{secret}`")));
     assert!(doc.contains(&format!("```text\n{b}\n```")));
-    assert_eq!(b.len(), 92);
-    assert!(doc.contains("UTF-8 encoding, 92 bytes"));
+    assert_eq!(b.len(), 123);
+    assert!(doc.contains("UTF-8 encoding, 123 bytes"));
     let hex_lines: Vec<String> = b
         .as_bytes()
         .chunks(24)
@@ -92,7 +102,13 @@ fn the_worked_example_of_docs_commands_md_holds() {
     assert!(doc.contains(&format!("```json\n{text}\n```")), "{text}");
 
     // Received one second later: verified, and the reply the document shows.
-    let v = Verifier::new(Secret::new(secret), MAX_AGE, chrono_tz::Asia::Shanghai);
+    let v = Verifier::new(
+        Secret::new(secret),
+        MAX_AGE,
+        chrono_tz::Asia::Shanghai,
+        "site1",
+        "gw1",
+    );
     let mut book = MemoryNonces::new();
     let ok = v
         .verify("ack", &payload, 1_796_126_701_000, &mut book)
@@ -109,18 +125,36 @@ fn the_worked_example_of_docs_commands_md_holds() {
     );
     let result = "ticket #12 acknowledged by 张工";
     let done = reply_json(
+        "site1",
+        "gw1",
         "ack",
         Outcome::Done { id: &ok.id, result },
         1_796_126_701_000,
     );
-    assert!(doc.contains(&format!("```json\n{done}\n")), "{done}");
+    assert!(doc.contains(&format!("```text\n{done}\n")), "{done}");
+    // The signed reply payload as the document shows it.
+    let signed = Value::Object(v.reply(
+        "ack",
+        Outcome::Done { id: &ok.id, result },
+        1_796_126_701_000,
+    ))
+    .to_string();
+    assert!(doc.contains(&format!("```json\n{signed}\n```")), "{signed}");
+    let opened = open_reply(secret, signed.as_bytes()).unwrap();
+    assert_eq!(opened.id.as_deref(), Some("c0ffee42"));
 
     // Again: replayed, and the second reply of the document.
     let again = v
         .verify("ack", &payload, 1_796_126_702_000, &mut book)
         .unwrap_err();
     assert_eq!(again.reason, RejectReason::Replayed);
-    let refused = reply_json("ack", Outcome::Rejected(&again), 1_796_126_702_000);
+    let refused = reply_json(
+        "site1",
+        "gw1",
+        "ack",
+        Outcome::Rejected(&again),
+        1_796_126_702_000,
+    );
     assert!(doc.contains(&format!("{refused}\n```")), "{refused}");
 
     // Six minutes after ts: stale.
@@ -302,7 +336,7 @@ fn badly_signed_commands_are_refused() {
         RejectReason::BadSignature
     );
     // A gateway with an empty secret accepts nothing, not even an empty-key MAC.
-    let open = Verifier::new(Secret::new(""), MAX_AGE, chrono_tz::UTC);
+    let open = Verifier::new(Secret::new(""), MAX_AGE, chrono_tz::UTC, SITE, GW);
     let r = open
         .verify("ack", &sign("", &b), NOW, &mut MemoryNonces::new())
         .unwrap_err();
@@ -424,8 +458,8 @@ fn malformed_payloads_are_refused() {
 
 #[test]
 fn bodies_missing_or_with_bad_common_fields_are_malformed() {
-    let full = json!({"op": "ack", "id": "nonce-0001", "ts": NOW, "by": "张工", "ticket": 12});
-    for field in ["op", "id", "ts", "by"] {
+    let full = json!({"op": "ack", "id": "nonce-0001", "ts": NOW, "by": "张工", "site": SITE, "gateway": GW, "ticket": 12});
+    for field in ["op", "id", "ts", "by", "site", "gateway"] {
         let mut b = full.clone();
         b.as_object_mut().unwrap().remove(field);
         let r = check("ack", &sign(SECRET, &b.to_string())).unwrap_err();
@@ -442,6 +476,8 @@ fn bodies_missing_or_with_bad_common_fields_are_malformed() {
         ("by", json!("  ")),
         ("by", json!("x".repeat(65))),
         ("op", json!(7)),
+        ("site", json!(1)),
+        ("gateway", json!(["gw1"])),
     ] {
         let mut b = full.clone();
         b[field] = value.clone();
@@ -613,6 +649,8 @@ fn a_failing_nonce_book_refuses_the_command_as_internal() {
 #[test]
 fn replies_carry_id_op_outcome_and_time() {
     let done: Value = serde_json::from_str(&reply_json(
+        SITE,
+        GW,
         "resolve",
         Outcome::Done {
             id: "nonce-0001",
@@ -623,10 +661,12 @@ fn replies_carry_id_op_outcome_and_time() {
     .unwrap();
     assert_eq!(
         done,
-        json!({"id": "nonce-0001", "op": "resolve", "ok": true,
+        json!({"id": "nonce-0001", "op": "resolve", "ok": true, "site": SITE, "gateway": GW,
                "result": "ticket #3 resolved by 张工", "ts": NOW})
     );
     let refused: Value = serde_json::from_str(&reply_json(
+        SITE,
+        GW,
         "close",
         Outcome::Refused {
             id: "nonce-0002",
@@ -644,7 +684,7 @@ fn replies_carry_id_op_outcome_and_time() {
     let r = check("ack", b"garbage").unwrap_err();
     assert_eq!(r.id, None);
     let rejected: Value =
-        serde_json::from_str(&reply_json("ack", Outcome::Rejected(&r), NOW)).unwrap();
+        serde_json::from_str(&reply_json(SITE, GW, "ack", Outcome::Rejected(&r), NOW)).unwrap();
     assert_eq!(rejected["id"], Value::Null);
     assert_eq!(rejected["reason"], json!("malformed"));
     assert_eq!(rejected["ok"], json!(false));
@@ -656,6 +696,7 @@ fn replies_carry_id_op_outcome_and_time() {
         RejectReason::Stale,
         RejectReason::Replayed,
         RejectReason::Malformed,
+        RejectReason::WrongTarget,
         RejectReason::Unknown,
         RejectReason::Internal,
     ] {
@@ -674,7 +715,7 @@ fn the_verifier_never_shows_its_secret() {
 fn payloads_made_by_the_python_and_javascript_snippets_verify() {
     // Python 3 `json.dumps` as in docs/commands.md (spaces, \u escapes inside
     // the body text), secret "test-secret".
-    let py = r#"{"body": "{\"op\": \"resolve\", \"id\": \"py-nonce-0001\", \"ts\": 1796126700000, \"by\": \"\\u5f20\\u5de5\", \"ticket\": 7, \"note\": \"\\u6362\\u4e86\\u8f74\\u627f\"}", "sig": "a0d00b3f21340dbd9fed05fc2c3a1c64dd694e737719ebcaec73a23340a1b508"}"#;
+    let py = r#"{"body": "{\"op\": \"resolve\", \"id\": \"py-nonce-0001\", \"ts\": 1796126700000, \"by\": \"\\u5f20\\u5de5\", \"site\": \"site1\", \"gateway\": \"gw1\", \"ticket\": 7, \"note\": \"\\u6362\\u4e86\\u8f74\\u627f\"}", "sig": "b45866367d0989d68a4e2d495539fd35bdecd36fc4302ebcb849460da044db7f"}"#;
     assert_eq!(
         check("resolve", py.as_bytes()).unwrap().command,
         Command::Resolve {
@@ -684,11 +725,221 @@ fn payloads_made_by_the_python_and_javascript_snippets_verify() {
         }
     );
     // Node.js `JSON.stringify` + `crypto.createHmac` as in docs/commands.md.
-    let js = r#"{"body":"{\"op\":\"add_window\",\"id\":\"js-nonce-0001\",\"ts\":1796126700000,\"by\":\"李工\",\"window\":{\"id\":\"lifts-weekly\",\"class\":\"elevator\",\"weekly\":\"周二 20:00-22:00\"}}","sig":"c66045a730ca215227c994452a05f0609b64253bf41b2c838b12a6b030c1a3c6"}"#;
+    let js = r#"{"body":"{\"op\":\"add_window\",\"id\":\"js-nonce-0001\",\"ts\":1796126700000,\"by\":\"李工\",\"site\":\"site1\",\"gateway\":\"gw1\",\"window\":{\"id\":\"lifts-weekly\",\"class\":\"elevator\",\"weekly\":\"周二 20:00-22:00\"}}","sig":"278638b65b349f884c521d709d2a4afcac7c52acbad4f8fa853d1fda632db2f0"}"#;
     let v = check("add_window", js.as_bytes()).unwrap();
     assert_eq!(v.by, "李工");
     assert!(matches!(
         v.command,
         Command::AddWindow(Window { ref id, target: Target::Class(DeviceClass::Elevator), .. }) if id == "lifts-weekly"
     ));
+}
+
+#[test]
+fn a_command_for_another_site_or_gateway_is_refused_as_wrong_target_naming_both() {
+    for (site, gw) in [("site2", GW), (SITE, "gw2"), ("site2", "gw2")] {
+        let b = body(
+            "ack",
+            "nonce-0001",
+            NOW,
+            json!({"ticket": 12, "site": site, "gateway": gw}),
+        );
+        let r = check("ack", &sign(SECRET, &b)).unwrap_err();
+        assert_eq!(r.reason, RejectReason::WrongTarget, "{site}/{gw}");
+        assert_eq!(r.id.as_deref(), Some("nonce-0001"));
+        for name in [site, gw, SITE, GW] {
+            assert!(r.detail.contains(&format!("{name:?}")), "{}", r.detail);
+        }
+    }
+}
+
+#[test]
+fn a_command_captured_for_one_gateway_is_refused_by_another_sharing_the_secret() {
+    // Two gateways of one site with one site-wide key.
+    let gw2 = Verifier::new(
+        Secret::new(SECRET),
+        MAX_AGE,
+        chrono_tz::Asia::Shanghai,
+        SITE,
+        "gw2",
+    );
+    let for_gw1 = sign(SECRET, &ack_body("nonce-0001", NOW));
+    let mut book = MemoryNonces::new();
+    let r = gw2.verify("ack", &for_gw1, NOW, &mut book).unwrap_err();
+    assert_eq!(r.reason, RejectReason::WrongTarget);
+    assert!(book.is_empty());
+    // The gateway it was made for still takes it.
+    assert!(verifier().verify("ack", &for_gw1, NOW, &mut book).is_ok());
+}
+
+#[test]
+fn a_command_without_a_target_from_an_older_sender_is_malformed() {
+    for missing in ["site", "gateway"] {
+        let mut b: Value = serde_json::from_str(&ack_body("nonce-0001", NOW)).unwrap();
+        b.as_object_mut().unwrap().remove(missing);
+        let r = check("ack", &sign(SECRET, &b.to_string())).unwrap_err();
+        assert_eq!(r.reason, RejectReason::Malformed, "without {missing}");
+        assert!(r.detail.contains("target"), "{}", r.detail);
+    }
+}
+
+#[test]
+fn the_target_is_checked_only_once_the_signature_holds() {
+    let b = body(
+        "ack",
+        "nonce-0001",
+        NOW,
+        json!({"ticket": 12, "gateway": "gw2"}),
+    );
+    assert_eq!(
+        reason("ack", &payload_with(&b, Value::Null)),
+        RejectReason::Unsigned
+    );
+    assert_eq!(
+        reason("ack", &sign("other", &b)),
+        RejectReason::BadSignature
+    );
+    // Wrong target before unknown op and before stale.
+    let odd = body("reboot", "nonce-0001", 0, json!({"gateway": "gw2"}));
+    assert_eq!(
+        reason("reboot", &sign(SECRET, &odd)),
+        RejectReason::WrongTarget
+    );
+}
+
+#[test]
+fn a_signed_command_republished_on_another_op_topic_is_refused() {
+    let captured = sign(SECRET, &ack_body("nonce-0001", NOW));
+    for op in ["close", "resolve", "remove_window"] {
+        let r = check(op, &captured).unwrap_err();
+        assert_eq!(r.reason, RejectReason::Malformed, "{op}");
+        assert!(r.detail.contains(&format!("cmd/{op}")), "{}", r.detail);
+    }
+}
+
+#[test]
+fn a_signed_reply_opens_with_the_bound_fields_under_the_same_secret() {
+    let v = verifier();
+    let done = Value::Object(v.reply(
+        "ack",
+        Outcome::Done {
+            id: "nonce-0001",
+            result: "ticket #12 acknowledged by 张工",
+        },
+        NOW,
+    ));
+    assert_eq!(
+        done.as_object().unwrap().keys().collect::<Vec<_>>(),
+        ["body", "sig"]
+    );
+    // As published, with the seq the outbox adds.
+    let mut published = done.clone();
+    published["seq"] = json!(41);
+    let r = open_reply(SECRET, published.to_string().as_bytes()).unwrap();
+    assert_eq!(
+        r,
+        SignedReply {
+            site: SITE.into(),
+            gateway: GW.into(),
+            id: Some("nonce-0001".into()),
+            op: "ack".into(),
+            ok: true,
+            text: "ticket #12 acknowledged by 张工".into(),
+        }
+    );
+    // A rejection is signed too, with its reason.
+    let rej = check(
+        "ack",
+        &sign(
+            SECRET,
+            &body(
+                "ack",
+                "nonce-0002",
+                NOW,
+                json!({"gateway": "gw9", "ticket": 1}),
+            ),
+        ),
+    )
+    .unwrap_err();
+    let refused = Value::Object(v.reply("ack", Outcome::Rejected(&rej), NOW)).to_string();
+    let r = open_reply(SECRET, refused.as_bytes()).unwrap();
+    assert!(!r.ok);
+    assert!(r.text.starts_with("wrong_target: "), "{}", r.text);
+    assert_eq!(r.id.as_deref(), Some("nonce-0002"));
+}
+
+#[test]
+fn forged_replies_are_refused() {
+    let v = verifier();
+    let real = v.reply(
+        "ack",
+        Outcome::Refused {
+            id: "nonce-0001",
+            detail: "ticket #12 is closed",
+        },
+        NOW,
+    );
+    let body = real["body"].as_str().unwrap().to_owned();
+    let sig = real["sig"].as_str().unwrap().to_owned();
+    // What an attacker on the broker can write: no signature, another key,
+    // the real signature on an edited body (refused → acknowledged).
+    let forged_ok = body.replace("\"ok\":false", "\"ok\":true").replace(
+        "\"reason\":\"refused\"",
+        "\"result\":\"acknowledged (FORGED)\"",
+    );
+    assert_ne!(forged_ok, body);
+    let cases: Vec<(Vec<u8>, ReplyError)> = vec![
+        (
+            json!({"body": forged_ok, "seq": 9}).to_string().into_bytes(),
+            ReplyError::Unsigned,
+        ),
+        (
+            json!({"body": forged_ok, "sig": ""}).to_string().into_bytes(),
+            ReplyError::Unsigned,
+        ),
+        (
+            json!({"body": forged_ok, "sig": signature_hex("guessed-secret", &forged_ok)})
+                .to_string()
+                .into_bytes(),
+            ReplyError::BadSignature,
+        ),
+        (
+            json!({"body": forged_ok, "sig": sig}).to_string().into_bytes(),
+            ReplyError::BadSignature,
+        ),
+        (
+            json!({"body": body, "sig": "zz"}).to_string().into_bytes(),
+            ReplyError::BadSignature,
+        ),
+        // The old, flat reply: no envelope at all.
+        (
+            br#"{"id":"nonce-0001","ok":true,"op":"ack","result":"acknowledged (FORGED)","seq":9,"ts":1}"#.to_vec(),
+            ReplyError::Malformed("a field beside body, sig and seq"),
+        ),
+        (b"not json".to_vec(), ReplyError::Malformed("not a JSON object")),
+    ];
+    for (payload, want) in cases {
+        assert_eq!(
+            open_reply(SECRET, &payload).unwrap_err(),
+            want,
+            "{}",
+            String::from_utf8_lossy(&payload)
+        );
+    }
+    // Under an empty secret nothing opens, not even a reply signed with it.
+    let empty = Value::Object(
+        Verifier::new(Secret::new(""), MAX_AGE, chrono_tz::UTC, SITE, GW).reply(
+            "ack",
+            Outcome::Done {
+                id: "nonce-0001",
+                result: "x",
+            },
+            NOW,
+        ),
+    );
+    assert_eq!(
+        open_reply("", empty.to_string().as_bytes()).unwrap_err(),
+        ReplyError::BadSignature
+    );
+    // The real one opens.
+    assert!(open_reply(SECRET, Value::Object(real).to_string().as_bytes()).is_ok());
 }

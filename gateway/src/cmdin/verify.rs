@@ -43,6 +43,11 @@ pub enum RejectReason {
     /// Not the wire format: bad JSON, a missing or wrong field, a topic
     /// that does not match the op, a window that cannot be built.
     Malformed,
+    /// A well-signed command made for another site or gateway (the body's
+    /// `site`/`gateway` are not this gateway's): a command captured on one
+    /// gateway's topic and republished on another's, or sent to the wrong
+    /// topic. Nothing is done.
+    WrongTarget,
     /// A well-signed command with an op this gateway does not know.
     Unknown,
     /// The gateway could not check or record the nonce (its database
@@ -59,6 +64,7 @@ impl RejectReason {
             RejectReason::Stale => "stale",
             RejectReason::Replayed => "replayed",
             RejectReason::Malformed => "malformed",
+            RejectReason::WrongTarget => "wrong_target",
             RejectReason::Unknown => "unknown",
             RejectReason::Internal => "internal",
         }
@@ -100,8 +106,14 @@ pub struct Verified {
 pub struct Verifier {
     /// The keyed MAC, cloned per check; `None` for an empty secret.
     mac: Option<HmacSha256>,
+    /// The same key, for signing replies (empty for an empty secret).
+    pub(super) secret: Secret,
     max_age_ms: u64,
     tz: Tz,
+    /// This gateway's site: a command's body must name it.
+    pub(super) site: String,
+    /// This gateway's id: a command's body must name it.
+    pub(super) gateway: String,
 }
 
 impl fmt::Debug for Verifier {
@@ -110,6 +122,8 @@ impl fmt::Debug for Verifier {
             .field("secret", &"**REDACTED**")
             .field("max_age_ms", &self.max_age_ms)
             .field("tz", &self.tz)
+            .field("site", &self.site)
+            .field("gateway", &self.gateway)
             .finish()
     }
 }
@@ -121,6 +135,13 @@ struct Head {
     id: String,
     ts: i64,
     by: String,
+    /// The target site; optional here so that its absence gets its own
+    /// message (a sender from before targets were signed).
+    #[serde(default)]
+    site: Option<String>,
+    /// The target gateway; as `site`.
+    #[serde(default)]
+    gateway: Option<String>,
     #[serde(flatten)]
     rest: Map<String, Value>,
 }
@@ -168,10 +189,11 @@ fn is_nonce(s: &str) -> bool {
 }
 
 impl Verifier {
-    /// A verifier for the shared `secret`, accepting timestamps within
-    /// `max_age` of now either way, reading window times in the site's `tz`.
-    /// With an empty secret every command is refused (`bad_signature`).
-    pub fn new(secret: Secret, max_age: Duration, tz: Tz) -> Verifier {
+    /// A verifier for the gateway `gateway` of site `site` and its shared
+    /// `secret`, accepting timestamps within `max_age` of now either way,
+    /// reading window times in the site's `tz`. With an empty secret every
+    /// command is refused (`bad_signature`).
+    pub fn new(secret: Secret, max_age: Duration, tz: Tz, site: &str, gateway: &str) -> Verifier {
         let key = secret.expose().as_bytes();
         let mac = if key.is_empty() {
             None
@@ -181,15 +203,19 @@ impl Verifier {
         };
         Verifier {
             mac,
+            secret,
             max_age_ms: u64::try_from(max_age.as_millis()).unwrap_or(u64::MAX),
             tz,
+            site: site.to_owned(),
+            gateway: gateway.to_owned(),
         }
     }
 
     /// Verifies one payload received on `…/cmd/<op>` (`op` = the topic
     /// suffix after `cmd/`) at `now_ms`. Checks, in this order: shape/JSON
     /// (`Malformed`), signature present (`Unsigned`), signature
-    /// (`BadSignature`, constant-time), op known (`Unknown`), `ts` within
+    /// (`BadSignature`, constant-time), the body's `site` and `gateway` are
+    /// this gateway's (`WrongTarget`), op known (`Unknown`), `ts` within
     /// ±`max_age` of now (`Stale`), nonce not seen (`Replayed`, via `seen`),
     /// op fields (`Malformed`). Only an accepted command's nonce is
     /// remembered.
@@ -212,13 +238,13 @@ impl Verifier {
         if !body_value.is_object() {
             return Err(malformed(
                 cid,
-                "body must be a JSON object {\"op\":…,\"id\":…,\"ts\":…,\"by\":…}",
+                "body must be a JSON object {\"op\":…,\"id\":…,\"ts\":…,\"by\":…,\"site\":…,\"gateway\":…}",
             ));
         }
         let head = Head::deserialize(body_value).map_err(|e| {
             malformed(
                 cid,
-                format!("body: {e}; every command has op, id, ts (Unix ms) and by"),
+                format!("body: {e}; every command has op, id, ts (Unix ms), by, site and gateway"),
             )
         })?;
         if !is_nonce(&head.id) {
@@ -238,6 +264,13 @@ impl Verifier {
                 format!("by must name the operator in 1–{MAX_BY_CHARS} characters"),
             ));
         }
+        let (Some(target_site), Some(target_gw)) = (head.site.as_deref(), head.gateway.as_deref())
+        else {
+            return Err(malformed(
+                id,
+                "the body must name its target: \"site\" and \"gateway\" (a sender made before commands named their target; update it, docs/commands.md)",
+            ));
+        };
         if head.op != op {
             return Err(malformed(
                 id,
@@ -283,7 +316,20 @@ impl Verifier {
             ));
         }
 
-        // 4. Op known.
+        // 4. Target: signed for this very gateway. Checked after the
+        // signature, so that an unsigned probe learns nothing.
+        if target_site != self.site || target_gw != self.gateway {
+            return Err(reject(
+                RejectReason::WrongTarget,
+                id,
+                format!(
+                    "the command is for site {target_site:?} gateway {target_gw:?}, but this is site {:?} gateway {:?}; publish it on the topic of the gateway it names",
+                    self.site, self.gateway
+                ),
+            ));
+        }
+
+        // 5. Op known.
         if !OPS.contains(&op) {
             return Err(reject(
                 RejectReason::Unknown,
@@ -292,7 +338,7 @@ impl Verifier {
             ));
         }
 
-        // 5. Timestamp.
+        // 6. Timestamp.
         let age = now_ms.abs_diff(head.ts);
         if age > self.max_age_ms {
             let when = if head.ts < now_ms {
@@ -312,7 +358,7 @@ impl Verifier {
             ));
         }
 
-        // 6. and 7. Nonce, then the op's fields (a bad command leaves the
+        // 7. and 8. Nonce, then the op's fields (a bad command leaves the
         // nonce book as it was).
         let command = self.command(op, by, head.rest);
         let replayed = || {
@@ -356,7 +402,8 @@ impl Verifier {
     }
 
     /// The command of a known op from its own fields (everything in the
-    /// body but op, id, ts and by); the error is the `Malformed` detail.
+    /// body but op, id, ts, by, site and gateway); the error is the
+    /// `Malformed` detail.
     fn command(&self, op: &str, by: &str, rest: Map<String, Value>) -> Result<Command, String> {
         let rest = Value::Object(rest);
         match op {
@@ -440,6 +487,25 @@ fn envelope(payload: &[u8]) -> Result<(String, Option<String>), Rejection> {
         Some(_) => return Err(malformed(None, "sig must be a string of hex digits")),
     };
     Ok((body, sig))
+}
+
+/// Whether `sig_hex` is the HMAC-SHA256 of `body` under `secret`
+/// (64 hex digits, compared in constant time); always false for an empty
+/// secret.
+pub(super) fn signature_matches(secret: &str, body: &str, sig_hex: &str) -> bool {
+    if secret.is_empty() {
+        return false;
+    }
+    let Ok(sig) = hex::decode(sig_hex) else {
+        return false;
+    };
+    match HmacSha256::new_from_slice(secret.as_bytes()) {
+        Ok(mut mac) => {
+            mac.update(body.as_bytes());
+            sig.len() == 32 && mac.verify_slice(&sig).is_ok()
+        }
+        Err(_) => false,
+    }
 }
 
 /// The lowercase hex HMAC-SHA256 of `body_json`'s UTF-8 bytes under

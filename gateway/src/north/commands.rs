@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use super::mqtt::CommandIn;
-use crate::cmdin::{Outcome, Verifier, reply_json};
+use crate::cmdin::{Outcome, Verifier};
 use crate::run::unix_now_ms;
 use crate::store::{Command, Store};
 use crate::wire::Body;
@@ -44,15 +44,7 @@ pub async fn serve(
             c = rx.recv() => match c { Some(c) => c, None => return },
         };
         let reply = handle(&verifier, &mut store, &cmd).await;
-        let body = serde_json::from_str::<serde_json::Value>(&reply)
-            .ok()
-            .and_then(|v| match v {
-                serde_json::Value::Object(m) => Some(m),
-                _ => None,
-            });
-        if let Some(b) = body
-            && replies.send(b).await.is_err()
-        {
+        if replies.send(reply).await.is_err() {
             return;
         }
     }
@@ -69,18 +61,18 @@ fn configured(store: &Store, device: &str) -> bool {
     }
 }
 
-/// One command → the reply JSON.
-async fn handle(verifier: &Verifier, store: &mut Store, cmd: &CommandIn) -> String {
+/// One command → its signed reply.
+async fn handle(verifier: &Verifier, store: &mut Store, cmd: &CommandIn) -> Body {
     let now = unix_now_ms();
     let v = match verifier.verify(&cmd.op, &cmd.payload, now, store) {
         Ok(v) => v,
         Err(rej) => {
             warn!(op = %cmd.op, reason = rej.reason.as_str(), detail = %rej.detail, "command rejected");
-            return reply_json(&cmd.op, Outcome::Rejected(&rej), now);
+            return verifier.reply(&cmd.op, Outcome::Rejected(&rej), now);
         }
     };
     let refused = |detail: &str| {
-        reply_json(
+        verifier.reply(
             &cmd.op,
             Outcome::Refused { id: &v.id, detail },
             unix_now_ms(),
@@ -106,7 +98,7 @@ async fn handle(verifier: &Verifier, store: &mut Store, cmd: &CommandIn) -> Stri
     loop {
         match store.command_result(queued) {
             Ok(Some(Ok(text))) => {
-                return reply_json(
+                return verifier.reply(
                     &cmd.op,
                     Outcome::Done {
                         id: &v.id,

@@ -38,7 +38,27 @@ fn the_documented_examples_parse() {
     parse_event(br#"{"at":1795750567592,"device":"breakers-1","from":"up","reason":"gateway_down","seq":353,"to":"unknown","ts":1795750631919,"type":"transition"}"#).unwrap();
     parse_event(br#"{"at":1795750664000,"availability":0.66,"crossing":"below","device":"pump-2","seq":812,"threshold":98.0,"ts":1795750664001,"type":"threshold"}"#).unwrap();
     parse_alarm(br#"{"active":true,"at":1795750663003,"device":"fire-panel-1","point":"fault","seq":789,"ts":1795750663004}"#).unwrap();
-    parse_reply(r#"{"id":"3f2a9c1e-77b0","ok":true,"op":"ack","result":"ticket #1 acknowledged by 张工","seq":901,"ts":1795750670100}"#.as_bytes()).unwrap();
+    let sig = "a".repeat(64);
+    let reply = json!({"body": r#"{"gateway":"gw-1","id":"3f2a9c1e-77b0","ok":true,"op":"ack","result":"ticket #1 acknowledged by 张工","site":"demo-sales-centre","ts":1795750670100}"#, "sig": sig, "seq": 901});
+    parse_reply(&bytes(&reply)).unwrap();
+}
+
+#[test]
+fn a_reply_envelope_is_bounded_and_names_nothing_else() {
+    let ok = json!({"body": "{}", "sig": "0".repeat(64), "seq": 1});
+    parse_reply(&bytes(&ok)).unwrap();
+    let mut v = ok.clone();
+    v["sig"] = json!("<script>");
+    assert_eq!(reason_of(parse_reply(&bytes(&v))), "shape");
+    let mut v = ok.clone();
+    v["body"] = json!("x".repeat(MAX_REPLY_BODY + 1));
+    assert_eq!(reason_of(parse_reply(&bytes(&v))), "too_long");
+    let mut v = ok;
+    v["ok"] = json!(true);
+    assert_eq!(reason_of(parse_reply(&bytes(&v))), "shape");
+    // The old unsigned flat reply is not a reply any more.
+    let flat = json!({"id": "x", "ok": true, "op": "ack", "result": "done", "seq": 2, "ts": 1_795_750_670_100_i64});
+    assert_eq!(reason_of(parse_reply(&bytes(&flat))), "shape");
 }
 
 #[test]

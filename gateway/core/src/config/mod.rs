@@ -26,8 +26,9 @@ pub use availability::*;
 pub use gateway::*;
 pub use health::*;
 pub use north::{
-    AdminConfig, BrokerUrl, CommandsConfig, DEFAULT_MAX_PACKET, Fsync, InfluxConfig, MqttConfig,
-    OutboxConfig, Qos, Secret, SecretSource, parse_broker_url, parse_packet_size, parse_size,
+    AdminConfig, BrokerUrl, CommandsConfig, DEFAULT_MAX_PACKET, Fsync, InfluxConfig,
+    MIN_COMMAND_SECRET_BYTES, MqttConfig, OutboxConfig, Qos, Secret, SecretSource,
+    check_command_secret, parse_broker_url, parse_packet_size, parse_size, redact_url,
 };
 pub use profile::*;
 pub use sim::*;

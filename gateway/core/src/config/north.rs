@@ -343,8 +343,54 @@ pub struct BrokerUrl {
     pub port: u16,
 }
 
-/// Parses `mqtt://host[:port]` or `mqtts://host[:port]`.
+/// The shortest command secret accepted (`[commands] secret` on a gateway,
+/// `command_secret` on the dashboard), in bytes.
+pub const MIN_COMMAND_SECRET_BYTES: usize = 32;
+
+/// Checks a command secret once read: at least
+/// [`MIN_COMMAND_SECRET_BYTES`] bytes. The error names `setting` and the
+/// length found (never the secret) and says how to make a good one.
+pub fn check_command_secret(setting: &str, secret: &Secret) -> Result<(), String> {
+    let n = secret.expose().len();
+    if n >= MIN_COMMAND_SECRET_BYTES {
+        return Ok(());
+    }
+    Err(format!(
+        "{setting}: the secret is {n} bytes long; give at least {MIN_COMMAND_SECRET_BYTES} (a short key can be guessed from one signed command): make one with `openssl rand -hex 32`, put it on the gateway and the dashboard, and restart both"
+    ))
+}
+
+/// `url` with any user name and password (`user:pass@`) replaced by
+/// `***@`, for messages and logs. A URL without them is returned as it is.
+pub fn redact_url(url: &str) -> String {
+    let (scheme, rest) = match url.split_once("://") {
+        Some((s, r)) => (Some(s), r),
+        None => (None, url),
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => {
+            let tail = &rest[at + 1..];
+            match scheme {
+                Some(s) => format!("{s}://***@{tail}"),
+                None => format!("***@{tail}"),
+            }
+        }
+        None => url.to_owned(),
+    }
+}
+
+/// Parses `mqtt://host[:port]` or `mqtts://host[:port]`. A URL holding a
+/// user name or password (`mqtt://user:pass@host`) is refused, and no
+/// message ever repeats that part: credentials belong in `username` and
+/// `password = { file = … }` (or `{ env = … }`), where they are never logged.
 pub fn parse_broker_url(url: &str) -> Result<BrokerUrl, String> {
+    let shown = redact_url(url);
+    if shown != url {
+        return Err(format!(
+            "{shown:?}: the URL holds a user name or password; write only mqtt://host:port and give them as [mqtt] username and password = {{ file = \"…\" }} (or {{ env = \"…\" }}); if that password was in use, change it: it may have been logged"
+        ));
+    }
     let (tls, rest) = if let Some(r) = url.strip_prefix("mqtt://") {
         (false, r)
     } else if let Some(r) = url.strip_prefix("mqtts://") {
@@ -676,6 +722,42 @@ mod tests {
                 .unwrap_err()
                 .contains("only host")
         );
+    }
+
+    #[test]
+    fn broker_urls_with_credentials_are_refused_without_repeating_them() {
+        for url in [
+            "mqtt://u:secretpass@127.0.0.1:1883",
+            "mqtts://u:secretpass@b.example",
+            "mqtt://secretpass@b.example",
+            "tcp://u:secretpass@b.example:1883/",
+            "http://u:secretpass@b.example",
+        ] {
+            let e = parse_broker_url(url).unwrap_err();
+            assert!(!e.contains("secretpass"), "{e}");
+            assert!(e.contains("username") && e.contains("password"), "{e}");
+        }
+        assert_eq!(
+            redact_url("mqtt://u:secretpass@b.example:1883"),
+            "mqtt://***@b.example:1883"
+        );
+        assert_eq!(redact_url("mqtt://b.example:1883"), "mqtt://b.example:1883");
+        // An @ after the host is not userinfo.
+        assert_eq!(redact_url("http://h/a@b"), "http://h/a@b");
+    }
+
+    #[test]
+    fn command_secrets_shorter_than_32_bytes_are_refused_with_how_to_make_one() {
+        for s in ["", "k", &"x".repeat(31)] {
+            let e = check_command_secret("[commands] secret", &Secret::new(s)).unwrap_err();
+            assert!(e.contains("[commands] secret"), "{e}");
+            assert!(e.contains(&format!("{} bytes", s.len())), "{e}");
+            assert!(e.contains("openssl rand -hex 32"), "{e}");
+        }
+        assert!(check_command_secret("x", &Secret::new("x".repeat(32))).is_ok());
+        // The message never shows the secret.
+        let e = check_command_secret("x", &Secret::new("hunter2")).unwrap_err();
+        assert!(!e.contains("hunter2"), "{e}");
     }
 
     #[test]
