@@ -264,12 +264,17 @@ struct SiteFilter {
 
 /// The snapshot as text, or only `site`'s part of it (its entry in
 /// `sites` and its recent `events`; a site not heard gives an empty
-/// `sites`), shared by every client of the same model version and second
-/// (see [`crate::snapcache`]).
-async fn cached_snapshot(shared: &Shared, version: u64, site: Option<&str>) -> Arc<String> {
+/// `sites`), shared by every client (see [`crate::snapcache`]), with the
+/// model version it covers.
+async fn cached_snapshot(shared: &Shared, site: Option<&str>) -> (Arc<String>, u64) {
     shared
         .snap_cache
-        .get(version, now_ms() / 1000, site, || snapshot_json(shared))
+        .get(
+            now_ms(),
+            site,
+            || *shared.changed.borrow(),
+            || snapshot_json(shared),
+        )
         .await
 }
 
@@ -277,8 +282,7 @@ async fn snapshot(
     State(shared): St,
     axum::extract::Query(filter): axum::extract::Query<SiteFilter>,
 ) -> Response {
-    let version = *shared.changed.borrow();
-    let text = cached_snapshot(&shared, version, filter.site.as_deref()).await;
+    let (text, _) = cached_snapshot(&shared, filter.site.as_deref()).await;
     (
         [(header::CONTENT_TYPE, "application/json")],
         text.as_ref().clone(),
@@ -427,11 +431,16 @@ async fn events(
 ) -> Response {
     let site = filter.site;
     let rx = shared.changed.subscribe();
+    // `behind`: the last snapshot sent did not cover the version seen
+    // (it was built by another client a moment before): send the next one
+    // without waiting for a further change.
     let stream = futures::stream::unfold(
-        (shared, rx, None::<Instant>, site),
-        |(shared, mut rx, last, site)| async move {
+        (shared, rx, None::<Instant>, site, false),
+        |(shared, mut rx, last, site, behind)| async move {
             if let Some(last) = last {
-                if let Ok(Err(_)) = tokio::time::timeout(SSE_MAX_INTERVAL, rx.changed()).await {
+                if !behind
+                    && let Ok(Err(_)) = tokio::time::timeout(SSE_MAX_INTERVAL, rx.changed()).await
+                {
                     // The model is gone: the server is stopping.
                     return None;
                 }
@@ -441,11 +450,11 @@ async fn events(
                 }
             }
             let version = *rx.borrow_and_update();
-            let data = cached_snapshot(&shared, version, site.as_deref()).await;
+            let (data, covers) = cached_snapshot(&shared, site.as_deref()).await;
             let ev = Event::default().event("snapshot").data(data.as_str());
             Some((
                 Ok::<_, Infallible>(ev),
-                (shared, rx, Some(Instant::now()), site),
+                (shared, rx, Some(Instant::now()), site, covers < version),
             ))
         },
     );

@@ -1,22 +1,27 @@
-//! The snapshot as the event streams and `/api/snapshot` send it, built
-//! once per model version and second for every client.
+//! The snapshot as the event streams and `/api/snapshot` send it, built at
+//! most once per [`BUCKET_MS`] for every client together.
 //!
-//! The whole snapshot is built once (the only step that locks the model);
-//! a `?site=` view is cut from it. Views are keyed by the *resolved*
+//! The whole snapshot is built once per bucket (the only step that locks
+//! the model), by the first client that asks; clients asking meanwhile
+//! wait for that build instead of making their own. It records the model
+//! version it covers (read before building), so a client that has seen a
+//! newer version knows it is behind and asks again in the next bucket. A
+//! `?site=` view is cut from the whole snapshot and keyed by the *resolved*
 //! filter: a site the snapshot holds, the whole snapshot, or "a site that
 //! is not there" — every unknown `?site=` value shares that one empty view,
 //! so distinct query strings cannot make the server build a snapshot each.
 //! At most [`MAX_VIEWS`] views are kept (the oldest is dropped), and only
-//! those of the current version and second. Clients that ask at the same
-//! moment wait for the one build in progress instead of each building.
+//! those of the current bucket.
 
 use std::sync::{Arc, Mutex};
 
 use serde_json::Value as Json;
 use tokio::sync::OnceCell;
 
-/// Views kept at most for one version and second.
+/// Views kept at most for one bucket.
 pub const MAX_VIEWS: usize = 64;
+/// The width of a bucket: one build at most per this many ms.
+pub const BUCKET_MS: i64 = 250;
 
 /// What a `?site=` filter resolves to.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -31,11 +36,13 @@ pub enum View {
 
 type Cell<T> = Arc<OnceCell<Arc<T>>>;
 
+/// The whole snapshot and the model version it covers.
+type Whole = (u64, Json);
+
 #[derive(Debug, Default)]
 struct Generation {
-    version: u64,
-    second: i64,
-    whole: Cell<Json>,
+    bucket: i64,
+    whole: Cell<Whole>,
     views: Vec<(View, Cell<String>)>,
 }
 
@@ -46,27 +53,26 @@ pub struct SnapCache {
 }
 
 impl SnapCache {
-    /// The generation of `version` at `second`, started anew if needed.
-    fn whole_cell(&self, version: u64, second: i64) -> Cell<Json> {
+    /// The whole snapshot's cell of `bucket`, started anew if needed.
+    fn whole_cell(&self, bucket: i64) -> Cell<Whole> {
         let Ok(mut g) = self.current.lock() else {
             return Cell::default();
         };
-        if g.version != version || g.second != second {
+        if g.bucket != bucket {
             *g = Generation {
-                version,
-                second,
+                bucket,
                 ..Generation::default()
             };
         }
         g.whole.clone()
     }
 
-    fn view_cell(&self, version: u64, second: i64, view: &View) -> Cell<String> {
+    fn view_cell(&self, bucket: i64, view: &View) -> Cell<String> {
         let Ok(mut g) = self.current.lock() else {
             return Cell::default();
         };
-        if g.version != version || g.second != second {
-            // A newer generation started meanwhile: build outside it.
+        if g.bucket != bucket {
+            // A newer bucket started meanwhile: cut outside it.
             return Cell::default();
         }
         if let Some((_, c)) = g.views.iter().find(|(v, _)| v == view) {
@@ -80,25 +86,32 @@ impl SnapCache {
         c
     }
 
-    /// The serialized view of `site` (None: all) for `version` at `second`;
-    /// `build` makes the whole snapshot when no client has yet.
+    /// The serialized view of `site` (None: all) at `now_ms`, and the model
+    /// version it covers. When no client has built this bucket's snapshot
+    /// yet, `version` is read and then `build` makes it.
     pub async fn get(
         &self,
-        version: u64,
-        second: i64,
+        now_ms: i64,
         site: Option<&str>,
+        version: impl FnOnce() -> u64,
         build: impl FnOnce() -> Json,
-    ) -> Arc<String> {
+    ) -> (Arc<String>, u64) {
+        let bucket = now_ms.div_euclid(BUCKET_MS);
         let whole = self
-            .whole_cell(version, second)
-            .get_or_init(|| async move { Arc::new(build()) })
+            .whole_cell(bucket)
+            .get_or_init(|| async move {
+                let v = version();
+                Arc::new((v, build()))
+            })
             .await
             .clone();
-        let view = resolve(&whole, site);
-        self.view_cell(version, second, &view)
-            .get_or_init(|| async { Arc::new(cut(&whole, &view).to_string()) })
+        let view = resolve(&whole.1, site);
+        let text = self
+            .view_cell(bucket, &view)
+            .get_or_init(|| async { Arc::new(cut(&whole.1, &view).to_string()) })
             .await
-            .clone()
+            .clone();
+        (text, whole.0)
     }
 }
 
@@ -190,31 +203,75 @@ mod tests {
         let mut texts = Vec::new();
         for i in 0..500 {
             let site = format!("nowhere-{i}");
-            texts.push(
-                cache
-                    .get(7, 100, Some(&site), || {
+            let (text, covers) = cache
+                .get(
+                    1000,
+                    Some(&site),
+                    || 7,
+                    || {
                         builds.fetch_add(1, Ordering::Relaxed);
                         snap()
-                    })
-                    .await,
-            );
+                    },
+                )
+                .await;
+            assert_eq!(covers, 7);
+            texts.push(text);
         }
         assert_eq!(builds.load(Ordering::Relaxed), 1);
         assert!(texts.iter().all(|t| Arc::ptr_eq(t, &texts[0])));
         assert_eq!(cache.current.lock().unwrap().views.len(), 1);
         // A known site and the whole snapshot: two more views, no build.
-        cache.get(7, 100, Some("a"), || unreachable!()).await;
-        cache.get(7, 100, None, || unreachable!()).await;
-        assert_eq!(cache.current.lock().unwrap().views.len(), 3);
-        // A new version or second builds again and drops the old views.
         cache
-            .get(8, 100, None, || {
-                builds.fetch_add(1, Ordering::Relaxed);
-                snap()
-            })
+            .get(1100, Some("a"), || unreachable!(), || unreachable!())
             .await;
-        assert_eq!(builds.load(Ordering::Relaxed), 2);
+        cache
+            .get(1249, None, || unreachable!(), || unreachable!())
+            .await;
+        assert_eq!(cache.current.lock().unwrap().views.len(), 3);
+        // The next bucket builds again and drops the old views.
+        let (_, covers) = cache
+            .get(
+                1250,
+                None,
+                || 9,
+                || {
+                    builds.fetch_add(1, Ordering::Relaxed);
+                    snap()
+                },
+            )
+            .await;
+        assert_eq!((builds.load(Ordering::Relaxed), covers), (2, 9));
         assert_eq!(cache.current.lock().unwrap().views.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn clients_asking_at_once_wait_for_one_build() {
+        let cache = Arc::new(SnapCache::default());
+        let builds = Arc::new(AtomicUsize::new(0));
+        let tasks: Vec<_> = (0..50)
+            .map(|i| {
+                let (cache, builds) = (cache.clone(), builds.clone());
+                tokio::spawn(async move {
+                    let site = format!("s{}", i % 3);
+                    cache
+                        .get(
+                            5000,
+                            Some(&site),
+                            || 1,
+                            || {
+                                builds.fetch_add(1, Ordering::Relaxed);
+                                std::thread::sleep(std::time::Duration::from_millis(20));
+                                snap()
+                            },
+                        )
+                        .await
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await.unwrap();
+        }
+        assert_eq!(builds.load(Ordering::Relaxed), 1);
     }
 
     #[tokio::test]
@@ -225,7 +282,7 @@ mod tests {
         });
         for i in 0..200 {
             let m = many.clone();
-            cache.get(1, 1, Some(&format!("s{i}")), || m).await;
+            cache.get(1, Some(&format!("s{i}")), || 1, || m).await;
         }
         assert_eq!(cache.current.lock().unwrap().views.len(), MAX_VIEWS);
     }
