@@ -538,6 +538,51 @@ mod tests {
     }
 
     #[test]
+    fn http_limits_and_the_embedding_origin_are_checked_naming_the_setting() {
+        let s = parse("").unwrap();
+        assert_eq!(s.file.http.header_timeout.get().as_secs(), 10);
+        assert_eq!(s.file.http.idle_timeout.get().as_secs(), 60);
+        assert_eq!(s.file.http.max_connections, 1024);
+        assert_eq!(s.file.http.kiosk_cookie_lifetime.get().as_secs(), 7 * 86400);
+        assert!(s.file.http.frame_ancestor.is_none());
+        let ok = parse("[http]\nframe_ancestor = \"https://portal.example.com:8443\"\n").unwrap();
+        assert!(ok.file.http.frame_ancestor.is_some());
+        let e = parse(
+            "[http]\nheader_timeout = \"0s\"\nidle_timeout = \"5s\"\nmax_connections = 0\nkiosk_cookie_lifetime = \"1m\"\nframe_ancestor = \"https://a.example; script-src *\"\n",
+        )
+        .unwrap_err();
+        assert_eq!(e.len(), 5, "{e:?}");
+        for (i, name) in [
+            "kiosk_cookie_lifetime",
+            "header_timeout",
+            "idle_timeout",
+            "max_connections",
+            "frame_ancestor",
+        ]
+        .iter()
+        .enumerate()
+        {
+            assert!(e[i].contains(&format!("[http] {name}")), "{e:?}");
+        }
+    }
+
+    #[test]
+    fn the_kiosk_token_is_kept_as_a_hash_only() {
+        // Through a file: no process-wide environment is touched.
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("kiosk"), "wall-secret-123\n").unwrap();
+        let s = check(
+            toml::from_str("[http]\nkiosk_token = { file = \"kiosk\" }\n").unwrap(),
+            dir.path(),
+        )
+        .unwrap();
+        let k = s.kiosk.unwrap();
+        assert!(k.token_matches("wall-secret-123"));
+        assert!(!format!("{:?}", s.file).contains("wall-secret-123"));
+        assert!(!format!("{k:?}").contains("wall-secret-123"));
+    }
+
+    #[test]
     fn embedded_broker_is_the_default_url() {
         let s = parse("[mqtt]\nembedded_listen = \"127.0.0.1:18830\"\n").unwrap();
         assert_eq!(s.broker_url, "mqtt://127.0.0.1:18830");
