@@ -141,8 +141,14 @@ fn start(dir: &Path, http: &str, env: &[(&str, &str)]) -> (Proc, Proc, String, u
 }
 
 fn health(addr: &str, extra: &str) -> Value {
+    let t = Instant::now();
     let (code, _, body) = request(addr, "GET", &format!("/api/health{extra}"), &[], "");
-    assert_eq!(code, 200, "{body}");
+    assert_eq!(
+        code,
+        200,
+        "/api/health gave {code} after {:?}: {body}",
+        t.elapsed()
+    );
     serde_json::from_str(&body).unwrap()
 }
 
@@ -237,7 +243,7 @@ impl Browser {
             .into_iter()
             .find(|p| Path::new(p).exists())
             .unwrap_or("chromium");
-        let caps = json!({"capabilities": {"alwaysMatch": {"goog:chromeOptions": {
+        let caps = json!({"capabilities": {"alwaysMatch": {"goog:loggingPrefs": {"browser": "ALL"}, "goog:chromeOptions": {
             "binary": binary,
             "args": ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                      "--disable-background-networking", "--disable-component-update",
@@ -279,6 +285,20 @@ impl Browser {
             "/execute/sync",
             json!({"script": script, "args": args}),
         )
+    }
+
+    /// Asserts that the console reported no Content-Security-Policy
+    /// violation since the last call: the pages' own scripts and styles
+    /// all pass the policy.
+    fn assert_no_csp_violation(&self, page: &str) {
+        let logs = self.cmd("POST", "/se/log", json!({"type": "browser"}));
+        for l in logs.as_array().unwrap() {
+            let m = l["message"].as_str().unwrap_or("");
+            assert!(
+                !m.contains("Content Security Policy"),
+                "{page}: the page broke its own policy: {m}"
+            );
+        }
     }
 
     /// Waits until `script` returns true.
@@ -435,6 +455,7 @@ fn markup_in_every_field_of_every_message_stays_text_on_every_page() {
     let wall_texts = json!([h("name-zh"), h("summary"), h("alarm-point"), h("ack-by")]);
     b.wait("the wall's texts", SHOWN, json!([wall_texts]));
     b.wait("a clean wall", CLEAN, json!([]));
+    b.assert_no_csp_violation("the wall");
     // The device page of each device, reached from its tile.
     for (dev, texts) in [
         (
@@ -470,6 +491,7 @@ fn markup_in_every_field_of_every_message_stays_text_on_every_page() {
         );
         b.wait(&format!("{dev}'s texts"), SHOWN, json!([texts]));
         b.wait(&format!("a clean device page of {dev}"), CLEAN, json!([]));
+        b.assert_no_csp_violation(dev);
     }
     // The tickets page with each ticket's detail.
     for (key, texts) in [
@@ -495,6 +517,7 @@ fn markup_in_every_field_of_every_message_stays_text_on_every_page() {
         );
         b.wait(&format!("ticket {key}'s texts"), SHOWN, json!([texts]));
         b.wait(&format!("a clean tickets page for {key}"), CLEAN, json!([]));
+        b.assert_no_csp_violation(key);
     }
     // The monthly report (built by the server from the central ledger).
     let month = this_month_in("Asia/Shanghai").unwrap();
@@ -515,8 +538,10 @@ fn markup_in_every_field_of_every_message_stays_text_on_every_page() {
         "return getComputedStyle(document.querySelector('header.doc')).borderBottomStyle === 'solid';",
         json!([]),
     );
+    b.assert_no_csp_violation("the report");
     b.go(&format!("{base_url}/reports?lang=en"));
     b.wait("a clean report index", CLEAN, json!([]));
+    b.assert_no_csp_violation("the report index");
 }
 
 #[test]
