@@ -264,13 +264,13 @@ struct SiteFilter {
 
 /// The snapshot as text, or only `site`'s part of it (its entry in
 /// `sites` and its recent `events`; a site not heard gives an empty
-/// `sites`), shared by every client (see [`crate::snapcache`]), with the
-/// model version it covers.
-async fn cached_snapshot(shared: &Shared, site: Option<&str>) -> (Arc<String>, u64) {
+/// `sites`), shared by every client (see [`crate::snapcache`]), for a
+/// client that has seen model version `seen`.
+async fn cached_snapshot(shared: &Shared, seen: u64, site: Option<&str>) -> crate::snapcache::Snap {
     shared
         .snap_cache
         .get(
-            now_ms(),
+            seen,
             site,
             || *shared.changed.borrow(),
             || snapshot_json(shared),
@@ -282,10 +282,11 @@ async fn snapshot(
     State(shared): St,
     axum::extract::Query(filter): axum::extract::Query<SiteFilter>,
 ) -> Response {
-    let (text, _) = cached_snapshot(&shared, filter.site.as_deref()).await;
+    let seen = *shared.changed.borrow();
+    let snap = cached_snapshot(&shared, seen, filter.site.as_deref()).await;
     (
         [(header::CONTENT_TYPE, "application/json")],
-        text.as_ref().clone(),
+        snap.text.as_ref().clone(),
     )
         .into_response()
 }
@@ -431,33 +432,57 @@ async fn events(
 ) -> Response {
     let site = filter.site;
     let rx = shared.changed.subscribe();
-    // `behind`: the last snapshot sent did not cover the version seen
-    // (it was built by another client a moment before): send the next one
-    // without waiting for a further change.
-    let stream = futures::stream::unfold(
-        (shared, rx, None::<Instant>, site, false),
-        |(shared, mut rx, last, site, behind)| async move {
-            if let Some(last) = last {
-                if !behind
-                    && let Ok(Err(_)) = tokio::time::timeout(SSE_MAX_INTERVAL, rx.changed()).await
+    // After the first event: wait for a change (or SSE_MAX_INTERVAL), then
+    // at least SSE_MIN_INTERVAL since the last event, and send the shared
+    // snapshot. When it is the one already sent (the next build is not due
+    // yet) and does not cover the version seen, look again a little later
+    // rather than waiting for a further change.
+    struct Stream {
+        shared: Arc<Shared>,
+        rx: tokio::sync::watch::Receiver<u64>,
+        site: Option<String>,
+        last: Option<(Instant, u64)>,
+        behind: bool,
+    }
+    let start = Stream {
+        shared,
+        rx,
+        site,
+        last: None,
+        behind: false,
+    };
+    let stream = futures::stream::unfold(start, |mut st| async move {
+        loop {
+            if let Some((at, _)) = st.last {
+                if !st.behind
+                    && let Ok(Err(_)) =
+                        tokio::time::timeout(SSE_MAX_INTERVAL, st.rx.changed()).await
                 {
                     // The model is gone: the server is stopping.
                     return None;
                 }
-                let since = last.elapsed();
+                let since = at.elapsed();
                 if since < SSE_MIN_INTERVAL {
                     tokio::time::sleep(SSE_MIN_INTERVAL - since).await;
                 }
             }
-            let version = *rx.borrow_and_update();
-            let (data, covers) = cached_snapshot(&shared, site.as_deref()).await;
-            let ev = Event::default().event("snapshot").data(data.as_str());
-            Some((
-                Ok::<_, Infallible>(ev),
-                (shared, rx, Some(Instant::now()), site, covers < version),
-            ))
-        },
-    );
+            let seen = *st.rx.borrow_and_update();
+            let snap = cached_snapshot(&st.shared, seen, st.site.as_deref()).await;
+            st.behind = snap.covers < seen;
+            if let Some((at, build)) = st.last
+                && build == snap.build
+                && at.elapsed() < SSE_MAX_INTERVAL
+            {
+                // Nothing new to send (woken by a change this snapshot
+                // covers, or behind and the next build not due yet).
+                tokio::time::sleep(SSE_MIN_INTERVAL).await;
+                continue;
+            }
+            st.last = Some((Instant::now(), snap.build));
+            let ev = Event::default().event("snapshot").data(snap.text.as_str());
+            return Some((Ok::<_, Infallible>(ev), st));
+        }
+    });
     Sse::new(stream)
         .keep_alive(KeepAlive::new().interval(SSE_KEEP_ALIVE))
         .into_response()

@@ -1,27 +1,37 @@
-//! The snapshot as the event streams and `/api/snapshot` send it, built at
-//! most once per [`BUCKET_MS`] for every client together.
+//! The snapshot as the event streams and `/api/snapshot` send it, built
+//! for every client together and not more often than the server can afford.
 //!
-//! The whole snapshot is built once per bucket (the only step that locks
-//! the model), by the first client that asks; clients asking meanwhile
-//! wait for that build instead of making their own. It records the model
-//! version it covers (read before building), so a client that has seen a
-//! newer version knows it is behind and asks again in the next bucket. A
-//! `?site=` view is cut from the whole snapshot and keyed by the *resolved*
-//! filter: a site the snapshot holds, the whole snapshot, or "a site that
-//! is not there" — every unknown `?site=` value shares that one empty view,
-//! so distinct query strings cannot make the server build a snapshot each.
-//! At most [`MAX_VIEWS`] views are kept (the oldest is dropped), and only
-//! those of the current bucket.
+//! The whole snapshot (the only step that locks the model) is built by the
+//! first client that needs a newer one; clients asking meanwhile wait for
+//! that build instead of making their own. It records the model version it
+//! covers (read before building); one older than [`MAX_AGE`] is renewed
+//! even when the model did not change, for its clock. The next build starts no sooner than
+//! [`MIN_GAP`] after the previous one ended, nor sooner than twice the time
+//! that one took, so snapshots take at most about a third of the CPU
+//! however many clients ask; until then clients get the latest one, and a
+//! client that has seen a newer version than it covers knows it is behind.
+//!
+//! A `?site=` view is cut from the whole snapshot and keyed by the
+//! *resolved* filter: a site the snapshot holds, the whole snapshot, or "a
+//! site that is not there" — every unknown `?site=` value shares that one
+//! empty view, so distinct query strings cannot make the server build a
+//! snapshot each. At most [`MAX_VIEWS`] views are kept per snapshot (the
+//! oldest is dropped).
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use serde_json::Value as Json;
 use tokio::sync::OnceCell;
 
-/// Views kept at most for one bucket.
+/// Views kept at most for one snapshot.
 pub const MAX_VIEWS: usize = 64;
-/// The width of a bucket: one build at most per this many ms.
-pub const BUCKET_MS: i64 = 250;
+/// The shortest time between the end of one build and the start of the next.
+pub const MIN_GAP: Duration = Duration::from_millis(250);
+/// A snapshot older than this is rebuilt (when allowed) even if the model
+/// did not change: it carries the server's clock (`now`).
+pub const MAX_AGE: Duration = Duration::from_secs(1);
 
 /// What a `?site=` filter resolves to.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -36,82 +46,129 @@ pub enum View {
 
 type Cell<T> = Arc<OnceCell<Arc<T>>>;
 
-/// The whole snapshot and the model version it covers.
-type Whole = (u64, Json);
+/// One built snapshot and the views cut from it.
+#[derive(Debug)]
+struct Built {
+    /// Which build this is (1, 2, …).
+    id: u64,
+    /// Every model change up to this version is in it.
+    covers: u64,
+    /// When the build ended, and how long it took.
+    ended: Instant,
+    took: Duration,
+    whole: Json,
+    views: Mutex<Vec<(View, Cell<String>)>>,
+}
+
+impl Built {
+    /// Whether a build may start after this one at `now`.
+    fn next_allowed(&self, now: Instant) -> bool {
+        now >= self.ended + MIN_GAP.max(self.took * 2)
+    }
+
+    fn view_cell(&self, view: &View) -> Cell<String> {
+        let Ok(mut views) = self.views.lock() else {
+            return Cell::default();
+        };
+        if let Some((_, c)) = views.iter().find(|(v, _)| v == view) {
+            return c.clone();
+        }
+        if views.len() >= MAX_VIEWS {
+            views.remove(0);
+        }
+        let c = Cell::default();
+        views.push((view.clone(), c.clone()));
+        c
+    }
+}
 
 #[derive(Debug, Default)]
-struct Generation {
-    bucket: i64,
-    whole: Cell<Whole>,
-    views: Vec<(View, Cell<String>)>,
+struct State {
+    /// The latest snapshot.
+    last: Option<Arc<Built>>,
+    /// The build in progress, joined by every client that needs it.
+    pending: Option<Cell<Built>>,
+}
+
+/// One answer of the cache.
+#[derive(Clone, Debug)]
+pub struct Snap {
+    /// The serialized view.
+    pub text: Arc<String>,
+    /// The model version the snapshot covers.
+    pub covers: u64,
+    /// Which build it was cut from (the same build gives the same text).
+    pub build: u64,
 }
 
 /// The cache (one per server).
 #[derive(Debug, Default)]
 pub struct SnapCache {
-    current: Mutex<Generation>,
+    state: Mutex<State>,
+    builds: AtomicU64,
 }
 
 impl SnapCache {
-    /// The whole snapshot's cell of `bucket`, started anew if needed.
-    fn whole_cell(&self, bucket: i64) -> Cell<Whole> {
-        let Ok(mut g) = self.current.lock() else {
-            return Cell::default();
+    /// The snapshot to use for a client that has seen model version `seen`:
+    /// the latest, or the build in progress or to start.
+    fn choose(&self, seen: u64) -> Result<Arc<Built>, Cell<Built>> {
+        let Ok(mut st) = self.state.lock() else {
+            return Err(Cell::default());
         };
-        if g.bucket != bucket {
-            *g = Generation {
-                bucket,
-                ..Generation::default()
-            };
+        let now = Instant::now();
+        if let Some(last) = &st.last
+            && (last.covers >= seen && now < last.ended + MAX_AGE || !last.next_allowed(now))
+        {
+            return Ok(last.clone());
         }
-        g.whole.clone()
+        Err(st.pending.get_or_insert_with(Cell::default).clone())
     }
 
-    fn view_cell(&self, bucket: i64, view: &View) -> Cell<String> {
-        let Ok(mut g) = self.current.lock() else {
-            return Cell::default();
-        };
-        if g.bucket != bucket {
-            // A newer bucket started meanwhile: cut outside it.
-            return Cell::default();
-        }
-        if let Some((_, c)) = g.views.iter().find(|(v, _)| v == view) {
-            return c.clone();
-        }
-        if g.views.len() >= MAX_VIEWS {
-            g.views.remove(0);
-        }
-        let c = Cell::default();
-        g.views.push((view.clone(), c.clone()));
-        c
-    }
-
-    /// The serialized view of `site` (None: all) at `now_ms`, and the model
-    /// version it covers. When no client has built this bucket's snapshot
-    /// yet, `version` is read and then `build` makes it.
+    /// The serialized view of `site` (None: all) for a client that has
+    /// seen model version `seen`. When a new snapshot is due, `version` is
+    /// read and then `build` makes it.
     pub async fn get(
         &self,
-        now_ms: i64,
+        seen: u64,
         site: Option<&str>,
         version: impl FnOnce() -> u64,
         build: impl FnOnce() -> Json,
-    ) -> (Arc<String>, u64) {
-        let bucket = now_ms.div_euclid(BUCKET_MS);
-        let whole = self
-            .whole_cell(bucket)
-            .get_or_init(|| async move {
-                let v = version();
-                Arc::new((v, build()))
-            })
+    ) -> Snap {
+        let built = match self.choose(seen) {
+            Ok(b) => b,
+            Err(cell) => cell
+                .get_or_init(|| async {
+                    let started = Instant::now();
+                    let covers = version();
+                    let whole = build();
+                    let b = Arc::new(Built {
+                        id: self.builds.fetch_add(1, Ordering::Relaxed) + 1,
+                        covers,
+                        ended: Instant::now(),
+                        took: started.elapsed(),
+                        whole,
+                        views: Mutex::new(Vec::new()),
+                    });
+                    if let Ok(mut st) = self.state.lock() {
+                        st.last = Some(b.clone());
+                        st.pending = None;
+                    }
+                    b
+                })
+                .await
+                .clone(),
+        };
+        let view = resolve(&built.whole, site);
+        let text = built
+            .view_cell(&view)
+            .get_or_init(|| async { Arc::new(cut(&built.whole, &view).to_string()) })
             .await
             .clone();
-        let view = resolve(&whole.1, site);
-        let text = self
-            .view_cell(bucket, &view)
-            .get_or_init(|| async { Arc::new(cut(&whole.1, &view).to_string()) })
-            .await
-            .clone();
-        (text, whole.0)
+        Snap {
+            text,
+            covers: built.covers,
+            build: built.id,
+        }
     }
 }
 
@@ -203,9 +260,9 @@ mod tests {
         let mut texts = Vec::new();
         for i in 0..500 {
             let site = format!("nowhere-{i}");
-            let (text, covers) = cache
+            let s = cache
                 .get(
-                    1000,
+                    7,
                     Some(&site),
                     || 7,
                     || {
@@ -214,37 +271,61 @@ mod tests {
                     },
                 )
                 .await;
-            assert_eq!(covers, 7);
-            texts.push(text);
+            assert_eq!((s.covers, s.build), (7, 1));
+            texts.push(s.text);
         }
         assert_eq!(builds.load(Ordering::Relaxed), 1);
         assert!(texts.iter().all(|t| Arc::ptr_eq(t, &texts[0])));
-        assert_eq!(cache.current.lock().unwrap().views.len(), 1);
+        let last = cache.state.lock().unwrap().last.clone().unwrap();
+        assert_eq!(last.views.lock().unwrap().len(), 1);
         // A known site and the whole snapshot: two more views, no build.
         cache
-            .get(1100, Some("a"), || unreachable!(), || unreachable!())
+            .get(7, Some("a"), || unreachable!(), || unreachable!())
             .await;
         cache
-            .get(1249, None, || unreachable!(), || unreachable!())
+            .get(7, None, || unreachable!(), || unreachable!())
             .await;
-        assert_eq!(cache.current.lock().unwrap().views.len(), 3);
-        // The next bucket builds again and drops the old views.
-        let (_, covers) = cache
+        assert_eq!(last.views.lock().unwrap().len(), 3);
+    }
+
+    #[tokio::test]
+    async fn a_newer_version_is_built_only_after_the_gap() {
+        let cache = SnapCache::default();
+        let first = cache.get(1, None, || 1, snap).await;
+        // Seen version 2 right away: the latest snapshot, which says it
+        // covers only 1 (the client is behind).
+        let early = cache
+            .get(2, None, || unreachable!(), || unreachable!())
+            .await;
+        assert_eq!((early.covers, early.build), (1, first.build));
+        tokio::time::sleep(MIN_GAP + Duration::from_millis(20)).await;
+        let later = cache.get(2, None, || 2, snap).await;
+        assert_eq!((later.covers, later.build), (2, first.build + 1));
+    }
+
+    #[tokio::test]
+    async fn a_slow_build_widens_the_gap() {
+        let cache = SnapCache::default();
+        cache
             .get(
-                1250,
+                1,
                 None,
-                || 9,
+                || 1,
                 || {
-                    builds.fetch_add(1, Ordering::Relaxed);
+                    std::thread::sleep(Duration::from_millis(200));
                     snap()
                 },
             )
             .await;
-        assert_eq!((builds.load(Ordering::Relaxed), covers), (2, 9));
-        assert_eq!(cache.current.lock().unwrap().views.len(), 1);
+        // 300 ms after: past MIN_GAP, not past twice the 200 ms build.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let s = cache
+            .get(2, None, || unreachable!(), || unreachable!())
+            .await;
+        assert_eq!(s.covers, 1);
     }
 
-    #[tokio::test]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn clients_asking_at_once_wait_for_one_build() {
         let cache = Arc::new(SnapCache::default());
         let builds = Arc::new(AtomicUsize::new(0));
@@ -255,12 +336,12 @@ mod tests {
                     let site = format!("s{}", i % 3);
                     cache
                         .get(
-                            5000,
+                            1,
                             Some(&site),
                             || 1,
                             || {
                                 builds.fetch_add(1, Ordering::Relaxed);
-                                std::thread::sleep(std::time::Duration::from_millis(20));
+                                std::thread::sleep(Duration::from_millis(50));
                                 snap()
                             },
                         )
@@ -280,10 +361,18 @@ mod tests {
         let many = json!({
             "sites": (0..200).map(|i| json!({"id": format!("s{i}")})).collect::<Vec<_>>(),
         });
+        cache.get(1, None, || 1, || many).await;
         for i in 0..200 {
-            let m = many.clone();
-            cache.get(1, Some(&format!("s{i}")), || 1, || m).await;
+            cache
+                .get(
+                    1,
+                    Some(&format!("s{i}")),
+                    || unreachable!(),
+                    || unreachable!(),
+                )
+                .await;
         }
-        assert_eq!(cache.current.lock().unwrap().views.len(), MAX_VIEWS);
+        let last = cache.state.lock().unwrap().last.clone().unwrap();
+        assert_eq!(last.views.lock().unwrap().len(), MAX_VIEWS);
     }
 }
