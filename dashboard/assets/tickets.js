@@ -113,7 +113,12 @@ document.getElementById("login").addEventListener("submit", async (e) => {
 });
 document.getElementById("only-open").onchange = renderList;
 document.getElementById("lang").onclick = () => { toggleLang(); labels(); renderList(); renderDetail(); };
-if (location.hash.length > 1) SEL = decodeURIComponent(location.hash.slice(1));
+// The ticket in the address (#site/gateway/id), also when only it changes.
+function selectFromHash() {
+  if (location.hash.length > 1) { try { SEL = decodeURIComponent(location.hash.slice(1)); } catch (e) { SEL = null; } }
+}
+window.addEventListener("hashchange", () => { selectFromHash(); renderList(); renderDetail(); });
+selectFromHash();
 labels();
 whoami();
 load();

@@ -181,12 +181,17 @@ fn publish(port: u16, topic: &str, payload: &Value, retain: bool) {
     assert!(st.success(), "mosquitto_pub {topic}");
 }
 
-/// Markup and a `javascript:` URL that would each set `window.__pwned`
-/// if they ever ran, labelled `tag` so that the field can be found.
+/// Markup or a `javascript:` URL that would set `window.__pwned` to `tag`
+/// if it ever ran, after `tag` so that the field can be found: one of four
+/// kinds by the tag (every kind is in several fields), short enough for
+/// any length limit of a name.
 fn hostile(tag: &str) -> String {
-    format!(
-        "{tag}<img src=x onerror=\"window.__pwned='{tag}'\"><script>window.__pwned='{tag}'</script>\"><svg onload=\"window.__pwned='{tag}'\">javascript:window.__pwned='{tag}'"
-    )
+    match tag.bytes().map(usize::from).sum::<usize>() % 4 {
+        0 => format!("{tag}<img src=x onerror=__pwned='{tag}'>"),
+        1 => format!("{tag}<script>__pwned='{tag}'</script>"),
+        2 => format!("{tag}\"><svg onload=__pwned='{tag}'>"),
+        _ => format!("{tag}javascript:__pwned='{tag}'"),
+    }
 }
 
 // ---------------------------------------------------------------- WebDriver
@@ -391,7 +396,7 @@ fn markup_in_every_field_of_every_message_stays_text_on_every_page() {
         &json!({"seq": 2, "ts": now, "device": "pump-1", "class": "pump",
                 "name_zh": h("name-zh"), "name_en": h("name-en"), "location": h("location"),
                 "state": "down", "since": now - 60_000, "reason": h("reason"),
-                "availability": {"month": 0.9, "rolling": 0.8, "threshold": h("threshold"),
+                "availability": {"month": 0.9, "rolling": 0.8, "threshold": 98.0,
                                  "below": true, "rolling_window_s": 900}}),
         true,
     );
@@ -407,7 +412,7 @@ fn markup_in_every_field_of_every_message_stays_text_on_every_page() {
     publish(
         port,
         &format!("{base}/pump-2/state"),
-        &json!({"seq": 4, "ts": now, "device": "pump-2", "class": h("class"),
+        &json!({"seq": 4, "ts": now, "device": "pump-2", "class": "pump",
                 "name_zh": "2号泵", "name_en": "Pump 2", "location": "B1",
                 "state": "up", "since": now - 120_000, "reason": null,
                 "availability": {"month": 1.0, "rolling": 1.0, "threshold": 98.0,
@@ -418,13 +423,44 @@ fn markup_in_every_field_of_every_message_stays_text_on_every_page() {
         port,
         &format!("{base}/pump-2/event"),
         &json!({"seq": 5, "ts": now, "type": "transition", "device": "pump-2", "from": "up",
-                "to": h("transition-to"), "at": now - 30_000, "reason": h("event-reason")}),
+                "to": "down", "at": now - 30_000, "reason": h("event-reason")}),
+        false,
+    );
+    // Fields a stricter reader may refuse (a number as text, a class or
+    // state outside the fixed sets): on a device and a ticket of their own,
+    // so that whether they are shown or refused, the rest is.
+    publish(
+        port,
+        &format!("{base}/pump-3/state"),
+        &json!({"seq": 6, "ts": now, "device": "pump-3", "class": h("class"),
+                "name_zh": "3号泵", "name_en": "Pump 3", "location": "B1",
+                "state": "up", "since": now - 120_000, "reason": null,
+                "availability": {"month": h("month"), "rolling": 1.0, "threshold": h("threshold"),
+                                 "below": false, "rolling_window_s": 900}}),
+        true,
+    );
+    publish(
+        port,
+        &format!("{base}/pump-3/event"),
+        &json!({"seq": 7, "ts": now, "type": "transition", "device": "pump-3", "from": "up",
+                "to": h("transition-to"), "at": now - 30_000, "reason": "x"}),
         false,
     );
     publish(
         port,
+        &format!("{base}/tickets/3"),
+        &json!({"seq": 8, "ts": now, "at": now, "event": "opened", "ticket": {
+            "id": 3, "device": "pump-3", "class": "pump", "kind": "alarm:fault",
+            "severity": h("severity"), "state": h("ticket-state"), "summary": "plain",
+            "opened_ms": now - 600_000, "deadline_ms": now + 600_000,
+            "acknowledged": h("ack-not-an-object"), "resolved": null, "closed": null,
+            "reworks": 0, "history": h("history-not-a-list")}}),
+        true,
+    );
+    publish(
+        port,
         &format!("{base}/tickets/1"),
-        &json!({"seq": 6, "ts": now, "at": now, "event": "acknowledged", "ticket": {
+        &json!({"seq": 9, "ts": now, "at": now, "event": "acknowledged", "ticket": {
             "id": 1, "device": "pump-1", "class": "pump", "kind": h("kind"),
             "severity": "critical", "state": "acknowledged", "summary": h("summary"),
             "opened_ms": now - 3_600_000, "deadline_ms": now - 60_000,
@@ -437,18 +473,18 @@ fn markup_in_every_field_of_every_message_stays_text_on_every_page() {
     publish(
         port,
         &format!("{base}/tickets/2"),
-        &json!({"seq": 7, "ts": now, "at": now, "event": "opened", "ticket": {
+        &json!({"seq": 10, "ts": now, "at": now, "event": "opened", "ticket": {
             "id": 2, "device": "pump-2", "class": "pump", "kind": "alarm:fault",
-            "severity": h("severity"), "state": "open", "summary": "plain",
+            "severity": "ordinary", "state": "open", "summary": h("summary-2"),
             "opened_ms": now - 600_000, "deadline_ms": now + 600_000,
-            "acknowledged": h("ack-not-an-object"), "resolved": null, "closed": null,
-            "reworks": 0, "history": h("history-not-a-list")}}),
+            "acknowledged": null, "recovered_ms": null, "resolved": null, "closed": null,
+            "reworks": 0, "reopened_ms": null, "history": []}}),
         true,
     );
     publish(
         port,
         &format!("{base}/alarm"),
-        &json!({"seq": 8, "ts": now, "active": true, "at": now, "device": "pump-1",
+        &json!({"seq": 11, "ts": now, "active": true, "at": now, "device": "pump-1",
                 "point": h("alarm-point")}),
         false,
     );
@@ -481,14 +517,24 @@ fn markup_in_every_field_of_every_message_stays_text_on_every_page() {
                 h("summary")
             ]),
         ),
-        ("pump-2", json!([h("event-reason")])),
+        ("pump-2", json!([h("event-reason"), h("summary-2")])),
+        ("pump-3", json!([])),
     ] {
         b.go(&format!("{base_url}/?lang=zh-CN"));
         b.wait(
-            "the tile",
-            "return !!document.querySelector('.tile[data-device=\"' + arguments[0] + '\"]');",
-            json!([dev]),
+            "pump-2's tile",
+            "return !!document.querySelector('.tile[data-device=\"pump-2\"]');",
+            json!([]),
         );
+        if dev == "pump-3"
+            && b.js(
+                "return !document.querySelector('.tile[data-device=\"pump-3\"]');",
+                json!([]),
+            ) == json!(true)
+        {
+            println!("pump-3 was refused by the dashboard: its page is not there to test");
+            continue;
+        }
         let href = b.js(
             "return document.querySelector('.tile[data-device=\"' + arguments[0] + '\"]').getAttribute('href');",
             json!([dev]),
@@ -517,9 +563,24 @@ fn markup_in_every_field_of_every_message_stays_text_on_every_page() {
                 h("history-note")
             ]),
         ),
-        ("s1/gw-1/2", json!([h("severity")])),
+        ("s1/gw-1/2", json!([h("summary-2")])),
+        ("s1/gw-1/3", json!([])),
     ] {
         b.go(&format!("{base_url}/tickets?lang=en#{key}"));
+        b.wait(
+            "the ticket list",
+            "return document.querySelectorAll('#rows tr').length >= 2;",
+            json!([]),
+        );
+        if key.ends_with("/3")
+            && b.js(
+                "return !document.querySelector('#rows tr[data-key=\"s1/gw-1/3\"]');",
+                json!([]),
+            ) == json!(true)
+        {
+            println!("ticket 3 was refused by the dashboard: its detail is not there to test");
+            continue;
+        }
         b.wait(
             "the ticket detail",
             "return document.getElementById('detail').children.length > 0;",
@@ -698,6 +759,13 @@ fn connections_over_the_cap_are_refused_and_health_still_answers() {
         "{csp}"
     );
     assert_eq!(header(&head, "x-frame-options"), None, "{head}");
+    // Only the health check's own connection open (the one above has
+    // given its slot back).
+    until("no other connection open", Duration::from_secs(5), || {
+        (health(&addr, "")["http"]["open"] == 1).then_some(())
+    });
+    // …and that one's slot back too.
+    std::thread::sleep(Duration::from_millis(200));
     // A flood holds 20 silent connections…
     let held: Vec<TcpStream> = (0..20)
         .map(|_| TcpStream::connect(&addr).unwrap())
