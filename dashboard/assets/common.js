@@ -1,4 +1,6 @@
-// Shared by every page: language, labels, formatting. No external code.
+// Shared by every page: language, labels, formatting, and the one way the
+// pages put data into the document (el, fill: elements and text nodes,
+// never markup). No external code.
 "use strict";
 
 const I18N = {
@@ -71,29 +73,71 @@ function toggleLang() {
   document.documentElement.lang = LANG;
 })();
 
+function own(o, k) { return o != null && Object.prototype.hasOwnProperty.call(o, k); }
 function t(k, vars) {
-  let s = (I18N[LANG] && I18N[LANG][k]) || I18N.en[k] || k;
-  if (vars) for (const [a, b] of Object.entries(vars)) s = s.replace("{" + a + "}", b);
+  k = String(k);
+  let s = own(I18N[LANG], k) ? I18N[LANG][k] : own(I18N.en, k) ? I18N.en[k] : k;
+  if (vars) for (const [a, b] of Object.entries(vars)) s = s.replace("{" + a + "}", String(b));
   return s;
 }
 function className(c) {
   const row = CLASSES.find((r) => r[0] === c);
-  if (!row) return c;
+  if (!row) return str(c);
   return LANG === "en" ? row[2] : row[1];
 }
 function devName(d) {
   const n = LANG === "en" ? d.name_en || d.name_zh : d.name_zh || d.name_en;
-  return n || d.id || d.device;
+  return str(n || d.id || d.device);
 }
-function esc(s) {
-  return String(s == null ? "" : s).replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]);
+
+// A value from the server as text ("" for none); never markup.
+function str(v) { return v == null ? "" : String(v); }
+// Whether v is a number that can be formatted.
+function num(v) { return typeof v === "number" && isFinite(v); }
+
+// An element: attrs sets attributes (class, style as an object of CSS
+// properties set through CSSOM, href only to a path of this site, data-*,
+// …; never event handlers), children are nodes or text (as text nodes).
+function el(tag, attrs, ...children) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (v == null || v === false) continue;
+    if (/^on/i.test(k)) throw new Error("el: no event handler attributes");
+    if (k === "class") e.className = str(v);
+    else if (k === "style") for (const [p, x] of Object.entries(v)) e.style.setProperty(p, str(x));
+    else if (k === "href") e.setAttribute("href", localHref(v));
+    else e.setAttribute(k, v === true ? "" : str(v));
+  }
+  append(e, children);
+  return e;
 }
+function append(parent, children) {
+  for (const c of children.flat(Infinity)) {
+    if (c == null || c === false) continue;
+    parent.append(c instanceof Node ? c : document.createTextNode(str(c)));
+  }
+  return parent;
+}
+// Replaces the content of parent (an element or its id) with children.
+function fill(parent, ...children) {
+  const p = typeof parent === "string" ? document.getElementById(parent) : parent;
+  p.replaceChildren();
+  return append(p, children);
+}
+// A link target: only a path on this site ("/…", not "//…") or a "#…"
+// fragment; anything else (javascript:, data:, other hosts) becomes "#".
+function localHref(u) {
+  const s = str(u);
+  return /^\/(?![\/\\])/.test(s) || s.startsWith("#") ? s : "#";
+}
+
 function pct(x, digits) {
-  if (x == null) return "—";
+  if (!num(x)) return "—";
   return (x * 100).toFixed(digits == null ? 1 : digits) + "%";
 }
 // A duration in ms as "3 min", "2 h 5 min", "4 d".
 function span(ms) {
+  if (!num(ms)) return "—";
   const s = Math.max(0, Math.floor(ms / 1000));
   if (s < 60) return s + " " + t("s");
   const m = Math.floor(s / 60);
@@ -103,12 +147,13 @@ function span(ms) {
   return Math.floor(h / 24) + " " + t("d");
 }
 function clockText(ms) {
+  if (!num(ms)) return "--:--:--";
   const d = new Date(ms);
   const p = (n) => String(n).padStart(2, "0");
   return p(d.getHours()) + ":" + p(d.getMinutes()) + ":" + p(d.getSeconds());
 }
 function dateTimeText(ms) {
-  if (ms == null) return "—";
+  if (!num(ms)) return "—";
   const d = new Date(ms);
   const p = (n) => String(n).padStart(2, "0");
   return d.getFullYear() + "-" + p(d.getMonth() + 1) + "-" + p(d.getDate()) + " " + clockText(ms);
@@ -133,16 +178,19 @@ function fmtValue(v, unit) {
   if (v === true) return LANG === "en" ? "ON" : "是";
   if (v === false) return LANG === "en" ? "off" : "否";
   if (v == null) return "—";
+  const u = unit ? " " + str(unit) : "";
   if (typeof v === "number") {
+    if (!isFinite(v)) return "—";
     const a = Math.abs(v);
     const s = a >= 1000 ? v.toFixed(0) : a >= 100 ? v.toFixed(1) : Number.isInteger(v) ? String(v) : v.toFixed(2);
-    return s + (unit ? " " + unit : "");
+    return s + u;
   }
-  return String(v) + (unit ? " " + unit : "");
+  if (typeof v === "object") return "—";
+  return str(v) + u;
 }
 function keyReading(d) {
-  const pts = d.points || {};
-  const units = d.units || {};
+  const pts = obj(d.points);
+  const units = obj(d.units);
   if (d.class === "plumbing" && "leak" in pts) return pts.leak ? (LANG === "en" ? "LEAK" : "漏水") : (LANG === "en" ? "dry" : "无漏水");
   if (d.class === "fire_alarm" && ("fire_alarm" in pts || "fault" in pts)) {
     if (pts.fire_alarm) return LANG === "en" ? "FIRE" : "火警";
@@ -156,11 +204,16 @@ function keyReading(d) {
       return on + "/" + br.length + (LANG === "en" ? " on" : " 合闸");
     }
   }
-  if (d.class === "elevator" && "floor" in pts) return (LANG === "en" ? "floor " : "") + pts.floor + (LANG === "en" ? "" : " 层");
+  if (d.class === "elevator" && "floor" in pts) return (LANG === "en" ? "floor " : "") + fmtValue(pts.floor) + (LANG === "en" ? "" : " 层");
   for (const k of KEY_POINTS[d.class] || []) if (k in pts) return fmtValue(pts[k], units[k]);
   for (const [k, v] of Object.entries(pts)) if (typeof v === "number" && units[k]) return fmtValue(v, units[k]);
   return "";
 }
+
+// A JSON object from the server, or an empty one for anything else.
+function obj(v) { return v && typeof v === "object" && !Array.isArray(v) ? v : {}; }
+// A JSON list from the server, or an empty one for anything else.
+function list(v) { return Array.isArray(v) ? v : []; }
 
 async function api(path, opts) {
   const r = await fetch(path, Object.assign({ credentials: "same-origin" }, opts || {}));

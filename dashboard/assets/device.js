@@ -6,36 +6,39 @@ const SITE = parts[2], GATEWAY = parts[3], ID = parts[4];
 const DEVICE_API = "/api/sites/" + encodeURIComponent(SITE) + "/gateways/" + encodeURIComponent(GATEWAY) + "/devices/" + encodeURIComponent(ID);
 let DEV = null;
 
+// The ticket list entry of one of this device's tickets.
+function ticketHref(d, tk) {
+  return "/tickets#" + encodeURIComponent(SITE + "/" + str(d.gateway) + "/" + str(tk.id));
+}
+
 function render() {
   document.getElementById("lang").textContent = t("lang");
   document.getElementById("nav-wall").textContent = t("wall");
   document.getElementById("nav-tickets").textContent = t("ticket_list");
   if (!DEV) return;
   const d = DEV;
-  document.getElementById("h1").textContent = devName(d) + " · " + d.id;
+  document.getElementById("h1").textContent = devName(d) + " · " + str(d.id);
   document.title = devName(d) + " · BMS";
-  const a = d.availability || {};
-  let h = '<p><span class="badge ' + esc(d.shown) + '">' + esc(t(d.shown)) + "</span> " + esc(className(d.class)) + " · " + esc(t("location")) + "：" + esc(d.location || "—") +
-    " · " + esc(SITE) + "/" + esc(d.gateway) + "</p>";
-  h += "<p>" + esc(t("state")) + "：" + esc(t(d.state || "unknown")) + " " + esc(t("since")) + " " + dateTimeText(d.since) + (d.reason ? " · " + esc(t("reason")) + "：" + esc(d.reason) : "") + "</p>";
-  h += "<p>" + esc(t("month")) + "：<b>" + pct(a.month, 2) + "</b> · " + esc(t("rolling")) + "：" + pct(a.rolling, 2) + " · " + esc(t("target")) + " " + (a.threshold != null ? a.threshold + "%" : "—") + "</p>";
-  h += "<h2>" + esc(t("points")) + "</h2><table><tbody>";
-  for (const [k, v] of Object.entries(d.points || {})) {
-    h += "<tr><td>" + esc(k) + "</td><td>" + esc(fmtValue(v, (d.units || {})[k])) + "</td><td>" + esc((d.quality || {})[k] || "") + "</td></tr>";
-  }
-  h += "</tbody></table><p>" + (LANG === "en" ? "Values of " : "数值时间 ") + dateTimeText(d.telemetry_ts) + "</p>";
-  h += "<h2>" + esc(t("ticket_list")) + "</h2><table><tbody>";
-  for (const tk of d.tickets || []) {
-    h += '<tr><td><a href="/tickets#' + esc(SITE + "/" + d.gateway + "/" + tk.id) + '">#' + esc(tk.id) + "</a></td><td>" + esc(t(tk.state)) + "</td><td>" + esc(tk.summary) + "</td><td>" + dateTimeText(tk.opened_ms) + "</td></tr>";
-  }
-  h += "</tbody></table>";
-  document.getElementById("body").innerHTML = h;
+  const a = obj(d.availability);
+  const shown = ["up", "down", "maintenance", "unknown", "stale"].includes(d.shown) ? d.shown : "unknown";
+  const units = obj(d.units), quality = obj(d.quality);
+  fill("body",
+    el("p", null, el("span", { class: "badge " + shown }, t(shown)), " " + className(d.class) + " · " + t("location") + "：" + (str(d.location) || "—") + " · " + SITE + "/" + str(d.gateway)),
+    el("p", null, t("state") + "：" + t(d.state || "unknown") + " " + t("since") + " " + dateTimeText(d.since) + (d.reason ? " · " + t("reason") + "：" + str(d.reason) : "")),
+    el("p", null, t("month") + "：", el("b", null, pct(a.month, 2)), " · " + t("rolling") + "：" + pct(a.rolling, 2) + " · " + t("target") + " " + (num(a.threshold) ? a.threshold + "%" : "—")),
+    el("h2", null, t("points")),
+    el("table", null, el("tbody", null, Object.entries(obj(d.points)).map(([k, v]) =>
+      el("tr", null, el("td", null, k), el("td", null, fmtValue(v, units[k])), el("td", null, own(quality, k) ? str(quality[k]) : ""))))),
+    el("p", null, (LANG === "en" ? "Values of " : "数值时间 ") + dateTimeText(d.telemetry_ts)),
+    el("h2", null, t("ticket_list")),
+    el("table", null, el("tbody", null, list(d.tickets).map((tk) =>
+      el("tr", null, el("td", null, el("a", { href: ticketHref(d, tk) }, "#" + str(tk.id))), el("td", null, t(tk.state)), el("td", null, tk.summary), el("td", null, dateTimeText(tk.opened_ms)))))));
 }
 
 async function load() {
   const r = await api(DEVICE_API);
   if (r.ok) { DEV = r.body; render(); }
-  else document.getElementById("body").textContent = (r.body && r.body.error) || ("HTTP " + r.status);
+  else document.getElementById("body").textContent = str(obj(r.body).error) || ("HTTP " + r.status);
 }
 // History: state band and one chart per numeric point with a unit (at most 8).
 let RANGE = "24h";
@@ -48,27 +51,29 @@ function renderHistory() {
   const band = document.getElementById("band");
   const charts = document.getElementById("charts");
   while (PLOTS.length) PLOTS.pop().destroy();
-  charts.innerHTML = "";
-  band.innerHTML = "";
-  if (!HIST) return;
+  charts.replaceChildren();
+  band.replaceChildren();
+  if (!HIST || !num(HIST.from) || !num(HIST.to) || HIST.to <= HIST.from) return;
   const span = HIST.to - HIST.from;
-  const st = HIST.states || [];
-  band.innerHTML = st.map((s, i) => {
+  const st = list(HIST.states).filter((s) => Array.isArray(s) && num(s[0]));
+  fill(band, st.map((s, i) => {
     const a = Math.max(s[0], HIST.from), b = i + 1 < st.length ? st[i + 1][0] : HIST.to;
-    return '<span class="' + esc(s[1]) + '" title="' + esc(t(s[1])) + " " + dateTimeText(s[0]) + '" style="left:' + ((a - HIST.from) / span * 100) + "%;width:" + ((b - a) / span * 100) + '%"></span>';
-  }).join("");
-  const units = (DEV && DEV.units) || {};
-  const names = Object.keys(HIST.points || {}).filter((p) => units[p]).slice(0, 8);
+    const state = ["up", "down", "maintenance", "unknown"].includes(s[1]) ? s[1] : "unknown";
+    return el("span", { class: state, title: t(state) + " " + dateTimeText(s[0]), style: { left: ((a - HIST.from) / span * 100) + "%", width: ((b - a) / span * 100) + "%" } });
+  }));
+  const units = obj(DEV && DEV.units);
+  const points = obj(HIST.points);
+  const names = Object.keys(points).filter((p) => own(units, p) && units[p] && Array.isArray(points[p])).slice(0, 8);
   if (!names.length) { charts.textContent = LANG === "en" ? "No history yet." : "暂无历史数据。"; return; }
   const width = Math.min(1340, document.querySelector(".page").clientWidth - 20);
   for (const p of names) {
-    const rows = HIST.points[p];
-    const div = document.createElement("div");
-    div.className = "chart";
-    div.innerHTML = "<h3>" + esc(p) + " (" + esc(units[p]) + ")</h3>";
+    const rows = points[p].filter((r) => Array.isArray(r) && num(r[0]));
+    const div = el("div", { class: "chart" }, el("h3", null, p + " (" + str(units[p]) + ")"));
     charts.appendChild(div);
-    const data = [rows.map((r) => r[0] / 1000), rows.map((r) => r[1]), rows.map((r) => r[2]), rows.map((r) => r[3])];
+    const val = (x) => (num(x) ? x : null);
+    const data = [rows.map((r) => r[0] / 1000), rows.map((r) => val(r[1])), rows.map((r) => val(r[2])), rows.map((r) => val(r[3]))];
     const axis = { stroke: "#9fb0c0", grid: { stroke: "#2a3440" }, ticks: { stroke: "#2a3440" } };
+    // uPlot draws on a canvas and writes labels as text.
     PLOTS.push(new uPlot({
       width, height: 200,
       scales: { x: { time: true, min: HIST.from / 1000, max: HIST.to / 1000 } },
@@ -80,7 +85,7 @@ function renderHistory() {
 }
 
 async function loadHistory() {
-  const r = await api(DEVICE_API + "/history?range=" + RANGE);
+  const r = await api(DEVICE_API + "/history?range=" + encodeURIComponent(RANGE));
   HIST = r.ok ? r.body : null;
   renderHistory();
 }

@@ -5,7 +5,7 @@ let ME = null;
 let TICKETS = [];
 let SEL = null; // "site/gateway/id"
 
-function keyOf(tk) { return tk.site + "/" + tk.gateway + "/" + tk.id; }
+function keyOf(tk) { return str(tk.site) + "/" + str(tk.gateway) + "/" + str(tk.id); }
 
 function labels() {
   document.getElementById("lang").textContent = t("lang");
@@ -23,7 +23,7 @@ function labels() {
   document.getElementById("th-state").textContent = t("state");
   document.getElementById("th-opened").textContent = LANG === "en" ? "Opened" : "开单时间";
   const who = document.getElementById("who");
-  who.innerHTML = ME ? esc(ME.user) + ' <button class="btn" id="logout" type="button">' + esc(t("logout")) + "</button>" : "";
+  fill(who, ME ? [str(ME.user) + " ", el("button", { class: "btn", id: "logout", type: "button" }, t("logout"))] : []);
   if (ME) document.getElementById("logout").onclick = logout;
   document.getElementById("login").hidden = !!ME;
 }
@@ -31,35 +31,45 @@ function labels() {
 function renderList() {
   const only = document.getElementById("only-open").checked;
   const rows = TICKETS.filter((tk) => !only || tk.state !== "closed").map((tk) =>
-    '<tr data-key="' + esc(keyOf(tk)) + '" class="' + (keyOf(tk) === SEL ? "sel" : "") + '"><td>' + esc(tk.id) + "</td><td>" + esc(tk.site) + "/" + esc(tk.gateway) + "</td><td>" + esc(tk.device) +
-    "</td><td>" + esc(t(tk.severity)) + "</td><td>" + esc(t(tk.state)) + "</td><td>" + dateTimeText(tk.opened_ms) + "</td></tr>").join("");
-  const tb = document.getElementById("rows");
-  tb.innerHTML = rows;
+    el("tr", { "data-key": keyOf(tk), class: keyOf(tk) === SEL ? "sel" : "" },
+      el("td", null, tk.id), el("td", null, str(tk.site) + "/" + str(tk.gateway)), el("td", null, tk.device),
+      el("td", null, t(tk.severity)), el("td", null, t(tk.state)), el("td", null, dateTimeText(tk.opened_ms))));
+  const tb = fill("rows", rows);
   for (const tr of tb.querySelectorAll("tr")) tr.onclick = () => { SEL = tr.dataset.key; location.hash = SEL; renderList(); renderDetail(); };
 }
 
 function step(name, s) {
-  return s ? "<div>" + esc(t(name)) + "：" + esc(s.by) + " · " + dateTimeText(s.at_ms) + (s.note ? " · " + esc(s.note) : "") + "</div>" : "";
+  if (!s || typeof s !== "object") return null;
+  return el("div", null, t(name) + "：" + str(s.by) + " · " + dateTimeText(s.at_ms) + (s.note ? " · " + str(s.note) : ""));
+}
+
+// The device page of a ticket's device.
+function deviceHref(tk) {
+  return "/devices/" + encodeURIComponent(str(tk.site)) + "/" + encodeURIComponent(str(tk.gateway)) + "/" + encodeURIComponent(str(tk.device));
 }
 
 function renderDetail() {
-  const el = document.getElementById("detail");
+  const box = document.getElementById("detail");
   const tk = TICKETS.find((x) => keyOf(x) === SEL);
-  if (!tk) { el.innerHTML = ""; return; }
-  let h = "<h2>#" + esc(tk.id) + " · " + esc(tk.device) + "</h2>";
-  h += "<div>" + esc(tk.summary) + "</div>";
-  h += "<div>" + esc(t(tk.severity)) + " · " + esc(t(tk.state)) + " · " + esc(tk.kind) + "</div>";
-  h += "<div>" + (LANG === "en" ? "Deadline: " : "期限：") + dateTimeText(tk.deadline_ms) + "</div>";
-  h += step("acknowledged", tk.acknowledged) + step("resolved", tk.resolved) + step("closed", tk.closed);
-  h += "<h3>" + esc(t("history")) + "</h3><table>" + (tk.history || []).map((s) => "<tr><td>" + dateTimeText(s.at_ms) + "</td><td>" + esc(s.kind) + "</td><td>" + esc(s.by) + "</td><td>" + esc(s.note || "") + "</td></tr>").join("") + "</table>";
-  h += '<p><a href="/devices/' + encodeURIComponent(tk.site) + "/" + encodeURIComponent(tk.gateway) + "/" + encodeURIComponent(tk.device) + '">' + esc(t("device")) + " " + esc(tk.device) + "</a></p>";
+  if (!tk) { box.replaceChildren(); return; }
+  const parts = [
+    el("h2", null, "#" + str(tk.id) + " · " + str(tk.device)),
+    el("div", null, tk.summary),
+    el("div", null, t(tk.severity) + " · " + t(tk.state) + " · " + str(tk.kind)),
+    el("div", null, (LANG === "en" ? "Deadline: " : "期限：") + dateTimeText(tk.deadline_ms)),
+    step("acknowledged", tk.acknowledged), step("resolved", tk.resolved), step("closed", tk.closed),
+    el("h3", null, t("history")),
+    el("table", null, list(tk.history).filter((s) => s && typeof s === "object").map((s) =>
+      el("tr", null, el("td", null, dateTimeText(s.at_ms)), el("td", null, s.kind), el("td", null, s.by), el("td", null, s.note)))),
+    el("p", null, el("a", { href: deviceHref(tk) }, t("device") + " " + str(tk.device))),
+  ];
   if (ME && (tk.state === "open" || tk.state === "acknowledged")) {
-    h += '<label>' + esc(t("note")) + '<textarea id="note" maxlength="2000"></textarea></label>';
-    if (tk.state === "open") h += '<button class="btn" id="do-ack" type="button">' + esc(t("ack")) + "</button> ";
-    h += '<button class="btn" id="do-resolve" type="button">' + esc(t("resolve")) + "</button>";
+    parts.push(el("label", null, t("note"), el("textarea", { id: "note", maxlength: "2000" })));
+    if (tk.state === "open") parts.push(el("button", { class: "btn", id: "do-ack", type: "button" }, t("ack")), " ");
+    parts.push(el("button", { class: "btn", id: "do-resolve", type: "button" }, t("resolve")));
   }
-  h += '<div class="msg" id="act-msg"></div>';
-  el.innerHTML = h;
+  parts.push(el("div", { class: "msg", id: "act-msg" }));
+  fill(box, parts);
   const a = document.getElementById("do-ack");
   if (a) a.onclick = () => act(tk, "ack");
   const r = document.getElementById("do-resolve");
@@ -70,16 +80,16 @@ async function act(tk, op) {
   const msg = document.getElementById("act-msg");
   msg.className = "msg"; msg.textContent = t("sending");
   const note = (document.getElementById("note") || {}).value || "";
-  const r = await api("/api/tickets/" + encodeURIComponent(tk.site) + "/" + encodeURIComponent(tk.gateway) + "/" + tk.id + "/" + op, {
+  const r = await api("/api/tickets/" + encodeURIComponent(tk.site) + "/" + encodeURIComponent(tk.gateway) + "/" + encodeURIComponent(tk.id) + "/" + op, {
     method: "POST", headers: { "content-type": "application/json", "x-csrf-token": ME ? ME.csrf : "" }, body: JSON.stringify({ note }),
   });
-  if (r.ok) { msg.className = "msg ok"; msg.textContent = t("done") + "：" + r.body.result; setTimeout(load, 300); }
-  else { msg.className = "msg err"; msg.textContent = (r.body && r.body.error) || ("HTTP " + r.status); }
+  if (r.ok) { msg.className = "msg ok"; msg.textContent = t("done") + "：" + str(obj(r.body).result); setTimeout(load, 300); }
+  else { msg.className = "msg err"; msg.textContent = str(obj(r.body).error) || ("HTTP " + r.status); }
 }
 
 async function load() {
   const r = await api("/api/tickets");
-  if (r.ok) { TICKETS = r.body.tickets; renderList(); renderDetail(); }
+  if (r.ok) { TICKETS = list(obj(r.body).tickets).filter((tk) => tk && typeof tk === "object"); renderList(); renderDetail(); }
 }
 
 async function whoami() {
@@ -99,11 +109,16 @@ document.getElementById("login").addEventListener("submit", async (e) => {
   const r = await api("/api/login", { method: "POST", headers: { "content-type": "application/json" },
     body: JSON.stringify({ user: document.getElementById("user").value, password: document.getElementById("password").value }) });
   if (r.ok) { ME = r.body; msg.textContent = ""; labels(); renderDetail(); }
-  else { msg.className = "msg err"; msg.textContent = (r.body && r.body.error) || ("HTTP " + r.status); }
+  else { msg.className = "msg err"; msg.textContent = str(obj(r.body).error) || ("HTTP " + r.status); }
 });
 document.getElementById("only-open").onchange = renderList;
 document.getElementById("lang").onclick = () => { toggleLang(); labels(); renderList(); renderDetail(); };
-if (location.hash.length > 1) SEL = decodeURIComponent(location.hash.slice(1));
+// The ticket in the address (#site/gateway/id), also when only it changes.
+function selectFromHash() {
+  if (location.hash.length > 1) { try { SEL = decodeURIComponent(location.hash.slice(1)); } catch (e) { SEL = null; } }
+}
+window.addEventListener("hashchange", () => { selectFromHash(); renderList(); renderDetail(); });
+selectFromHash();
 labels();
 whoami();
 load();

@@ -221,9 +221,32 @@ pub struct HttpSection {
     /// then the wall page is open to anyone who can reach the port.
     #[serde(default)]
     pub kiosk_token: SecretSource,
-    /// Mark the session cookie `Secure` (set when served behind HTTPS).
+    /// Mark the session and kiosk cookies `Secure` (set when served behind
+    /// HTTPS).
     #[serde(default)]
     pub secure_cookie: bool,
+    /// How long the kiosk cookie set by `?kiosk=TOKEN` lasts. A wall in use
+    /// gets a fresh one once half of it has passed; a screen unused this
+    /// long must open `?kiosk=TOKEN` again. Default `"7d"`.
+    #[serde(default = "default_kiosk_lifetime")]
+    pub kiosk_cookie_lifetime: HumanDuration,
+    /// A connection that has not sent a whole request head this long after
+    /// it opened, or after its previous response, is closed. Default `"10s"`.
+    #[serde(default = "default_header_timeout")]
+    pub header_timeout: HumanDuration,
+    /// A connection on which nothing was read or written this long (a
+    /// stalled upload, a client that stops reading) is closed. Longer than
+    /// the event stream's 15 s keep-alive. Default `"60s"`.
+    #[serde(default = "default_idle_timeout")]
+    pub idle_timeout: HumanDuration,
+    /// Open connections at most; more are answered 503 and closed at once,
+    /// and counted in `/api/health` (`http.refused`). Default `1024`.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// The one origin allowed to show the pages in a frame, e.g.
+    /// `"https://portal.example.com"`. Default: none (no page may be framed).
+    #[serde(default)]
+    pub frame_ancestor: Option<String>,
 }
 
 impl Default for HttpSection {
@@ -232,6 +255,11 @@ impl Default for HttpSection {
             listen: default_listen(),
             kiosk_token: SecretSource::default(),
             secure_cookie: false,
+            kiosk_cookie_lifetime: default_kiosk_lifetime(),
+            header_timeout: default_header_timeout(),
+            idle_timeout: default_idle_timeout(),
+            max_connections: default_max_connections(),
+            frame_ancestor: None,
         }
     }
 }
@@ -375,6 +403,32 @@ impl LoginSection {
     }
 }
 
+const fn default_kiosk_lifetime() -> HumanDuration {
+    HumanDuration::from_secs(7 * 86400)
+}
+const fn default_header_timeout() -> HumanDuration {
+    HumanDuration::from_secs(10)
+}
+const fn default_idle_timeout() -> HumanDuration {
+    HumanDuration::from_secs(60)
+}
+const fn default_max_connections() -> usize {
+    1024
+}
+
+/// Whether `s` is a plain origin (`scheme://host[:port]`, nothing after it)
+/// that may go into a Content-Security-Policy `frame-ancestors`.
+fn is_origin(s: &str) -> bool {
+    let Some((scheme, rest)) = s.split_once("://") else {
+        return false;
+    };
+    ["http", "https"].contains(&scheme)
+        && !rest.is_empty()
+        && rest
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']'))
+}
+
 /// `[history]`.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -498,8 +552,8 @@ pub struct Settings {
     pub listen: SocketAddr,
     /// The data folder (absolute or relative to the working directory).
     pub data_dir: PathBuf,
-    /// The kiosk token, when set.
-    pub kiosk_token: Option<String>,
+    /// The kiosk token's check (only its hash is kept), when set.
+    pub kiosk: Option<crate::kiosk::Kiosk>,
     /// The broker password, when set.
     pub mqtt_password: Option<String>,
     /// How logins are limited (`[login]`).
@@ -658,13 +712,47 @@ pub fn check(file: Config, base: &Path) -> Result<Settings, Vec<String>> {
             file.language
         ));
     }
-    let kiosk_token = match file.http.kiosk_token.read(base, &env) {
-        Ok(t) => t.map(|t| t.expose().to_owned()),
+    let kiosk = match file.http.kiosk_token.read(base, &env) {
+        Ok(t) => {
+            t.map(|t| crate::kiosk::Kiosk::new(t.expose(), file.http.kiosk_cookie_lifetime.get()))
+        }
         Err(e) => {
             errors.push(format!("[http] kiosk_token: {e}"));
             None
         }
     };
+    let h = &file.http;
+    if h.kiosk_cookie_lifetime.get() < std::time::Duration::from_secs(3600) {
+        errors.push(format!(
+            "[http] kiosk_cookie_lifetime = \"{}\": give at least \"1h\" (default \"7d\")",
+            h.kiosk_cookie_lifetime
+        ));
+    }
+    if h.header_timeout.get() < std::time::Duration::from_secs(1) {
+        errors.push(format!(
+            "[http] header_timeout = \"{}\": give at least \"1s\" (default \"10s\")",
+            h.header_timeout
+        ));
+    }
+    if h.idle_timeout.get() < std::time::Duration::from_secs(20) {
+        errors.push(format!(
+            "[http] idle_timeout = \"{}\": give at least \"20s\", more than the event stream's 15 s keep-alive (default \"60s\")",
+            h.idle_timeout
+        ));
+    }
+    if !(1..=65_536).contains(&h.max_connections) {
+        errors.push(format!(
+            "[http] max_connections = {}: give 1–65536 (default 1024)",
+            h.max_connections
+        ));
+    }
+    if let Some(o) = &h.frame_ancestor
+        && !is_origin(o)
+    {
+        errors.push(format!(
+            "[http] frame_ancestor = {o:?}: give one origin such as \"https://portal.example.com\" (scheme, host, optional port; no path)"
+        ));
+    }
     let mqtt_password = match file.mqtt.password.read(base, &env) {
         Ok(t) => t.map(|t| t.expose().to_owned()),
         Err(e) => {
@@ -738,7 +826,7 @@ pub fn check(file: Config, base: &Path) -> Result<Settings, Vec<String>> {
             embedded,
             listen,
             data_dir,
-            kiosk_token,
+            kiosk,
             mqtt_password,
             login,
             max_packet,
@@ -872,6 +960,51 @@ mod tests {
         let s = parse("[mqtt]\nsites = [\"c\"]\ngateways = [\"a/gw-1\"]\n").unwrap();
         assert_eq!(s.file.rotation(), ["c"]);
         assert!(parse("").unwrap().file.rotation().is_empty());
+    }
+
+    #[test]
+    fn http_limits_and_the_embedding_origin_are_checked_naming_the_setting() {
+        let s = parse("").unwrap();
+        assert_eq!(s.file.http.header_timeout.get().as_secs(), 10);
+        assert_eq!(s.file.http.idle_timeout.get().as_secs(), 60);
+        assert_eq!(s.file.http.max_connections, 1024);
+        assert_eq!(s.file.http.kiosk_cookie_lifetime.get().as_secs(), 7 * 86400);
+        assert!(s.file.http.frame_ancestor.is_none());
+        let ok = parse("[http]\nframe_ancestor = \"https://portal.example.com:8443\"\n").unwrap();
+        assert!(ok.file.http.frame_ancestor.is_some());
+        let e = parse(
+            "[http]\nheader_timeout = \"0s\"\nidle_timeout = \"5s\"\nmax_connections = 0\nkiosk_cookie_lifetime = \"1m\"\nframe_ancestor = \"https://a.example; script-src *\"\n",
+        )
+        .unwrap_err();
+        assert_eq!(e.len(), 5, "{e:?}");
+        for (i, name) in [
+            "kiosk_cookie_lifetime",
+            "header_timeout",
+            "idle_timeout",
+            "max_connections",
+            "frame_ancestor",
+        ]
+        .iter()
+        .enumerate()
+        {
+            assert!(e[i].contains(&format!("[http] {name}")), "{e:?}");
+        }
+    }
+
+    #[test]
+    fn the_kiosk_token_is_kept_as_a_hash_only() {
+        // Through a file: no process-wide environment is touched.
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("kiosk"), "wall-secret-123\n").unwrap();
+        let s = check(
+            toml::from_str("[http]\nkiosk_token = { file = \"kiosk\" }\n").unwrap(),
+            dir.path(),
+        )
+        .unwrap();
+        let k = s.kiosk.unwrap();
+        assert!(k.token_matches("wall-secret-123"));
+        assert!(!format!("{:?}", s.file).contains("wall-secret-123"));
+        assert!(!format!("{k:?}").contains("wall-secret-123"));
     }
 
     #[test]

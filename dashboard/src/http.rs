@@ -24,13 +24,15 @@ use crate::state::{Shared, now_ms};
 type St = State<Arc<Shared>>;
 
 const SESSION_COOKIE: &str = "bms_session";
-const KIOSK_COOKIE: &str = "bms_kiosk";
+const KIOSK_COOKIE: &str = crate::kiosk::COOKIE;
 /// Header carrying the CSRF token of the session on every writing request.
 pub const CSRF_HEADER: &str = "x-csrf-token";
 /// SSE: at most one snapshot per this interval per stream.
 const SSE_MIN_INTERVAL: Duration = Duration::from_millis(250);
 /// SSE: a snapshot at least this often (staleness, clock).
 const SSE_MAX_INTERVAL: Duration = Duration::from_secs(5);
+/// SSE: a keep-alive comment this often (below `[http] idle_timeout`).
+const SSE_KEEP_ALIVE: Duration = Duration::from_secs(15);
 
 /// The router of every page and API.
 pub fn router(shared: Arc<Shared>) -> Router {
@@ -72,7 +74,15 @@ pub fn router(shared: Arc<Shared>) -> Router {
             post(ticket_action),
         )
         .fallback(not_found)
+        .layer(middleware::from_fn_with_state(
+            Arc::new(security_policy(&shared)),
+            crate::headers::add,
+        ))
         .with_state(shared)
+}
+
+fn security_policy(shared: &Shared) -> crate::headers::Policy {
+    crate::headers::Policy::new(shared.settings.file.http.frame_ancestor.as_deref())
 }
 
 /// Serves until `stop`. The listener is bound by the caller so that a
@@ -82,11 +92,23 @@ pub async fn serve(
     shared: Arc<Shared>,
     stop: tokio_util::sync::CancellationToken,
 ) -> std::io::Result<()> {
-    axum::serve(
+    let h = &shared.settings.file.http;
+    let limits = crate::listener::Limits {
+        header_timeout: h.header_timeout.get(),
+        idle_timeout: h.idle_timeout.get(),
+        max_connections: h.max_connections,
+    };
+    let refusal =
+        crate::listener::refusal_text(&crate::headers::raw_lines(&security_policy(&shared)));
+    let stats = shared.http_stats.clone();
+    crate::listener::serve(
         listener,
-        router(shared).into_make_service_with_connect_info::<SocketAddr>(),
+        router(shared),
+        limits,
+        stats,
+        refusal.into(),
+        stop,
     )
-    .with_graceful_shutdown(async move { stop.cancelled().await })
     .await
 }
 
@@ -139,6 +161,10 @@ async fn asset(Path(file): Path<String>) -> Response {
             "text/javascript; charset=utf-8",
             include_bytes!("../assets/device.js"),
         ),
+        "reports.js" => (
+            "text/javascript; charset=utf-8",
+            include_bytes!("../assets/reports.js"),
+        ),
         _ => return not_found_json("no such asset"),
     };
     (
@@ -172,15 +198,28 @@ fn wants_json(req_path: &str) -> bool {
 }
 
 /// Reading needs nothing when no kiosk token is configured; otherwise a
-/// session or the kiosk token (`?kiosk=` once, then a cookie).
+/// session or the kiosk token (`?kiosk=` once, then a cookie derived from
+/// it: see [`crate::kiosk`]).
 async fn read_gate(State(shared): St, req: Request, next: Next) -> Response {
-    let Some(token) = shared.settings.kiosk_token.clone() else {
+    let Some(kiosk) = shared.settings.kiosk.clone() else {
         return next.run(req).await;
     };
-    if session(&shared, req.headers()).is_some()
-        || cookie(req.headers(), KIOSK_COOKIE).is_some_and(|t| t == token)
-    {
+    let secure = shared.settings.file.http.secure_cookie;
+    let now_s = u64::try_from(now_ms() / 1000).unwrap_or(0);
+    let set_cookie = |mut r: Response| {
+        if let Ok(v) = HeaderValue::from_str(&kiosk.set_cookie(now_s, secure)) {
+            r.headers_mut().append(header::SET_COOKIE, v);
+        }
+        r
+    };
+    if session(&shared, req.headers()).is_some() {
         return next.run(req).await;
+    }
+    if let Some(c) = cookie(req.headers(), KIOSK_COOKIE)
+        && let crate::kiosk::CookieCheck::Valid { renew } = kiosk.check_cookie(c, now_s)
+    {
+        let r = next.run(req).await;
+        return if renew { set_cookie(r) } else { r };
     }
     let from_query = req
         .uri()
@@ -188,15 +227,9 @@ async fn read_gate(State(shared): St, req: Request, next: Next) -> Response {
         .into_iter()
         .flat_map(|q| q.split('&'))
         .filter_map(|kv| kv.split_once('='))
-        .any(|(k, v)| k == "kiosk" && v == token);
+        .any(|(k, v)| k == "kiosk" && kiosk.token_matches(v));
     if from_query {
-        let mut r = next.run(req).await;
-        if let Ok(v) = HeaderValue::from_str(&format!(
-            "{KIOSK_COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age=31536000"
-        )) {
-            r.headers_mut().append(header::SET_COOKIE, v);
-        }
-        return r;
+        return set_cookie(next.run(req).await);
     }
     if wants_json(req.uri().path()) {
         return (
@@ -207,7 +240,7 @@ async fn read_gate(State(shared): St, req: Request, next: Next) -> Response {
     }
     (
         StatusCode::UNAUTHORIZED,
-        Html("<!doctype html><meta charset=utf-8><title>401</title><body style=\"background:#000;color:#ddd;font:24px sans-serif;padding:2em\"><p>请登录，或以 <code>?kiosk=令牌</code> 打开墙面页。</p><p>Log in, or open the wall page with <code>?kiosk=TOKEN</code>.</p><p><a style=\"color:#8cf\" href=\"/login\">登录 / Log in</a></p>"),
+        Html("<!doctype html><meta charset=utf-8><title>401</title><link rel=\"stylesheet\" href=\"/assets/style.css\"><body class=\"refused\"><p>请登录，或以 <code>?kiosk=令牌</code> 打开墙面页。</p><p>Log in, or open the wall page with <code>?kiosk=TOKEN</code>.</p><p><a href=\"/login\">登录 / Log in</a></p>"),
     )
         .into_response()
 }
@@ -242,51 +275,33 @@ struct SiteFilter {
     site: Option<String>,
 }
 
-/// The snapshot, or only `site`'s part of it: its entry in `sites` and its
-/// recent `events`. A site not (yet) heard gives an empty `sites`.
-fn snapshot_for(shared: &Shared, site: Option<&str>) -> Json {
-    let mut s = snapshot_json(shared);
-    if let Some(site) = site {
-        for key in ["sites", "events"] {
-            let field = if key == "sites" { "id" } else { "site" };
-            if let Some(list) = s[key].as_array_mut() {
-                list.retain(|x| x[field].as_str() == Some(site));
-            }
-        }
-    }
-    s
-}
-
-/// The snapshot as text, serialized once per model version, second and
-/// site filter for all event streams (many wall screens cost one
-/// serialization).
-fn cached_snapshot(shared: &Shared, version: u64, site: Option<&str>) -> String {
-    let second = now_ms() / 1000;
-    if let Ok(c) = shared.snap_cache.lock()
-        && let Some((_, _, _, text)) = c
-            .iter()
-            .find(|(f, v, s, _)| f.as_deref() == site && *v == version && *s == second)
-    {
-        return text.as_ref().clone();
-    }
-    let text = snapshot_for(shared, site).to_string();
-    if let Ok(mut c) = shared.snap_cache.lock() {
-        c.retain(|(_, v, s, _)| *v == version && *s == second);
-        c.push((
-            site.map(str::to_owned),
-            version,
-            second,
-            std::sync::Arc::new(text.clone()),
-        ));
-    }
-    text
+/// The snapshot as text, or only `site`'s part of it (its entry in
+/// `sites` and its recent `events`; a site not heard gives an empty
+/// `sites`), shared by every client (see [`crate::snapcache`]), for a
+/// client that has seen model version `seen`.
+async fn cached_snapshot(shared: &Shared, seen: u64, site: Option<&str>) -> crate::snapcache::Snap {
+    shared
+        .snap_cache
+        .get(
+            seen,
+            site,
+            || *shared.changed.borrow(),
+            || snapshot_json(shared),
+        )
+        .await
 }
 
 async fn snapshot(
     State(shared): St,
     axum::extract::Query(filter): axum::extract::Query<SiteFilter>,
 ) -> Response {
-    axum::Json(snapshot_for(&shared, filter.site.as_deref())).into_response()
+    let seen = *shared.changed.borrow();
+    let snap = cached_snapshot(&shared, seen, filter.site.as_deref()).await;
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        snap.text.as_ref().clone(),
+    )
+        .into_response()
 }
 
 async fn health(State(shared): St) -> Response {
@@ -309,6 +324,7 @@ async fn health(State(shared): St) -> Response {
         // central ledger queue (issue 7)
         "ledger_dropped": shared.ledger.as_ref().map(|l| l.dropped.load(Ordering::Relaxed)),
         "login": shared.auth.counts(),
+        "http": shared.http_stats.json(),
     }))
     .into_response()
 }
@@ -632,30 +648,59 @@ async fn events(
 ) -> Response {
     let site = filter.site;
     let rx = shared.changed.subscribe();
-    let stream = futures::stream::unfold(
-        (shared, rx, None::<Instant>, site),
-        |(shared, mut rx, last, site)| async move {
-            if let Some(last) = last {
-                if let Ok(Err(_)) = tokio::time::timeout(SSE_MAX_INTERVAL, rx.changed()).await {
+    // After the first event: wait for a change (or SSE_MAX_INTERVAL), then
+    // at least SSE_MIN_INTERVAL since the last event, and send the shared
+    // snapshot. When it is the one already sent (the next build is not due
+    // yet) and does not cover the version seen, look again a little later
+    // rather than waiting for a further change.
+    struct Stream {
+        shared: Arc<Shared>,
+        rx: tokio::sync::watch::Receiver<u64>,
+        site: Option<String>,
+        last: Option<(Instant, u64)>,
+        behind: bool,
+    }
+    let start = Stream {
+        shared,
+        rx,
+        site,
+        last: None,
+        behind: false,
+    };
+    let stream = futures::stream::unfold(start, |mut st| async move {
+        loop {
+            if let Some((at, _)) = st.last {
+                if !st.behind
+                    && let Ok(Err(_)) =
+                        tokio::time::timeout(SSE_MAX_INTERVAL, st.rx.changed()).await
+                {
                     // The model is gone: the server is stopping.
                     return None;
                 }
-                let since = last.elapsed();
+                let since = at.elapsed();
                 if since < SSE_MIN_INTERVAL {
                     tokio::time::sleep(SSE_MIN_INTERVAL - since).await;
                 }
             }
-            let version = *rx.borrow_and_update();
-            let data = cached_snapshot(&shared, version, site.as_deref());
-            let ev = Event::default().event("snapshot").data(data);
-            Some((
-                Ok::<_, Infallible>(ev),
-                (shared, rx, Some(Instant::now()), site),
-            ))
-        },
-    );
+            let seen = *st.rx.borrow_and_update();
+            let snap = cached_snapshot(&st.shared, seen, st.site.as_deref()).await;
+            st.behind = snap.covers < seen;
+            if let Some((at, build)) = st.last
+                && build == snap.build
+                && at.elapsed() < SSE_MAX_INTERVAL
+            {
+                // Nothing new to send (woken by a change this snapshot
+                // covers, or behind and the next build not due yet).
+                tokio::time::sleep(SSE_MIN_INTERVAL).await;
+                continue;
+            }
+            st.last = Some((Instant::now(), snap.build));
+            let ev = Event::default().event("snapshot").data(snap.text.as_str());
+            return Some((Ok::<_, Infallible>(ev), st));
+        }
+    });
     Sse::new(stream)
-        .keep_alive(KeepAlive::default())
+        .keep_alive(KeepAlive::new().interval(SSE_KEEP_ALIVE))
         .into_response()
 }
 

@@ -5,7 +5,10 @@
 //! - [`config`]: the configuration file.
 //! - [`model`]: the live picture built from MQTT messages.
 //! - [`mqtt`]: the subscriber; [`broker`]: the embedded broker.
-//! - [`http`]: pages, API, server-sent events; [`auth`]: logins.
+//! - [`http`]: pages, API, server-sent events; [`auth`]: logins;
+//!   [`kiosk`]: the wall screens' token; [`listener`]: connections, their
+//!   timeouts and cap; [`headers`]: security headers; [`snapcache`]: the
+//!   shared snapshot views.
 //! - [`commands`]: ticket actions as signed commands to the gateways.
 //! - [`history`]: telemetry and state history in SQLite for the charts.
 //! - [`demo`]: `dashboard demo`, the whole system in one process.
@@ -16,15 +19,19 @@ pub mod broker;
 pub mod commands;
 pub mod config;
 pub mod demo;
+pub mod headers;
 pub mod history;
 pub mod http;
+pub mod kiosk;
 // central ledger and monthly reports (issue 7)
 pub mod ledger;
 pub mod reports;
 // end issue 7
+pub mod listener;
 pub mod load;
 pub mod model;
 pub mod mqtt;
+pub mod snapcache;
 pub mod state;
 
 use std::sync::Arc;

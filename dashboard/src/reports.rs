@@ -224,7 +224,7 @@ async fn index(State(shared): State<Arc<Shared>>, Query(q): Query<ReportQuery>) 
         )
     } else {
         format!(
-            "<form method=\"get\" id=\"picker\" onsubmit=\"this.action='/reports/'+this.month.value;this.month.disabled=true\">\
+            "<form method=\"get\" id=\"picker\">\
              <label>{site} <select name=\"site\" id=\"site\">{options}</select></label> \
              <label>{month} <input type=\"month\" name=\"month\" id=\"month\" value=\"{this}\" max=\"{this}\" required></label> \
              <label>{format} <select name=\"format\"><option value=\"html\">HTML</option><option value=\"csv\">CSV</option><option value=\"json\">JSON</option></select></label> \
@@ -253,7 +253,7 @@ async fn index(State(shared): State<Arc<Shared>>, Query(q): Query<ReportQuery>) 
          <link rel=\"stylesheet\" href=\"/assets/style.css\"></head><body><div class=\"page\">\
          <header><h1>{title}</h1><nav><a href=\"/\">{wall}</a> · <a href=\"/tickets\">{tickets}</a> · \
          <a href=\"/reports?lang={other}\" id=\"lang\">{other_name}</a></nav></header>{body}\
-         <p class=\"note\">{note}</p></div></body></html>",
+         <p class=\"note\">{note}</p></div><script src=\"/assets/reports.js\"></script></body></html>",
         l = t(lang, "zh-CN", "en"),
         title = t(lang, "设备完好率月报", "Monthly availability report"),
         wall = t(lang, "墙面", "Wall"),
@@ -419,11 +419,13 @@ async fn report(
     );
     let (ty, body, ext) = match format {
         Format::Html => {
-            return (
-                [(header::CACHE_CONTROL, "no-cache")],
-                Html(to_html(&r, lang)),
-            )
-                .into_response();
+            // One self-contained printable page: its inline `<style>` is
+            // allowed by hash (crate::headers), nothing else inline.
+            let html = to_html(&r, lang);
+            let mut resp =
+                ([(header::CACHE_CONTROL, "no-cache")], Html(html.clone())).into_response();
+            crate::headers::allow_inline_styles(&mut resp, &html);
+            return resp;
         }
         Format::Csv => ("text/csv; charset=utf-8", to_csv(&r), "csv"),
         Format::Json => match to_json(&r) {

@@ -30,19 +30,16 @@ pub struct Shared {
     pub started_ms: i64,
     /// The history store (None when `[history] enabled = false`).
     pub history: Option<crate::history::History>,
-    /// The latest serialized snapshots, whole (`None`) or of one site, with
-    /// the model version and local second they were made for, shared by
-    /// every event stream. Only entries of the current version and second
-    /// are kept, so the list stays as short as the views asked for.
-    pub snap_cache: Mutex<Vec<SnapCacheEntry>>,
+    /// The latest serialized snapshots, whole or of one site, shared by
+    /// every event stream and `/api/snapshot` (see [`crate::snapcache`]).
+    pub snap_cache: crate::snapcache::SnapCache,
+    /// Counters of the HTTP connections.
+    pub http_stats: std::sync::Arc<crate::listener::Stats>,
     /// Month-to-date intact rate per site and class, refreshed every minute.
     pub intact: Mutex<std::collections::BTreeMap<String, std::collections::BTreeMap<String, f64>>>,
     /// The central ledger for the monthly reports (None until opened).
     pub ledger: Option<crate::ledger::Ledger>,
 }
-
-/// One serialized snapshot: (site filter, model version, local second, JSON).
-pub type SnapCacheEntry = (Option<String>, u64, i64, std::sync::Arc<String>);
 
 impl Shared {
     /// Fresh state for `settings`.
@@ -61,7 +58,8 @@ impl Shared {
             started_ms: now_ms(),
             history: None,
             intact: Mutex::new(Default::default()),
-            snap_cache: Mutex::new(Vec::new()),
+            snap_cache: Default::default(),
+            http_stats: Default::default(),
             ledger: None,
         }
     }
