@@ -186,6 +186,20 @@ impl Metrics {
                 family(name, "counter", help);
                 lines.push(format!("{name} {}", g(v)));
             }
+            family(
+                "bms_commands_rejected_total",
+                "counter",
+                "Commands refused before anything was done, by reason (docs/commands.md).",
+            );
+            for r in crate::cmdin::RejectReason::ALL {
+                if let Some(n) = m.commands_rejected.get(r.index()) {
+                    lines.push(format!(
+                        "bms_commands_rejected_total{{reason=\"{}\"}} {}",
+                        r.as_str(),
+                        g(n)
+                    ));
+                }
+            }
         }
         // On-call alerts (issue #6), by channel.
         if let Some(a) = &self.alerts {

@@ -375,6 +375,19 @@ fn a_command_for_one_gateway_replayed_on_another_of_the_site_is_refused_as_wrong
         .wait_for("wrong_target", Duration::from_secs(10))
         .unwrap();
     assert!(log.contains("gw-1") && log.contains("gw-2"), "{log}");
+    // …and counts it in its /metrics, by reason.
+    let admin = gw2
+        .env
+        .iter()
+        .find(|(k, _)| k == "BMS_ADMIN_LISTEN")
+        .map(|(_, v)| v.clone())
+        .unwrap();
+    let (code, metrics) = http("GET", &admin, "/metrics", "").unwrap();
+    assert_eq!(code, 200, "{metrics}");
+    assert!(
+        metrics.contains("bms_commands_rejected_total{reason=\"wrong_target\"} 1"),
+        "{metrics}"
+    );
     // The operator gets gw-1's real answer; gw-2's ticket is unchanged.
     let (code, _, body) = operator.join().unwrap();
     assert_eq!(code, 200, "{body}");

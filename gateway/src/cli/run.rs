@@ -455,6 +455,7 @@ pub fn start_north(
     // Signed commands over MQTT, when [commands] is on.
     let mut commands_tx = None;
     let mut replies_rx = None;
+    let mqtt_stats = std::sync::Arc::new(MqttStats::default());
     if let Some(c) = cfg.raw.commands.clone().filter(|c| c.enabled) {
         let secret = crate::cmdin::read_secret(&c, &base, &|v| std::env::var(v).ok())
             .map_err(|e| (super::EXIT_CONFIG, e))?;
@@ -469,6 +470,7 @@ pub fn start_north(
             data_dir.to_path_buf(),
             rx,
             rtx,
+            std::sync::Arc::clone(&mqtt_stats),
             shutdown.clone(),
         ));
         commands_tx = Some(tx);
@@ -476,7 +478,6 @@ pub fn start_north(
     }
     let north = North::new(cfg, &mqtt, writer, std::sync::Arc::clone(&wake));
     let state_every = mqtt.state_every.get();
-    let mqtt_stats = std::sync::Arc::new(MqttStats::default());
     let publisher = Publisher {
         mqtt,
         identity: crate::wire::Identity::of(cfg),

@@ -56,6 +56,23 @@ pub enum RejectReason {
 }
 
 impl RejectReason {
+    /// Every reason, in the order of [`RejectReason::index`] (for counters).
+    pub const ALL: [RejectReason; 8] = [
+        RejectReason::Unsigned,
+        RejectReason::BadSignature,
+        RejectReason::Stale,
+        RejectReason::Replayed,
+        RejectReason::Malformed,
+        RejectReason::WrongTarget,
+        RejectReason::Unknown,
+        RejectReason::Internal,
+    ];
+
+    /// This reason's place in [`RejectReason::ALL`].
+    pub const fn index(self) -> usize {
+        self as usize
+    }
+
     /// The wire name (`bad_signature`).
     pub const fn as_str(self) -> &'static str {
         match self {

@@ -7,6 +7,7 @@
 //! queued for them.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use gateway_core::maintenance::Target;
@@ -14,7 +15,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use super::mqtt::CommandIn;
+use super::mqtt::{CommandIn, MqttStats};
 use crate::cmdin::{Outcome, Verifier};
 use crate::run::unix_now_ms;
 use crate::store::{Command, Store};
@@ -29,6 +30,7 @@ pub async fn serve(
     data_dir: PathBuf,
     mut rx: mpsc::Receiver<CommandIn>,
     replies: mpsc::Sender<Body>,
+    stats: Arc<MqttStats>,
     shutdown: CancellationToken,
 ) {
     let mut store = match Store::open_existing(&data_dir) {
@@ -43,7 +45,7 @@ pub async fn serve(
             _ = shutdown.cancelled() => return,
             c = rx.recv() => match c { Some(c) => c, None => return },
         };
-        let reply = handle(&verifier, &mut store, &cmd).await;
+        let reply = handle(&verifier, &mut store, &cmd, &stats).await;
         if replies.send(reply).await.is_err() {
             return;
         }
@@ -62,11 +64,19 @@ fn configured(store: &Store, device: &str) -> bool {
 }
 
 /// One command → its signed reply.
-async fn handle(verifier: &Verifier, store: &mut Store, cmd: &CommandIn) -> Body {
+async fn handle(
+    verifier: &Verifier,
+    store: &mut Store,
+    cmd: &CommandIn,
+    stats: &MqttStats,
+) -> Body {
     let now = unix_now_ms();
     let v = match verifier.verify(&cmd.op, &cmd.payload, now, store) {
         Ok(v) => v,
         Err(rej) => {
+            if let Some(n) = stats.commands_rejected.get(rej.reason.index()) {
+                n.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
             warn!(op = %cmd.op, reason = rej.reason.as_str(), detail = %rej.detail, "command rejected");
             return verifier.reply(&cmd.op, Outcome::Rejected(&rej), now);
         }

@@ -103,6 +103,9 @@ pub struct MqttStats {
     pub too_large: AtomicU64,
     /// PubAcks with a failure reason (the broker refused the message).
     pub refused: AtomicU64,
+    /// Commands refused before anything was done, by reason (indexed by
+    /// `RejectReason::index`).
+    pub commands_rejected: [AtomicU64; 8],
 }
 
 /// Everything the publisher task needs.
