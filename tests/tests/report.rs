@@ -213,7 +213,10 @@ fn the_demo_month_prints_to_five_a4_pages_with_no_table_cut() {
             .lines()
             .find(|l| l.starts_with(&format!("device,{id},")))
             .unwrap_or_else(|| panic!("no CSV row for {id}"));
-        assert!(row.contains(&format!(",{availability},")), "{row}");
+        assert!(
+            row.contains(&format!(",{availability},")),
+            "{id}: JSON availability {availability}, CSV row {row}"
+        );
     }
 
     for lang in ["zh", "en"] {
