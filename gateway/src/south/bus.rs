@@ -56,7 +56,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use gateway_core::config::{Resolved, ResolvedBus, ResolvedDevice};
+use gateway_core::config::{HealthConfig, Resolved, ResolvedBus, ResolvedDevice};
 use gateway_core::decode::{decode_request, decode_request_bits, failed_request};
 use gateway_core::model::{
     BadReason, EXCEPTION_ILLEGAL_DATA_ADDRESS, FailureKind, Point, PollClass, PollOutcome, Sample,
@@ -68,7 +68,6 @@ use tokio::time::{Instant, sleep_until};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use super::backoff::Backoff;
 use super::link::{Data, Link, ReadError};
 use super::transport::Transport;
 
@@ -80,15 +79,39 @@ mod tests;
 pub struct BusOptions {
     /// Consecutive failed polls after which a device is degraded.
     pub degrade_after: u32,
-    /// Longest spacing between polls of a degraded device.
-    pub degrade_max: Duration,
+    /// Target spacing of the probes of a degraded device (at least its poll
+    /// interval): `[health] recovery_resolution`.
+    pub recovery_resolution: Duration,
+    /// Longest spacing between two probes of a degraded device, whatever
+    /// the line's budget: `[health] probe_interval_max`.
+    pub probe_max: Duration,
+    /// Share of the line's time that polls of failing devices may take
+    /// from healthy ones (the rest of their probes go in idle time).
+    pub probe_share: f64,
 }
 
 impl Default for BusOptions {
     fn default() -> Self {
         Self {
             degrade_after: 3,
-            degrade_max: Duration::from_secs(60),
+            recovery_resolution: Duration::from_secs(5),
+            probe_max: Duration::from_secs(60),
+            probe_share: PROBE_SHARE,
+        }
+    }
+}
+
+/// The documented share of a line's time that failing devices may take from
+/// the devices that answer: 20 %, so that these keep at least 80 % of it.
+pub const PROBE_SHARE: f64 = 0.2;
+
+impl BusOptions {
+    /// The options of a configuration's `[health]` section.
+    pub fn from_health(health: &HealthConfig) -> Self {
+        Self {
+            recovery_resolution: health.recovery_resolution.get(),
+            probe_max: health.probe_interval_max.get(),
+            ..Self::default()
         }
     }
 }
@@ -106,6 +129,8 @@ pub struct BusCounters {
     late_polls: AtomicU64,
     skipped_ticks: AtomicU64,
     degraded: AtomicU64,
+    deferred_probes: AtomicU64,
+    probe_gap_ms: AtomicU64,
 }
 
 impl BusCounters {
@@ -123,6 +148,8 @@ impl BusCounters {
             late_polls: get(&self.late_polls),
             skipped_ticks: get(&self.skipped_ticks),
             degraded_devices: get(&self.degraded),
+            deferred_probes: get(&self.deferred_probes),
+            probe_gap_ms: get(&self.probe_gap_ms),
         }
     }
 
@@ -165,13 +192,20 @@ pub struct BusStats {
     pub skipped_ticks: u64,
     /// Devices currently degraded (a gauge).
     pub degraded_devices: u64,
+    /// Polls of failing devices started later than due because the line had
+    /// no time to spare (no idle gap and the failing share spent).
+    pub deferred_probes: u64,
+    /// The longest spacing between the last two probes of any degraded
+    /// device, in ms (a gauge; 0 when none is degraded): the resolution of
+    /// the recoveries on this line right now.
+    pub probe_gap_ms: u64,
 }
 
 impl fmt::Display for BusStats {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "polls={} requests={} timeouts={} exceptions={} transport={} framing={} link_down={} late_polls={} skipped_ticks={} degraded={}",
+            "polls={} requests={} timeouts={} exceptions={} transport={} framing={} link_down={} late_polls={} skipped_ticks={} degraded={} deferred_probes={} probe_gap_ms={}",
             self.polls,
             self.requests,
             self.timeouts,
@@ -181,7 +215,9 @@ impl fmt::Display for BusStats {
             self.link_down,
             self.late_polls,
             self.skipped_ticks,
-            self.degraded_devices
+            self.degraded_devices,
+            self.deferred_probes,
+            self.probe_gap_ms
         )
     }
 }
@@ -198,7 +234,8 @@ pub struct BusHandle {
     pub task: JoinHandle<()>,
 }
 
-/// Spawns one task per bus that has devices, with default [`BusOptions`].
+/// Spawns one task per bus that has devices, with the [`BusOptions`] of the
+/// configuration's `[health]` section.
 /// Every poll sends a [`PollOutcome`] on `tx` (awaiting when full:
 /// backpressure). The tasks stop when `shutdown` is cancelled.
 ///
@@ -208,7 +245,12 @@ pub fn spawn_buses(
     tx: mpsc::Sender<PollOutcome>,
     shutdown: CancellationToken,
 ) -> Vec<BusHandle> {
-    spawn_buses_with(resolved, BusOptions::default(), tx, shutdown)
+    spawn_buses_with(
+        resolved,
+        BusOptions::from_health(&resolved.raw.health),
+        tx,
+        shutdown,
+    )
 }
 
 /// [`spawn_buses`] with explicit options.
@@ -262,6 +304,16 @@ pub struct BusTask<L> {
     counters: Arc<BusCounters>,
     /// When the last transaction ended (for the inter-frame delay).
     last_end: Option<Instant>,
+    /// What one poll of a silent device costs the line: one timeout and
+    /// the inter-frame silence.
+    probe_cost: Duration,
+    /// The failing share's theoretical time (a GCRA): a poll of a failing
+    /// device that would delay a healthy one may start at this instant, not
+    /// before. Each failed poll moves it on by its duration / `probe_share`.
+    budget_at: Instant,
+    /// True while the probes of some degraded device are spaced wider than
+    /// their target (logged once per change).
+    resolution_degraded: bool,
 }
 
 #[derive(Debug)]
@@ -283,7 +335,15 @@ struct DeviceState {
     /// Consecutive failed polls.
     failures: u32,
     degraded: bool,
-    degrade: Backoff,
+    /// When its last poll started (or the task started).
+    last_start: Instant,
+    /// Spacing of its probes while degraded: `max(poll_interval,
+    /// recovery_resolution)`.
+    probe_spacing: Duration,
+    /// Longest spacing of its probes whatever the budget.
+    probe_max: Duration,
+    /// Spacing between its last two probes while degraded.
+    probe_gap: Option<Duration>,
 }
 
 impl DeviceState {
@@ -294,7 +354,7 @@ impl DeviceState {
             max_gap: d.max_gap,
         };
         let poll_interval = nonzero(d.poll_interval);
-        let degrade_max = options.degrade_max.max(poll_interval);
+        let probe_spacing = options.recovery_resolution.max(poll_interval);
         let mut state = Self {
             index,
             id: d.id.clone(),
@@ -310,7 +370,10 @@ impl DeviceState {
             next_alarm: None,
             failures: 0,
             degraded: false,
-            degrade: Backoff::new(poll_interval.saturating_mul(2), degrade_max, 0.2),
+            last_start: now,
+            probe_spacing,
+            probe_max: options.probe_max.max(probe_spacing),
+            probe_gap: None,
         };
         state.replan();
         state.next_alarm = state.has_alarm().then_some(now);
@@ -324,6 +387,11 @@ impl DeviceState {
 
     fn has_alarm(&self) -> bool {
         !self.alarm_plan.is_empty()
+    }
+
+    /// A device whose last poll failed: its polls are budgeted.
+    fn failing(&self) -> bool {
+        self.failures > 0
     }
 
     fn next_due(&self) -> Instant {
@@ -405,6 +473,9 @@ impl<L: Link> BusTask<L> {
             shutdown,
             counters,
             last_end: None,
+            probe_cost: bus.timeout.saturating_add(bus.inter_frame_delay),
+            budget_at: now,
+            resolution_degraded: false,
         }
     }
 
@@ -425,6 +496,10 @@ impl<L: Link> BusTask<L> {
                 std::future::pending::<()>().await;
                 return;
             };
+            let device = &self.devices[slot];
+            if device.failing() && due > device.next_due() {
+                BusCounters::bump(&self.counters.deferred_probes, 1);
+            }
             sleep_until(due).await;
             let started = Instant::now();
             let device = &self.devices[slot];
@@ -451,7 +526,7 @@ impl<L: Link> BusTask<L> {
                 && outcome
                     .failure
                     .is_some_and(|k| !matches!(k, FailureKind::Exception { .. }));
-            self.reschedule(slot, class, ended, failed, result.link_down);
+            self.reschedule(slot, class, started, ended, failed, result.link_down);
             if self.tx.send(outcome).await.is_err() {
                 debug!(bus = %self.bus, "outcome receiver dropped");
                 return;
@@ -459,13 +534,41 @@ impl<L: Link> BusTask<L> {
         }
     }
 
-    /// The device whose next poll is due first, and when.
+    /// The device to poll next, and when.
+    ///
+    /// Devices that answer (and devices not polled yet) are served when due.
+    /// A failing device is served when due only if its poll, costing one
+    /// timeout, ends before any of those is due (idle time costs nobody);
+    /// otherwise it waits for the failing share's budget ([`Self::budget_at`]),
+    /// but never longer than its `probe_max` after its last poll. Ties go
+    /// to answering devices, then to the earliest due, then to the
+    /// configuration order.
     fn next_device(&self) -> Option<(usize, Instant)> {
+        let now = Instant::now();
+        let next_sound = self
+            .devices
+            .iter()
+            .filter(|d| !d.failing())
+            .map(DeviceState::next_due)
+            .min();
         self.devices
             .iter()
             .enumerate()
-            .map(|(slot, d)| (slot, d.next_due()))
-            .min_by_key(|&(slot, due)| (due, slot))
+            .map(|(slot, d)| {
+                let due = d.next_due();
+                if !d.failing() {
+                    return (slot, due, 0u8, due);
+                }
+                let fits = next_sound.is_none_or(|n| due.max(now) + self.probe_cost <= n);
+                let at = if fits {
+                    due
+                } else {
+                    due.max(self.budget_at.min(d.last_start + d.probe_max))
+                };
+                (slot, at, 1u8, due)
+            })
+            .min_by_key(|&(slot, at, rank, due)| (at, rank, due, slot))
+            .map(|(slot, at, _, _)| (slot, at))
     }
 
     async fn poll(&mut self, slot: usize, class: PollClass) -> PollResult {
@@ -566,13 +669,22 @@ impl<L: Link> BusTask<L> {
         &mut self,
         slot: usize,
         class: PollClass,
+        started: Instant,
         now: Instant,
         failed: bool,
         link_down: bool,
     ) {
         let options = self.options;
         let counters = Arc::clone(&self.counters);
+        if failed {
+            // The failing share pays for the line time this poll took.
+            let share = options.probe_share.clamp(0.01, 1.0);
+            let spent = now.duration_since(started).as_secs_f64() / share;
+            let spent = Duration::try_from_secs_f64(spent).unwrap_or(options.probe_max);
+            self.budget_at = self.budget_at.max(started) + spent;
+        }
         let d = &mut self.devices[slot];
+        let previous_start = std::mem::replace(&mut d.last_start, started);
         if failed {
             d.failures = d.failures.saturating_add(1);
         } else if !link_down {
@@ -584,22 +696,32 @@ impl<L: Link> BusTask<L> {
             }
             d.failures = 0;
             d.degraded = false;
-            d.degrade.reset();
+            d.probe_gap = None;
         }
 
         if d.failures >= options.degrade_after {
-            if !d.degraded {
+            if d.degraded {
+                d.probe_gap = Some(started.duration_since(previous_start));
+            } else {
                 warn!(
                     bus = %self.bus, device = %d.id, failures = d.failures,
-                    "device keeps failing; polling it less often until it answers"
+                    probe_every_ms = u64::try_from(d.probe_spacing.as_millis()).unwrap_or(u64::MAX),
+                    "device keeps failing; probing it until it answers"
                 );
                 counters.degraded.fetch_add(1, Ordering::Relaxed);
                 d.degraded = true;
             }
-            d.next_full = now + d.degrade.next_delay();
+            // Spaced from the start of this probe: a return is seen at most
+            // one spacing (and one answer) after it happens.
+            d.next_full = started + d.probe_spacing;
             d.next_alarm = None;
+            self.update_resolution();
             return;
         }
+        if !failed {
+            self.update_resolution();
+        }
+        let d = &mut self.devices[slot];
 
         let mut late = false;
         let mut skipped = 0;
@@ -624,6 +746,41 @@ impl<L: Link> BusTask<L> {
         if late {
             BusCounters::bump(&counters.late_polls, 1);
             BusCounters::bump(&counters.skipped_ticks, skipped);
+        }
+    }
+
+    /// Updates the probe-gap gauge and logs when the line's resolution of
+    /// recoveries degrades (probes spaced wider than their target because
+    /// the line has no time for them) or is restored.
+    fn update_resolution(&mut self) {
+        let mut worst = Duration::ZERO;
+        let mut late = None;
+        for d in self.devices.iter().filter(|d| d.degraded) {
+            if let Some(gap) = d.probe_gap {
+                worst = worst.max(gap);
+                if gap > d.probe_spacing + self.probe_cost {
+                    late = Some((d.id.as_str(), gap, d.probe_spacing));
+                }
+            }
+        }
+        let ms = u64::try_from(worst.as_millis()).unwrap_or(u64::MAX);
+        self.counters.probe_gap_ms.store(ms, Ordering::Relaxed);
+        match late {
+            Some((device, gap, target)) if !self.resolution_degraded => {
+                self.resolution_degraded = true;
+                let silent = self.devices.iter().filter(|d| d.degraded).count();
+                warn!(
+                    bus = %self.bus, device, silent,
+                    probe_gap_ms = u64::try_from(gap.as_millis()).unwrap_or(u64::MAX),
+                    target_ms = u64::try_from(target.as_millis()).unwrap_or(u64::MAX),
+                    "too many silent devices for this line's time: their recoveries are seen later than the recovery resolution"
+                );
+            }
+            None if self.resolution_degraded => {
+                self.resolution_degraded = false;
+                info!(bus = %self.bus, "silent devices probed at their resolution again");
+            }
+            _ => {}
         }
     }
 }

@@ -45,11 +45,15 @@
 //!   once: these usually concern one device on a shared line, and delaying
 //!   would make its healthy neighbours pay. The bus scheduler degrades the
 //!   failing device instead.
-//! - After a `Transport` failure (connection refused, reset, port gone) the
-//!   first reconnect is immediate (idle connections do get closed); each
-//!   further consecutive one waits a jittered exponential backoff (100 ms
-//!   doubling to 30 s, ±20 %). While waiting, reads fail at once with
-//!   [`ReadError::LinkDown`] without touching the network.
+//! - After a `Transport` failure on a request (connection reset or closed
+//!   while asking one unit) the next read reconnects at once: a TCP gateway
+//!   that closes the connection when a bad unit is asked must not hold back
+//!   the healthy units on it (the bus scheduler budgets the failing unit's
+//!   polls instead). When connecting itself fails (refused, unreachable,
+//!   port gone) the first retry is immediate (idle connections do get
+//!   closed); each further consecutive one waits a jittered exponential
+//!   backoff (100 ms doubling to 30 s, ±20 %). While waiting, reads fail at
+//!   once with [`ReadError::LinkDown`] without touching the network.
 //! - On RTU links (serial, or RTU over TCP) a `Framing` failure also starts
 //!   a settling time before the next request: bytes were in flight, and the
 //!   rest of them would otherwise land in the next transaction and make a
@@ -286,7 +290,12 @@ impl Transport {
     fn drop_connection(&mut self, kind: FailureKind) {
         self.ctx = None;
         match kind {
-            FailureKind::Transport => self.link_failed(),
+            // The connection was made and then broke on this request: most
+            // often one unit behind a TCP gateway that closes the connection
+            // when asked for it. Reconnecting at once costs nothing, and
+            // backing off would hold back every healthy unit on the link;
+            // only failures to connect back off (see `reconnect`).
+            FailureKind::Transport => self.retry_at = None,
             FailureKind::Framing if self.bus.kind != BusKind::Tcp => {
                 let baud = u64::from(self.bus.baud.max(1));
                 let frame = Duration::from_micros(256 * 11 * 1_000_000 / baud);

@@ -12,12 +12,18 @@ use crate::HumanDuration;
 const DEFAULT_COMMS_FAILURES: u32 = 3;
 const DEFAULT_DOWN_HOLD: HumanDuration = HumanDuration::from_secs(0);
 const DEFAULT_UP_HOLD: HumanDuration = HumanDuration::from_secs(10);
+const DEFAULT_RECOVERY_RESOLUTION: HumanDuration = HumanDuration::from_secs(5);
+const DEFAULT_PROBE_INTERVAL_MAX: HumanDuration = HumanDuration::from_secs(60);
 
 /// The largest `comms_failures` accepted: more would hide a dead device for
 /// a long time even at fast poll rates.
 pub const MAX_COMMS_FAILURES: u32 = 1000;
 /// The longest `down_hold` / `up_hold` accepted.
 pub const MAX_HOLD: Duration = Duration::from_secs(24 * 3600);
+/// The shortest `recovery_resolution` accepted.
+pub const MIN_RECOVERY_RESOLUTION: Duration = Duration::from_millis(100);
+/// The longest `recovery_resolution` / `probe_interval_max` accepted.
+pub const MAX_PROBE_INTERVAL: Duration = Duration::from_secs(3600);
 
 const fn default_comms_failures() -> u32 {
     DEFAULT_COMMS_FAILURES
@@ -27,6 +33,12 @@ const fn default_down_hold() -> HumanDuration {
 }
 const fn default_up_hold() -> HumanDuration {
     DEFAULT_UP_HOLD
+}
+const fn default_recovery_resolution() -> HumanDuration {
+    DEFAULT_RECOVERY_RESOLUTION
+}
+const fn default_probe_interval_max() -> HumanDuration {
+    DEFAULT_PROBE_INTERVAL_MAX
 }
 
 /// How device health is judged: when a device counts as unreachable, and
@@ -57,6 +69,19 @@ pub struct HealthConfig {
     /// `comms_failures` (for devices that answer exceptions when broken).
     #[serde(default)]
     pub exception_is_fault: bool,
+    /// How soon after a silent device answers again its recovery is seen:
+    /// a device that stopped answering is probed every
+    /// `max(poll_interval, recovery_resolution)`, as long as its line has
+    /// the time (see `docs/availability.md`, "Resolution"). 100ms–1h;
+    /// default `"5s"`.
+    #[serde(default = "default_recovery_resolution")]
+    pub recovery_resolution: HumanDuration,
+    /// The longest spacing between two probes of a silent device when its
+    /// line has no time to spare (many silent units): beyond it the probe is
+    /// made even if it delays healthy units. ≥ `recovery_resolution`, ≤ 1h;
+    /// default `"60s"`.
+    #[serde(default = "default_probe_interval_max")]
+    pub probe_interval_max: HumanDuration,
 }
 
 impl Default for HealthConfig {
@@ -66,6 +91,8 @@ impl Default for HealthConfig {
             down_hold: DEFAULT_DOWN_HOLD,
             up_hold: DEFAULT_UP_HOLD,
             exception_is_fault: false,
+            recovery_resolution: DEFAULT_RECOVERY_RESOLUTION,
+            probe_interval_max: DEFAULT_PROBE_INTERVAL_MAX,
         }
     }
 }
@@ -98,6 +125,34 @@ impl HealthConfig {
                     format!("{hold} is longer than 24h; give a shorter hold, e.g. \"30s\""),
                 ));
             }
+        }
+        let resolution = self.recovery_resolution.get();
+        let ceiling = self.probe_interval_max.get();
+        if !(MIN_RECOVERY_RESOLUTION..=MAX_PROBE_INTERVAL).contains(&resolution) {
+            errs.push(ConfigError::new(
+                "health.recovery_resolution",
+                format!(
+                    "{} is outside 100ms–1h; give how soon a recovery must be seen, e.g. \"5s\"",
+                    self.recovery_resolution
+                ),
+            ));
+        }
+        if ceiling > MAX_PROBE_INTERVAL {
+            errs.push(ConfigError::new(
+                "health.probe_interval_max",
+                format!(
+                    "{} is longer than 1h; a silent device would go unprobed too long, give e.g. \"60s\"",
+                    self.probe_interval_max
+                ),
+            ));
+        } else if ceiling < resolution {
+            errs.push(ConfigError::new(
+                "health.probe_interval_max",
+                format!(
+                    "{} is shorter than recovery_resolution ({}); give at least that",
+                    self.probe_interval_max, self.recovery_resolution
+                ),
+            ));
         }
         errs
     }
@@ -142,15 +197,19 @@ mod tests {
         assert_eq!(cfg.down_hold_ms(), 0);
         assert_eq!(cfg.up_hold_ms(), 10_000);
         assert!(!cfg.exception_is_fault);
+        assert_eq!(cfg.recovery_resolution.get(), Duration::from_secs(5));
+        assert_eq!(cfg.probe_interval_max.get(), Duration::from_secs(60));
         assert!(cfg.check().is_empty());
     }
 
     #[test]
     fn every_key_is_read() {
         let cfg = parse(
-            "[health]\ncomms_failures = 5\ndown_hold = \"30s\"\nup_hold = \"1m\"\nexception_is_fault = true\n",
+            "[health]\ncomms_failures = 5\ndown_hold = \"30s\"\nup_hold = \"1m\"\nexception_is_fault = true\nrecovery_resolution = \"2s\"\nprobe_interval_max = \"30s\"\n",
         )
         .unwrap();
+        assert_eq!(cfg.recovery_resolution.get(), Duration::from_secs(2));
+        assert_eq!(cfg.probe_interval_max.get(), Duration::from_secs(30));
         assert_eq!(cfg.comms_failures, 5);
         assert_eq!(cfg.down_hold_ms(), 30_000);
         assert_eq!(cfg.up_hold_ms(), 60_000);
@@ -172,6 +231,8 @@ mod tests {
             down_hold: HumanDuration::from_secs(2 * 24 * 3600),
             up_hold: HumanDuration::from_secs(25 * 3600),
             exception_is_fault: false,
+            recovery_resolution: HumanDuration::from_millis(10),
+            probe_interval_max: HumanDuration::from_secs(2 * 3600),
         };
         let paths: Vec<String> = cfg.check().into_iter().map(|e| e.path).collect();
         assert_eq!(
@@ -179,9 +240,19 @@ mod tests {
             [
                 "health.comms_failures",
                 "health.down_hold",
-                "health.up_hold"
+                "health.up_hold",
+                "health.recovery_resolution",
+                "health.probe_interval_max"
             ]
         );
+        let inverted = HealthConfig {
+            recovery_resolution: HumanDuration::from_secs(30),
+            probe_interval_max: HumanDuration::from_secs(10),
+            ..HealthConfig::default()
+        };
+        let errs = inverted.check();
+        assert_eq!(errs.len(), 1);
+        assert_eq!(errs[0].path, "health.probe_interval_max");
         let too_many = HealthConfig {
             comms_failures: 1001,
             ..HealthConfig::default()

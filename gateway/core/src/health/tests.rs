@@ -81,6 +81,7 @@ fn cfg(comms_failures: u32, down_hold_s: u64, up_hold_s: u64) -> HealthConfig {
         down_hold: HumanDuration::from_secs(down_hold_s),
         up_hold: HumanDuration::from_secs(up_hold_s),
         exception_is_fault: false,
+        ..HealthConfig::default()
     }
 }
 

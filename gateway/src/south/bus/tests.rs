@@ -123,6 +123,22 @@ fn start(
     capacity: usize,
     behaviour: Behaviour,
 ) -> Harness {
+    start_with(
+        devices,
+        BusOptions::default(),
+        inter_frame_ms,
+        capacity,
+        behaviour,
+    )
+}
+
+fn start_with(
+    devices: &[ResolvedDevice],
+    options: BusOptions,
+    inter_frame_ms: u64,
+    capacity: usize,
+    behaviour: Behaviour,
+) -> Harness {
     let calls = Arc::new(Mutex::new(Vec::new()));
     let link = Scripted {
         calls: Arc::clone(&calls),
@@ -136,7 +152,7 @@ fn start(
         link,
         &bus(inter_frame_ms),
         &refs,
-        BusOptions::default(),
+        options,
         tx,
         shutdown.clone(),
         Arc::clone(&counters),
@@ -271,7 +287,7 @@ async fn the_inter_frame_delay_separates_every_transaction() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_dead_device_is_degraded_and_its_neighbours_keep_their_rate() {
+async fn a_dead_device_is_probed_every_recovery_resolution_and_its_neighbours_keep_their_rate() {
     let devices = vec![
         device("dead", 1, vec![point("x", 0, false)], 1000, 500),
         device("alive", 2, vec![point("x", 0, false)], 1000, 500),
@@ -298,9 +314,13 @@ async fn a_dead_device_is_degraded_and_its_neighbours_keep_their_rate() {
                 .all(|s| s.quality == Quality::Bad(BadReason::NotRead))
         );
     }
-    // Degraded after 3 failures, then backing off from 2 s to 60 s: far
-    // fewer than 120 polls.
-    assert!(dead.len() <= 12, "dead device polled {} times", dead.len());
+    // Probed every 5 s (the default recovery resolution), not backing off:
+    // about 24 probes in 120 s, each costing the line one timeout.
+    assert!(
+        (22..=28).contains(&dead.len()),
+        "dead device polled {} times",
+        dead.len()
+    );
     assert!(
         alive.len() >= 115,
         "alive device polled {} times",
@@ -308,13 +328,283 @@ async fn a_dead_device_is_degraded_and_its_neighbours_keep_their_rate() {
     );
     assert!(alive.iter().all(|(_, o)| o.failure.is_none()));
     assert_eq!(stats.degraded_devices, 1);
-    // Only full polls while degraded, spaced ever wider.
+    // Only full polls while degraded, every 5 s (start to start: the
+    // outcome comes one timeout after the start).
     let times: Vec<Instant> = dead.iter().map(|(t, _)| *t).collect();
-    let gaps: Vec<Duration> = times
+    let gaps: Vec<Duration> = times[3..]
         .windows(2)
         .map(|w| w[1].duration_since(w[0]))
         .collect();
-    assert!(gaps.last().unwrap() > &Duration::from_secs(15), "{gaps:?}");
+    assert!(
+        gaps.iter()
+            .all(|g| *g >= Duration::from_millis(4990) && *g <= Duration::from_millis(5100)),
+        "{gaps:?}"
+    );
+    assert!(dead.iter().all(|(_, o)| o.class == PollClass::Full));
+    assert!(
+        (4900..=5100).contains(&stats.probe_gap_ms),
+        "{}",
+        stats.probe_gap_ms
+    );
+    // Only its second and third polls waited (for the failing share): the
+    // line has the time for one probe every 5 s.
+    assert!(stats.deferred_probes <= 2, "{}", stats.deferred_probes);
+}
+
+/// A unit silent for `outage`, answering 10 ms later once back: the first
+/// good poll after the real return.
+async fn first_answer_after(outage: Duration, options: BusOptions) -> (Duration, BusStats) {
+    let devices = vec![
+        device("flaky", 1, vec![point("x", 0, false)], 1000, 500),
+        device("alive", 2, vec![point("x", 0, false)], 1000, 500),
+    ];
+    let began = Instant::now();
+    // Not on a tick: the return falls anywhere between two probes.
+    let back = began + Duration::from_millis(3_300) + outage;
+    let behaviour: Behaviour = Box::new(move |unit, _, start, count| {
+        let now = Instant::now();
+        if unit == 1 && now >= began + Duration::from_millis(3_300) && now < back {
+            (
+                Duration::from_secs(1),
+                Err(ReadError::Failed(FailureKind::Timeout)),
+            )
+        } else {
+            (Duration::from_millis(10), Ok(echo(count, start)))
+        }
+    });
+    let h = start_with(&devices, options, 0, 1024, behaviour);
+    let span = outage + Duration::from_secs(30);
+    let (out, stats, _) = h.collect_for(span).await;
+    let first_ok = out
+        .iter()
+        .find(|(t, o)| o.device == 0 && *t > back && o.failure.is_none())
+        .map(|(t, _)| t.duration_since(back))
+        .expect("recovered");
+    (first_ok, stats)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_return_is_seen_within_the_recovery_resolution_for_any_outage_length() {
+    for secs in [35, 50, 70, 130, 190, 600] {
+        let outage = Duration::from_secs(secs) + Duration::from_millis(470);
+        let (late, stats) = first_answer_after(outage, BusOptions::default()).await;
+        // One resolution (5 s) plus the answer itself (10 ms).
+        assert!(
+            late <= Duration::from_millis(5_010),
+            "silent {secs} s: seen {late:?} after the return"
+        );
+        assert_eq!(stats.degraded_devices, 0);
+    }
+    // A configured resolution is honoured; below the poll interval the poll
+    // interval is the resolution.
+    let fine = BusOptions {
+        recovery_resolution: Duration::from_secs(2),
+        ..BusOptions::default()
+    };
+    let (late, _) = first_answer_after(Duration::from_millis(70_470), fine).await;
+    assert!(late <= Duration::from_millis(2_010), "{late:?}");
+    let finer = BusOptions {
+        recovery_resolution: Duration::from_millis(100),
+        ..BusOptions::default()
+    };
+    let (late, _) = first_answer_after(Duration::from_millis(70_470), finer).await;
+    assert!(late <= Duration::from_millis(1_010), "{late:?}");
+}
+
+/// Ten silent units and one healthy unit whose alarm polls leave no idle
+/// gap long enough for a timeout: the silent units' polls take the failing
+/// share (20 %) of the line, the healthy unit keeps the rest, and the
+/// resolution degrades to what the share allows (10 × 1 s / 20 % = 50 s),
+/// capped by `probe_max`, and is reported.
+#[tokio::test(start_paused = true)]
+async fn many_silent_units_share_a_fifth_of_the_line_and_the_resolution_degrades_visibly() {
+    let mut devices: Vec<ResolvedDevice> = (1..=10)
+        .map(|u| {
+            device(
+                &format!("mute-{u}"),
+                u,
+                vec![point("x", 0, false)],
+                1000,
+                500,
+            )
+        })
+        .collect();
+    devices.push(device(
+        "busy",
+        11,
+        vec![point("x", 0, false), point("alarm", 1, true)],
+        1000,
+        200,
+    ));
+    let behaviour: Behaviour = Box::new(|unit, _, start, count| {
+        if unit <= 10 {
+            (
+                Duration::from_secs(1),
+                Err(ReadError::Failed(FailureKind::Timeout)),
+            )
+        } else {
+            (Duration::from_millis(10), Ok(echo(count, start)))
+        }
+    });
+    let options = BusOptions {
+        probe_max: Duration::from_secs(30),
+        ..BusOptions::default()
+    };
+    let span = Duration::from_secs(300);
+    let h = start_with(&devices, options, 0, 8192, behaviour);
+    let (out, stats, calls) = h.collect_for(span).await;
+    // After the first round (10 s, once), the silent units took at most
+    // about a fifth of the line plus what the ceiling forces.
+    let t0 = calls[0].at;
+    let after = t0 + Duration::from_secs(10);
+    let silent_time: Duration = calls
+        .iter()
+        .filter(|c| c.unit <= 10 && c.at >= after)
+        .map(|_| Duration::from_secs(1))
+        .sum();
+    let share = silent_time.as_secs_f64() / (span - Duration::from_secs(10)).as_secs_f64();
+    // The 30 s ceiling forces 10 probes per 30 s = 1/3 of the line: the
+    // ceiling wins over the share, as documented.
+    assert!(
+        share <= 0.34 + 0.02,
+        "silent units took {share:.3} of the line"
+    );
+    assert!(share >= 0.2, "{share:.3}");
+    // Every silent unit is still probed at least every 30 s (+ one timeout).
+    for u in 1..=10u8 {
+        let times: Vec<Instant> = calls.iter().filter(|c| c.unit == u).map(|c| c.at).collect();
+        for w in times.windows(2) {
+            assert!(
+                w[1].duration_since(w[0]) <= Duration::from_secs(31),
+                "unit {u}: {:?}",
+                w[1].duration_since(w[0])
+            );
+        }
+    }
+    // The healthy unit's polls after the first round: at least two thirds
+    // of its 5 alarm polls a second (each timeout costs it 1 s of polls).
+    let busy = out
+        .iter()
+        .filter(|(t, o)| o.device == 10 && *t >= after)
+        .count();
+    let nominal = 5 * (span - Duration::from_secs(10)).as_secs();
+    assert!(
+        busy as u64 * 3 >= nominal * 2 - 30,
+        "busy polled {busy} times of {nominal}"
+    );
+    assert!(stats.deferred_probes > 0);
+    assert!(
+        stats.probe_gap_ms > 5_000 && stats.probe_gap_ms <= 31_000,
+        "{}",
+        stats.probe_gap_ms
+    );
+}
+
+/// Without a ceiling that forces them, silent units stay within the 20 %
+/// share and the healthy unit keeps at least 80 % of its polls.
+#[tokio::test(start_paused = true)]
+async fn the_failing_share_holds_when_the_ceiling_is_not_reached() {
+    let mut devices: Vec<ResolvedDevice> = (1..=4)
+        .map(|u| {
+            device(
+                &format!("mute-{u}"),
+                u,
+                vec![point("x", 0, false)],
+                1000,
+                500,
+            )
+        })
+        .collect();
+    devices.push(device(
+        "busy",
+        5,
+        vec![point("x", 0, false), point("alarm", 1, true)],
+        1000,
+        200,
+    ));
+    let behaviour: Behaviour = Box::new(|unit, _, start, count| {
+        if unit <= 4 {
+            (
+                Duration::from_secs(1),
+                Err(ReadError::Failed(FailureKind::Timeout)),
+            )
+        } else {
+            (Duration::from_millis(10), Ok(echo(count, start)))
+        }
+    });
+    let span = Duration::from_secs(200);
+    let h = start(&devices, 0, 8192, behaviour);
+    let (out, stats, calls) = h.collect_for(span).await;
+    let t0 = calls[0].at;
+    let after = t0 + Duration::from_secs(4);
+    let silent = calls
+        .iter()
+        .filter(|c| c.unit <= 4 && c.at >= after)
+        .count();
+    let share = silent as f64 / (span - Duration::from_secs(4)).as_secs_f64();
+    assert!(share <= 0.21, "silent units took {share:.3} of the line");
+    // 4 units × 1 s / 20 %: each probed about every 20 s.
+    assert!(
+        (19_000..=21_100).contains(&stats.probe_gap_ms),
+        "{}",
+        stats.probe_gap_ms
+    );
+    let busy = out
+        .iter()
+        .filter(|(t, o)| o.device == 4 && *t >= after)
+        .count();
+    let nominal = 5 * (span - Duration::from_secs(4)).as_secs() as usize;
+    assert!(
+        busy * 10 >= nominal * 8,
+        "busy polled {busy} times of {nominal}"
+    );
+}
+
+/// Silent units listed before the healthy ones cost one timeout each at
+/// start, once; their second and third polls wait for idle time or the
+/// failing share instead of taking the line again.
+#[tokio::test(start_paused = true)]
+async fn silent_units_at_start_cost_one_timeout_each_once() {
+    let mut devices: Vec<ResolvedDevice> = (1..=3)
+        .map(|u| {
+            device(
+                &format!("mute-{u}"),
+                u,
+                vec![point("x", 0, false)],
+                1000,
+                500,
+            )
+        })
+        .collect();
+    for u in 4..=5 {
+        devices.push(device(
+            &format!("ok-{u}"),
+            u,
+            vec![point("x", 0, false)],
+            1000,
+            500,
+        ));
+    }
+    let behaviour: Behaviour = Box::new(|unit, _, start, count| {
+        if unit <= 3 {
+            (
+                Duration::from_millis(500),
+                Err(ReadError::Failed(FailureKind::Timeout)),
+            )
+        } else {
+            (Duration::from_millis(10), Ok(echo(count, start)))
+        }
+    });
+    let h = start(&devices, 0, 1024, behaviour);
+    let (out, _, _) = h.collect_for(Duration::from_secs(20)).await;
+    for d in [3, 4] {
+        let good = out
+            .iter()
+            .filter(|(_, o)| o.device == d && o.failure.is_none())
+            .count();
+        // 20 ticks; the first round costs 1.5 s, i.e. one tick.
+        assert!(good >= 18, "device {d}: {good} of 20");
+    }
 }
 
 #[tokio::test(start_paused = true)]
@@ -338,8 +628,8 @@ async fn a_degraded_device_recovers_by_itself_after_one_answer() {
         .position(|(_, o)| o.failure.is_none())
         .expect("recovered");
     let (t_ok, _) = out[first_ok];
-    // The backoff after 20 s of failures is at most ~19 s (16 s + 20 %).
-    assert!(t_ok.duration_since(began) < Duration::from_secs(40));
+    // Probed every 5 s: seen within 5 s of the return at 20 s.
+    assert!(t_ok.duration_since(began) <= Duration::from_millis(25_010));
     // After recovery: back to one poll a second, all good.
     let after: Vec<_> = out[first_ok..].iter().collect();
     assert!(after.iter().all(|(_, o)| o.failure.is_none()));
