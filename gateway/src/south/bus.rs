@@ -27,16 +27,24 @@
 //!   does not make up for the missed ticks: the schedule moves to the first
 //!   tick after the poll ended (phase kept), the poll is counted in
 //!   `late_polls` and the ticks dropped in `skipped_ticks`.
-//! - **A failing device never starves its line.** After
-//!   [`BusOptions::degrade_after`] consecutive failed polls (timeout,
-//!   framing or transport failure; an exception proves the device is alive)
-//!   the device is *degraded*: only full polls, spaced by a jittered
-//!   exponential backoff from twice its poll interval up to
-//!   [`BusOptions::degrade_max`]. One successful poll restores the normal
-//!   schedule. Inside a poll, the first timeout/framing/transport failure
-//!   ends it: the remaining requests are not sent (their points are
-//!   `NotRead`), so a dead device costs one timeout per poll, not one per
-//!   request.
+//! - **A failing device never starves its line.** A device whose last
+//!   poll failed (timeout, framing or transport failure; an exception
+//!   proves the device is alive) is *failing*, and its polls are budgeted:
+//!   one goes when due if it would end (one bus timeout later) before any
+//!   other device is due — idle time costs nobody — and otherwise waits
+//!   for the line's failing share: every failed poll moves the line's
+//!   budget instant on by its duration ÷ [`BusOptions::probe_share`] (20 %),
+//!   so on a busy line failed polls take at most that share. A poll never
+//!   waits past [`BusOptions::probe_max`] after the device's previous one.
+//!   Devices never polled yet are polled when due: at start a silent unit
+//!   costs one timeout, once. After [`BusOptions::degrade_after`]
+//!   consecutive failed polls the device is *degraded*: only full polls,
+//!   one every `max(poll_interval, recovery_resolution)` from the start of
+//!   the previous one, so that its return is seen within that time when the
+//!   line has it. One successful poll restores the normal schedule. Inside
+//!   a poll, the first timeout/framing/transport failure ends it: the
+//!   remaining requests are not sent (their points are `NotRead`), so a
+//!   dead device costs one timeout per poll, not one per request.
 //! - **A link that is down blames no device.** Polls that fall due while the
 //!   transport waits out its reconnect backoff produce an outcome with
 //!   failure `Transport` and zero requests, and do not count towards
