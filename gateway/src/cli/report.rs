@@ -33,8 +33,10 @@ use gateway_core::report::{
 use gateway_core::state::{DeviceState, Interval, UnixMs};
 
 use super::EXIT_CONFIG;
-use super::tickets::{EXIT_REFUSED, Site, gateway_running, load_site, now_ms, open_store};
-use crate::store::{REASON_GATEWAY_DOWN, Store, StoreError, TicketFilter};
+use super::tickets::{
+    EXIT_REFUSED, Site, error_json, gateway_running, load_site, now_ms, open_store,
+};
+use crate::store::{REASON_GATEWAY_DOWN, Store, StoreError};
 
 /// What the report is written as.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -144,32 +146,10 @@ pub fn input_from_store(
     // at midnight continues).
     let before = from.saturating_sub(1);
     let mut intervals = store.last_up_or_down_before(before)?;
-    // A stopped gateway's open intervals end at its last heartbeat: what
-    // came after is unknown (`gateway_down`), exactly as the recovery at its
-    // next start will record it.
-    let open_end = match (gateway_running(site), store.last_heartbeat()?) {
-        (false, Some(hb)) => hb.min(now_ms),
-        _ => now_ms,
-    };
-    intervals.extend(store.intervals(None, before, until, open_end)?);
-    if open_end < now_ms {
-        for (device, _, _, since) in store.open_intervals()? {
-            let start = since.max(open_end).max(before);
-            if start < until {
-                intervals.push(Interval {
-                    device,
-                    state: DeviceState::Unknown,
-                    reason: Some(REASON_GATEWAY_DOWN.to_owned()),
-                    from_ms: start,
-                    to_ms: until,
-                });
-            }
-        }
-    }
-    let tickets = store.tickets(&TicketFilter {
-        since_ms: Some(from),
-        ..TicketFilter::default()
-    })?;
+    intervals.extend(seen_intervals(site, store, None, before, until, now_ms)?);
+    // Every ticket open in the month or falling due in it, whatever its
+    // last update (docs/availability.md, "Tickets and months").
+    let tickets = store.tickets_for_period(from, until)?;
     let mut windows = site.configured_windows();
     windows.extend(store.windows()?);
     let class_targets = DeviceClass::ALL
@@ -191,6 +171,46 @@ pub fn input_from_store(
         windows,
         class_targets,
     })
+}
+
+/// The stored intervals of `device` (all devices for `None`) overlapping
+/// `[from_ms, until_ms)`, clipped to it, as the site stands at `now_ms`: a
+/// running gateway's open intervals end at now; a stopped gateway's end at
+/// its last heartbeat, and what follows, up to `until_ms`, is `unknown`
+/// with reason `gateway_down` — exactly what the recovery at its next start
+/// will record. `gateway report` and `gateway status` both read the ledger
+/// through here, so a stopped gateway's figures agree.
+pub(super) fn seen_intervals(
+    site: &Site,
+    store: &Store,
+    device: Option<&str>,
+    from_ms: UnixMs,
+    until_ms: UnixMs,
+    now_ms: UnixMs,
+) -> Result<Vec<Interval>, StoreError> {
+    let open_end = match (gateway_running(site), store.last_heartbeat()?) {
+        (false, Some(hb)) => hb.min(now_ms),
+        _ => now_ms,
+    };
+    let mut out = store.intervals(device, from_ms, until_ms, open_end)?;
+    if open_end < now_ms {
+        for (id, _, _, since) in store.open_intervals()? {
+            if device.is_some_and(|d| d != id) {
+                continue;
+            }
+            let start = since.max(open_end).max(from_ms);
+            if start < until_ms {
+                out.push(Interval {
+                    device: id,
+                    state: DeviceState::Unknown,
+                    reason: Some(REASON_GATEWAY_DOWN.to_owned()),
+                    from_ms: start,
+                    to_ms: until_ms,
+                });
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// What can stop `gateway report` after the arguments were read.
@@ -239,7 +259,7 @@ pub fn render(report: &MonthReport, format: Format, lang: Lang) -> String {
         Format::Csv => to_csv(report),
         // A report holds no map with non-string keys: serialising cannot fail.
         Format::Json => {
-            to_json(report).map_or_else(|e| format!("{{\"error\":\"{e}\"}}"), |j| j + "\n")
+            to_json(report).map_or_else(|e| error_json(&e.to_string()) + "\n", |j| j + "\n")
         }
     }
 }

@@ -219,7 +219,11 @@ fn the_gateway_report_equals_the_one_rebuilt_from_events_and_counts_removed_devi
 
     let pump = report.devices.iter().find(|d| d.id == "pump-1").unwrap();
     assert_eq!(pump.figures.downtime_ms, 2 * HOUR);
-    assert_eq!(pump.figures.incidents, 0, "the fault began in October");
+    assert_eq!(
+        pump.figures.incidents, 1,
+        "the fault began in October and is an incident of November too"
+    );
+    assert_eq!(pump.figures.mttr_ms, Some(2 * HOUR));
     assert_eq!(pump.figures.totals.unknown_ms, 2 * HOUR + 24 * HOUR);
     let old = report.devices.iter().find(|d| d.id == "pump-old").unwrap();
     assert_eq!(old.in_service_to_ms, stop);
@@ -350,7 +354,7 @@ fn thirty_months(site: &Site, cutoff: UnixMs, now: UnixMs) -> Store {
         let near_cutoff = (day - cutoff).abs() < 3 * 24 * HOUR;
         if day == cutoff {
             // A fault running across the cutoff, with a gateway outage at midnight:
-            // the first kept month must still see it began before (no incident).
+            // the first kept month must still see it as one fault (one incident).
             go(&mut store, "pump-1", Down, "rule:fault", cutoff - 2 * HOUR);
             go(&mut store, "pump-1", Unknown, "gateway_down", cutoff - HOUR);
             go(&mut store, "pump-1", Down, "rule:fault", cutoff + HOUR);
@@ -439,9 +443,10 @@ fn retention_deletes_old_months_and_every_kept_month_reports_exactly_as_before()
         .find(|d| d["id"] == "pump-1")
         .unwrap();
     // One fault a day from 4 November (the days around the cutoff are
-    // quiet): 27. The fault across the cutoff began in October and is not
-    // one of them.
-    assert_eq!(pump["figures"]["incidents"].as_u64(), Some(27));
+    // quiet): 27, and the fault across the cutoff, which began in October:
+    // an incident of November too, once, although its Down time there
+    // follows a gateway outage at midnight (one fault, not two).
+    assert_eq!(pump["figures"]["incidents"].as_u64(), Some(28));
 
     store.begin_prune(cutoff).unwrap();
     let c = crate::store::Cutoff {
@@ -510,4 +515,47 @@ fn a_month_before_the_retained_data_exits_64_with_the_reason() {
     assert!(!dir.path().join("r.json").exists());
     assert_eq!(run("2024-11"), 0);
     assert!(dir.path().join("r.json").exists());
+}
+
+#[test]
+fn a_ticket_counts_in_the_month_it_falls_due_in_whatever_its_last_update() {
+    let dir = tempfile::tempdir().unwrap();
+    let site = site(dir.path());
+    let mut store = Store::open(&site.data_dir).unwrap();
+    let cfg = gateway_core::config::TicketsConfig::default();
+    let mut book = TicketBook::new(&cfg, site.tz, Vec::new(), 1);
+    let dev = |id: &'static str| DeviceRef {
+        id,
+        class: DeviceClass::Pump,
+    };
+    // Opened 30 Apr 20:00, after the working day: due 1 May 18:00. Never
+    // touched again, so its last update is in April.
+    let mut events =
+        book.on_availability_below(dev("pump-1"), 0.9, 98.0, None, at(2026, 4, 30, 20, 0));
+    // Two more opened in May and left past their day's end.
+    events.extend(book.on_availability_below(dev("pump-2"), 0.9, 98.0, None, at(2026, 5, 6, 9, 0)));
+    events.extend(book.on_availability_below(dev("pump-3"), 0.9, 98.0, None, at(2026, 5, 7, 9, 0)));
+    store.save_ticket_events(&events).unwrap();
+    assert_eq!(
+        book.get(1).unwrap().deadline_ms,
+        at(2026, 5, 1, 18, 0),
+        "due the next working day's end"
+    );
+
+    let input = input_from_store(&site, &store, None, (2026, 5), at(2026, 6, 2, 9, 0)).unwrap();
+    let may = build(&input).unwrap();
+    assert_eq!(may.kpis.overnight, 3, "April's ticket falls due in May");
+    assert_eq!(may.tickets.figures.opened, 2);
+    let missed: Vec<u64> = may.tickets.missed.iter().map(|m| m.ticket).collect();
+    assert_eq!(missed, [1, 2, 3]);
+    // April: opened there, not due there.
+    let input = input_from_store(&site, &store, None, (2026, 4), at(2026, 6, 2, 9, 0)).unwrap();
+    let april = build(&input).unwrap();
+    assert_eq!(april.tickets.figures.opened, 1);
+    assert_eq!(april.kpis.overnight, 0);
+    // June: still open, but nothing falls due: loaded, counted nowhere.
+    let input = input_from_store(&site, &store, None, (2026, 6), at(2026, 6, 2, 9, 0)).unwrap();
+    assert_eq!(input.tickets.len(), 3, "open tickets are open in June too");
+    let june = build(&input).unwrap();
+    assert_eq!((june.kpis.overnight, june.tickets.figures.opened), (0, 0));
 }
