@@ -245,8 +245,46 @@ fn the_gateway_report_equals_the_one_rebuilt_from_events_and_counts_removed_devi
     assert_eq!(report.tickets.figures.opened, 1);
     assert_eq!(report.tickets.figures.repair_median_ms, Some(30 * 60_000));
     assert_eq!(report.site.name, "测试项目");
-    assert!(render(&report, Format::Html, Lang::Zh).contains("测试项目"));
-    assert!(render(&report, Format::Csv, Lang::Zh).starts_with("section,site,"));
+    let html = render(&report, Format::Html, Lang::Zh, None).unwrap();
+    assert!(String::from_utf8(html).unwrap().contains("测试项目"));
+    let csv = render(&report, Format::Csv, Lang::Zh, Some("period")).unwrap();
+    let csv = String::from_utf8(csv).unwrap();
+    assert!(csv.starts_with("\u{feff}项目编号,项目,月份,"), "{csv}");
+    assert!(csv.contains("测试项目"), "{csv}");
+    // The CSV figures are the JSON's, rounded for people.
+    let csv = render(&report, Format::Csv, Lang::En, Some("devices")).unwrap();
+    let csv = String::from_utf8(csv).unwrap();
+    for d in &report.devices {
+        let a = d
+            .figures
+            .availability
+            .map_or_else(String::new, |a| format!("{:.2}", a * 100.0));
+        let down = format!("{:.2}", d.figures.downtime_ms as f64 / 60_000.0);
+        let line = csv
+            .lines()
+            .find(|l| l.starts_with(&format!("{},", d.id)))
+            .unwrap_or_else(|| panic!("no row for {} in {csv}", d.id));
+        assert!(line.contains(&format!(",{a},")), "{line} lacks {a}");
+        assert!(line.contains(&format!(",{down},")), "{line} lacks {down}");
+    }
+    let xlsx = render(&report, Format::Xlsx, Lang::Zh, None).unwrap();
+    assert!(xlsx.starts_with(b"PK\x03\x04"), "a zip container");
+    assert!(matches!(
+        render(&report, Format::Csv, Lang::Zh, None),
+        Err(RenderFailure::NoSection)
+    ));
+    assert!(matches!(
+        render(&report, Format::Csv, Lang::Zh, Some("all")),
+        Err(RenderFailure::UnknownSection(_))
+    ));
+    assert!(matches!(
+        render(&report, Format::Json, Lang::Zh, Some("devices")),
+        Err(RenderFailure::SectionNotCsv)
+    ));
+    let files = folder_files(&report, Lang::Zh);
+    assert_eq!(files.len(), gateway_core::report::SECTIONS.len());
+    assert_eq!(files[3].0, "t-2026-11-devices.csv");
+    assert!(files.iter().all(|(_, text)| text.starts_with('\u{feff}')));
 }
 
 #[test]
@@ -256,6 +294,7 @@ fn the_format_follows_the_out_file_unless_given() {
         month: "2026-11".to_owned(),
         format,
         out: out.map(PathBuf::from),
+        section: None,
         lang: "zh".to_owned(),
         data_dir: None,
         site: None,
@@ -264,6 +303,8 @@ fn the_format_follows_the_out_file_unless_given() {
     assert_eq!(format_of(&args(None, None)), Format::Html);
     assert_eq!(format_of(&args(None, Some("r.CSV"))), Format::Csv);
     assert_eq!(format_of(&args(None, Some("r.json"))), Format::Json);
+    assert_eq!(format_of(&args(None, Some("r.xlsx"))), Format::Xlsx);
+    assert_eq!(format_of(&args(None, Some("reports/"))), Format::Csv);
     assert_eq!(format_of(&args(None, Some("r.pdf"))), Format::Html);
     assert_eq!(
         format_of(&args(Some(Format::Json), Some("r.csv"))),
@@ -282,6 +323,7 @@ fn bad_months_languages_and_sites_exit_64_before_touching_the_store() {
             month: month.to_owned(),
             format: None,
             out: None,
+            section: None,
             lang: lang.to_owned(),
             data_dir: None,
             site: site.map(str::to_owned),
@@ -505,6 +547,7 @@ fn a_month_before_the_retained_data_exits_64_with_the_reason() {
             month: month.to_owned(),
             format: Some(Format::Json),
             out: Some(dir.path().join("r.json")),
+            section: None,
             lang: "zh".to_owned(),
             data_dir: None,
             site: None,
@@ -558,4 +601,87 @@ fn a_ticket_counts_in_the_month_it_falls_due_in_whatever_its_last_update() {
     assert_eq!(input.tickets.len(), 3, "open tickets are open in June too");
     let june = build(&input).unwrap();
     assert_eq!((june.kpis.overnight, june.tickets.figures.opened), (0, 0));
+}
+
+#[test]
+fn csv_is_one_table_per_file_and_xlsx_one_workbook() {
+    let dir = tempfile::tempdir().unwrap();
+    let site = site(dir.path());
+    let mut store = Store::open(&site.data_dir).unwrap();
+    let t = |from, to, at_ms| Transition {
+        device: "pump-1".to_owned(),
+        from,
+        to,
+        reason: None,
+        at_ms,
+    };
+    store
+        .record_transition(&t(Unknown, Up, at(2026, 10, 1, 0, 0)))
+        .unwrap();
+    store
+        .record_transition(&t(Up, Down, at(2026, 10, 3, 14, 0)))
+        .unwrap();
+    store
+        .record_transition(&t(Down, Up, at(2026, 10, 3, 15, 30)))
+        .unwrap();
+    store.heartbeat(at(2026, 11, 2, 0, 0)).unwrap();
+    drop(store);
+    let config = dir.path().join("gateway.toml");
+    let run = |format: Option<Format>, out: &Path, section: Option<&str>| {
+        report(ReportArgs {
+            config: config.clone(),
+            month: "2026-10".to_owned(),
+            format,
+            out: Some(out.to_owned()),
+            section: section.map(str::to_owned),
+            lang: "en".to_owned(),
+            data_dir: None,
+            site: None,
+            site_name: None,
+        })
+    };
+    // A CSV without a section: refused with the way to get one.
+    let one = dir.path().join("r.csv");
+    assert_eq!(run(None, &one, None), EXIT_CONFIG);
+    assert!(!one.exists());
+    assert_eq!(run(None, &one, Some("rows")), EXIT_CONFIG);
+    assert_eq!(run(None, &one, Some("devices")), 0);
+    let text = std::fs::read_to_string(&one).unwrap();
+    let mut lines = text.strip_prefix('\u{feff}').unwrap().split("\r\n");
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    assert_eq!(header[..3], ["Device id", "Device name", "Class"]);
+    let pump: Vec<&str> = lines
+        .find(|l| l.starts_with("pump-1,"))
+        .unwrap()
+        .split(',')
+        .collect();
+    let col = |name: &str| header.iter().position(|h| *h == name).unwrap();
+    assert_eq!(pump[col("Downtime (min)")], "90.00");
+    assert_eq!(pump[col("Incidents")], "1");
+    assert_eq!(pump[col("MTTR (min)")], "90.00");
+    assert_eq!(
+        pump[col("Availability (%)")],
+        format!("{:.2}", 100.0 - 1.5 / 744.0 * 100.0)
+    );
+    // A folder: one file per section.
+    let folder = dir.path().join("r");
+    assert_eq!(
+        run(None, &PathBuf::from(format!("{}/", folder.display())), None),
+        0
+    );
+    let mut names: Vec<String> = std::fs::read_dir(&folder)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names.len(), gateway_core::report::SECTIONS.len());
+    assert!(
+        names.contains(&"t-2026-10-missed.csv".to_owned()),
+        "{names:?}"
+    );
+    // An .xlsx by its extension.
+    let book = dir.path().join("r.xlsx");
+    assert_eq!(run(None, &book, None), 0);
+    assert!(std::fs::read(&book).unwrap().starts_with(b"PK\x03\x04"));
+    assert_eq!(run(Some(Format::Xlsx), &book, Some("devices")), EXIT_CONFIG);
 }
