@@ -10,7 +10,7 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use gateway_core::config::TicketsConfig;
 use gateway_core::model::DeviceClass;
 use gateway_core::report::{
-    CatalogueDevice, Lang, ReportInput, SiteInfo, build, to_csv, to_html, to_json,
+    CatalogueDevice, Lang, ReportInput, SiteInfo, build, csv_files, to_html, to_json, to_xlsx,
 };
 use gateway_core::state::{DeviceState, Interval};
 use gateway_core::tickets::{DeviceRef, TicketBook};
@@ -123,8 +123,11 @@ fn bench(c: &mut Criterion) {
     c.bench_function("to_html: 200 devices", |b| {
         b.iter(|| to_html(black_box(&report), Lang::Zh))
     });
-    c.bench_function("to_csv: 200 devices", |b| {
-        b.iter(|| to_csv(black_box(&report)))
+    c.bench_function("csv_files: 200 devices", |b| {
+        b.iter(|| csv_files(black_box(&report), Lang::Zh))
+    });
+    c.bench_function("to_xlsx: 200 devices", |b| {
+        b.iter(|| to_xlsx(black_box(&report), Lang::Zh))
     });
     c.bench_function("to_json: 200 devices", |b| {
         b.iter(|| to_json(black_box(&report)))

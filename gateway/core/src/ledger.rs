@@ -1,5 +1,5 @@
 //! The availability ledger: state intervals → availability and the other
-//! figures over any window; month boundaries in the site's time zone (issue #3).
+//! figures over any window; month boundaries in the site's time zone.
 //!
 //! Pure: intervals, windows and "now" are passed in as Unix milliseconds
 //! ([`UnixMs`](crate::state::UnixMs)); nothing here reads a clock or a file.
@@ -26,21 +26,20 @@
 //!   from both sides.
 //! - **Coverage** = (Up + Down + Maintenance) ÷ window length: how much of
 //!   the window the gateway actually knows about.
-//! - **Incidents**: a Down interval that *starts* inside the window and
-//!   follows Up (or follows nothing known at all). Down after Down (another
-//!   reason), and Down after a Maintenance or Unknown stretch that itself
-//!   followed Down, continue the same incident: a device that was Down when
-//!   the gateway lost power and is Down again when it comes back had one
-//!   fault, not two. A Down interval running in from before the window
-//!   counts in the window's downtime but is **not** an incident of this
-//!   window (it was counted in the window where it began); one starting
-//!   exactly at `from` with no interval before it in the input is taken to
-//!   run in (the store clips intervals at the window start, so the two cannot
-//!   be told apart).
+//! - **Incidents**: a *fault* is a run of Down intervals from the first
+//!   Down after Up (or after nothing known at all) up to the next Up. Down
+//!   after Down (another reason), and Down after a Maintenance or Unknown
+//!   stretch (maintenance work, a gateway outage) that itself followed Down,
+//!   continue the same fault: only an observed Up ends it, so a device that
+//!   was Down when the gateway lost power and is Down again when it comes
+//!   back had one fault, not two. A fault is an **incident of every window
+//!   it has Down time in**, once per window: an outage across midnight of
+//!   the 1st is an incident of both months. So a window with downtime never
+//!   has zero incidents, and a window without downtime has none.
 //! - **MTBF** = Up time ÷ incidents; **MTTR** = Down time ÷ incidents (both
-//!   `None` without incidents, rounded to the nearest millisecond). Down time
-//!   includes a run-in from before the window, so a month that starts inside
-//!   a long outage shows a high MTTR: that outage is repaired in this month.
+//!   `None` without incidents, rounded to the nearest millisecond), both
+//!   from the time inside the window: an outage across a month boundary
+//!   gives each month the part of its repair time that month holds.
 //!
 //! # Months ([`month_window`], [`month_of`], [`month_to_date`])
 //!

@@ -1,6 +1,6 @@
-//! The monthly availability report (issue #7): the document the manager
-//! hands to the client, as data ([`MonthReport`]) and as JSON, CSV and
-//! printable HTML ([`render`]).
+//! The monthly availability report: the document the manager
+//! hands to the client, as data ([`MonthReport`]) and as JSON, CSV, .xlsx
+//! and printable HTML ([`render`]).
 //!
 //! Pure, like the rest of the crate: the site, the month, "now", the device
 //! catalogue, the ledger's intervals, the tickets and the maintenance
@@ -55,4 +55,4 @@ pub use model::{
     Kpis, MissedDeadline, MonthReport, Period, ReportInput, ReworkTicket, SiteInfo, TicketSection,
     WindowInfo,
 };
-pub use render::{Lang, to_csv, to_html, to_json};
+pub use render::{Lang, SECTIONS, XlsxError, csv_files, to_csv, to_html, to_json, to_xlsx};

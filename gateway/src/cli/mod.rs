@@ -23,7 +23,10 @@ pub use demo::{DemoArgs, demo};
 pub use maintenance::{MaintenanceArgs, MaintenanceCommand, maintenance};
 pub use oncall::{AlertsArgs, AlertsCommand, OncallArgs, alerts, oncall};
 pub use read::{ReadArgs, read};
-pub use report::{Format, ReportArgs, ReportFailure, input_from_store, render, report};
+pub use report::{
+    Format, RenderFailure, ReportArgs, ReportFailure, folder_files, input_from_store, render,
+    report,
+};
 pub use run::{NorthParts, RunArgs, run, start_north};
 pub use scan::{ScanArgs, scan};
 pub use simulate::{SimulateArgs, simulate};
@@ -91,7 +94,7 @@ pub enum Command {
     Backup(BackupArgs),
     /// Put a backup back into a data directory (the gateway must be stopped).
     Restore(RestoreArgs),
-    /// Monthly availability report (HTML for printing, CSV, JSON).
+    /// Monthly availability report (HTML for printing, CSV tables, xlsx, JSON).
     Report(ReportArgs),
     /// Who is on call now and for the next two weeks, by tier.
     Oncall(OncallArgs),

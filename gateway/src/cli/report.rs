@@ -1,6 +1,8 @@
 //! `gateway report --month YYYY-MM`: the monthly availability report of
 //! this gateway's site, from its SQLite store, as printable HTML (default),
-//! CSV or JSON (`gateway_core::report`).
+//! CSV (one table per file: `--section NAME`, or `--out DIR/` for one file
+//! per section), an .xlsx workbook (one sheet per section) or JSON
+//! (`gateway_core::report`).
 //!
 //! The store is only read (SQLite in WAL mode lets a reader see every
 //! committed write while the gateway runs), so the report works whether the
@@ -27,22 +29,27 @@ use std::path::{Path, PathBuf};
 
 use gateway_core::model::DeviceClass;
 use gateway_core::report::{
-    CatalogueDevice, Lang, MonthReport, ReportError, ReportInput, SiteInfo, build, parse_month,
-    to_csv, to_html, to_json,
+    CatalogueDevice, Lang, MonthReport, ReportError, ReportInput, SECTIONS, SiteInfo, build,
+    csv_files, parse_month, to_csv, to_html, to_json, to_xlsx,
 };
 use gateway_core::state::{DeviceState, Interval, UnixMs};
 
 use super::EXIT_CONFIG;
-use super::tickets::{EXIT_REFUSED, Site, gateway_running, load_site, now_ms, open_store};
-use crate::store::{REASON_GATEWAY_DOWN, Store, StoreError, TicketFilter};
+use super::tickets::{
+    EXIT_REFUSED, Site, error_json, gateway_running, load_site, now_ms, open_store,
+};
+use crate::store::{REASON_GATEWAY_DOWN, Store, StoreError};
 
 /// What the report is written as.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
     /// One printable HTML page (A4, charts as inline SVG).
     Html,
-    /// The same figures for spreadsheets.
+    /// One table of the report for spreadsheets (`--section`), or one
+    /// file per section in the `--out` folder.
     Csv,
+    /// One workbook, one formatted sheet per section.
+    Xlsx,
     /// Every figure, as the report's data.
     Json,
 }
@@ -56,13 +63,19 @@ pub struct ReportArgs {
     /// The calendar month, local to the site: YYYY-MM (e.g. 2026-11).
     #[arg(long, short)]
     pub month: String,
-    /// html, csv or json; default: from the --out file's extension, else html.
+    /// html, csv, xlsx or json; default: from the --out file's extension
+    /// (a folder: csv), else html.
     #[arg(long, short, value_enum)]
     pub format: Option<Format>,
-    /// Write to this file instead of standard output.
+    /// Write to this file instead of standard output; for csv without
+    /// --section, a folder (made if missing) that gets one file per section.
     #[arg(long, short)]
     pub out: Option<PathBuf>,
-    /// Language of the HTML: zh (default) or en.
+    /// The one table a CSV holds: period, classes, kpis, devices, days,
+    /// tickets, tickets_by_class, missed, reworks, coverage, gaps, windows.
+    #[arg(long)]
+    pub section: Option<String>,
+    /// Language of the HTML and of the CSV and xlsx headers: zh (default) or en.
     #[arg(long, default_value = "zh")]
     pub lang: String,
     /// The data directory, instead of the configuration's data_dir.
@@ -144,32 +157,10 @@ pub fn input_from_store(
     // at midnight continues).
     let before = from.saturating_sub(1);
     let mut intervals = store.last_up_or_down_before(before)?;
-    // A stopped gateway's open intervals end at its last heartbeat: what
-    // came after is unknown (`gateway_down`), exactly as the recovery at its
-    // next start will record it.
-    let open_end = match (gateway_running(site), store.last_heartbeat()?) {
-        (false, Some(hb)) => hb.min(now_ms),
-        _ => now_ms,
-    };
-    intervals.extend(store.intervals(None, before, until, open_end)?);
-    if open_end < now_ms {
-        for (device, _, _, since) in store.open_intervals()? {
-            let start = since.max(open_end).max(before);
-            if start < until {
-                intervals.push(Interval {
-                    device,
-                    state: DeviceState::Unknown,
-                    reason: Some(REASON_GATEWAY_DOWN.to_owned()),
-                    from_ms: start,
-                    to_ms: until,
-                });
-            }
-        }
-    }
-    let tickets = store.tickets(&TicketFilter {
-        since_ms: Some(from),
-        ..TicketFilter::default()
-    })?;
+    intervals.extend(seen_intervals(site, store, None, before, until, now_ms)?);
+    // Every ticket open in the month or falling due in it, whatever its
+    // last update (docs/availability.md, "Tickets and months").
+    let tickets = store.tickets_for_period(from, until)?;
     let mut windows = site.configured_windows();
     windows.extend(store.windows()?);
     let class_targets = DeviceClass::ALL
@@ -191,6 +182,46 @@ pub fn input_from_store(
         windows,
         class_targets,
     })
+}
+
+/// The stored intervals of `device` (all devices for `None`) overlapping
+/// `[from_ms, until_ms)`, clipped to it, as the site stands at `now_ms`: a
+/// running gateway's open intervals end at now; a stopped gateway's end at
+/// its last heartbeat, and what follows, up to `until_ms`, is `unknown`
+/// with reason `gateway_down` — exactly what the recovery at its next start
+/// will record. `gateway report` and `gateway status` both read the ledger
+/// through here, so a stopped gateway's figures agree.
+pub(super) fn seen_intervals(
+    site: &Site,
+    store: &Store,
+    device: Option<&str>,
+    from_ms: UnixMs,
+    until_ms: UnixMs,
+    now_ms: UnixMs,
+) -> Result<Vec<Interval>, StoreError> {
+    let open_end = match (gateway_running(site), store.last_heartbeat()?) {
+        (false, Some(hb)) => hb.min(now_ms),
+        _ => now_ms,
+    };
+    let mut out = store.intervals(device, from_ms, until_ms, open_end)?;
+    if open_end < now_ms {
+        for (id, _, _, since) in store.open_intervals()? {
+            if device.is_some_and(|d| d != id) {
+                continue;
+            }
+            let start = since.max(open_end).max(from_ms);
+            if start < until_ms {
+                out.push(Interval {
+                    device: id,
+                    state: DeviceState::Unknown,
+                    reason: Some(REASON_GATEWAY_DOWN.to_owned()),
+                    from_ms: start,
+                    to_ms: until_ms,
+                });
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// What can stop `gateway report` after the arguments were read.
@@ -232,20 +263,88 @@ fn first_whole_month(tz: chrono_tz::Tz, at_ms: UnixMs) -> (i32, u32) {
     }
 }
 
-/// The report rendered in `format`.
-pub fn render(report: &MonthReport, format: Format, lang: Lang) -> String {
-    match format {
-        Format::Html => to_html(report, lang),
-        Format::Csv => to_csv(report),
-        // A report holds no map with non-string keys: serialising cannot fail.
-        Format::Json => {
-            to_json(report).map_or_else(|e| format!("{{\"error\":\"{e}\"}}"), |j| j + "\n")
-        }
+/// Why a report cannot be rendered as asked (a usage error).
+#[derive(Debug, thiserror::Error)]
+pub enum RenderFailure {
+    /// CSV without a section to put in the one file.
+    #[error(
+        "a CSV file holds one table: give --section (one of {}), or --out DIR/ for one file per section, or --format xlsx for one workbook",
+        SECTIONS.join(", ")
+    )]
+    NoSection,
+    /// A section that does not exist.
+    #[error("--section {name:?} is not a section of the report; use one of {list}", name = .0, list = SECTIONS.join(", "))]
+    UnknownSection(String),
+    /// `--section` with a format other than CSV.
+    #[error("--section selects a CSV table; html, xlsx and json hold every section")]
+    SectionNotCsv,
+    /// The workbook could not be written.
+    #[error(transparent)]
+    Xlsx(#[from] gateway_core::report::XlsxError),
+}
+
+/// The report rendered in `format` as one file; `section` is the table of
+/// a CSV (required for CSV, refused otherwise).
+pub fn render(
+    report: &MonthReport,
+    format: Format,
+    lang: Lang,
+    section: Option<&str>,
+) -> Result<Vec<u8>, RenderFailure> {
+    if format != Format::Csv && section.is_some() {
+        return Err(RenderFailure::SectionNotCsv);
     }
+    Ok(match format {
+        Format::Html => to_html(report, lang).into_bytes(),
+        Format::Csv => {
+            let section = section.ok_or(RenderFailure::NoSection)?;
+            to_csv(report, section, lang)
+                .ok_or_else(|| RenderFailure::UnknownSection(section.to_owned()))?
+                .into_bytes()
+        }
+        Format::Xlsx => to_xlsx(report, lang)?,
+        // A report holds no map with non-string keys: serialising cannot fail.
+        Format::Json => to_json(report)
+            .map_or_else(|e| error_json(&e.to_string()) + "\n", |j| j + "\n")
+            .into_bytes(),
+    })
+}
+
+/// The files of a report folder: `<site>-<YYYY-MM>-<section>.csv` for each
+/// section, with its CSV text.
+pub fn folder_files(report: &MonthReport, lang: Lang) -> Vec<(String, String)> {
+    let site: String = report
+        .site
+        .id
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    csv_files(report, lang)
+        .into_iter()
+        .map(|(id, text)| (format!("{site}-{}-{id}.csv", report.period.month), text))
+        .collect()
+}
+
+/// Whether `--out` names a folder: one that exists, or a path ending in `/`.
+fn is_folder(path: &Path) -> bool {
+    path.is_dir()
+        || path
+            .as_os_str()
+            .to_string_lossy()
+            .ends_with(std::path::MAIN_SEPARATOR)
 }
 
 fn format_of(args: &ReportArgs) -> Format {
     args.format.unwrap_or_else(|| {
+        if args.out.as_deref().is_some_and(is_folder) {
+            return Format::Csv;
+        }
         match args
             .out
             .as_deref()
@@ -255,6 +354,7 @@ fn format_of(args: &ReportArgs) -> Format {
             .as_deref()
         {
             Some("csv") => Format::Csv,
+            Some("xlsx") => Format::Xlsx,
             Some("json") => Format::Json,
             _ => Format::Html,
         }
@@ -263,13 +363,13 @@ fn format_of(args: &ReportArgs) -> Format {
 
 /// Writes `text` to `path` through a temporary file in the same folder, so
 /// that a reader never sees half a report.
-fn write_file(path: &Path, text: &str) -> std::io::Result<()> {
+fn write_file(path: &Path, text: &[u8]) -> std::io::Result<()> {
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     };
     let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
-    tmp.write_all(text.as_bytes())?;
+    tmp.write_all(text)?;
     // A report is for sharing: readable by others, like a file made by `>`.
     #[cfg(unix)]
     {
@@ -339,10 +439,27 @@ pub fn report(args: ReportArgs) -> u8 {
             report.site.id, report.period.month
         );
     }
-    let text = render(&report, format_of(&args), lang);
+    let format = format_of(&args);
+    let folder = format == Format::Csv
+        && args.section.is_none()
+        && args.out.as_deref().is_some_and(is_folder);
+    if folder && let Some(dir) = &args.out {
+        return write_folder(&report, lang, dir);
+    }
+    let bytes = match render(&report, format, lang, args.section.as_deref()) {
+        Ok(b) => b,
+        Err(e @ RenderFailure::Xlsx(_)) => {
+            eprintln!("gateway report: {e}");
+            return EXIT_REFUSED;
+        }
+        Err(e) => {
+            eprintln!("gateway report: {e}");
+            return EXIT_CONFIG;
+        }
+    };
     match &args.out {
         Some(path) => {
-            if let Err(e) = write_file(path, &text) {
+            if let Err(e) = write_file(path, &bytes) {
                 eprintln!("gateway report: cannot write {}: {e}", path.display());
                 return EXIT_REFUSED;
             }
@@ -351,17 +468,13 @@ pub fn report(args: ReportArgs) -> u8 {
                 report.site.id,
                 report.period.month,
                 path.display(),
-                if report.period.in_progress {
-                    " (month in progress)"
-                } else {
-                    ""
-                }
+                in_progress_note(&report)
             );
             0
         }
         None => {
             let mut out = std::io::stdout().lock();
-            match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+            match out.write_all(&bytes).and_then(|()| out.flush()) {
                 Ok(()) => 0,
                 Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => 0,
                 Err(e) => {
@@ -371,6 +484,42 @@ pub fn report(args: ReportArgs) -> u8 {
             }
         }
     }
+}
+
+fn in_progress_note(report: &MonthReport) -> &'static str {
+    if report.period.in_progress {
+        " (month in progress)"
+    } else {
+        ""
+    }
+}
+
+/// Writes one CSV file per section into `dir` (made if missing).
+fn write_folder(report: &MonthReport, lang: Lang, dir: &Path) -> u8 {
+    if let Err(e) = std::fs::create_dir_all(dir) {
+        eprintln!(
+            "gateway report: cannot make the folder {}: {e}",
+            dir.display()
+        );
+        return EXIT_REFUSED;
+    }
+    let files = folder_files(report, lang);
+    for (name, text) in &files {
+        let path = dir.join(name);
+        if let Err(e) = write_file(&path, text.as_bytes()) {
+            eprintln!("gateway report: cannot write {}: {e}", path.display());
+            return EXIT_REFUSED;
+        }
+    }
+    eprintln!(
+        "gateway report: {} {} written to {} ({} CSV files, one per section){}",
+        report.site.id,
+        report.period.month,
+        dir.display(),
+        files.len(),
+        in_progress_note(report)
+    );
+    0
 }
 
 #[cfg(test)]

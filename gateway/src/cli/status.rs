@@ -5,7 +5,9 @@
 //!
 //! Availability is Up ÷ (Up + Down); Maintenance and Unknown time are left
 //! out of both and shown as coverage (JSON). A dash means no Up or Down time
-//! in the window.
+//! in the window. For a stopped gateway the time after its last heartbeat is
+//! unknown (`gateway_down`), as in `gateway report`: its devices' last
+//! states are not carried on to now.
 
 use std::path::PathBuf;
 
@@ -13,6 +15,7 @@ use gateway_core::ledger::{month_to_date, totals};
 use gateway_core::state::{DeviceState, UnixMs};
 use serde::Serialize;
 
+use super::report::seen_intervals;
 use super::tickets::{Site, gateway_running, human_ms, json_text, local_time, now_ms, read, table};
 use crate::store::{Store, StoreError};
 
@@ -92,7 +95,9 @@ pub fn status(site: &Site, store: &Store, now_ms: UnixMs) -> Result<Status, Stor
         let window = avail.rolling_window_ms(d.class);
         let from = now_ms.saturating_sub(window);
         let earliest = from.min(month_from);
-        let ivs = store.intervals(Some(&d.id), earliest, now_ms, now_ms)?;
+        // After a stopped gateway's last heartbeat nothing is known: the
+        // same intervals as `gateway report` reads.
+        let ivs = seen_intervals(site, store, Some(&d.id), earliest, now_ms, now_ms)?;
         let rolling = totals(&ivs, from, now_ms);
         let month = totals(&ivs, month_from, now_ms);
         devices.push(DeviceStatusRow {

@@ -518,8 +518,15 @@ pub async fn tickets(args: TicketsArgs) -> u8 {
 pub(super) fn json_text<T: Serialize>(v: &T) -> String {
     match serde_json::to_string_pretty(v) {
         Ok(s) => s + "\n",
-        Err(e) => format!("{{\"error\": {:?}}}\n", e.to_string()),
+        Err(e) => error_json(&e.to_string()) + "\n",
     }
+}
+
+/// `{"error": "<message>"}`, built by serde_json so that any message (with
+/// quotes, backslashes or control characters) gives valid JSON.
+pub(super) fn error_json(message: &str) -> String {
+    let v = serde_json::json!({ "error": message });
+    serde_json::to_string(&v).unwrap_or_else(|_| r#"{"error":"unprintable error"}"#.to_owned())
 }
 
 /// Loads the site and its store, runs a read-only query, prints its text.

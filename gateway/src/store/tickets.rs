@@ -96,6 +96,35 @@ impl Store {
         Ok(out)
     }
 
+    /// The tickets a report of `[from_ms, until_ms)` needs, by id: every
+    /// ticket opened before `until_ms` that changed in or after the period,
+    /// falls due in or after it, or is not closed (so is open in it) —
+    /// whatever its last update. A ticket opened on the 30th, due on the 1st
+    /// and never touched again belongs to the month it falls due in.
+    /// A superset: the report counts each figure by its own date.
+    pub fn tickets_for_period(
+        &self,
+        from_ms: UnixMs,
+        until_ms: UnixMs,
+    ) -> Result<Vec<Ticket>, StoreError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT id, json FROM tickets
+             WHERE opened_ms < ?2
+               AND (updated_ms >= ?1 OR deadline_ms >= ?1 OR state <> 'closed'
+                    OR resolved_ms >= ?1)
+             ORDER BY id",
+        )?;
+        let rows = stmt.query_map(params![from_ms, until_ms], |r| {
+            Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (id, json) = row?;
+            out.push(ticket_row(id, &json)?);
+        }
+        Ok(out)
+    }
+
     /// The tickets a `TicketBook` must be loaded with at `now_ms`: those not
     /// closed, and closed ones still within the rework period (see
     /// `gateway_core::tickets::still_needed`), by id.

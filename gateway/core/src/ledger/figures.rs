@@ -211,12 +211,12 @@ pub struct DeviceFigures {
     /// Time Down (the same as `totals.down_ms`), including a run-in from
     /// before the window.
     pub downtime_ms: i64,
-    /// Down intervals beginning in the window after Up or after nothing
-    /// known (see the module doc).
+    /// Faults with Down time in the window, each counted once (see the
+    /// module doc of [`crate::ledger`], "Incidents").
     pub incidents: u32,
     /// Mean time between failures: Up time ÷ incidents.
     pub mtbf_ms: Option<i64>,
-    /// Mean time to repair: Down time ÷ incidents.
+    /// Mean time to repair: Down time in the window ÷ incidents.
     pub mttr_ms: Option<i64>,
     /// Time in planned maintenance (the same as `totals.maintenance_ms`).
     pub maintenance_ms: i64,
@@ -245,31 +245,34 @@ impl DeviceFigures {
     }
 }
 
-/// Incidents of one device in `[from, to)`: see the module doc. Give the
-/// intervals overlapping the window unclipped (and, ideally, the one before
-/// it) so that a Down interval running in is recognised.
+/// Incidents of one device in `[from, to)`: see the module doc. A fault is
+/// a run of Down intervals from the first Down after Up (or after nothing
+/// known) to the next Up; Maintenance and Unknown inside the run do not end
+/// it. A fault is an incident of every window it has Down time in. Give the
+/// intervals overlapping the window (and, ideally, the last Up or Down one
+/// before it) so that a Down interval after a gap at the window's start is
+/// recognised as the old fault's.
 fn incidents(intervals: &[Interval], from_ms: UnixMs, to_ms: UnixMs) -> u32 {
     let mut count = 0_u32;
-    let mut last_known: Option<DeviceState> = None;
-    let mut seen_any = false;
-    for s in sorted_spans(intervals) {
-        if s.to <= s.from {
-            continue;
-        }
+    let mut in_fault = false;
+    let mut counted = false;
+    // Clipped to each other (no shared time), not to the window.
+    for s in clip_sorted(sorted_spans(intervals), UnixMs::MIN, UnixMs::MAX) {
         match s.state {
             DeviceState::Down => {
-                let new_fault = last_known != Some(DeviceState::Down);
-                let in_window = s.from >= from_ms && s.from < to_ms;
-                let runs_in = s.from == from_ms && !seen_any;
-                if new_fault && in_window && !runs_in {
-                    count = count.saturating_add(1);
+                if !in_fault {
+                    in_fault = true;
+                    counted = false;
                 }
-                last_known = Some(DeviceState::Down);
+                let down_in_window = s.from < to_ms && s.to > from_ms;
+                if down_in_window && !counted {
+                    count = count.saturating_add(1);
+                    counted = true;
+                }
             }
-            DeviceState::Up => last_known = Some(DeviceState::Up),
+            DeviceState::Up => in_fault = false,
             DeviceState::Maintenance | DeviceState::Unknown => {}
         }
-        seen_any = true;
     }
     count
 }

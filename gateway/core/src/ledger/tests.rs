@@ -169,17 +169,26 @@ fn incidents_count_down_intervals_starting_after_up_in_the_window() {
 }
 
 #[test]
-fn a_down_interval_running_in_counts_as_downtime_but_not_as_an_incident() {
+fn a_down_interval_running_in_is_an_incident_of_the_window_too() {
+    // Before: an outage running in was downtime but no incident (0 incidents,
+    // no MTTR for a window with downtime). Now a fault is an incident of
+    // every window it has Down time in, with the time inside the window.
     let ivs = chain(
         "p",
         0,
         &[(Up, None, 50), (Down, None, 150), (Up, None, 300)],
     );
     let f = device_figures(&ivs, 100, 300);
-    assert_eq!(f.incidents, 0);
+    assert_eq!(f.incidents, 1);
     assert_eq!(f.downtime_ms, 50);
-    assert_eq!(f.mtbf_ms, None);
-    assert_eq!(f.mttr_ms, None);
+    assert_eq!(f.mtbf_ms, Some(150));
+    assert_eq!(f.mttr_ms, Some(50));
+    // The window before has the first part, and the fault as its incident.
+    let before = device_figures(&ivs, 0, 100);
+    assert_eq!(
+        (before.incidents, before.downtime_ms, before.mttr_ms),
+        (1, 50, Some(50))
+    );
     // The same, clipped at the window's start as the store returns it.
     let clipped = [iv("p", Down, None, 100, 150), iv("p", Up, None, 150, 300)];
     assert_eq!(device_figures(&clipped, 100, 300), f);
@@ -192,6 +201,75 @@ fn a_down_interval_running_in_counts_as_downtime_but_not_as_an_incident() {
     assert_eq!(device_figures(&at_start, 100, 300).incidents, 1);
     // One beginning at or after the window's end is not.
     assert_eq!(device_figures(&at_start, 0, 100).incidents, 0);
+    // Nor is one that ended exactly at the window's start.
+    assert_eq!(device_figures(&ivs, 150, 300).incidents, 0);
+}
+
+#[test]
+fn a_fault_resumed_after_a_gap_at_the_window_start_is_one_incident_of_each_window() {
+    // Down, then a gateway outage (or maintenance) across the boundary at
+    // 100, then Down again: one fault, an incident of both windows.
+    for gap in [Unknown, Maintenance] {
+        let ivs = chain(
+            "p",
+            0,
+            &[
+                (Up, None, 40),
+                (Down, None, 80),
+                (gap, None, 120),
+                (Down, None, 150),
+                (Up, None, 300),
+            ],
+        );
+        let before = device_figures(&ivs, 0, 100);
+        let this = device_figures(&ivs, 100, 300);
+        assert_eq!((before.incidents, before.mttr_ms), (1, Some(40)), "{gap:?}");
+        assert_eq!((this.incidents, this.mttr_ms), (1, Some(30)), "{gap:?}");
+        // As the report's store input has it: the last Up or Down interval
+        // before the window, then what overlaps it, clipped.
+        let stored = [
+            iv("p", Down, None, 40, 80),
+            iv("p", gap, None, 99, 120),
+            iv("p", Down, None, 120, 150),
+            iv("p", Up, None, 150, 300),
+        ];
+        assert_eq!(device_figures(&stored, 100, 300).incidents, 1);
+        // The whole: still one fault.
+        assert_eq!(device_figures(&ivs, 0, 300).incidents, 1);
+        // A gap that ends in Up: no downtime after the boundary, no incident.
+        let repaired = chain(
+            "p",
+            0,
+            &[
+                (Up, None, 40),
+                (Down, None, 80),
+                (gap, None, 120),
+                (Up, None, 300),
+            ],
+        );
+        let this = device_figures(&repaired, 100, 300);
+        assert_eq!(
+            (this.downtime_ms, this.incidents, this.mttr_ms),
+            (0, 0, None)
+        );
+    }
+}
+
+#[test]
+fn a_fault_over_three_windows_is_an_incident_of_each() {
+    let ivs = chain(
+        "p",
+        0,
+        &[(Up, None, 50), (Down, None, 250), (Up, None, 400)],
+    );
+    let parts: Vec<(u32, Option<i64>)> = [(0, 100), (100, 200), (200, 300)]
+        .iter()
+        .map(|&(a, b)| {
+            let f = device_figures(&ivs, a, b);
+            (f.incidents, f.mttr_ms)
+        })
+        .collect();
+    assert_eq!(parts, [(1, Some(50)), (1, Some(100)), (1, Some(50))]);
 }
 
 #[test]
@@ -372,7 +450,9 @@ fn a_month_that_starts_while_a_device_is_down_is_split_at_local_midnight() {
     let nov = device_figures(&ivs, nov_from, nov_to);
     assert_eq!(oct.downtime_ms, 2 * HOUR);
     assert_eq!(nov.downtime_ms, 8 * HOUR);
-    assert_eq!((oct.incidents, nov.incidents), (1, 0));
+    // One fault, an incident of each month, each with its own part.
+    assert_eq!((oct.incidents, nov.incidents), (1, 1));
+    assert_eq!((oct.mttr_ms, nov.mttr_ms), (Some(2 * HOUR), Some(8 * HOUR)));
     assert_eq!(oct.totals.total_ms(), 31 * DAY);
     assert_eq!(nov.totals.total_ms(), 30 * DAY);
 }
@@ -642,12 +722,14 @@ fn the_worked_example_of_the_availability_doc_holds() {
     );
     assert_eq!(f.availability, Some(2123.0 / 2148.0));
     assert_eq!(format!("{:.2}", f.availability.unwrap() * 100.0), "98.84");
-    assert_eq!(f.incidents, 1);
-    assert_eq!(f.mtbf_ms, Some(707 * HOUR + 40 * MIN));
-    assert_eq!(f.mttr_ms, Some(8 * HOUR + 20 * MIN));
+    // The October outage's 8 h and the new 20 min fault: two incidents.
+    assert_eq!(f.incidents, 2);
+    assert_eq!(f.mtbf_ms, Some(353 * HOUR + 50 * MIN));
+    assert_eq!(f.mttr_ms, Some(4 * HOUR + 10 * MIN));
     let (oct_from, oct_to) = month_window(tz, 2026, 10).unwrap();
     let oct = device_figures(&panel, oct_from, oct_to);
     assert_eq!((oct.downtime_ms, oct.incidents), (2 * HOUR, 1));
+    assert_eq!(oct.mttr_ms, Some(2 * HOUR));
     assert_eq!(oct.totals.up_ms, 742 * HOUR);
 
     // Against the targets: pumps 98 %, fire alarm 99 %.
@@ -712,6 +794,138 @@ fn the_worked_example_of_the_availability_doc_holds() {
     );
 }
 
+/// The month-boundary example of `docs/availability.md`, number for number.
+#[test]
+fn the_month_boundary_example_of_the_availability_doc_holds() {
+    let tz = shanghai();
+    let t = |s: &str| local(tz, s);
+    let s = 1_000;
+    let off = (t("2026-10-31 23:30"), t("2026-11-01 00:10"));
+    let pump3 = chain(
+        "pump-3",
+        t("2026-10-01 00:00"),
+        &[
+            (Up, None, t("2026-10-31 23:00")),
+            (Down, Some("rule:fault"), off.0),
+            (Unknown, Some("gateway_down"), off.1),
+            (Down, Some("rule:fault"), t("2026-11-01 01:09") + 57 * s),
+            (Up, None, t("2026-12-01 00:00")),
+        ],
+    );
+    let pump4 = chain(
+        "pump-4",
+        t("2026-10-01 00:00"),
+        &[
+            (Up, None, t("2026-10-31 23:20")),
+            (Down, Some("rule:fault"), off.0),
+            (Unknown, Some("gateway_down"), off.1),
+            (Up, None, t("2026-12-01 00:00")),
+        ],
+    );
+    let (oct_from, oct_to) = month_window(tz, 2026, 10).unwrap();
+    let (nov_from, nov_to) = month_window(tz, 2026, 11).unwrap();
+    let pct = |f: &DeviceFigures| format!("{:.2}", f.availability.unwrap() * 100.0);
+
+    let oct = device_figures(&pump3, oct_from, oct_to);
+    assert_eq!(
+        (oct.downtime_ms, oct.totals.unknown_ms, oct.incidents),
+        (30 * MIN, 30 * MIN, 1)
+    );
+    assert_eq!(
+        (oct.mttr_ms, oct.mtbf_ms),
+        (Some(30 * MIN), Some(743 * HOUR))
+    );
+    assert_eq!(oct.availability, Some(743.0 / 743.5));
+    assert_eq!(pct(&oct), "99.93");
+    let nov = device_figures(&pump3, nov_from, nov_to);
+    assert_eq!(nov.downtime_ms, 3_597_000);
+    assert_eq!(nov.downtime_ms, 59 * MIN + 57 * s);
+    assert_eq!((nov.totals.unknown_ms, nov.incidents), (10 * MIN, 1));
+    assert_eq!(nov.mttr_ms, Some(59 * MIN + 57 * s));
+    assert_eq!(nov.totals.up_ms, 2_587_803_000);
+    assert_eq!(nov.mtbf_ms, Some(718 * HOUR + 50 * MIN + 3 * s));
+    assert_eq!(nov.availability, Some(2_587_803_000.0 / 2_591_400_000.0));
+    assert_eq!(pct(&nov), "99.86");
+
+    let oct = device_figures(&pump4, oct_from, oct_to);
+    assert_eq!(
+        (oct.downtime_ms, oct.totals.unknown_ms, oct.incidents),
+        (10 * MIN, 30 * MIN, 1)
+    );
+    assert_eq!(
+        (oct.mttr_ms, oct.mtbf_ms),
+        (Some(10 * MIN), Some(743 * HOUR + 20 * MIN))
+    );
+    assert_eq!(pct(&oct), "99.98");
+    let nov = device_figures(&pump4, nov_from, nov_to);
+    assert_eq!(
+        (nov.downtime_ms, nov.totals.unknown_ms, nov.incidents),
+        (0, 10 * MIN, 0)
+    );
+    assert_eq!((nov.mttr_ms, nov.mtbf_ms), (None, None));
+    assert_eq!(nov.availability, Some(1.0));
+}
+
+/// The degraded-polling example of `docs/availability.md`: the figures of
+/// the stored intervals of a 70 s comms outage.
+#[test]
+fn the_degraded_polling_example_of_the_availability_doc_holds() {
+    let tz = shanghai();
+    let t = |s: &str| local(tz, s);
+    let s = 1_000;
+    let real = (
+        t("2026-11-20 10:00") + 500,
+        t("2026-11-20 10:01") + 10 * s + 500,
+    );
+    assert_eq!(real.1 - real.0, 70 * s);
+    let (poll, resolution) = (2 * s, 5 * s);
+    let down = (
+        t("2026-11-20 10:00") + 2 * s,
+        t("2026-11-20 10:01") + 14 * s,
+    );
+    // Dated at the first failed poll; the return seen within the resolution.
+    assert!(down.0 >= real.0 && down.0 - real.0 <= poll);
+    assert!(down.1 >= real.1 && down.1 - real.1 <= poll.max(resolution));
+    let (nov_from, nov_to) = month_window(tz, 2026, 11).unwrap();
+    let ivs = chain(
+        "ts-1",
+        nov_from,
+        &[
+            (Up, None, down.0),
+            (Down, Some("comms"), down.1),
+            (Up, None, nov_to),
+        ],
+    );
+    let (day_from, day_to) = (t("2026-11-20 00:00"), t("2026-11-21 00:00"));
+    let day = device_figures(&ivs, day_from, day_to);
+    let month = device_figures(&ivs, nov_from, nov_to);
+    for f in [&day, &month] {
+        assert_eq!(f.downtime_ms, 72 * s);
+        assert_eq!((f.incidents, f.mttr_ms), (1, Some(72 * s)));
+    }
+    assert_eq!(day.availability, Some((86_400.0 - 72.0) / 86_400.0));
+    assert_eq!(format!("{:.2}", day.availability.unwrap() * 100.0), "99.92");
+    assert_eq!(month.availability, Some((2_592_000.0 - 72.0) / 2_592_000.0));
+    assert_eq!(
+        format!("{:.4}", month.availability.unwrap() * 100.0),
+        "99.9972"
+    );
+    // The same silence stored as 112 s, as with the old 60 s probe ceiling.
+    let old = chain(
+        "ts-1",
+        nov_from,
+        &[
+            (Up, None, down.0),
+            (Down, Some("comms"), down.0 + 112 * s),
+            (Up, None, nov_to),
+        ],
+    );
+    let f = device_figures(&old, day_from, day_to);
+    assert_eq!(format!("{:.2}", f.availability.unwrap() * 100.0), "99.87");
+    let f = device_figures(&old, nov_from, nov_to);
+    assert_eq!(format!("{:.4}", f.availability.unwrap() * 100.0), "99.9957");
+}
+
 // ---------------------------------------------------------------- properties
 
 fn any_state() -> impl Strategy<Value = DeviceState> {
@@ -770,11 +984,19 @@ proptest! {
         let (mid, to) = (from + a.min(b), from + a.max(b));
         let whole = totals(&ivs, from, to);
         prop_assert_eq!(totals(&ivs, from, mid) + totals(&ivs, mid, to), whole);
-        // Incidents are never counted in both halves.
-        prop_assert_eq!(
-            device_figures(&ivs, from, mid).incidents + device_figures(&ivs, mid, to).incidents,
-            device_figures(&ivs, from, to).incidents
+        // A fault across the split is an incident of both halves, any other
+        // of one: faults never overlap, so at most one is counted twice.
+        let (h1, h2, w) = (
+            device_figures(&ivs, from, mid),
+            device_figures(&ivs, mid, to),
+            device_figures(&ivs, from, to),
         );
+        prop_assert!(h1.incidents + h2.incidents >= w.incidents);
+        prop_assert!(h1.incidents + h2.incidents <= w.incidents + 1);
+        // A window with downtime has an incident; one without has none.
+        for f in [h1, h2, w] {
+            prop_assert_eq!(f.downtime_ms > 0, f.incidents > 0);
+        }
     }
 
     #[test]
@@ -850,6 +1072,7 @@ proptest! {
         let this = device_figures(&ivs, from, to);
         prop_assert_eq!(prev.downtime_ms, before);
         prop_assert_eq!(this.downtime_ms, after);
-        prop_assert_eq!((prev.incidents, this.incidents), (1, 0));
+        prop_assert_eq!((prev.incidents, this.incidents), (1, 1));
+        prop_assert_eq!((prev.mttr_ms, this.mttr_ms), (Some(before), Some(after)));
     }
 }

@@ -60,7 +60,8 @@ pub struct ReportInput {
     /// possible (with the one before the month, so that an outage running
     /// in is recognised), open ones ending at `now_ms`; any order.
     pub intervals: Vec<Interval>,
-    /// Tickets with any step in the month (a superset is fine).
+    /// Tickets open in the month, falling due in it or with any step in it,
+    /// whatever their last update (a superset is fine).
     pub tickets: Vec<Ticket>,
     /// Maintenance windows in force (listed in the method section).
     pub windows: Vec<Window>,

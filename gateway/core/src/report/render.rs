@@ -4,11 +4,17 @@
 //!
 //! - [`to_json`]: the [`MonthReport`] itself (durations in ms, ratios as
 //!   fractions 0–1, instants as Unix ms).
-//! - [`to_csv`]: the same figures for spreadsheets, one block per section
-//!   (a header line whose first cell is `section`, then rows whose first
-//!   cell names the section), blocks separated by an empty line. Ratios are
-//!   fractions written exactly as in the JSON; instants are local times of
-//!   the site (`2026-11-03 14:00:00`); durations are ms.
+//! - [`to_csv`] / [`csv_files`]: the same figures for office work, **one
+//!   table per file**, one file per section ([`SECTIONS`]: `period`,
+//!   `classes`, `kpis`, `devices`, `days`, `tickets`, `tickets_by_class`,
+//!   `missed`, `reworks`, `coverage`, `gaps`, `windows`). UTF-8 with a BOM
+//!   (Excel on Chinese Windows reads it right), CRLF line ends, one header
+//!   line in the report's language with the unit of each column;
+//!   percentages with two decimals (`99.51`), durations in hours or
+//!   minutes with two decimals, instants as local times of the site
+//!   (`2026-11-03 14:00:00`), met / missed as words.
+//! - [`to_xlsx`]: the same tables as one workbook, one formatted sheet per
+//!   section, cells at full precision with a display format.
 //! - [`to_html`]: one self-contained page, Chinese by default or English
 //!   ([`Lang`]), charts as inline SVG (nothing to run in the browser),
 //!   print CSS for A4: each section on a new page, table rows never split
@@ -20,6 +26,8 @@
 mod csv;
 mod html;
 mod svg;
+mod tables;
+mod xlsx;
 
 use chrono::DateTime;
 use chrono_tz::Tz;
@@ -28,8 +36,10 @@ use super::MonthReport;
 use crate::model::DeviceClass;
 use crate::state::UnixMs;
 
-pub use csv::to_csv;
+pub use csv::{BOM, csv_files, to_csv};
 pub use html::to_html;
+pub use tables::{Cell, SECTIONS, Table, cell_text, tables};
+pub use xlsx::{XlsxError, to_xlsx};
 
 /// The language of the HTML report.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -10,7 +10,7 @@ use chrono::{NaiveDateTime, TimeZone};
 use chrono_tz::Tz;
 use serde_json::Value;
 
-use super::render::{duration_text, percent_text};
+use super::render::{BOM, duration_text, percent_text};
 use super::*;
 use crate::config::TicketsConfig;
 use crate::maintenance::{Schedule, Target, Window};
@@ -299,10 +299,10 @@ fn every_figure_of_the_scripted_month_matches_a_hand_computation() {
     close(&ff["availability"], fp_up / 716.0);
     assert_eq!(ff["downtime_ms"], 8 * HOUR + 20 * MIN);
     assert_eq!(
-        ff["incidents"], 1,
-        "the October outage is October's incident"
+        ff["incidents"], 2,
+        "the October outage is an incident of November too, with its 8 h"
     );
-    assert_eq!(ff["mttr_ms"], 8 * HOUR + 20 * MIN);
+    assert_eq!(ff["mttr_ms"], 4 * HOUR + 10 * MIN);
     assert_eq!(fp["met"], false);
     close(&fp["days"][0]["availability"], 16.0 / 24.0);
 
@@ -402,72 +402,145 @@ fn every_figure_of_the_scripted_month_matches_a_hand_computation() {
     );
 }
 
+/// A CSV file parsed: RFC 4180 quoting, CRLF line ends, the BOM required.
+pub(super) fn parse_csv(text: &str) -> Vec<Vec<String>> {
+    let body = text
+        .strip_prefix(BOM)
+        .expect("a CSV starts with the UTF-8 BOM");
+    let (mut rows, mut row, mut cell) = (Vec::new(), Vec::new(), String::new());
+    let (mut quoted, mut chars) = (false, body.chars().peekable());
+    while let Some(c) = chars.next() {
+        match (quoted, c) {
+            (true, '"') if chars.peek() == Some(&'"') => {
+                chars.next();
+                cell.push('"');
+            }
+            (true, '"') => quoted = false,
+            (true, c) => cell.push(c),
+            (false, '"') => quoted = true,
+            (false, ',') => row.push(std::mem::take(&mut cell)),
+            (false, '\r') => {
+                assert_eq!(chars.next(), Some('\n'), "CRLF line ends");
+                row.push(std::mem::take(&mut cell));
+                rows.push(std::mem::take(&mut row));
+            }
+            (false, c) => cell.push(c),
+        }
+    }
+    assert!(
+        cell.is_empty() && row.is_empty(),
+        "the last line ends with CRLF"
+    );
+    rows
+}
+
+/// One section's CSV as `(header, rows)`.
+fn csv_section(r: &MonthReport, section: &str, lang: Lang) -> (Vec<String>, Vec<Vec<String>>) {
+    let mut rows = parse_csv(&to_csv(r, section, lang).unwrap());
+    let header = rows.remove(0);
+    for row in &rows {
+        assert_eq!(row.len(), header.len(), "{section}: {row:?}");
+    }
+    (header, rows)
+}
+
+fn pct2(f: Option<f64>) -> String {
+    format!("{:.2}", f.unwrap() * 100.0)
+}
+
+fn min2(ms: i64) -> String {
+    format!("{:.2}", ms as f64 / 60_000.0)
+}
+
+fn h2(ms: i64) -> String {
+    format!("{:.2}", ms as f64 / 3_600_000.0)
+}
+
 #[test]
 fn csv_and_html_carry_the_same_figures_as_the_json() {
     let report = build(&scripted_input(sh("2026-12-02 09:00"))).unwrap();
-    let csv = to_csv(&report);
-    let row = |prefix: &str| -> Vec<String> {
-        csv.lines()
-            .find(|l| l.starts_with(prefix))
-            .unwrap_or_else(|| panic!("no row {prefix} in\n{csv}"))
-            .split(',')
-            .map(str::to_owned)
-            .collect()
-    };
-    let header_of = |first_row: &str| -> Vec<String> {
-        let lines: Vec<&str> = csv.lines().collect();
-        let i = lines.iter().position(|l| l.starts_with(first_row)).unwrap();
-        let h = (0..i)
-            .rev()
-            .find(|j| lines[*j].starts_with("section,"))
-            .unwrap();
-        lines[h].split(',').map(str::to_owned).collect()
-    };
-    let field = |prefix: &str, name: &str| -> String {
-        let h = header_of(prefix);
-        let r = row(prefix);
-        let i = h.iter().position(|x| x == name).unwrap();
-        r[i].clone()
+    // One table per file, every file with its BOM, zh and en headers.
+    let files = csv_files(&report, Lang::En);
+    let ids: Vec<&str> = files.iter().map(|f| f.0).collect();
+    assert_eq!(ids, SECTIONS);
+    assert!(to_csv(&report, "everything", Lang::Zh).is_none());
+    let (zh_header, _) = csv_section(&report, "devices", Lang::Zh);
+    assert_eq!(zh_header[5], "设备完好率（%）");
+    let table = |section: &str| csv_section(&report, section, Lang::En);
+    let field = |section: &str, key: &str, name: &str| -> String {
+        let (h, rows) = table(section);
+        let i = h
+            .iter()
+            .position(|x| x == name)
+            .unwrap_or_else(|| panic!("{section}: no column {name:?} in {h:?}"));
+        let row = rows
+            .iter()
+            .find(|r| r[0] == key)
+            .unwrap_or_else(|| panic!("{section}: no row {key:?} in {rows:?}"));
+        row[i].clone()
     };
     for d in &report.devices {
-        let p = format!("device,{},", d.id);
         let f = &d.figures;
-        assert_eq!(
-            field(&p, "availability"),
-            f.availability.unwrap().to_string()
-        );
-        assert_eq!(field(&p, "down_ms"), f.downtime_ms.to_string());
-        assert_eq!(field(&p, "incidents"), f.incidents.to_string());
-        assert_eq!(field(&p, "mtbf_ms"), f.mtbf_ms.unwrap().to_string());
-        assert_eq!(field(&p, "mttr_ms"), f.mttr_ms.unwrap().to_string());
-        assert_eq!(field(&p, "maintenance_ms"), f.maintenance_ms.to_string());
-        assert_eq!(field(&p, "coverage"), f.coverage.unwrap().to_string());
-        assert_eq!(field(&p, "met"), d.met.unwrap().to_string());
+        let get = |name| field("devices", &d.id, name);
+        assert_eq!(get("Availability (%)"), pct2(f.availability));
+        assert_eq!(get("Downtime (min)"), min2(f.downtime_ms));
+        assert_eq!(get("Incidents"), f.incidents.to_string());
+        assert_eq!(get("MTBF (h)"), h2(f.mtbf_ms.unwrap()));
+        assert_eq!(get("MTTR (min)"), min2(f.mttr_ms.unwrap()));
+        assert_eq!(get("Maintenance (min)"), min2(f.maintenance_ms));
+        assert_eq!(get("Coverage (%)"), pct2(f.coverage));
+        assert_eq!(get("Result"), if d.met.unwrap() { "met" } else { "missed" });
     }
+    // The worked example's figures, as people read them.
+    assert_eq!(field("devices", "pump-1", "Availability (%)"), "99.51");
+    assert_eq!(field("devices", "pump-1", "Downtime (min)"), "210.00");
+    assert_eq!(field("devices", "pump-1", "MTBF (h)"), "355.25");
+    assert_eq!(field("devices", "fire-panel-1", "MTTR (min)"), "250.00");
     for c in &report.classes {
-        let p = format!("class,{},", c.class);
+        let name = super::render::class_name(c.class, Lang::En);
         assert_eq!(
-            field(&p, "availability"),
-            c.figures.availability.unwrap().to_string()
+            field("classes", name, "Availability (time) (%)"),
+            pct2(c.figures.availability)
         );
-        assert_eq!(field(&p, "intact_rate"), c.intact_rate.unwrap().to_string());
+        assert_eq!(
+            field("classes", name, "Intact rate (%)"),
+            pct2(c.intact_rate)
+        );
     }
-    assert_eq!(field("kpi,timeliness,", "value"), "0.6");
-    assert_eq!(field("kpi,rework_rate,", "value"), "0.2");
-    assert_eq!(field("kpi,overnight,", "value"), "1");
-    assert_eq!(field("tickets,", "repair_p90_ms"), (930 * MIN).to_string());
     assert_eq!(
-        field("tickets,", "response_median_ms"),
-        (15 * MIN).to_string()
+        field("kpis", "Repair timeliness", "This month (%)"),
+        "60.00"
     );
+    assert_eq!(field("kpis", "Rework rate", "This month (%)"), "20.00");
     assert_eq!(
-        field("day,pump-1,2026-11-03", "down_ms"),
-        (3 * HOUR).to_string()
+        field("kpis", "Small repairs left overnight", "This month (count)"),
+        "1"
     );
-    assert_eq!(field("gap,", "reason"), "gateway_down");
-    assert_eq!(field("gap,", "from"), "2026-11-15 02:00:00");
-    assert_eq!(csv.matches("\r\nrework,5,").count(), 7, "the whole trail");
-    assert_eq!(csv.matches("\r\nmissed,").count(), 2);
+    let (h, rows) = table("tickets");
+    let col = |name: &str| h.iter().position(|x| x == name).unwrap();
+    assert_eq!(rows[0][col("Repair time, p90 (min)")], min2(930 * MIN));
+    assert_eq!(rows[0][col("Response time, median (min)")], min2(15 * MIN));
+    let (h, rows) = table("days");
+    let day = rows
+        .iter()
+        .find(|r| r[0] == "pump-1" && r[1] == "2026-11-03")
+        .unwrap();
+    assert_eq!(
+        day[h.iter().position(|x| x == "Downtime (min)").unwrap()],
+        "180.00"
+    );
+    let (_, gaps) = table("gaps");
+    assert_eq!(gaps.len(), 1);
+    assert_eq!(gaps[0][0], "2026-11-15 02:00:00");
+    assert_eq!(gaps[0][2], "240.00");
+    assert!(gaps[0][3].starts_with("gateway offline"), "{:?}", gaps[0]);
+    assert_eq!(table("reworks").1.len(), 7, "the whole trail");
+    assert_eq!(table("missed").1.len(), 2);
+    // No raw ratio or millisecond count anywhere.
+    for (_, text) in &files {
+        assert!(!text.contains("0.99"), "{text}");
+        assert!(!text.contains("_ms"), "{text}");
+    }
 
     for lang in [Lang::Zh, Lang::En] {
         let html = to_html(&report, lang);
@@ -544,7 +617,15 @@ fn a_month_in_progress_is_reported_up_to_now_and_marked() {
     let zh = to_html(&r, Lang::Zh);
     assert!(zh.contains("本月尚未结束") && zh.contains("2026-11-27 12:00"));
     assert!(to_html(&r, Lang::En).contains("still in progress"));
-    assert!(to_csv(&r).contains(",true,Asia/Shanghai,"));
+    let (h, rows) = csv_section(&r, "period", Lang::En);
+    assert_eq!(
+        rows[0][h.iter().position(|x| x == "In progress").unwrap()],
+        "yes"
+    );
+    assert_eq!(
+        rows[0][h.iter().position(|x| x == "Reported until").unwrap()],
+        "2026-11-27 12:00:00"
+    );
 }
 
 #[test]
@@ -575,8 +656,8 @@ fn a_month_with_no_data_at_all_still_renders_and_says_so() {
     assert!(r.kpis.overnight_met);
     let zh = to_html(&r, Lang::Zh);
     assert!(zh.contains("无记录") && zh.contains("全部设备"));
-    let csv = to_csv(&r);
-    assert!(csv.contains("device,pump-1,"));
+    let (_, rows) = csv_section(&r, "devices", Lang::En);
+    assert!(rows.iter().any(|row| row[0] == "pump-1"));
 
     // No devices at all: a report that says so.
     let empty = build(&input("Asia/Shanghai", 2026, 10, sh("2026-11-05 08:00"))).unwrap();
@@ -847,4 +928,69 @@ mod properties {
             prop_assert_eq!(r.coverage.known_ms + f.totals.unknown_ms, 745 * HOUR);
         }
     }
+}
+
+/// The ticket example of `docs/availability.md`: a ticket falling due in
+/// the next month, never touched.
+#[test]
+fn the_ticket_example_of_the_availability_doc_holds() {
+    let cfg = TicketsConfig::default();
+    let mut book = TicketBook::new(&cfg, tz("Asia/Shanghai"), Vec::new(), 1);
+    let pump = |id| DeviceRef {
+        id,
+        class: DeviceClass::Pump,
+    };
+    book.on_availability_below(pump("pump-3"), 0.9, 98.0, None, sh("2026-04-30 20:00"));
+    assert_eq!(book.get(1).unwrap().deadline_ms, sh("2026-05-01 18:00"));
+    let untouched: Vec<Ticket> = book.tickets().cloned().collect();
+    let report = |year, month, now, tickets: &[Ticket]| {
+        let mut i = input("Asia/Shanghai", year, month, now);
+        i.tickets = tickets.to_vec();
+        build(&i).unwrap()
+    };
+
+    let april = report(2026, 4, sh("2026-05-02 09:00"), &untouched);
+    assert_eq!(april.tickets.figures.opened, 1);
+    assert_eq!(april.kpis.overnight, 0);
+    assert!(april.tickets.missed.is_empty());
+    let may = report(2026, 5, sh("2026-05-02 09:00"), &untouched);
+    assert_eq!(may.tickets.figures.opened, 0);
+    assert_eq!(may.kpis.overnight, 1);
+    assert_eq!(
+        may.tickets.missed,
+        [MissedDeadline {
+            ticket: 1,
+            device: "pump-3".to_owned(),
+            class: DeviceClass::Pump,
+            severity: crate::tickets::Severity::Ordinary,
+            summary: book.get(1).unwrap().summary.clone(),
+            start_ms: sh("2026-04-30 20:00"),
+            deadline_ms: sh("2026-05-01 18:00"),
+            resolved_ms: None,
+        }]
+    );
+
+    // The whole of May, with #2 opened 6 May 09:00 and resolved 7 May 08:30.
+    book.on_availability_below(pump("pump-4"), 0.9, 98.0, None, sh("2026-05-06 09:00"));
+    book.resolve(2, "li", "", sh("2026-05-07 08:30")).unwrap();
+    let all: Vec<Ticket> = book.tickets().cloned().collect();
+    let may = report(2026, 5, sh("2026-06-01 09:00"), &all);
+    let f = &may.tickets.figures;
+    assert_eq!((f.opened, f.resolved, f.on_time), (1, 1, 0));
+    assert_eq!(f.timeliness, Some(0.0));
+    assert_eq!(f.repair_median_ms, Some(23 * HOUR + 30 * MIN));
+    assert_eq!(may.kpis.overnight, 2);
+    let missed: Vec<(u64, UnixMs, Option<UnixMs>)> = may
+        .tickets
+        .missed
+        .iter()
+        .map(|m| (m.ticket, m.deadline_ms, m.resolved_ms))
+        .collect();
+    assert_eq!(
+        missed,
+        [
+            (1, sh("2026-05-01 18:00"), None),
+            (2, sh("2026-05-06 18:00"), Some(sh("2026-05-07 08:30"))),
+        ]
+    );
 }

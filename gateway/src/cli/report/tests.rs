@@ -219,7 +219,11 @@ fn the_gateway_report_equals_the_one_rebuilt_from_events_and_counts_removed_devi
 
     let pump = report.devices.iter().find(|d| d.id == "pump-1").unwrap();
     assert_eq!(pump.figures.downtime_ms, 2 * HOUR);
-    assert_eq!(pump.figures.incidents, 0, "the fault began in October");
+    assert_eq!(
+        pump.figures.incidents, 1,
+        "the fault began in October and is an incident of November too"
+    );
+    assert_eq!(pump.figures.mttr_ms, Some(2 * HOUR));
     assert_eq!(pump.figures.totals.unknown_ms, 2 * HOUR + 24 * HOUR);
     let old = report.devices.iter().find(|d| d.id == "pump-old").unwrap();
     assert_eq!(old.in_service_to_ms, stop);
@@ -241,8 +245,46 @@ fn the_gateway_report_equals_the_one_rebuilt_from_events_and_counts_removed_devi
     assert_eq!(report.tickets.figures.opened, 1);
     assert_eq!(report.tickets.figures.repair_median_ms, Some(30 * 60_000));
     assert_eq!(report.site.name, "测试项目");
-    assert!(render(&report, Format::Html, Lang::Zh).contains("测试项目"));
-    assert!(render(&report, Format::Csv, Lang::Zh).starts_with("section,site,"));
+    let html = render(&report, Format::Html, Lang::Zh, None).unwrap();
+    assert!(String::from_utf8(html).unwrap().contains("测试项目"));
+    let csv = render(&report, Format::Csv, Lang::Zh, Some("period")).unwrap();
+    let csv = String::from_utf8(csv).unwrap();
+    assert!(csv.starts_with("\u{feff}项目编号,项目,月份,"), "{csv}");
+    assert!(csv.contains("测试项目"), "{csv}");
+    // The CSV figures are the JSON's, rounded for people.
+    let csv = render(&report, Format::Csv, Lang::En, Some("devices")).unwrap();
+    let csv = String::from_utf8(csv).unwrap();
+    for d in &report.devices {
+        let a = d
+            .figures
+            .availability
+            .map_or_else(String::new, |a| format!("{:.2}", a * 100.0));
+        let down = format!("{:.2}", d.figures.downtime_ms as f64 / 60_000.0);
+        let line = csv
+            .lines()
+            .find(|l| l.starts_with(&format!("{},", d.id)))
+            .unwrap_or_else(|| panic!("no row for {} in {csv}", d.id));
+        assert!(line.contains(&format!(",{a},")), "{line} lacks {a}");
+        assert!(line.contains(&format!(",{down},")), "{line} lacks {down}");
+    }
+    let xlsx = render(&report, Format::Xlsx, Lang::Zh, None).unwrap();
+    assert!(xlsx.starts_with(b"PK\x03\x04"), "a zip container");
+    assert!(matches!(
+        render(&report, Format::Csv, Lang::Zh, None),
+        Err(RenderFailure::NoSection)
+    ));
+    assert!(matches!(
+        render(&report, Format::Csv, Lang::Zh, Some("all")),
+        Err(RenderFailure::UnknownSection(_))
+    ));
+    assert!(matches!(
+        render(&report, Format::Json, Lang::Zh, Some("devices")),
+        Err(RenderFailure::SectionNotCsv)
+    ));
+    let files = folder_files(&report, Lang::Zh);
+    assert_eq!(files.len(), gateway_core::report::SECTIONS.len());
+    assert_eq!(files[3].0, "t-2026-11-devices.csv");
+    assert!(files.iter().all(|(_, text)| text.starts_with('\u{feff}')));
 }
 
 #[test]
@@ -252,6 +294,7 @@ fn the_format_follows_the_out_file_unless_given() {
         month: "2026-11".to_owned(),
         format,
         out: out.map(PathBuf::from),
+        section: None,
         lang: "zh".to_owned(),
         data_dir: None,
         site: None,
@@ -260,6 +303,8 @@ fn the_format_follows_the_out_file_unless_given() {
     assert_eq!(format_of(&args(None, None)), Format::Html);
     assert_eq!(format_of(&args(None, Some("r.CSV"))), Format::Csv);
     assert_eq!(format_of(&args(None, Some("r.json"))), Format::Json);
+    assert_eq!(format_of(&args(None, Some("r.xlsx"))), Format::Xlsx);
+    assert_eq!(format_of(&args(None, Some("reports/"))), Format::Csv);
     assert_eq!(format_of(&args(None, Some("r.pdf"))), Format::Html);
     assert_eq!(
         format_of(&args(Some(Format::Json), Some("r.csv"))),
@@ -278,6 +323,7 @@ fn bad_months_languages_and_sites_exit_64_before_touching_the_store() {
             month: month.to_owned(),
             format: None,
             out: None,
+            section: None,
             lang: lang.to_owned(),
             data_dir: None,
             site: site.map(str::to_owned),
@@ -350,7 +396,7 @@ fn thirty_months(site: &Site, cutoff: UnixMs, now: UnixMs) -> Store {
         let near_cutoff = (day - cutoff).abs() < 3 * 24 * HOUR;
         if day == cutoff {
             // A fault running across the cutoff, with a gateway outage at midnight:
-            // the first kept month must still see it began before (no incident).
+            // the first kept month must still see it as one fault (one incident).
             go(&mut store, "pump-1", Down, "rule:fault", cutoff - 2 * HOUR);
             go(&mut store, "pump-1", Unknown, "gateway_down", cutoff - HOUR);
             go(&mut store, "pump-1", Down, "rule:fault", cutoff + HOUR);
@@ -439,9 +485,10 @@ fn retention_deletes_old_months_and_every_kept_month_reports_exactly_as_before()
         .find(|d| d["id"] == "pump-1")
         .unwrap();
     // One fault a day from 4 November (the days around the cutoff are
-    // quiet): 27. The fault across the cutoff began in October and is not
-    // one of them.
-    assert_eq!(pump["figures"]["incidents"].as_u64(), Some(27));
+    // quiet): 27, and the fault across the cutoff, which began in October:
+    // an incident of November too, once, although its Down time there
+    // follows a gateway outage at midnight (one fault, not two).
+    assert_eq!(pump["figures"]["incidents"].as_u64(), Some(28));
 
     store.begin_prune(cutoff).unwrap();
     let c = crate::store::Cutoff {
@@ -500,6 +547,7 @@ fn a_month_before_the_retained_data_exits_64_with_the_reason() {
             month: month.to_owned(),
             format: Some(Format::Json),
             out: Some(dir.path().join("r.json")),
+            section: None,
             lang: "zh".to_owned(),
             data_dir: None,
             site: None,
@@ -510,4 +558,130 @@ fn a_month_before_the_retained_data_exits_64_with_the_reason() {
     assert!(!dir.path().join("r.json").exists());
     assert_eq!(run("2024-11"), 0);
     assert!(dir.path().join("r.json").exists());
+}
+
+#[test]
+fn a_ticket_counts_in_the_month_it_falls_due_in_whatever_its_last_update() {
+    let dir = tempfile::tempdir().unwrap();
+    let site = site(dir.path());
+    let mut store = Store::open(&site.data_dir).unwrap();
+    let cfg = gateway_core::config::TicketsConfig::default();
+    let mut book = TicketBook::new(&cfg, site.tz, Vec::new(), 1);
+    let dev = |id: &'static str| DeviceRef {
+        id,
+        class: DeviceClass::Pump,
+    };
+    // Opened 30 Apr 20:00, after the working day: due 1 May 18:00. Never
+    // touched again, so its last update is in April.
+    let mut events =
+        book.on_availability_below(dev("pump-1"), 0.9, 98.0, None, at(2026, 4, 30, 20, 0));
+    // Two more opened in May and left past their day's end.
+    events.extend(book.on_availability_below(dev("pump-2"), 0.9, 98.0, None, at(2026, 5, 6, 9, 0)));
+    events.extend(book.on_availability_below(dev("pump-3"), 0.9, 98.0, None, at(2026, 5, 7, 9, 0)));
+    store.save_ticket_events(&events).unwrap();
+    assert_eq!(
+        book.get(1).unwrap().deadline_ms,
+        at(2026, 5, 1, 18, 0),
+        "due the next working day's end"
+    );
+
+    let input = input_from_store(&site, &store, None, (2026, 5), at(2026, 6, 2, 9, 0)).unwrap();
+    let may = build(&input).unwrap();
+    assert_eq!(may.kpis.overnight, 3, "April's ticket falls due in May");
+    assert_eq!(may.tickets.figures.opened, 2);
+    let missed: Vec<u64> = may.tickets.missed.iter().map(|m| m.ticket).collect();
+    assert_eq!(missed, [1, 2, 3]);
+    // April: opened there, not due there.
+    let input = input_from_store(&site, &store, None, (2026, 4), at(2026, 6, 2, 9, 0)).unwrap();
+    let april = build(&input).unwrap();
+    assert_eq!(april.tickets.figures.opened, 1);
+    assert_eq!(april.kpis.overnight, 0);
+    // June: still open, but nothing falls due: loaded, counted nowhere.
+    let input = input_from_store(&site, &store, None, (2026, 6), at(2026, 6, 2, 9, 0)).unwrap();
+    assert_eq!(input.tickets.len(), 3, "open tickets are open in June too");
+    let june = build(&input).unwrap();
+    assert_eq!((june.kpis.overnight, june.tickets.figures.opened), (0, 0));
+}
+
+#[test]
+fn csv_is_one_table_per_file_and_xlsx_one_workbook() {
+    let dir = tempfile::tempdir().unwrap();
+    let site = site(dir.path());
+    let mut store = Store::open(&site.data_dir).unwrap();
+    let t = |from, to, at_ms| Transition {
+        device: "pump-1".to_owned(),
+        from,
+        to,
+        reason: None,
+        at_ms,
+    };
+    store
+        .record_transition(&t(Unknown, Up, at(2026, 10, 1, 0, 0)))
+        .unwrap();
+    store
+        .record_transition(&t(Up, Down, at(2026, 10, 3, 14, 0)))
+        .unwrap();
+    store
+        .record_transition(&t(Down, Up, at(2026, 10, 3, 15, 30)))
+        .unwrap();
+    store.heartbeat(at(2026, 11, 2, 0, 0)).unwrap();
+    drop(store);
+    let config = dir.path().join("gateway.toml");
+    let run = |format: Option<Format>, out: &Path, section: Option<&str>| {
+        report(ReportArgs {
+            config: config.clone(),
+            month: "2026-10".to_owned(),
+            format,
+            out: Some(out.to_owned()),
+            section: section.map(str::to_owned),
+            lang: "en".to_owned(),
+            data_dir: None,
+            site: None,
+            site_name: None,
+        })
+    };
+    // A CSV without a section: refused with the way to get one.
+    let one = dir.path().join("r.csv");
+    assert_eq!(run(None, &one, None), EXIT_CONFIG);
+    assert!(!one.exists());
+    assert_eq!(run(None, &one, Some("rows")), EXIT_CONFIG);
+    assert_eq!(run(None, &one, Some("devices")), 0);
+    let text = std::fs::read_to_string(&one).unwrap();
+    let mut lines = text.strip_prefix('\u{feff}').unwrap().split("\r\n");
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    assert_eq!(header[..3], ["Device id", "Device name", "Class"]);
+    let pump: Vec<&str> = lines
+        .find(|l| l.starts_with("pump-1,"))
+        .unwrap()
+        .split(',')
+        .collect();
+    let col = |name: &str| header.iter().position(|h| *h == name).unwrap();
+    assert_eq!(pump[col("Downtime (min)")], "90.00");
+    assert_eq!(pump[col("Incidents")], "1");
+    assert_eq!(pump[col("MTTR (min)")], "90.00");
+    assert_eq!(
+        pump[col("Availability (%)")],
+        format!("{:.2}", 100.0 - 1.5 / 744.0 * 100.0)
+    );
+    // A folder: one file per section.
+    let folder = dir.path().join("r");
+    assert_eq!(
+        run(None, &PathBuf::from(format!("{}/", folder.display())), None),
+        0
+    );
+    let mut names: Vec<String> = std::fs::read_dir(&folder)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names.len(), gateway_core::report::SECTIONS.len());
+    assert!(
+        names.contains(&"t-2026-10-missed.csv".to_owned()),
+        "{names:?}"
+    );
+    // An .xlsx by its extension.
+    let book = dir.path().join("r.xlsx");
+    assert_eq!(run(None, &book, None), 0);
+    assert!(std::fs::read(&book).unwrap().starts_with(b"PK\x03\x04"));
+    assert_eq!(run(Some(Format::Xlsx), &book, Some("devices")), EXIT_CONFIG);
 }

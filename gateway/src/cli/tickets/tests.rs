@@ -582,3 +582,63 @@ fn status_shows_state_since_and_availability_against_the_target() {
         "{text}"
     );
 }
+
+#[test]
+fn error_json_is_valid_json_whatever_the_message_holds() {
+    // A quote broke the report's `{"error":"…"}` and a control character
+    // the tickets' `{:?}`-quoted one (Rust escapes are not JSON escapes).
+    for message in [
+        r#"key "site" must be a string"#,
+        "tab\there, bell \u{7} and escape \u{1b}",
+        r"back\slash",
+        "引号 “中文” and \"ascii\"",
+    ] {
+        let text = error_json(message);
+        let v: serde_json::Value =
+            serde_json::from_str(&text).unwrap_or_else(|e| panic!("{text:?} is not JSON: {e}"));
+        assert_eq!(v["error"], message, "{text}");
+    }
+}
+
+#[test]
+fn status_of_a_stopped_gateway_knows_nothing_after_its_last_heartbeat() {
+    use DeviceState::{Down, Unknown, Up};
+    let dir = tempfile::tempdir().unwrap();
+    let site = site(dir.path());
+    let mut store = Store::open(&site.data_dir).unwrap();
+    // Up from 1 Nov 00:00, Down at 20:00; the gateway's last heartbeat is
+    // 2 Nov 00:00 and it has not run since (no lock held).
+    let month = at(2026, 11, 1, 0, 0);
+    let last_heartbeat = at(2026, 11, 2, 0, 0);
+    let now = at(2026, 11, 3, 0, 0);
+    store
+        .record_transition(&tr("pump-1", Unknown, Up, None, month))
+        .unwrap();
+    store
+        .record_transition(&tr(
+            "pump-1",
+            Up,
+            Down,
+            Some("comms"),
+            at(2026, 11, 1, 20, 0),
+        ))
+        .unwrap();
+    store.heartbeat(last_heartbeat).unwrap();
+    let s = status(&site, &store, now).unwrap();
+    assert!(!s.running);
+    let pump = &s.devices[0];
+    // The last recorded state is still shown as such …
+    assert_eq!(pump.state, Down);
+    // … but the 24 h after the heartbeat are unknown, not Down.
+    assert_eq!(pump.month, Some(20.0 / 24.0));
+    assert_eq!(pump.month_coverage, Some(0.5));
+    assert_eq!(pump.rolling, None, "nothing is known of the last 24 h");
+    assert_eq!(pump.rolling_coverage, Some(0.0));
+
+    // The same figures as the report of the month in progress.
+    let input = crate::cli::report::input_from_store(&site, &store, None, (2026, 11), now).unwrap();
+    let report = gateway_core::report::build(&input).unwrap();
+    let r = report.devices.iter().find(|d| d.id == "pump-1").unwrap();
+    assert_eq!(r.figures.availability, pump.month);
+    assert_eq!(r.figures.coverage, pump.month_coverage);
+}

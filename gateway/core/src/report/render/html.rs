@@ -584,15 +584,15 @@ fn coverage(h: &mut String, r: &MonthReport, tz: Tz, lang: Lang) {
         (
             lang.t("停机与故障次数", "Downtime and incidents"),
             lang.t(
-                "停机为本月内故障时长（含上月延续的故障）；故障次数为本月内开始的故障，网关离线前后的同一故障只计一次。",
-                "Downtime is time down this month (including an outage running in from last month); an incident is a fault beginning this month, one fault across a gateway outage counted once.",
+                "停机为本月内故障时长（含上月延续的故障）；故障次数为本月内有停机时间的故障，每个故障计一次：跨月的故障在两个月各计一次，网关离线或保养前后的同一故障只计一次（只有恢复运行才结束一个故障）。",
+                "Downtime is time down this month (including an outage running in from last month); incidents are the faults with down time this month, each counted once: a fault across the month boundary counts in both months, one fault across a gateway outage or maintenance once (only a return to up ends a fault).",
             ),
         ),
         (
             "MTBF / MTTR",
             lang.t(
-                "运行时间 ÷ 故障次数；故障时间 ÷ 故障次数。",
-                "Time up ÷ incidents; time down ÷ incidents.",
+                "运行时间 ÷ 故障次数；本月内故障时间 ÷ 故障次数。",
+                "Time up ÷ incidents; time down this month ÷ incidents.",
             ),
         ),
         (
