@@ -84,6 +84,17 @@ pub async fn run(args: RunArgs) -> u8 {
                 if let crate::engine::EngineError::Store(s) = &e
                     && s.is_damage()
                 {
+                    if !matches!(
+                        s,
+                        crate::store::StoreError::Lost { .. }
+                            | crate::store::StoreError::Damaged { .. }
+                    ) {
+                        eprintln!(
+                            "gateway run: the ledger {} is damaged; restore the last backup: gateway restore --data-dir {} --from BACKUP_DIR --force",
+                            data_dir.join(crate::store::DB_FILE).display(),
+                            data_dir.display()
+                        );
+                    }
                     return super::EXIT_DAMAGED;
                 }
                 return super::EXIT_UNAVAILABLE;

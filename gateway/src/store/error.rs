@@ -147,7 +147,9 @@ impl StoreError {
     /// stops, and the next start refuses the file.
     pub fn is_damage(&self) -> bool {
         match self {
-            StoreError::Lost { .. } | StoreError::Damaged { .. } => true,
+            StoreError::Lost { .. } | StoreError::Damaged { .. } | StoreError::Corrupt { .. } => {
+                true
+            }
             StoreError::Sqlite(e) | StoreError::Open { source: e, .. } => super::db::is_damage(e),
             _ => false,
         }
