@@ -191,6 +191,7 @@ async fn demo(a: DemoArgs, signals: gateway::logging::ShutdownSignals) -> Result
         &a.config,
         &gw_dir,
         unix_now_ms(),
+        None,
         publisher_stop.clone(),
     )? {
         core.north = Some(north);

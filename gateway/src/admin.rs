@@ -32,6 +32,8 @@ pub struct Metrics {
     pub mqtt: Option<Arc<MqttStats>>,
     /// On-call alert channels, if `[alerts]` is on.
     pub alerts: Option<Arc<crate::alerts::AlertStats>>,
+    /// The data disk and the ledger's writes (`gateway run`).
+    pub space: Option<Arc<crate::store::Space>>,
 }
 
 impl Metrics {
@@ -240,6 +242,85 @@ impl Metrics {
             );
             lines.push(format!("bms_alerts_pending {}", g(&a.pending)));
         }
+        // The data disk and the ledger's writes.
+        if let Some(sp) = &self.space {
+            let st = &sp.stats;
+            let g = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+            for (name, kind, help, v) in [
+                (
+                    "bms_data_disk_free_bytes",
+                    "gauge",
+                    "Bytes free on the data disk (last look).",
+                    g(&st.free_bytes),
+                ),
+                (
+                    "bms_data_disk_min_free_bytes",
+                    "gauge",
+                    "[store] min_free: the reserve telemetry may not use.",
+                    sp.min_free(),
+                ),
+                (
+                    "bms_data_disk_condition",
+                    "gauge",
+                    "The data disk: 0 ok, 1 low (below min_free: telemetry dropped first), 2 full (a write failed for lack of space).",
+                    g(&st.condition),
+                ),
+                (
+                    "bms_data_disk_full_total",
+                    "counter",
+                    "Writes that failed for lack of space on the data disk.",
+                    g(&st.full_events),
+                ),
+                (
+                    "bms_ledger_write_failing",
+                    "gauge",
+                    "1 while writes to the ledger database fail (they are kept and retried).",
+                    u64::from(st.ledger_failing.load(Ordering::Relaxed)),
+                ),
+                (
+                    "bms_ledger_write_failures_total",
+                    "counter",
+                    "Failed writes to the ledger database.",
+                    g(&st.ledger_failures),
+                ),
+            ] {
+                family(name, kind, help);
+                lines.push(format!("{name} {v}"));
+            }
+        }
+        for (sink, stats) in [("mqtt", &self.outbox), ("influx", &self.influx_outbox)] {
+            let Some(o) = stats else { continue };
+            let g = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+            lines.push(format!(
+                "bms_outbox_dropped_for_space_total{{sink=\"{sink}\"}} {}",
+                g(&o.dropped_for_space)
+            ));
+            lines.push(format!(
+                "bms_outbox_lost_total{{sink=\"{sink}\"}} {}",
+                g(&o.lost)
+            ));
+            lines.push(format!(
+                "bms_outbox_file_bytes{{sink=\"{sink}\"}} {}",
+                g(&o.file_bytes)
+            ));
+        }
+        if self.outbox.is_some() || self.influx_outbox.is_some() {
+            family(
+                "bms_outbox_dropped_for_space_total",
+                "counter",
+                "Telemetry dropped because the data disk was below [store] min_free or full (part of bms_outbox_dropped_total).",
+            );
+            family(
+                "bms_outbox_lost_total",
+                "counter",
+                "Events, states and tickets dropped from the in-memory backlog because the outbox refused appends too long.",
+            );
+            family(
+                "bms_outbox_file_bytes",
+                "gauge",
+                "Bytes the outbox files take on disk (database, WAL, WAL index), bounded by [outbox] max_size.",
+            );
+        }
         for l in lines {
             s.push_str(&l);
             s.push('\n');
@@ -247,7 +328,8 @@ impl Metrics {
         s
     }
 
-    /// `/healthz`: JSON; 200 unless MQTT is configured and not connected.
+    /// `/healthz`: JSON; 200 unless MQTT is configured and not connected,
+    /// the data disk is low or full, or ledger writes are failing.
     pub fn health(&self) -> (bool, String) {
         let connected = self
             .mqtt
@@ -257,11 +339,27 @@ impl Metrics {
             .outbox
             .as_ref()
             .map_or(0, |o| o.records.load(Ordering::Relaxed));
-        let ok = connected != Some(false);
+        let disk = self
+            .space
+            .as_ref()
+            .map(|s| match s.stats.condition.load(Ordering::Relaxed) {
+                0 => crate::store::Condition::Ok,
+                1 => crate::store::Condition::Low,
+                _ => crate::store::Condition::Full,
+            });
+        let ledger_failing = self
+            .space
+            .as_ref()
+            .is_some_and(|s| s.stats.ledger_failing.load(Ordering::Relaxed));
+        let ok = connected != Some(false)
+            && disk.is_none_or(|d| d == crate::store::Condition::Ok)
+            && !ledger_failing;
         let body = serde_json::json!({
             "status": if ok { "ok" } else { "degraded" },
             "mqtt_connected": connected,
             "outbox_records": waiting,
+            "data_disk": disk.map(crate::store::Condition::as_str),
+            "ledger_writes_failing": ledger_failing,
             "version": crate::buildinfo::VERSION,
             "commit": crate::buildinfo::COMMIT,
         });

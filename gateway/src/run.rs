@@ -21,7 +21,7 @@ use gateway_core::state::UnixMs;
 use tokio::sync::mpsc;
 use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
-use tracing::{error, info, warn};
+use tracing::{info, warn};
 
 use crate::engine::{CoreEvent, Engine};
 use crate::north::North;
@@ -181,15 +181,14 @@ impl Core {
 
     /// Appends what the north side buffered.
     fn flush(&mut self) {
-        if let Some(f) = self.influx.as_mut()
-            && let Err(e) = f.flush()
-        {
-            error!(error = %e, "cannot append to the InfluxDB outbox; retrying");
+        if let Some(f) = self.influx.as_mut() {
+            // Logged by the feed once per failure, not at every retry.
+            let _ = f.flush();
         }
-        if let Some(n) = self.north.as_mut()
-            && let Err(e) = n.flush()
-        {
-            error!(error = %e, waiting = n.waiting(), "cannot append to the outbox; retrying");
+        if let Some(n) = self.north.as_mut() {
+            // The north side logs when appends start failing and when they
+            // work again, not at every retry.
+            let _ = n.flush();
         }
     }
 }
@@ -244,6 +243,8 @@ pub struct RunSummary {
     pub missing: Vec<String>,
     /// The core, stopped, when [`RunOptions::keep_core`] asked for it.
     pub core: Option<Core>,
+    /// The run stopped because the ledger database is damaged: why.
+    pub fatal: Option<String>,
 }
 
 /// Polls every bus of `cfg` until `shutdown` is cancelled (or, in `once`
@@ -432,6 +433,11 @@ pub async fn run(
                     }
                 }
             }
+        }
+        // A damaged ledger: polling on would record nothing.
+        if let Some(f) = core.as_ref().and_then(|c| c.engine.fatal()) {
+            summary.fatal = Some(f.to_owned());
+            break;
         }
     }
     if core.is_some() {

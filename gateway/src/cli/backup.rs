@@ -243,6 +243,16 @@ fn do_restore(a: &RestoreArgs) -> Result<(), (u8, String)> {
     for f in FILES {
         let dst = dir.join(f);
         if present.contains(&f) {
+            // The file replaced goes with its WAL and index: a damaged
+            // database's WAL must not be replayed over the copy.
+            for suffix in ["", "-wal", "-shm"] {
+                let p = PathBuf::from(format!("{}{suffix}", dst.display()));
+                match std::fs::remove_file(&p) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err((1, format!("cannot remove {}: {e}", p.display()))),
+                }
+            }
             let src = Connection::open_with_flags(a.from.join(f), OpenFlags::SQLITE_OPEN_READ_ONLY)
                 .map_err(|e| (1, format!("cannot open {}: {e}", a.from.join(f).display())))?;
             copy_db(&src, &dst, f).map_err(|e| (1, e))?;

@@ -133,6 +133,7 @@ pub async fn demo(a: DemoArgs) -> u8 {
             &a.config,
             &data_dir,
             unix_now_ms(),
+            None,
             publisher_stop.clone(),
         ) {
             Ok(Some((north, state_every, task, replies, _))) => {

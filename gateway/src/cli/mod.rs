@@ -37,6 +37,13 @@ pub use tickets::{TicketsArgs, TicketsCommand, tickets};
 pub const EXIT_CONFIG: u8 = 64;
 /// Exit code when a peer could not be reached (EX_UNAVAILABLE).
 pub const EXIT_UNAVAILABLE: u8 = 69;
+/// Exit code when the ledger database is damaged or lost and is refused at
+/// start (EX_DATAERR): restarting will not fix it; `gateway restore` does.
+pub const EXIT_DAMAGED: u8 = 65;
+/// Exit code when the ledger database turned out damaged while running
+/// (EX_IOERR): the service manager restarts the gateway, whose start check
+/// then refuses the file with [`EXIT_DAMAGED`] and the way back.
+pub const EXIT_LEDGER_FAILED: u8 = 74;
 
 /// BMS edge gateway: polls building equipment over Modbus RTU/TCP.
 #[derive(Debug, Parser)]

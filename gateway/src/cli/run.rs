@@ -81,11 +81,37 @@ pub async fn run(args: RunArgs) -> u8 {
             Err(e) => {
                 error!(error = %e, "cannot start the engine");
                 eprintln!("gateway run: {e}");
+                if let crate::engine::EngineError::Store(s) = &e
+                    && s.is_damage()
+                {
+                    if !matches!(
+                        s,
+                        crate::store::StoreError::Lost { .. }
+                            | crate::store::StoreError::Damaged { .. }
+                    ) {
+                        eprintln!(
+                            "gateway run: the ledger {} is damaged; restore the last backup: gateway restore --data-dir {} --from BACKUP_DIR --force",
+                            data_dir.join(crate::store::DB_FILE).display(),
+                            data_dir.display()
+                        );
+                    }
+                    return super::EXIT_DAMAGED;
+                }
                 return super::EXIT_UNAVAILABLE;
             }
         };
+        // The data disk: telemetry stays out of the [store] min_free reserve.
+        let space = std::sync::Arc::new(crate::store::Space::new(
+            &data_dir,
+            cfg.raw.store.min_free_bytes(),
+        ));
+        let mut engine = engine;
+        engine.0.set_space(std::sync::Arc::clone(&space));
         let mut core = Core::new(engine);
-        let mut metrics = crate::admin::Metrics::default();
+        let mut metrics = crate::admin::Metrics {
+            space: Some(std::sync::Arc::clone(&space)),
+            ..crate::admin::Metrics::default()
+        };
         // On-call alerts (issue #6): every stored event also goes to the dispatcher.
         match crate::alerts::start(&cfg, &args.config, &data_dir, publisher_stop.clone()) {
             Ok(Some(a)) => {
@@ -106,6 +132,7 @@ pub async fn run(args: RunArgs) -> u8 {
             &args.config,
             &data_dir,
             started,
+            Some(std::sync::Arc::clone(&space)),
             publisher_stop.clone(),
         ) {
             Ok(Some((north, state_every, task, replies, stats))) => {
@@ -128,7 +155,13 @@ pub async fn run(args: RunArgs) -> u8 {
                 return code;
             }
         }
-        match start_influx(&cfg, &args.config, &data_dir, publisher_stop.clone()) {
+        match start_influx(
+            &cfg,
+            &args.config,
+            &data_dir,
+            &space,
+            publisher_stop.clone(),
+        ) {
             Ok(Some((feed, task))) => {
                 metrics.influx_outbox = Some(feed.stats());
                 core.influx = Some(feed);
@@ -280,6 +313,14 @@ pub async fn run(args: RunArgs) -> u8 {
         // The publisher delivers the outbox (up to 3 s), says offline and disconnects (up to 2 s).
         let _ = tokio::time::timeout(std::time::Duration::from_secs(7), task).await;
     }
+    if let Some(why) = &summary.fatal {
+        error!(error = %why, "stopped: the ledger database is damaged");
+        eprintln!(
+            "gateway run: the ledger database is damaged ({why}); stopped. Restore the last backup: gateway restore --data-dir {} --from BACKUP_DIR --force",
+            data_dir.display()
+        );
+        return super::EXIT_LEDGER_FAILED;
+    }
     if !args.once {
         info!(outcomes = summary.outcomes, "stopped");
         return 0;
@@ -418,6 +459,7 @@ pub fn start_north(
     config_file: &std::path::Path,
     data_dir: &std::path::Path,
     started_ms: i64,
+    space: Option<std::sync::Arc<crate::store::Space>>,
     shutdown: CancellationToken,
 ) -> Result<Option<NorthParts>, (u8, String)> {
     let Some(mqtt) = cfg.raw.mqtt.clone().filter(|m| m.enabled) else {
@@ -446,11 +488,15 @@ pub fn start_north(
         }
     }
     let outbox = &cfg.raw.outbox;
-    let writer = OutboxWriter::open(data_dir, outbox.fsync, outbox.max_bytes())
+    let mut writer = OutboxWriter::open(data_dir, outbox.fsync, outbox.max_bytes())
         .map_err(|e| (super::EXIT_UNAVAILABLE, e.to_string()))?;
     let stats = writer.stats();
-    let reader = OutboxReader::open(data_dir, outbox.fsync, std::sync::Arc::clone(&stats))
+    let mut reader = OutboxReader::open(data_dir, outbox.fsync, std::sync::Arc::clone(&stats))
         .map_err(|e| (super::EXIT_UNAVAILABLE, e.to_string()))?;
+    if let Some(s) = space {
+        writer = writer.with_space(std::sync::Arc::clone(&s));
+        reader = reader.with_space(s);
+    }
     let wake = std::sync::Arc::new(tokio::sync::Notify::new());
     // Signed commands over MQTT, when [commands] is on.
     let mut commands_tx = None;
@@ -508,6 +554,7 @@ fn start_influx(
     cfg: &Resolved,
     config_file: &std::path::Path,
     data_dir: &std::path::Path,
+    space: &std::sync::Arc<crate::store::Space>,
     shutdown: CancellationToken,
 ) -> Result<Option<InfluxParts>, (u8, String)> {
     use crate::north::outbox::INFLUX_FILE;
@@ -524,9 +571,11 @@ fn start_influx(
     let outbox = &cfg.raw.outbox;
     let file = data_dir.join(INFLUX_FILE);
     let w = OutboxWriter::open_at(&file, outbox.fsync, outbox.max_bytes())
-        .map_err(|e| (super::EXIT_UNAVAILABLE, e.to_string()))?;
+        .map_err(|e| (super::EXIT_UNAVAILABLE, e.to_string()))?
+        .with_space(std::sync::Arc::clone(space));
     let r = OutboxReader::open_at(&file, outbox.fsync, w.stats())
-        .map_err(|e| (super::EXIT_UNAVAILABLE, e.to_string()))?;
+        .map_err(|e| (super::EXIT_UNAVAILABLE, e.to_string()))?
+        .with_space(std::sync::Arc::clone(space));
     let wake = std::sync::Arc::new(tokio::sync::Notify::new());
     let feed = crate::north::influx_feed::InfluxFeed::new(w, std::sync::Arc::clone(&wake));
     let task = tokio::spawn(crate::north::influx_feed::run(

@@ -66,6 +66,15 @@
 //! the queue is not empty, so a crash meanwhile turns the unwritten stretch
 //! into `gateway_down`. A write the database refuses as inconsistent (a
 //! bug, never a transient fault) is logged and dropped.
+//!
+//! A full disk is such a transient fault: the data disk's spare file is
+//! released ([`crate::store::Space`]) and the write tried again at once;
+//! while writes fail, `/healthz` is degraded. A **damaged** database
+//! (SQLite reports corruption) is not: retrying cannot help, so the engine
+//! stops taking outcomes ([`Engine::fatal`]) and the gateway exits with a
+//! code of its own, so that the service manager restarts it and the start
+//! check refuses the file, naming the way back (`gateway restore`),
+//! instead of polling on with a ledger that is no longer written.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::path::{Path, PathBuf};
@@ -204,6 +213,10 @@ pub struct Engine {
     stored_windows: Vec<Window>,
     queue: VecDeque<Pending>,
     failing: bool,
+    /// The data disk, when the run watches it.
+    space: Option<std::sync::Arc<crate::store::Space>>,
+    /// The database is damaged: why (the run stops).
+    fatal: Option<String>,
     last_heartbeat_ms: UnixMs,
     last_availability_ms: UnixMs,
     retention: Retention,
@@ -374,6 +387,8 @@ impl Engine {
             stored_windows,
             queue: VecDeque::new(),
             failing: false,
+            space: None,
+            fatal: None,
             last_heartbeat_ms: now_ms,
             last_availability_ms: now_ms,
             retention: Retention {
@@ -390,6 +405,63 @@ impl Engine {
         Ok((engine, events))
     }
 
+    /// Watches the data disk: its spare file is released when a write
+    /// fails for lack of space, and its condition refreshed every tick.
+    pub fn set_space(&mut self, space: std::sync::Arc<crate::store::Space>) {
+        self.space = Some(space);
+    }
+
+    /// Why the database cannot be written any more (it is damaged), if so:
+    /// the run stops and the gateway exits.
+    pub fn fatal(&self) -> Option<&str> {
+        self.fatal.as_deref()
+    }
+
+    /// A write failed with `e`: damage is fatal, a full disk releases the
+    /// spare file (true: try again now); logged once per failure spell.
+    fn on_write_error(&mut self, e: &StoreError, what: &str) -> bool {
+        if let Some(s) = &self.space {
+            s.stats
+                .ledger_failures
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            s.stats
+                .ledger_failing
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+        if e.is_damage() {
+            if self.fatal.is_none() {
+                error!(
+                    error = %e, database = %self.store.path().display(),
+                    "the ledger database is damaged: stopping (exit code 74) so that the service manager restarts the gateway and the start check refuses the file; restore the last backup with `gateway restore`"
+                );
+                self.fatal = Some(format!("{}: {e}", self.store.path().display()));
+            }
+            return false;
+        }
+        let retry = e.is_disk_full() && self.space.as_ref().is_some_and(|s| s.on_full());
+        if !self.failing {
+            error!(
+                error = %e, queued = self.queue.len(), what,
+                "cannot write to the database; keeping the writes and retrying every second"
+            );
+            self.failing = true;
+        }
+        retry
+    }
+
+    /// A write went through after failures.
+    fn on_write_ok(&mut self) {
+        if self.failing {
+            info!("the database accepts writes again");
+            self.failing = false;
+            if let Some(s) = &self.space {
+                s.stats
+                    .ledger_failing
+                    .store(false, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
+    }
+
     /// Feeds one poll outcome; returns what is now stored.
     pub fn observe(&mut self, outcome: &PollOutcome) -> Vec<CoreEvent> {
         let events = self.health.observe(outcome);
@@ -401,6 +473,9 @@ impl Engine {
     /// availability thresholds, ticket deadlines, queued commands and the
     /// heartbeat. Returns what is now stored.
     pub fn tick(&mut self, now_ms: UnixMs) -> Vec<CoreEvent> {
+        if let Some(s) = &self.space {
+            s.maintain();
+        }
         self.apply_windows(now_ms);
         let events = self.health.tick(now_ms);
         self.handle_health(events);
@@ -494,6 +569,9 @@ impl Engine {
     /// then a last heartbeat, so that the next start closes the intervals at
     /// this moment. Returns what was stored.
     pub fn stop(&mut self, now_ms: UnixMs) -> Vec<CoreEvent> {
+        if self.fatal.is_some() {
+            return Vec::new();
+        }
         let out = self.flush();
         if self.queue.is_empty() {
             self.write_heartbeat(now_ms);
@@ -793,7 +871,11 @@ impl Engine {
         let commands = match self.store.pending_commands() {
             Ok(c) => c,
             Err(e) => {
-                warn!(error = %e, "cannot read queued commands; retrying");
+                if e.is_damage() {
+                    self.on_write_error(&e, "commands");
+                } else {
+                    warn!(error = %e, "cannot read queued commands; retrying");
+                }
                 return;
             }
         };
@@ -839,9 +921,23 @@ impl Engine {
     }
 
     fn write_heartbeat(&mut self, now_ms: UnixMs) {
-        match self.store.heartbeat(now_ms) {
-            Ok(()) => self.last_heartbeat_ms = now_ms,
-            Err(e) => warn!(error = %e, "cannot write the heartbeat; retrying"),
+        if self.fatal.is_some() {
+            return;
+        }
+        let mut result = self.store.heartbeat(now_ms);
+        if let Err(e) = &result
+            && self.on_write_error(e, "heartbeat")
+        {
+            result = self.store.heartbeat(now_ms);
+        }
+        match result {
+            Ok(()) => {
+                self.last_heartbeat_ms = now_ms;
+                self.on_write_ok();
+            }
+            Err(e) => {
+                self.on_write_error(&e, "heartbeat");
+            }
         }
     }
 
@@ -849,7 +945,11 @@ impl Engine {
     /// now (retried on the next call). Returns what was stored.
     fn flush(&mut self) -> Vec<CoreEvent> {
         let mut out = Vec::new();
+        let mut retried = false;
         while let Some(p) = self.queue.front() {
+            if self.fatal.is_some() {
+                break;
+            }
             let result = match p {
                 Pending::Transition(t) => self.store.record_transition(t),
                 Pending::Tickets(evs) => self.store.save_ticket_events(evs),
@@ -857,22 +957,15 @@ impl Engine {
                 Pending::Finish(id, r, at_ms) => self.store.finish_command(*id, r, *at_ms),
             };
             match result {
-                Ok(()) => {
-                    if self.failing {
-                        info!("the database accepts writes again");
-                        self.failing = false;
-                    }
-                }
+                Ok(()) => self.on_write_ok(),
                 Err(e @ StoreError::Inconsistent { .. }) => {
                     error!(error = %e, "the ledger refused a transition; dropped (please report this)");
                 }
                 Err(e) => {
-                    if !self.failing {
-                        error!(
-                            error = %e, queued = self.queue.len(),
-                            "cannot write to the database; keeping the writes and retrying every second"
-                        );
-                        self.failing = true;
+                    // A full disk: once more at once with the spare's room.
+                    if self.on_write_error(&e, "ledger") && !retried {
+                        retried = true;
+                        continue;
                     }
                     break;
                 }

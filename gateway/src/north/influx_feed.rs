@@ -28,8 +28,13 @@ use crate::influx::{InfluxWriter, WriteError, line};
 pub struct InfluxFeed {
     writer: OutboxWriter,
     buffer: Vec<String>,
+    /// Appends fail now (logged once).
+    failing: bool,
     wake: Arc<Notify>,
 }
+
+/// The most lines waiting in memory while the InfluxDB outbox refuses appends.
+pub const MAX_WAITING: usize = 20_000;
 
 impl InfluxFeed {
     /// Over an open outbox.
@@ -37,6 +42,7 @@ impl InfluxFeed {
         InfluxFeed {
             writer,
             buffer: Vec::new(),
+            failing: false,
             wake,
         }
     }
@@ -59,7 +65,9 @@ impl InfluxFeed {
             .push(crate::influx::availability_line(cfg, v, now_ms));
     }
 
-    /// Appends what is buffered (kept on error for the next call).
+    /// Appends what is buffered (kept on error for the next call, up to
+    /// [`MAX_WAITING`] lines: the oldest go first, counted as dropped). A
+    /// failure is logged once, and once when appends work again.
     pub fn flush(&mut self) -> Result<(), OutboxError> {
         if self.buffer.is_empty() {
             return Ok(());
@@ -74,11 +82,30 @@ impl InfluxFeed {
         });
         match result {
             Ok(_) => {
+                if self.failing {
+                    self.failing = false;
+                    tracing::info!("the InfluxDB outbox accepts appends again");
+                }
                 self.wake.notify_one();
                 Ok(())
             }
             Err(e) => {
+                if !self.failing {
+                    self.failing = true;
+                    tracing::error!(error = %e, "cannot append to the InfluxDB outbox; lines wait in memory (the oldest dropped past {MAX_WAITING}) and are tried again");
+                }
                 self.buffer = lines;
+                if self.buffer.len() > MAX_WAITING {
+                    let excess = self.buffer.len() - MAX_WAITING;
+                    self.buffer.drain(..excess);
+                    let stats = self.writer.stats();
+                    stats
+                        .dropped
+                        .fetch_add(excess as u64, std::sync::atomic::Ordering::Relaxed);
+                    stats
+                        .dropped_for_space
+                        .fetch_add(excess as u64, std::sync::atomic::Ordering::Relaxed);
+                }
                 Err(e)
             }
         }

@@ -10,7 +10,16 @@
 //! [`North`] runs on the run loop (synchronous, like the engine): it turns
 //! polls and core events into messages ([`crate::wire`]), buffers them and
 //! appends them to the outbox in one transaction per [`North::flush`]
-//! (every 100 ms), then wakes the publisher. The publisher
+//! (every 100 ms), then wakes the publisher.
+//!
+//! When the outbox refuses appends (a full disk), the numbered messages
+//! wait in a bounded backlog ([`MAX_BACKLOG`] messages, [`MAX_BACKLOG_BYTES`]),
+//! tried again every [`RETRY_EVERY`] in chunks of [`APPEND_CHUNK`]. Over the
+//! bound the oldest telemetry goes first, then (only if the disk stays full
+//! that long) the oldest other messages, each counted; their seqs are never
+//! handed out again — they are reserved in the outbox when the trouble
+//! starts — so consumers see a gap. One log line when appends start
+//! failing, one when they work again. The publisher
 //! ([`mqtt::Publisher`]) is its own task with its own outbox connection.
 
 pub mod commands;
@@ -19,6 +28,7 @@ pub mod mqtt;
 pub mod outbox;
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use gateway_core::config::{MqttConfig, Resolved};
 use gateway_core::model::PollOutcome;
@@ -31,6 +41,14 @@ use outbox::{Kind, NewRecord, OutboxError, OutboxStats, OutboxWriter};
 
 /// How often buffered messages are appended to the outbox.
 pub const FLUSH_EVERY: std::time::Duration = std::time::Duration::from_millis(100);
+/// The most messages waiting in memory while the outbox refuses appends.
+pub const MAX_BACKLOG: usize = 20_000;
+/// The most bytes (topic + payload) waiting in memory meanwhile.
+pub const MAX_BACKLOG_BYTES: usize = 8 * 1024 * 1024;
+/// How often a refused append is tried again.
+pub const RETRY_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+/// The most records appended in one transaction.
+pub const APPEND_CHUNK: usize = 2_000;
 
 /// A message waiting for its seq.
 #[derive(Debug)]
@@ -49,8 +67,18 @@ pub struct North {
     topics: Topics,
     telemetry_qos: u8,
     buffer: Vec<Msg>,
-    /// Serialised records a failed append left behind, in seq order.
-    unwritten: Vec<NewRecord>,
+    /// Numbered records a failed append left behind, in seq order.
+    unwritten: std::collections::VecDeque<(u64, NewRecord)>,
+    /// Their topic and payload bytes.
+    unwritten_bytes: usize,
+    /// The seq the next message gets.
+    next_seq: u64,
+    /// Seqs are reserved in the outbox up to (not including) this one.
+    reserved_to: u64,
+    /// Appends fail now: when the next try is due.
+    retry_at: Option<std::time::Instant>,
+    /// Telemetry and other messages dropped from the backlog meanwhile.
+    dropped_run: (u64, u64),
     wake: Arc<Notify>,
 }
 
@@ -63,11 +91,16 @@ impl North {
         wake: Arc<Notify>,
     ) -> North {
         North {
-            writer,
             topics: Topics::new(&mqtt.prefix, &cfg.site, &cfg.gateway),
             telemetry_qos: mqtt.telemetry_qos.as_u8(),
             buffer: Vec::new(),
-            unwritten: Vec::new(),
+            next_seq: writer.next_seq(),
+            reserved_to: 0,
+            writer,
+            unwritten: std::collections::VecDeque::new(),
+            unwritten_bytes: 0,
+            retry_at: None,
+            dropped_run: (0, 0),
             wake,
         }
     }
@@ -172,34 +205,126 @@ impl North {
         );
     }
 
-    /// Appends what is buffered (one transaction) and wakes the publisher.
-    /// On error nothing is lost: the records (with the seqs they were
-    /// given, which the outbox has not handed out) are tried again first on
-    /// the next call.
+    /// Appends what is buffered (one transaction per [`APPEND_CHUNK`]) and
+    /// wakes the publisher. On error the records (numbered) wait in the
+    /// bounded backlog and are tried again first, no sooner than
+    /// [`RETRY_EVERY`]; see the module doc.
     pub fn flush(&mut self) -> Result<(), OutboxError> {
-        if self.buffer.is_empty() && self.unwritten.is_empty() {
-            return Ok(());
-        }
-        let first = self.writer.next_seq() + self.unwritten.len() as u64;
-        for (i, m) in std::mem::take(&mut self.buffer).into_iter().enumerate() {
-            self.unwritten.push(NewRecord {
-                payload: wire::with_seq(m.body, first + i as u64),
+        for m in std::mem::take(&mut self.buffer) {
+            let seq = self.next_seq;
+            self.next_seq += 1;
+            let r = NewRecord {
+                payload: wire::with_seq(m.body, seq),
                 topic: m.topic,
                 qos: m.qos,
                 retain: m.retain,
                 kind: m.kind,
-            });
+            };
+            self.unwritten_bytes += r.topic.len() + r.payload.len();
+            self.unwritten.push_back((seq, r));
         }
-        let records = std::mem::take(&mut self.unwritten);
-        match self.writer.append(records.iter().cloned(), |_, r| r) {
-            Ok(_) => {
-                self.wake.notify_one();
-                Ok(())
+        if self.unwritten.is_empty() {
+            return Ok(());
+        }
+        if let Some(at) = self.retry_at {
+            self.bound_backlog();
+            self.reserve_ahead();
+            if std::time::Instant::now() < at {
+                return Err(OutboxError::Waiting);
             }
-            Err(e) => {
-                self.unwritten = records;
-                Err(e)
+        }
+        while !self.unwritten.is_empty() {
+            let n = self.unwritten.len().min(APPEND_CHUNK);
+            let chunk: Vec<(u64, NewRecord)> = self.unwritten.range(..n).cloned().collect();
+            if let Err(e) = self.writer.append_numbered(&chunk) {
+                if self.retry_at.is_none() {
+                    tracing::error!(
+                        error = %e, waiting = self.unwritten.len(),
+                        max_backlog = MAX_BACKLOG,
+                        "cannot append to the outbox; messages wait in memory (bounded: telemetry is dropped first, counted, a gap in seq) and are tried again every second"
+                    );
+                }
+                self.retry_at = Some(std::time::Instant::now() + RETRY_EVERY);
+                self.bound_backlog();
+                self.reserve_ahead();
+                return Err(e);
             }
+            for (_, r) in self.unwritten.drain(..n) {
+                self.unwritten_bytes = self
+                    .unwritten_bytes
+                    .saturating_sub(r.topic.len() + r.payload.len());
+            }
+            self.wake.notify_one();
+        }
+        if self.retry_at.take().is_some() {
+            self.reserved_to = 0;
+            let (telemetry, other) = std::mem::take(&mut self.dropped_run);
+            tracing::info!(
+                dropped_telemetry = telemetry,
+                dropped_other = other,
+                "the outbox accepts appends again"
+            );
+        }
+        Ok(())
+    }
+
+    /// Keeps the backlog within [`MAX_BACKLOG`] and [`MAX_BACKLOG_BYTES`]:
+    /// the oldest telemetry first, then the oldest other messages.
+    fn bound_backlog(&mut self) {
+        let over = |n: usize, b: usize| n > MAX_BACKLOG || b > MAX_BACKLOG_BYTES;
+        if !over(self.unwritten.len(), self.unwritten_bytes) {
+            return;
+        }
+        let (mut n, mut bytes) = (self.unwritten.len(), self.unwritten_bytes);
+        let mut telemetry = 0u64;
+        self.unwritten.retain(|(_, r)| {
+            if r.kind == Kind::Telemetry && over(n, bytes) {
+                n -= 1;
+                bytes = bytes.saturating_sub(r.topic.len() + r.payload.len());
+                telemetry += 1;
+                false
+            } else {
+                true
+            }
+        });
+        let mut other = 0u64;
+        while over(n, bytes) {
+            let Some((_, r)) = self.unwritten.pop_front() else {
+                break;
+            };
+            n -= 1;
+            bytes = bytes.saturating_sub(r.topic.len() + r.payload.len());
+            other += 1;
+        }
+        self.unwritten_bytes = bytes;
+        let stats = self.writer.stats();
+        stats.dropped.fetch_add(telemetry, Ordering::Relaxed);
+        stats
+            .dropped_for_space
+            .fetch_add(telemetry, Ordering::Relaxed);
+        stats.lost.fetch_add(other, Ordering::Relaxed);
+        if other > 0 && self.dropped_run.1 == 0 {
+            tracing::error!(
+                dropped = other,
+                "the outbox has refused appends for so long that the backlog is full of events, states and tickets: the oldest are dropped (counted in bms_outbox_lost_total, a gap in seq); the ledger still has them"
+            );
+        }
+        self.dropped_run.0 += telemetry;
+        self.dropped_run.1 += other;
+    }
+
+    /// While appends fail: seqs handed out are reserved in the outbox (a
+    /// small write that the spare file leaves room for), so that a stop
+    /// now shows the unwritten messages as a gap instead of reusing their
+    /// seqs.
+    fn reserve_ahead(&mut self) {
+        if self.next_seq < self.reserved_to && self.writer.has_reservation() {
+            return;
+        }
+        let handed_out = self.next_seq.saturating_sub(1);
+        let ahead = MAX_BACKLOG as u64;
+        if self.writer.reserve_through(handed_out, ahead).is_ok() {
+            self.reserved_to = handed_out + 1 + ahead;
         }
     }
 

@@ -621,9 +621,10 @@ impl Publisher {
         if flight.done.is_empty() {
             return;
         }
-        match self.outbox.remove(&flight.done) {
-            Ok(()) => flight.done.clear(),
-            Err(e) => error!(error = %e, "cannot remove delivered records from the outbox"),
+        // A failure is logged by the outbox once, not at every retry; the
+        // seqs are kept for the next try.
+        if self.outbox.remove(&flight.done).is_ok() {
+            flight.done.clear();
         }
     }
 }

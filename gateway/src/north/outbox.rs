@@ -9,11 +9,24 @@
 //! - **`seq`** is the row key: strictly increasing, never reused, across
 //!   restarts (the next value is kept in `meta` in the same transaction as
 //!   each append, so a deleted tail is never handed out again).
-//! - **Bounded.** The writer keeps the outbox under `max_bytes` (payload
-//!   and topic bytes): when an append would exceed it, the oldest
-//!   *telemetry* rows are deleted first, counted and logged. Events,
-//!   states, tickets and alarms are never dropped; if only they remain, the
-//!   outbox grows past the limit and says so.
+//! - **Bounded on disk.** `max_bytes` bounds the files: database, WAL and
+//!   WAL index together. The WAL is checkpointed every few pages
+//!   (`wal_autocheckpoint`, a sixteenth of the limit) and cut back
+//!   (`journal_size_limit`, and a truncating checkpoint when it is over
+//!   its share anyway); the database's pages in use are counted in each
+//!   append's transaction, and when they pass their share the oldest
+//!   *telemetry* rows are deleted first, counted and logged. Pages left
+//!   free beyond the share are given back to the file system
+//!   (`auto_vacuum = INCREMENTAL`). Events, states, tickets and alarms are
+//!   never dropped; if only they remain, the outbox grows past the limit
+//!   and says so.
+//! - **The data disk** ([`crate::store::Space`]): telemetry may not use
+//!   the `[store] min_free` reserve. The limit of an append is also the
+//!   outbox's files plus the free space above the reserve, so below it the
+//!   outbox drops its oldest telemetry and hands the pages back, and the
+//!   ledger keeps its room. A write that fails for lack of space releases
+//!   the spare file and is tried once more, so that telemetry can be
+//!   dropped and delivered records removed even on a full disk.
 //! - **fsync policy** ([`Fsync`]): `always` = `synchronous = FULL`; `batch`
 //!   (default) = `NORMAL` (a crash loses nothing, a power cut can lose the
 //!   last appends since the last checkpoint); `off` = `OFF`.
@@ -26,6 +39,8 @@ use std::time::Duration;
 use gateway_core::config::Fsync;
 use rusqlite::{Connection, OptionalExtension, params};
 
+use crate::store::Space;
+
 /// The MQTT outbox file in the data directory.
 pub const OUTBOX_FILE: &str = "outbox.db";
 /// The InfluxDB outbox file in the data directory.
@@ -33,6 +48,30 @@ pub const INFLUX_FILE: &str = "influx-outbox.db";
 
 /// Bytes counted per row beyond topic and payload (row overhead, roughly).
 const ROW_OVERHEAD: u64 = 32;
+/// SQLite's page size for new outboxes.
+const PAGE_SIZE: u64 = 4096;
+/// What the WAL index (`-shm`) takes: 32 KiB per 4096 WAL frames.
+const SHM_BYTES: u64 = 32 * 1024;
+
+/// The WAL's share of `max_bytes`: a sixteenth, between 64 KiB and 4 MiB.
+fn wal_budget(max_bytes: u64) -> u64 {
+    (max_bytes / 16).clamp(64 * 1024, 4 * 1024 * 1024)
+}
+
+/// The bytes the files of the outbox `file` take on disk (db, WAL, index).
+pub fn files_size(file: &Path) -> u64 {
+    ["", "-wal", "-shm"]
+        .iter()
+        .map(|suffix| {
+            std::fs::metadata(format!("{}{suffix}", file.display())).map_or(0, |m| m.len())
+        })
+        .sum()
+}
+
+/// Whether an outbox error is the disk being full.
+fn is_full(e: &rusqlite::Error) -> bool {
+    matches!(e, rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::DiskFull)
+}
 
 /// Why the outbox failed.
 #[derive(Debug, thiserror::Error)]
@@ -48,6 +87,9 @@ pub enum OutboxError {
     /// A read or write failed.
     #[error("outbox: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    /// Appends failed a moment ago; the next try is due later.
+    #[error("outbox: appends are failing; the next try is due in a moment")]
+    Waiting,
 }
 
 /// What kind of message a record is (only telemetry may be dropped).
@@ -102,9 +144,19 @@ pub struct OutboxStats {
     pub delivered: AtomicU64,
     /// The highest seq appended so far (0: none yet).
     pub last_seq: AtomicU64,
+    /// Telemetry dropped because the data disk was below `[store]
+    /// min_free` or full (part of `dropped`), since start.
+    pub dropped_for_space: AtomicU64,
+    /// Bytes the outbox's files take on disk (db + WAL + index), last look.
+    pub file_bytes: AtomicU64,
+    /// `[outbox] max_size` in bytes (for the reader's WAL settings).
+    pub max_bytes: AtomicU64,
+    /// Messages other than telemetry dropped from the in-memory backlog
+    /// because the outbox refused appends for too long (a gap in `seq`).
+    pub lost: AtomicU64,
 }
 
-fn open(path: &Path, fsync: Fsync) -> Result<Connection, OutboxError> {
+fn open(path: &Path, fsync: Fsync, max_bytes: u64) -> Result<Connection, OutboxError> {
     let path = path.to_path_buf();
     let dir = path.parent().unwrap_or_else(|| Path::new("."));
     let wrap = |source| OutboxError::Open {
@@ -119,7 +171,17 @@ fn open(path: &Path, fsync: Fsync) -> Result<Connection, OutboxError> {
     }
     let c = Connection::open(&path).map_err(wrap)?;
     c.busy_timeout(Duration::from_secs(5)).map_err(wrap)?;
+    // Before the first table: a new outbox can give its free pages back.
+    c.pragma_update(None, "auto_vacuum", "INCREMENTAL")
+        .map_err(wrap)?;
     c.pragma_update(None, "journal_mode", "WAL").map_err(wrap)?;
+    // The WAL stays within its share of max_size: checkpointed every few
+    // pages, cut back to its share when it restarts.
+    let wal = i64::try_from(wal_budget(max_bytes)).unwrap_or(i64::MAX);
+    c.pragma_update(None, "wal_autocheckpoint", (wal / 4096 / 2).max(4))
+        .map_err(wrap)?;
+    c.pragma_update(None, "journal_size_limit", wal)
+        .map_err(wrap)?;
     let sync = match fsync {
         Fsync::Always => "FULL",
         Fsync::Batch => "NORMAL",
@@ -149,10 +211,29 @@ fn open(path: &Path, fsync: Fsync) -> Result<Connection, OutboxError> {
 #[derive(Debug)]
 pub struct OutboxWriter {
     conn: Connection,
+    file: PathBuf,
     next_seq: u64,
     max_bytes: u64,
     stats: Arc<OutboxStats>,
+    space: Option<Arc<Space>>,
+    /// The highest seq handed out when seqs were last reserved ahead
+    /// ([`reserve_through`](Self::reserve_through)); the reservation is
+    /// cleared once it is stored.
+    reserved_for: Option<u64>,
     full_warned: bool,
+    /// Dropping telemetry now (logged when it starts and when it stops).
+    dropping: bool,
+    /// Telemetry dropped since dropping started.
+    dropped_run: u64,
+}
+
+/// Why telemetry is being dropped, for the log line.
+fn drop_reason(for_space: bool) -> &'static str {
+    if for_space {
+        "the data disk is below [store] min_free or full"
+    } else {
+        "the outbox is at [outbox] max_size"
+    }
 }
 
 impl OutboxWriter {
@@ -163,15 +244,26 @@ impl OutboxWriter {
 
     /// Opens (creating) an outbox file.
     pub fn open_at(file: &Path, fsync: Fsync, max_bytes: u64) -> Result<OutboxWriter, OutboxError> {
-        let conn = open(file, fsync)?;
+        let conn = open(file, fsync, max_bytes)?;
+        make_incremental(&conn, file);
         let stored: Option<i64> = conn
             .query_row("SELECT value FROM meta WHERE key = 'next_seq'", [], |r| {
                 r.get(0)
             })
             .optional()?;
         let max: Option<i64> = conn.query_row("SELECT MAX(seq) FROM records", [], |r| r.get(0))?;
+        let reserved: Option<i64> = conn
+            .query_row(
+                "SELECT value FROM meta WHERE key = 'reserved_seq'",
+                [],
+                |r| r.get(0),
+            )
+            .optional()?;
+        // A reservation left by a run that stopped with messages it could
+        // not store: their seqs are never handed out again (a gap).
         let next_seq = stored
             .unwrap_or(1)
+            .max(reserved.unwrap_or(1))
             .max(max.map_or(1, |m| m.saturating_add(1)))
             .max(1);
         let (records, bytes): (i64, i64) = conn.query_row(
@@ -188,13 +280,26 @@ impl OutboxWriter {
             u64::try_from(bytes).unwrap_or(0) + records * ROW_OVERHEAD,
             Ordering::Relaxed,
         );
+        stats.file_bytes.store(files_size(file), Ordering::Relaxed);
+        stats.max_bytes.store(max_bytes, Ordering::Relaxed);
         Ok(OutboxWriter {
             conn,
+            file: file.to_path_buf(),
             next_seq,
             max_bytes,
             stats,
+            space: None,
+            reserved_for: None,
             full_warned: false,
+            dropping: false,
+            dropped_run: 0,
         })
+    }
+
+    /// Keeps the outbox out of the data disk's reserve (see the module doc).
+    pub fn with_space(mut self, space: Arc<Space>) -> OutboxWriter {
+        self.space = Some(space);
+        self
     }
 
     /// The counters, shared with the publisher.
@@ -220,6 +325,29 @@ impl OutboxWriter {
         Ok(seq)
     }
 
+    /// Records that seqs up to `handed_out + ahead` may be in use by
+    /// messages not stored yet (the caller's backlog while appends fail),
+    /// so that a restart never hands them out again. Cleared by the append
+    /// that stores `handed_out`.
+    pub fn reserve_through(&mut self, handed_out: u64, ahead: u64) -> Result<(), OutboxError> {
+        self.conn.execute(
+            "INSERT INTO meta (key, value) VALUES ('reserved_seq', ?1)
+             ON CONFLICT (key) DO UPDATE SET value = MAX(value, excluded.value)",
+            [
+                i64::try_from(handed_out.saturating_add(1).saturating_add(ahead))
+                    .unwrap_or(i64::MAX),
+            ],
+        )?;
+        self.reserved_for = Some(handed_out);
+        Ok(())
+    }
+
+    /// Whether a reservation made by [`reserve_through`](Self::reserve_through)
+    /// is still in force.
+    pub fn has_reservation(&self) -> bool {
+        self.reserved_for.is_some()
+    }
+
     /// Appends records in one transaction; `build` is given each record's
     /// seq, in order, and returns the record. Returns how many telemetry
     /// records were dropped to make room.
@@ -228,102 +356,252 @@ impl OutboxWriter {
         items: impl IntoIterator<Item = T>,
         mut build: impl FnMut(u64, T) -> NewRecord,
     ) -> Result<u64, OutboxError> {
-        let tx = self.conn.transaction()?;
         let mut seq = self.next_seq;
+        let records: Vec<(u64, NewRecord)> = items
+            .into_iter()
+            .map(|item| {
+                let r = (seq, build(seq, item));
+                seq += 1;
+                r
+            })
+            .collect();
+        self.append_numbered(&records)
+    }
+
+    /// Appends records that carry their seq already (increasing, from
+    /// [`next_seq`](Self::next_seq) on; a seq left out is a gap that
+    /// consumers see), in one transaction. Returns how many telemetry
+    /// records were dropped to make room.
+    ///
+    /// When the disk is full, the spare file is released and the append
+    /// tried once more without the batch's telemetry (dropped, counted):
+    /// the oldest telemetry then makes room for the rest.
+    pub fn append_numbered(&mut self, records: &[(u64, NewRecord)]) -> Result<u64, OutboxError> {
+        let Some(last) = records.last().map(|r| r.0) else {
+            return Ok(0);
+        };
+        if last < self.next_seq {
+            return Ok(0);
+        }
+        match self.try_append(records, false) {
+            Err(OutboxError::Sqlite(e)) if is_full(&e) => {
+                if let Some(space) = &self.space {
+                    space.on_full();
+                }
+                self.try_append(records, true)
+            }
+            other => other,
+        }
+    }
+
+    /// The limit of the files now: `max_bytes`, and within the files' size
+    /// plus the free space above the reserve.
+    fn limit(&self) -> (u64, bool) {
+        let Some(headroom) = self.space.as_ref().and_then(|s| s.headroom()) else {
+            return (self.max_bytes, false);
+        };
+        let own = i64::try_from(files_size(&self.file)).unwrap_or(i64::MAX);
+        let by_space = u64::try_from(own.saturating_add(headroom).max(0)).unwrap_or(0);
+        if by_space < self.max_bytes {
+            (by_space, true)
+        } else {
+            (self.max_bytes, false)
+        }
+    }
+
+    fn try_append(
+        &mut self,
+        records: &[(u64, NewRecord)],
+        skip_telemetry: bool,
+    ) -> Result<u64, OutboxError> {
+        let (limit, for_space) = self.limit();
+        let for_space = for_space || skip_telemetry;
+        // The database's share: what the WAL, its index and a margin leave.
+        let share = limit.saturating_sub(wal_budget(self.max_bytes) + SHM_BYTES + limit / 32);
+        let tx = self.conn.transaction()?;
         let mut added_bytes = 0u64;
         let mut added = 0u64;
+        let mut skipped = 0u64;
+        let mut top = 0u64;
         {
             let mut stmt = tx.prepare_cached(
                 "INSERT INTO records (seq, topic, payload, qos, retain, telemetry) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             )?;
-            for item in items {
-                let r = build(seq, item);
+            for (seq, r) in records {
+                if *seq < self.next_seq {
+                    continue;
+                }
+                top = *seq;
+                if skip_telemetry && r.kind == Kind::Telemetry {
+                    skipped += 1;
+                    continue;
+                }
                 added_bytes += (r.topic.len() + r.payload.len()) as u64 + ROW_OVERHEAD;
                 stmt.execute(params![
-                    i64::try_from(seq).unwrap_or(i64::MAX),
+                    i64::try_from(*seq).unwrap_or(i64::MAX),
                     r.topic,
                     r.payload,
                     r.qos,
                     r.retain,
                     r.kind == Kind::Telemetry
                 ])?;
-                seq += 1;
                 added += 1;
             }
         }
-        if added == 0 {
+        if top == 0 {
             return Ok(0);
         }
         tx.execute(
             "INSERT INTO meta (key, value) VALUES ('next_seq', ?1)
              ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-            [i64::try_from(seq).unwrap_or(i64::MAX)],
+            [i64::try_from(top + 1).unwrap_or(i64::MAX)],
         )?;
-        // Make room: the oldest telemetry goes first.
+        let clears = self.reserved_for.is_some_and(|r| top >= r);
+        if clears {
+            tx.execute("DELETE FROM meta WHERE key = 'reserved_seq'", [])?;
+        }
+        // Make room: the oldest telemetry goes first, until the pages in
+        // use fit the database's share.
         let mut dropped = 0u64;
         let mut freed = 0u64;
-        let mut total = self.stats.bytes.load(Ordering::Relaxed) + added_bytes;
-        while total > self.max_bytes {
+        let mut over = false;
+        loop {
+            let used = used_bytes(&tx)?;
+            if used <= share {
+                break;
+            }
             let victims: Vec<(i64, i64)> = tx
                 .prepare_cached(
                     "SELECT seq, LENGTH(topic) + LENGTH(payload) FROM records
-                     WHERE telemetry = 1 ORDER BY seq LIMIT 256",
+                     WHERE telemetry = 1 ORDER BY seq LIMIT 64",
                 )?
                 .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
                 .collect::<Result<_, _>>()?;
             if victims.is_empty() {
+                over = true;
                 break;
             }
             let mut del = tx.prepare_cached("DELETE FROM records WHERE seq = ?1")?;
             for (s, len) in victims {
                 del.execute([s])?;
-                let b = u64::try_from(len).unwrap_or(0) + ROW_OVERHEAD;
-                freed += b;
-                total = total.saturating_sub(b);
+                freed += u64::try_from(len).unwrap_or(0) + ROW_OVERHEAD;
                 dropped += 1;
-                if total <= self.max_bytes {
-                    break;
-                }
             }
         }
         tx.commit()?;
-        self.next_seq = seq;
-        self.stats.last_seq.store(seq - 1, Ordering::Relaxed);
-        self.stats
-            .bytes
-            .fetch_add(added_bytes.saturating_sub(freed), Ordering::Relaxed);
-        if freed > added_bytes {
-            self.stats
-                .bytes
-                .fetch_sub(freed - added_bytes, Ordering::Relaxed);
+        if clears {
+            self.reserved_for = None;
         }
-        self.stats
-            .records
-            .fetch_add(added.saturating_sub(dropped), Ordering::Relaxed);
-        if dropped > added {
-            self.stats
-                .records
-                .fetch_sub(dropped - added, Ordering::Relaxed);
+        self.shrink(share);
+        if let Some(space) = &self.space {
+            space.refresh();
         }
-        if dropped > 0 {
-            self.stats.dropped.fetch_add(dropped, Ordering::Relaxed);
-            tracing::warn!(
-                dropped,
-                max_bytes = self.max_bytes,
-                "outbox full: the oldest telemetry was dropped to make room"
+        self.next_seq = top + 1;
+        self.stats.last_seq.store(top, Ordering::Relaxed);
+        let sub = |a: &AtomicU64, n: u64| {
+            let _ = a.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| {
+                Some(v.saturating_sub(n))
+            });
+        };
+        self.stats.bytes.fetch_add(added_bytes, Ordering::Relaxed);
+        sub(&self.stats.bytes, freed);
+        self.stats.records.fetch_add(added, Ordering::Relaxed);
+        sub(&self.stats.records, dropped);
+        let lost = dropped + skipped;
+        if lost > 0 {
+            self.stats.dropped.fetch_add(lost, Ordering::Relaxed);
+            if for_space {
+                self.stats
+                    .dropped_for_space
+                    .fetch_add(lost, Ordering::Relaxed);
+            }
+            self.dropped_run += lost;
+            if !self.dropping {
+                self.dropping = true;
+                tracing::warn!(
+                    file = %self.file.display(), dropped = lost, limit_bytes = limit,
+                    max_bytes = self.max_bytes, reason = drop_reason(for_space),
+                    "outbox full: the oldest telemetry is dropped to make room (counted in bms_outbox_dropped_total; consumers see a gap in seq)"
+                );
+            }
+        } else if self.dropping {
+            self.dropping = false;
+            tracing::info!(
+                file = %self.file.display(), dropped = self.dropped_run,
+                "outbox has room again: telemetry is kept again"
             );
+            self.dropped_run = 0;
         }
-        if total > self.max_bytes && !self.full_warned {
+        if over && !self.full_warned {
             tracing::error!(
-                bytes = total,
-                max_bytes = self.max_bytes,
+                file = %self.file.display(), limit_bytes = limit, max_bytes = self.max_bytes,
                 "outbox over its limit with events, states and tickets only; they are kept"
             );
             self.full_warned = true;
-        } else if total <= self.max_bytes {
+        } else if !over {
             self.full_warned = false;
         }
-        Ok(dropped)
+        Ok(lost)
+    }
+
+    /// Gives pages beyond the database's share back to the file system and
+    /// keeps the WAL within its share. Failures are left for the next time.
+    fn shrink(&mut self, share: u64) {
+        let file = self
+            .conn
+            .query_row("PRAGMA page_count", [], |r| r.get::<_, i64>(0));
+        let size = u64::try_from(file.unwrap_or(0)).unwrap_or(0) * PAGE_SIZE;
+        let mut checkpoint = false;
+        if size > share {
+            let pages = (size - share).div_ceil(PAGE_SIZE);
+            let vacuum = format!("PRAGMA incremental_vacuum({pages})");
+            // The statement returns a row per page moved: step through them.
+            let done = self.conn.prepare(&vacuum).and_then(|mut s| {
+                let mut rows = s.query([])?;
+                while rows.next()?.is_some() {}
+                Ok(())
+            });
+            checkpoint = done.is_ok();
+        }
+        let wal = std::fs::metadata(format!("{}-wal", self.file.display())).map_or(0, |m| m.len());
+        let wal_share = wal_budget(self.max_bytes);
+        if checkpoint || wal > wal_share {
+            let mode = if wal > 2 * wal_share || checkpoint {
+                "TRUNCATE"
+            } else {
+                "PASSIVE"
+            };
+            let _ = self
+                .conn
+                .query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |_| Ok(()));
+        }
+        self.stats
+            .file_bytes
+            .store(files_size(&self.file), Ordering::Relaxed);
+    }
+}
+
+/// Bytes of the database's pages in use (not on the free list), as the
+/// open transaction sees them.
+fn used_bytes(c: &Connection) -> Result<u64, rusqlite::Error> {
+    let pages: i64 = c.query_row("PRAGMA page_count", [], |r| r.get(0))?;
+    let free: i64 = c.query_row("PRAGMA freelist_count", [], |r| r.get(0))?;
+    let size: i64 = c.query_row("PRAGMA page_size", [], |r| r.get(0))?;
+    Ok(u64::try_from(pages.saturating_sub(free).saturating_mul(size)).unwrap_or(0))
+}
+
+/// An outbox made before `auto_vacuum = INCREMENTAL` is converted once
+/// (a `VACUUM`), when it is small enough to do so at start; a failure
+/// (e.g. no room for the copy) leaves it as it is.
+fn make_incremental(c: &Connection, file: &Path) {
+    let mode: i64 = c
+        .query_row("PRAGMA auto_vacuum", [], |r| r.get(0))
+        .unwrap_or(2);
+    if mode == 2 || files_size(file) > 64 * 1024 * 1024 {
+        return;
+    }
+    if let Err(e) = c.execute_batch("PRAGMA auto_vacuum = INCREMENTAL; VACUUM;") {
+        tracing::warn!(file = %file.display(), error = %e, "cannot convert the outbox to incremental vacuum; its free pages stay in the file");
     }
 }
 
@@ -332,6 +610,9 @@ impl OutboxWriter {
 pub struct OutboxReader {
     conn: Connection,
     stats: Arc<OutboxStats>,
+    space: Option<Arc<Space>>,
+    /// Removing delivered records fails now (logged once).
+    failing: bool,
 }
 
 impl OutboxReader {
@@ -346,10 +627,20 @@ impl OutboxReader {
         fsync: Fsync,
         stats: Arc<OutboxStats>,
     ) -> Result<Self, OutboxError> {
+        let max = stats.max_bytes.load(Ordering::Relaxed);
         Ok(OutboxReader {
-            conn: open(file, fsync)?,
+            conn: open(file, fsync, if max == 0 { u64::MAX } else { max })?,
             stats,
+            space: None,
+            failing: false,
         })
+    }
+
+    /// On a full disk, releases the spare file so that delivered records
+    /// can still be removed (see the module doc).
+    pub fn with_space(mut self, space: Arc<Space>) -> OutboxReader {
+        self.space = Some(space);
+        self
     }
 
     /// Up to `limit` records with seq > `after`, in seq order.
@@ -375,11 +666,38 @@ impl OutboxReader {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// Removes delivered records (in one transaction).
+    /// Removes delivered records (in one transaction). On a full disk the
+    /// spare file is released and the removal tried once more; a failure
+    /// is logged once until a removal succeeds again, and the caller keeps
+    /// the seqs to try later.
     pub fn remove(&mut self, seqs: &[u64]) -> Result<(), OutboxError> {
         if seqs.is_empty() {
             return Ok(());
         }
+        let result = match self.try_remove(seqs) {
+            Err(OutboxError::Sqlite(e)) if is_full(&e) => {
+                if let Some(space) = &self.space {
+                    space.on_full();
+                }
+                self.try_remove(seqs)
+            }
+            other => other,
+        };
+        match &result {
+            Ok(()) if self.failing => {
+                self.failing = false;
+                tracing::info!("delivered records are removed from the outbox again");
+            }
+            Err(e) if !self.failing => {
+                self.failing = true;
+                tracing::error!(error = %e, "cannot remove delivered records from the outbox; retrying (kept meanwhile: after a reconnection they may be sent again, and consumers drop the duplicates by seq)");
+            }
+            _ => {}
+        }
+        result
+    }
+
+    fn try_remove(&mut self, seqs: &[u64]) -> Result<(), OutboxError> {
         let tx = self.conn.transaction()?;
         let mut freed = 0u64;
         let mut removed = 0u64;
@@ -459,23 +777,110 @@ mod tests {
 
     #[test]
     fn a_full_outbox_drops_the_oldest_telemetry_never_events() {
+        // max_size bounds the files on disk: 1 MB holds a few hundred of
+        // these 1 kB records beside the WAL's share.
         let dir = tempfile::tempdir().unwrap();
-        let mut w = OutboxWriter::open(dir.path(), Fsync::Off, 12_000).unwrap();
+        let mut w = OutboxWriter::open(dir.path(), Fsync::Off, 1_000_000).unwrap();
         w.append(0..5, rec(Kind::Other, 1000)).unwrap();
-        w.append(0..10, rec(Kind::Telemetry, 1000)).unwrap();
+        for _ in 0..20 {
+            w.append(0..100, rec(Kind::Telemetry, 1000)).unwrap();
+        }
         let stats = w.stats();
         assert!(stats.dropped.load(Ordering::Relaxed) > 0);
-        assert!(stats.bytes.load(Ordering::Relaxed) <= 12_000);
+        assert_eq!(stats.dropped_for_space.load(Ordering::Relaxed), 0);
+        let file = dir.path().join(OUTBOX_FILE);
+        assert!(files_size(&file) <= 1_000_000, "{}", files_size(&file));
         let r = OutboxReader::open(dir.path(), Fsync::Off, w.stats()).unwrap();
-        let seqs: Vec<u64> = r.after(0, 100).unwrap().iter().map(|r| r.seq).collect();
+        let seqs: Vec<u64> = r.after(0, 5000).unwrap().iter().map(|r| r.seq).collect();
         // The five events survive; the newest telemetry fills the rest.
         assert_eq!(&seqs[..5], &[1, 2, 3, 4, 5]);
-        assert_eq!(*seqs.last().unwrap(), 15);
-        // Only events left and over the limit: kept.
-        w.append(0..30, rec(Kind::Other, 1000)).unwrap();
+        assert_eq!(*seqs.last().unwrap(), 2005);
+        assert!(seqs.len() > 100, "{}", seqs.len());
         assert_eq!(
-            r.len().unwrap() as usize,
-            seqs.len() - (seqs.len() - 5) + 30
+            stats.records.load(Ordering::Relaxed),
+            seqs.len() as u64,
+            "the counters follow the rows"
         );
+        // Only events left and over the limit: kept.
+        let before = r.len().unwrap();
+        w.append(0..3000, rec(Kind::Other, 1000)).unwrap();
+        assert_eq!(r.len().unwrap(), 5 + 3000);
+        assert!(before > 5);
+    }
+
+    #[test]
+    fn max_size_bounds_the_database_wal_and_index_on_disk_while_a_reader_removes() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join(OUTBOX_FILE);
+        let max = 1_000_000;
+        let mut w = OutboxWriter::open(dir.path(), Fsync::Off, max).unwrap();
+        let mut r = OutboxReader::open(dir.path(), Fsync::Off, w.stats()).unwrap();
+        let mut peak = 0;
+        let mut cursor = 0;
+        for round in 0..300 {
+            w.append(0..40, rec(Kind::Telemetry, 400)).unwrap();
+            if round % 3 == 0 {
+                w.append(0..2, rec(Kind::Other, 200)).unwrap();
+            }
+            // A publisher behind: delivers some, keeps the rest.
+            let got = r.after(cursor, 20).unwrap();
+            if let Some(l) = got.last() {
+                cursor = l.seq;
+            }
+            r.remove(&got.iter().map(|g| g.seq).collect::<Vec<_>>())
+                .unwrap();
+            peak = peak.max(files_size(&file));
+        }
+        assert!(peak <= max, "outbox files reached {peak} bytes, over {max}");
+        assert!(w.stats().dropped.load(Ordering::Relaxed) > 0);
+    }
+
+    #[test]
+    fn below_the_data_disk_reserve_telemetry_gives_way_and_events_are_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join(OUTBOX_FILE);
+        let mut w = OutboxWriter::open(dir.path(), Fsync::Off, 100_000_000).unwrap();
+        for _ in 0..10 {
+            w.append(0..100, rec(Kind::Telemetry, 1000)).unwrap();
+        }
+        let big = files_size(&file);
+        // A reserve no disk can satisfy: the outbox hands its telemetry's
+        // pages back to the file system, and keeps what is not telemetry.
+        let space = Arc::new(Space::new(dir.path(), u64::MAX / 4));
+        let mut w = w.with_space(space);
+        w.append(0..3, rec(Kind::Other, 100)).unwrap();
+        w.append(0..50, rec(Kind::Telemetry, 1000)).unwrap();
+        let stats = w.stats();
+        assert!(stats.dropped_for_space.load(Ordering::Relaxed) >= 1000);
+        let r = OutboxReader::open(dir.path(), Fsync::Off, w.stats()).unwrap();
+        let kept: Vec<u64> = r.after(0, 5000).unwrap().iter().map(|r| r.seq).collect();
+        assert_eq!(kept, vec![1001, 1002, 1003]);
+        assert!(
+            files_size(&file) < big / 4,
+            "pages given back: {} of {big}",
+            files_size(&file)
+        );
+    }
+
+    #[test]
+    fn seqs_reserved_for_an_unwritten_backlog_are_never_handed_out_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = OutboxWriter::open(dir.path(), Fsync::Batch, 10_000_000).unwrap();
+        w.append(0..3, rec(Kind::Other, 0)).unwrap();
+        // Seqs 4..=10 were given to messages that could not be stored.
+        w.reserve_through(10, 100).unwrap();
+        drop(w);
+        let w = OutboxWriter::open(dir.path(), Fsync::Batch, 10_000_000).unwrap();
+        assert_eq!(w.next_seq(), 111, "a gap, never a reuse");
+        // Stored after all: the reservation goes, the numbering goes on.
+        let mut w = w;
+        w.reserve_through(112, 100).unwrap();
+        let recs: Vec<(u64, NewRecord)> = (111..=112)
+            .map(|s| (s, rec(Kind::Other, 0)(s, 0)))
+            .collect();
+        w.append_numbered(&recs).unwrap();
+        drop(w);
+        let w = OutboxWriter::open(dir.path(), Fsync::Batch, 10_000_000).unwrap();
+        assert_eq!(w.next_seq(), 113);
     }
 }

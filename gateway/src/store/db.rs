@@ -154,6 +154,11 @@ pub enum Durability {
 pub struct Store {
     pub(super) conn: Connection,
     path: PathBuf,
+    /// The data directory whose marks file this handle keeps (the
+    /// gateway's own handle only; the CLI's handles leave it alone).
+    pub(super) marks_dir: Option<PathBuf>,
+    /// The next ticket id the marks file holds.
+    pub(super) marked_next_ticket: u64,
 }
 
 impl Store {
@@ -165,18 +170,69 @@ impl Store {
 
     /// Opens `<data_dir>/gateway.db`, creating it when needed, in WAL mode
     /// with the given durability, a 5 s busy timeout, and the schema
-    /// migrated to [`SCHEMA_VERSION`].
+    /// migrated to [`SCHEMA_VERSION`] — the gateway's own handle.
+    ///
+    /// Checked first, so that a lost or damaged ledger is never taken for a
+    /// new one or run on: a missing or 0-byte file is created only when no
+    /// gateway has run with the folder before (no marks file, no used
+    /// outbox; else [`StoreError::Lost`]); a file with content must have
+    /// SQLite's header and pass `PRAGMA integrity_check`
+    /// ([`StoreError::Damaged`]). The marks file (`marks.rs`) is then
+    /// written, with the ticket id high-water mark.
     pub fn open_with(data_dir: &Path, durability: Durability) -> Result<Store, StoreError> {
         std::fs::create_dir_all(data_dir).map_err(|source| StoreError::Dir {
             path: data_dir.to_path_buf(),
             source,
         })?;
         let path = data_dir.join(DB_FILE);
-        let conn = Connection::open(&path).map_err(|source| StoreError::Open {
-            path: path.clone(),
-            source,
+        let has_content = check_before_open(data_dir, &path)?;
+        let damaged = |source: rusqlite::Error| damaged_or_open(data_dir, &path, source);
+        let conn = Connection::open(&path).map_err(damaged)?;
+        if has_content {
+            conn.busy_timeout(BUSY_TIMEOUT).map_err(damaged)?;
+            check_integrity(&conn).map_err(|detail| match detail {
+                Ok(detail) => StoreError::Damaged {
+                    path: path.clone(),
+                    dir: data_dir.to_path_buf(),
+                    detail,
+                },
+                Err(e) => damaged_or_open(data_dir, &path, e),
+            })?;
+        }
+        let mut store = Store::setup(conn, path.clone(), durability).map_err(|e| match e {
+            StoreError::Open { source, .. } | StoreError::Sqlite(source) => {
+                damaged_or_open(data_dir, &path, source)
+            }
+            other => other,
         })?;
-        Store::setup(conn, path, durability)
+        let marked = super::marks::read(data_dir).map_or(0, |m| m.next_ticket_id);
+        store.marks_dir = Some(data_dir.to_path_buf());
+        store.marked_next_ticket = marked;
+        let next = store.next_ticket_id()?;
+        store.mark_ticket_id(next);
+        Ok(store)
+    }
+
+    /// Keeps the ticket id high-water mark in the marks file when `next`
+    /// is above what the file holds (the gateway's handle only). A failure
+    /// is logged: the database stays the primary record.
+    pub(super) fn mark_ticket_id(&mut self, next: u64) {
+        let Some(dir) = &self.marks_dir else { return };
+        if next <= self.marked_next_ticket && super::marks::marks_path(dir).is_file() {
+            return;
+        }
+        match super::marks::write(
+            dir,
+            super::marks::Marks {
+                next_ticket_id: next,
+            },
+        ) {
+            Ok(()) => self.marked_next_ticket = next,
+            Err(e) => tracing::warn!(
+                file = %super::marks::marks_path(dir).display(), error = %e,
+                "cannot update the marks file; the database keeps the ticket ids"
+            ),
+        }
     }
 
     /// Opens the database of a gateway that has run before; never creates
@@ -227,7 +283,12 @@ impl Store {
             .map_err(open_err)?;
         conn.pragma_update(None, "foreign_keys", "ON")
             .map_err(open_err)?;
-        let store = Store { conn, path };
+        let store = Store {
+            conn,
+            path,
+            marks_dir: None,
+            marked_next_ticket: 0,
+        };
         store.migrate()?;
         Ok(store)
     }
@@ -357,6 +418,115 @@ impl Store {
         })?;
         Ok(u64::try_from(first).unwrap_or(0))
     }
+}
+
+/// SQLite's file header (the first 16 bytes of every database file).
+const SQLITE_HEADER: &[u8; 16] = b"SQLite format 3\0";
+
+/// What shows that a gateway has run with `data_dir` before, if anything:
+/// the marks file, or an outbox that was used.
+fn ran_before(data_dir: &Path) -> Option<String> {
+    if super::marks::marks_path(data_dir).is_file() {
+        return Some(format!("{} is there", super::marks::MARKS_FILE));
+    }
+    for f in [
+        crate::north::outbox::OUTBOX_FILE,
+        crate::north::outbox::INFLUX_FILE,
+    ] {
+        if std::fs::metadata(data_dir.join(f)).is_ok_and(|m| m.len() > 0) {
+            return Some(format!("{f} is there"));
+        }
+    }
+    None
+}
+
+/// The checks made before SQLite sees the file: a missing or 0-byte file
+/// where a gateway has run is a lost ledger; a file with content must start
+/// with SQLite's header. Returns whether the file has content.
+fn check_before_open(data_dir: &Path, path: &Path) -> Result<bool, StoreError> {
+    let len = match std::fs::metadata(path) {
+        Ok(m) => Some(m.len()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(source) => {
+            return Err(StoreError::Dir {
+                path: path.to_path_buf(),
+                source,
+            });
+        }
+    };
+    if len.unwrap_or(0) == 0 {
+        if let Some(evidence) = ran_before(data_dir) {
+            return Err(StoreError::Lost {
+                path: path.to_path_buf(),
+                dir: data_dir.to_path_buf(),
+                how: if len.is_some() {
+                    "empty (0 bytes)"
+                } else {
+                    "missing"
+                },
+                evidence,
+            });
+        }
+        return Ok(false);
+    }
+    let mut head = [0u8; 16];
+    let read = std::fs::File::open(path)
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut head))
+        .map_err(|e| StoreError::Damaged {
+            path: path.to_path_buf(),
+            dir: data_dir.to_path_buf(),
+            detail: format!("cannot read its header: {e}"),
+        });
+    read?;
+    if &head != SQLITE_HEADER {
+        return Err(StoreError::Damaged {
+            path: path.to_path_buf(),
+            dir: data_dir.to_path_buf(),
+            detail: "it does not start with the SQLite header".to_owned(),
+        });
+    }
+    Ok(true)
+}
+
+/// `PRAGMA integrity_check`: `Ok(Ok(()))` when it says ok, `Ok(Err(what))`
+/// with its first findings when not, `Err` when it cannot run at all.
+fn check_integrity(c: &Connection) -> Result<(), Result<String, rusqlite::Error>> {
+    let found: Vec<String> = (|| {
+        let mut stmt = c.prepare("PRAGMA integrity_check(5)")?;
+        let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
+        rows.collect::<Result<Vec<_>, _>>()
+    })()
+    .map_err(Err)?;
+    if found.len() == 1 && found[0] == "ok" {
+        return Ok(());
+    }
+    Err(Ok(format!("integrity check: {}", found.join("; "))))
+}
+
+/// A SQLite error while opening: damage when SQLite says so (not a
+/// database, corrupt), else an open error.
+fn damaged_or_open(data_dir: &Path, path: &Path, source: rusqlite::Error) -> StoreError {
+    if is_damage(&source) {
+        StoreError::Damaged {
+            path: path.to_path_buf(),
+            dir: data_dir.to_path_buf(),
+            detail: source.to_string(),
+        }
+    } else {
+        StoreError::Open {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+}
+
+/// Whether SQLite reports the file itself as damaged.
+pub(super) fn is_damage(e: &rusqlite::Error) -> bool {
+    matches!(
+        e,
+        rusqlite::Error::SqliteFailure(f, _)
+            if matches!(f.code, rusqlite::ErrorCode::DatabaseCorrupt | rusqlite::ErrorCode::NotADatabase)
+    )
 }
 
 /// Meta key of the last heartbeat.

@@ -57,6 +57,42 @@ pub enum StoreError {
         /// The newest version this build can read.
         supported: i64,
     },
+    /// The ledger is missing or empty where a gateway has run before: it was
+    /// lost, and starting a new one would lose the history and open
+    /// tickets without a word and hand out ticket ids again.
+    #[error(
+        "the ledger {} is {how}, but a gateway has run with this data directory before ({evidence}); \
+         refusing to start a new, empty ledger (the history and open tickets would be lost and ticket ids reused). \
+         Restore the last backup: `gateway restore --data-dir {} --from BACKUP_DIR --force` (docs/deploy.md, Backup and restore); \
+         to start a new ledger on purpose, delete {} too",
+        .path.display(), .dir.display(), .dir.join(super::marks::MARKS_FILE).display()
+    )]
+    Lost {
+        /// The database file.
+        path: PathBuf,
+        /// The data directory.
+        dir: PathBuf,
+        /// "missing" or "empty (0 bytes)".
+        how: &'static str,
+        /// What shows that a gateway ran here.
+        evidence: String,
+    },
+    /// The ledger file is damaged (bad header, failed integrity check, or
+    /// SQLite reports corruption): refused, never run on.
+    #[error(
+        "the ledger {} is damaged ({detail}); refusing to start on it. \
+         Restore the last backup: `gateway restore --data-dir {} --from BACKUP_DIR --force` \
+         (the damaged file is replaced; docs/deploy.md, Backup and restore)",
+        .path.display(), .dir.display()
+    )]
+    Damaged {
+        /// The database file.
+        path: PathBuf,
+        /// The data directory.
+        dir: PathBuf,
+        /// What the checks found.
+        detail: String,
+    },
     /// A query failed (including `SQLITE_BUSY` after the 5 s busy timeout).
     #[error("database error: {0}")]
     Sqlite(#[from] rusqlite::Error),
@@ -106,6 +142,28 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// True when the database file is damaged or lost (found at start, or
+    /// reported by SQLite at run time): retrying cannot help; the gateway
+    /// stops, and the next start refuses the file.
+    pub fn is_damage(&self) -> bool {
+        match self {
+            StoreError::Lost { .. } | StoreError::Damaged { .. } | StoreError::Corrupt { .. } => {
+                true
+            }
+            StoreError::Sqlite(e) | StoreError::Open { source: e, .. } => super::db::is_damage(e),
+            _ => false,
+        }
+    }
+
+    /// True when the disk (or the file system) is full.
+    pub fn is_disk_full(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Sqlite(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::DiskFull
+        )
+    }
+
     /// True for a lock that could not be taken within the busy timeout
     /// (another process holds the write lock): retrying later may succeed.
     pub fn is_busy(&self) -> bool {

@@ -79,8 +79,10 @@ mod commands;
 mod db;
 mod error;
 mod ledger;
+mod marks;
 mod nonces;
 mod retention;
+pub mod space;
 mod tickets;
 mod windows;
 
@@ -94,7 +96,9 @@ pub use commands::{
 pub use db::{BUSY_TIMEOUT, DB_FILE, Durability, SCHEMA_VERSION, Store};
 pub use error::StoreError;
 pub use ledger::{OpenInterval, REASON_GATEWAY_DOWN};
+pub use marks::MARKS_FILE;
 pub use retention::{Cutoff, Pruned};
+pub use space::{Condition, Space, SpaceStats};
 pub use tickets::TicketFilter;
 pub use windows::DeviceRow;
 

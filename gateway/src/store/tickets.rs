@@ -73,7 +73,11 @@ impl Store {
                 )?;
             }
             Ok(())
-        })
+        })?;
+        if let Some(top) = events.iter().map(|e| e.ticket.id).max() {
+            self.mark_ticket_id(top.saturating_add(1));
+        }
+        Ok(())
     }
 
     /// Tickets matching the filter, by id.
@@ -178,7 +182,7 @@ impl Store {
         let kept = super::db::get_meta(&self.conn, super::db::META_NEXT_TICKET)?
             .and_then(|k| u64::try_from(k).ok())
             .unwrap_or(1);
-        Ok(stored.max(kept))
+        Ok(stored.max(kept).max(self.marked_next_ticket))
     }
 
     /// Events appended after row id `rowid` (0: all), oldest first, with
