@@ -1,5 +1,8 @@
 //! The MQTT subscriber: takes every gateway message under the prefix into
-//! the live model; reconnects on its own, forever, with backoff.
+//! the live model; reconnects on its own, forever, with backoff (0.5 s
+//! doubling to 15 s), and within about a second of the broker's return: a
+//! bare TCP probe of the broker's port runs about once a second during each
+//! wait (`gateway::north::probe`).
 //!
 //! It speaks MQTT 5 for its limits: the CONNECT carries `[mqtt]
 //! max_packet_size` as Maximum Packet Size, so that a compliant broker
@@ -19,6 +22,8 @@ use rumqttc::v5::mqttbytes;
 use rumqttc::v5::{ConnectionError, Event, Incoming, MqttOptions, StateError};
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
+
+use gateway::north::probe;
 
 use crate::model::Applied;
 use crate::state::{Shared, now_ms};
@@ -76,6 +81,11 @@ pub fn start(shared: Arc<Shared>, stop: CancellationToken) -> Result<Client, Str
         // ConnAck does not make the backoff short again.
         let mut after_oversized = false;
         let mut connected_at = std::time::Instant::now();
+        // The broker's address, for the probes between attempts (`options`
+        // above parsed the same URL).
+        let target = gateway_core::config::parse_broker_url(&shared.settings.broker_url)
+            .ok()
+            .map(|u| (u.host, u.port));
         loop {
             let ev = tokio::select! {
                 _ = stop.cancelled() => break,
@@ -124,9 +134,24 @@ pub fn start(shared: Arc<Shared>, stop: CancellationToken) -> Result<Client, Str
                             last_error = text;
                         }
                     }
-                    tokio::select! {
-                        _ = stop.cancelled() => break,
-                        _ = tokio::time::sleep(backoff) => {}
+                    // A cheap TCP probe about once a second ends the wait
+                    // as soon as the broker is back (gateway::north::probe).
+                    let closed = gateway::north::mqtt::port_closed(&e);
+                    let wake = match &target {
+                        Some((host, port)) => {
+                            probe::wait_for_broker(host, *port, backoff, closed, &stop).await
+                        }
+                        None => tokio::select! {
+                            _ = stop.cancelled() => probe::Wake::Stopped,
+                            _ = tokio::time::sleep(backoff) => probe::Wake::Elapsed,
+                        },
+                    };
+                    match wake {
+                        probe::Wake::Stopped => break,
+                        probe::Wake::Back => {
+                            info!(broker = %shared.settings.broker_url, "the broker accepts connections again; reconnecting now");
+                        }
+                        probe::Wake::Elapsed => {}
                     }
                     backoff = (backoff * 2).min(Duration::from_secs(15));
                 }

@@ -34,44 +34,70 @@ pub struct Metrics {
     pub alerts: Option<Arc<crate::alerts::AlertStats>>,
     /// The data disk and the ledger's writes (`gateway run`).
     pub space: Option<Arc<crate::store::Space>>,
+    /// Lines the time-series store refused, if writing to it.
+    pub influx_dead: Option<Arc<crate::north::dead_letters::DeadLetterStats>>,
+}
+
+/// Builds a text exposition: each metric family's `# HELP` and `# TYPE`
+/// lines, then its samples, before the next family (the Prometheus text
+/// format groups every family's lines together; a family announced apart
+/// from its samples is refused or misread by strict parsers).
+#[derive(Debug, Default)]
+struct Exposition {
+    text: String,
+}
+
+impl Exposition {
+    /// Starts family `name`; returns the name for the samples that follow.
+    fn family(&mut self, name: &'static str, kind: &str, help: &str) -> &'static str {
+        let _ = writeln!(self.text, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        name
+    }
+
+    /// One sample of the family started last: `name{labels} value` (give
+    /// `labels` with their braces, or empty).
+    fn sample(&mut self, name: &str, labels: &str, value: impl std::fmt::Display) {
+        let _ = writeln!(self.text, "{name}{labels} {value}");
+    }
 }
 
 impl Metrics {
     /// The Prometheus text exposition of every metric.
     pub fn render(&self) -> String {
-        let mut s = String::new();
-        let mut family = |name: &str, kind: &str, help: &str| {
-            let _ = writeln!(s, "# HELP {name} {help}\n# TYPE {name} {kind}");
-            name.to_owned()
-        };
+        let mut x = Exposition::default();
+        let g = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
         let buses: Vec<(String, crate::south::BusStats)> = self
             .buses
             .lock()
             .map(|b| b.iter().map(|(id, c)| (id.clone(), c.snapshot())).collect())
             .unwrap_or_default();
-        let build = family(
+        let build = x.family(
             "bms_build_info",
             "gauge",
             "The gateway's version and commit (always 1).",
         );
-        let mut lines = vec![format!(
-            "{build}{{version=\"{}\",commit=\"{}\"}} 1",
-            crate::buildinfo::VERSION,
-            crate::buildinfo::COMMIT
-        )];
-        let polls = family("bms_polls_total", "counter", "Device polls made, by bus.");
+        x.sample(
+            build,
+            &format!(
+                "{{version=\"{}\",commit=\"{}\"}}",
+                crate::buildinfo::VERSION,
+                crate::buildinfo::COMMIT
+            ),
+            1,
+        );
+        let polls = x.family("bms_polls_total", "counter", "Device polls made, by bus.");
         for (bus, st) in &buses {
-            lines.push(format!("{polls}{{bus=\"{bus}\"}} {}", st.polls));
+            x.sample(polls, &format!("{{bus=\"{bus}\"}}"), st.polls);
         }
-        let requests = family(
+        let requests = x.family(
             "bms_requests_total",
             "counter",
             "Modbus requests sent, by bus.",
         );
         for (bus, st) in &buses {
-            lines.push(format!("{requests}{{bus=\"{bus}\"}} {}", st.requests));
+            x.sample(requests, &format!("{{bus=\"{bus}\"}}"), st.requests);
         }
-        let failures = family(
+        let failures = x.family(
             "bms_request_failures_total",
             "counter",
             "Modbus requests that failed, by bus and kind.",
@@ -84,85 +110,93 @@ impl Metrics {
                 ("framing", st.framing),
                 ("link_down", st.link_down),
             ] {
-                lines.push(format!("{failures}{{bus=\"{bus}\",kind=\"{kind}\"}} {n}"));
+                x.sample(failures, &format!("{{bus=\"{bus}\",kind=\"{kind}\"}}"), n);
             }
         }
-        let degraded = family(
+        let degraded = x.family(
             "bms_degraded_devices",
             "gauge",
             "Devices polled less often because they keep failing, by bus.",
         );
         for (bus, st) in &buses {
-            lines.push(format!(
-                "{degraded}{{bus=\"{bus}\"}} {}",
-                st.degraded_devices
-            ));
+            x.sample(degraded, &format!("{{bus=\"{bus}\"}}"), st.degraded_devices);
         }
-        for (sink, stats) in [("mqtt", &self.outbox), ("influx", &self.influx_outbox)] {
-            let Some(o) = stats else { continue };
-            let g = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
-            lines.push(format!(
-                "bms_outbox_records{{sink=\"{sink}\"}} {}",
-                g(&o.records)
-            ));
-            lines.push(format!(
-                "bms_outbox_bytes{{sink=\"{sink}\"}} {}",
-                g(&o.bytes)
-            ));
-            lines.push(format!(
-                "bms_outbox_dropped_total{{sink=\"{sink}\"}} {}",
-                g(&o.dropped)
-            ));
-            lines.push(format!(
-                "bms_outbox_delivered_total{{sink=\"{sink}\"}} {}",
-                g(&o.delivered)
-            ));
+        let sinks: Vec<(&str, &Arc<OutboxStats>)> =
+            [("mqtt", &self.outbox), ("influx", &self.influx_outbox)]
+                .into_iter()
+                .filter_map(|(sink, o)| o.as_ref().map(|o| (sink, o)))
+                .collect();
+        if !sinks.is_empty() {
+            type Field = fn(&OutboxStats) -> &std::sync::atomic::AtomicU64;
+            let families: [(&'static str, &str, &str, Field); 4] = [
+                (
+                    "bms_outbox_records",
+                    "gauge",
+                    "Records waiting in the outbox, by sink.",
+                    |o| &o.records,
+                ),
+                (
+                    "bms_outbox_bytes",
+                    "gauge",
+                    "Bytes waiting in the outbox, by sink.",
+                    |o| &o.bytes,
+                ),
+                (
+                    "bms_outbox_dropped_total",
+                    "counter",
+                    "Telemetry records dropped because the outbox was full.",
+                    |o| &o.dropped,
+                ),
+                (
+                    "bms_outbox_delivered_total",
+                    "counter",
+                    "Records acknowledged by the broker or server and removed.",
+                    |o| &o.delivered,
+                ),
+            ];
+            for (name, kind, help, field) in families {
+                let name = x.family(name, kind, help);
+                for (sink, o) in &sinks {
+                    x.sample(name, &format!("{{sink=\"{sink}\"}}"), g(field(o)));
+                }
+            }
         }
-        family(
-            "bms_outbox_records",
-            "gauge",
-            "Records waiting in the outbox, by sink.",
-        );
-        family(
-            "bms_outbox_bytes",
-            "gauge",
-            "Bytes waiting in the outbox, by sink.",
-        );
-        family(
-            "bms_outbox_dropped_total",
-            "counter",
-            "Telemetry records dropped because the outbox was full.",
-        );
-        family(
-            "bms_outbox_delivered_total",
-            "counter",
-            "Records acknowledged by the broker or server and removed.",
-        );
+        if let Some(d) = &self.influx_dead {
+            let name = x.family(
+                "bms_influx_refused_lines_total",
+                "counter",
+                "Lines the time-series store refused (4xx) and that were set aside in the dead-letter table.",
+            );
+            x.sample(name, "", g(&d.refused));
+            let name = x.family(
+                "bms_influx_dead_letter_lines",
+                "gauge",
+                "Lines held in the dead-letter table (gateway dead-letters shows them).",
+            );
+            x.sample(name, "", g(&d.held));
+        }
         if let Some(m) = &self.mqtt {
-            let g = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
-            family(
+            let name = x.family(
                 "bms_mqtt_connected",
                 "gauge",
                 "1 when connected to the broker.",
             );
-            lines.push(format!(
-                "bms_mqtt_connected {}",
-                u8::from(m.connected.load(Ordering::Relaxed))
-            ));
-            family("bms_mqtt_connects_total", "counter", "Connections made.");
-            lines.push(format!("bms_mqtt_connects_total {}", g(&m.connects)));
-            family("bms_mqtt_errors_total", "counter", "Connection errors.");
-            lines.push(format!("bms_mqtt_errors_total {}", g(&m.errors)));
-            family(
+            x.sample(name, "", u8::from(m.connected.load(Ordering::Relaxed)));
+            let name = x.family("bms_mqtt_connects_total", "counter", "Connections made.");
+            x.sample(name, "", g(&m.connects));
+            let name = x.family("bms_mqtt_errors_total", "counter", "Connection errors.");
+            x.sample(name, "", g(&m.errors));
+            let name = x.family(
                 "bms_mqtt_publish_ack_seconds",
                 "summary",
                 "Time from handing a QoS 1 publish to the client to its PubAck.",
             );
-            lines.push(format!(
-                "bms_mqtt_publish_ack_seconds_sum {}",
-                g(&m.ack_latency_us) as f64 / 1e6
-            ));
-            lines.push(format!("bms_mqtt_publish_ack_seconds_count {}", g(&m.acks)));
+            x.sample(
+                &format!("{name}_sum"),
+                "",
+                g(&m.ack_latency_us) as f64 / 1e6,
+            );
+            x.sample(&format!("{name}_count"), "", g(&m.acks));
             for (name, help, v) in [
                 (
                     "bms_mqtt_oversized_total",
@@ -185,67 +219,61 @@ impl Metrics {
                     &m.refused,
                 ),
             ] {
-                family(name, "counter", help);
-                lines.push(format!("{name} {}", g(v)));
+                let name = x.family(name, "counter", help);
+                x.sample(name, "", g(v));
             }
-            family(
+            let name = x.family(
                 "bms_commands_rejected_total",
                 "counter",
                 "Commands refused before anything was done, by reason (docs/commands.md).",
             );
             for r in crate::cmdin::RejectReason::ALL {
                 if let Some(n) = m.commands_rejected.get(r.index()) {
-                    lines.push(format!(
-                        "bms_commands_rejected_total{{reason=\"{}\"}} {}",
-                        r.as_str(),
-                        g(n)
-                    ));
+                    x.sample(name, &format!("{{reason=\"{}\"}}", r.as_str()), g(n));
                 }
             }
         }
-        // On-call alerts (issue #6), by channel.
+        // On-call alerts, by channel.
         if let Some(a) = &self.alerts {
-            let g = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
-            for (name, help) in [
+            type Field = fn(&crate::alerts::ChannelCounters) -> &std::sync::atomic::AtomicU64;
+            let families: [(&'static str, &str, Field); 4] = [
                 (
                     "bms_alerts_sent_total",
                     "Alerts accepted by the channel, by channel.",
+                    |c| &c.sent,
                 ),
                 (
                     "bms_alert_failures_total",
                     "Failed alert delivery attempts, by channel.",
+                    |c| &c.failures,
                 ),
                 (
                     "bms_alerts_expired_total",
                     "Alerts given up undelivered, by channel.",
+                    |c| &c.expired,
                 ),
                 (
                     "bms_alert_fallbacks_total",
                     "Alerts handed to the fallback channel, by channel.",
+                    |c| &c.fallbacks,
                 ),
-            ] {
-                family(name, "counter", help);
+            ];
+            for (name, help, field) in families {
+                let name = x.family(name, "counter", help);
                 for (ch, c) in &a.channels {
-                    let v = match name {
-                        "bms_alerts_sent_total" => g(&c.sent),
-                        "bms_alert_failures_total" => g(&c.failures),
-                        "bms_alerts_expired_total" => g(&c.expired),
-                        _ => g(&c.fallbacks),
-                    };
-                    lines.push(format!("{name}{{channel=\"{ch}\"}} {v}"));
+                    x.sample(name, &format!("{{channel=\"{ch}\"}}"), g(field(c)));
                 }
             }
-            family(
+            let name = x.family(
                 "bms_alerts_pending",
                 "gauge",
                 "Alerts recorded and not yet delivered.",
             );
-            lines.push(format!("bms_alerts_pending {}", g(&a.pending)));
+            x.sample(name, "", g(&a.pending));
         }
         // The data disk and the ledger's writes.
         if let Some(sp) = &self.space {
             let st = &sp.stats;
-            let g = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
             for (name, kind, help, v) in [
                 (
                     "bms_data_disk_free_bytes",
@@ -284,48 +312,41 @@ impl Metrics {
                     g(&st.ledger_failures),
                 ),
             ] {
-                family(name, kind, help);
-                lines.push(format!("{name} {v}"));
+                let name = x.family(name, kind, help);
+                x.sample(name, "", v);
             }
         }
-        for (sink, stats) in [("mqtt", &self.outbox), ("influx", &self.influx_outbox)] {
-            let Some(o) = stats else { continue };
-            let g = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
-            lines.push(format!(
-                "bms_outbox_dropped_for_space_total{{sink=\"{sink}\"}} {}",
-                g(&o.dropped_for_space)
-            ));
-            lines.push(format!(
-                "bms_outbox_lost_total{{sink=\"{sink}\"}} {}",
-                g(&o.lost)
-            ));
-            lines.push(format!(
-                "bms_outbox_file_bytes{{sink=\"{sink}\"}} {}",
-                g(&o.file_bytes)
-            ));
-        }
-        if self.outbox.is_some() || self.influx_outbox.is_some() {
-            family(
+        let sinks: Vec<(&str, &Arc<_>)> = [("mqtt", &self.outbox), ("influx", &self.influx_outbox)]
+            .into_iter()
+            .filter_map(|(sink, o)| o.as_ref().map(|o| (sink, o)))
+            .collect();
+        if !sinks.is_empty() {
+            let name = x.family(
                 "bms_outbox_dropped_for_space_total",
                 "counter",
                 "Telemetry dropped because the data disk was below [store] min_free or full (part of bms_outbox_dropped_total).",
             );
-            family(
+            for (sink, o) in &sinks {
+                x.sample(name, &format!("{{sink=\"{sink}\"}}"), g(&o.dropped_for_space));
+            }
+            let name = x.family(
                 "bms_outbox_lost_total",
                 "counter",
                 "Events, states and tickets dropped from the in-memory backlog because the outbox refused appends too long.",
             );
-            family(
+            for (sink, o) in &sinks {
+                x.sample(name, &format!("{{sink=\"{sink}\"}}"), g(&o.lost));
+            }
+            let name = x.family(
                 "bms_outbox_file_bytes",
                 "gauge",
                 "Bytes the outbox files take on disk (database, WAL, WAL index), bounded by [outbox] max_size.",
             );
+            for (sink, o) in &sinks {
+                x.sample(name, &format!("{{sink=\"{sink}\"}}"), g(&o.file_bytes));
+            }
         }
-        for l in lines {
-            s.push_str(&l);
-            s.push('\n');
-        }
-        s
+        x.text
     }
 
     /// `/healthz`: JSON; 200 unless MQTT is configured and not connected,

@@ -50,10 +50,16 @@
 //!   | 2xx | `Ok` |
 //!   | no answer: refused, reset, DNS, TLS, timeout | `Retry` |
 //!   | 408, 429, 5xx | `Retry` |
-//!   | any other status (3xx, 4xx: bad token, unknown bucket, bad line, too large) | `Reject` |
+//!   | 3xx, 401, 403, 404, 405 (wrong address, token or bucket) | `Reject` |
+//!   | 413 (batch too large) | `TooLarge` |
+//!   | any other 4xx (400 bad line or field type conflict, 422…) | `Refused` |
 //!
-//!   The caller (the disk outbox) keeps a batch on `Retry` and gives it up
-//!   on `Reject`: sending it again could never succeed.
+//!   The caller ([`crate::north::influx_feed`]) keeps a batch and retries
+//!   it on `Retry` (the server or the network will recover) and on
+//!   `Reject` (a setting is wrong: every batch would meet it, so none is
+//!   given up); it splits a batch on `TooLarge`, and sets the lines of a
+//!   `Refused` batch aside in the dead-letter table, so that the lines
+//!   behind them are written.
 
 use std::fmt::{self, Write as _};
 use std::time::Duration;
@@ -255,15 +261,28 @@ fn escape(s: &str, special: &[char], out: &mut String) {
     }
 }
 
-/// Why a write failed, and whether sending the same batch again can help.
+/// Why a write failed, and what sending the same batch again can do.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum WriteError {
-    /// worth retrying (network, 5xx, 429)
+    /// worth retrying as it is (network, 5xx, 408, 429)
     #[error("{0}")]
     Retry(String),
-    /// not (4xx: bad token, bad line) — the batch would never be accepted
+    /// the request is wrong whatever it carries (redirect, 401, 403, 404,
+    /// 405: the address, token or bucket): every batch would meet it
     #[error("{0}")]
     Reject(String),
+    /// the server refused these lines (400, 422 and other 4xx): the same
+    /// lines would be refused again
+    #[error("{message}")]
+    Refused {
+        /// The HTTP status.
+        status: u16,
+        /// The server's reason, with what to do.
+        message: String,
+    },
+    /// 413: the batch is too large for the server; smaller ones may pass
+    #[error("{0}")]
+    TooLarge(String),
 }
 
 impl WriteError {
@@ -426,9 +445,23 @@ fn refused(url: &str, status: reqwest::StatusCode, text: &str) -> Result<(), Wri
     let what_to_do = match code {
         401 | 403 => "check [influx] token and that it may write to the bucket",
         404 => "check [influx] org and bucket, and that the server offers /api/v2/write",
-        413 => "the batch is too large for the server; lower [influx] batch",
+        405 => "check [influx] url: the server does not take writes there",
+        413 => {
+            return Err(WriteError::TooLarge(format!(
+                "InfluxDB at {url} refused the write with {status}{said}; the batch is split \
+                 (lower [influx] batch to avoid it)"
+            )));
+        }
         300..=399 => "set [influx] url to the address the server redirects to",
-        _ => "the server will never accept this batch",
+        _ => {
+            return Err(WriteError::Refused {
+                status: code,
+                message: format!(
+                    "InfluxDB at {url} refused the lines with {status}{said}; they are set aside \
+                     (gateway dead-letters shows them)"
+                ),
+            });
+        }
     };
     Err(WriteError::Reject(format!(
         "InfluxDB at {url} refused the write with {status}{said}; {what_to_do}"

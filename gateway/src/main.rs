@@ -42,6 +42,7 @@ fn main() -> ExitCode {
             Command::Report(a) => cli::report(a),
             Command::Oncall(a) => cli::oncall(a),
             Command::Alerts(a) => cli::alerts(a).await,
+            Command::DeadLetters(a) => cli::dead_letters(&a),
         }
     });
     ExitCode::from(code)

@@ -3,8 +3,8 @@
 //! - Debian's VictoriaMetrics (`apt-get install victoria-metrics`), which
 //!   accepts InfluxDB line protocol on `/api/v2/write`: lines written through
 //!   [`InfluxWriter`] are read back with `/api/v1/export` and checked exactly
-//!   (values, labels, millisecond timestamps); a 401 (HTTP auth on) and a 400
-//!   (a line over `-influx.maxLineSize`) are `Reject`. These tests are
+//!   (values, labels, millisecond timestamps); a 401 (HTTP auth on) is
+//!   `Reject` and a 400 (a line over `-influx.maxLineSize`) is `Refused`. These tests are
 //!   ignored by default; `.ci/run` installs the server.
 //! - A closed port is `Retry`; statuses VictoriaMetrics cannot be made to
 //!   send (429, 503, 404, 200, …) come from a small in-test HTTP responder.
@@ -413,7 +413,7 @@ async fn victoria_metrics_reads_back_values_tags_and_timestamps_exactly() {
 
 #[tokio::test]
 #[ignore = "needs victoria-metrics (.ci/run installs it)"]
-async fn a_refused_write_is_reject() {
+async fn a_bad_token_is_reject_and_a_bad_line_is_refused() {
     let cfg = resolved();
     let one = line(
         &cfg,
@@ -434,9 +434,15 @@ async fn a_refused_write_is_reject() {
     let samples = (0..40).map(|i| good(1, Value::UInt(i))).collect();
     let long = line(&cfg, &outcome(0, now_ms(), samples)).expect("a line");
     assert!(long.len() > 200);
+    // The lines are refused, not the request: they are set aside, not retried.
     match writer(strict.addr).write(&long).await {
-        Err(WriteError::Reject(m)) => assert!(m.contains("400"), "{m}"),
-        other => panic!("400 must be Reject, got {other:?}"),
+        Err(WriteError::Refused {
+            status: 400,
+            message,
+        }) => {
+            assert!(message.contains("400"), "{message}")
+        }
+        other => panic!("400 must be Refused, got {other:?}"),
     }
     // The same server takes a short line.
     writer(strict.addr).write(&one).await.expect("short line");

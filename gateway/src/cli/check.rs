@@ -3,7 +3,7 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use gateway_core::config::{BusKind, Parity, Resolved, ResolvedBus, ResolvedDevice};
+use gateway_core::config::{BusKind, ConfigError, Parity, Resolved, ResolvedBus, ResolvedDevice};
 use gateway_core::model::{Area, Point};
 use gateway_core::plan::{Barriers, Limits, Request, plan};
 
@@ -259,19 +259,87 @@ fn north_summary(cfg: &Resolved) -> String {
     out
 }
 
-/// Runs `gateway check`; returns the process exit code.
-pub fn check(file: &Path, verbose: bool) -> u8 {
-    match crate::files::load_config(file) {
-        Ok(cfg) => {
-            // The command secret is only known once read: `run` would stop
-            // on a short or missing one, so `check` says so now.
-            if let Some(c) = cfg.raw.commands.as_ref().filter(|c| c.enabled) {
-                let base = file.parent().unwrap_or(Path::new("."));
-                if let Err(e) = crate::cmdin::read_secret(c, base, &|v| std::env::var(v).ok()) {
-                    eprintln!("{}: 1 error in the configuration:\n  - {e}", file.display());
-                    return super::EXIT_CONFIG;
+/// Everything `run` checks before it starts, without touching the network
+/// or the data folder: the file and its profiles ([`crate::files::load_config`]:
+/// shape, values, time zone, overlapping points), then the secrets and files
+/// it names (MQTT password and TLS files, InfluxDB token and URL, the
+/// command secret, the alert channels and rota). `check` and `run` both
+/// call this, so a file that passes `check` does not stop `run` on a
+/// configuration error. Every problem is returned, not only the first.
+pub fn validate_for_run(file: &Path) -> Result<Resolved, Vec<ConfigError>> {
+    let cfg = crate::files::load_config(file)?;
+    let errors = preflight(file, &cfg, &|v| std::env::var(v).ok());
+    if errors.is_empty() {
+        Ok(cfg)
+    } else {
+        Err(errors)
+    }
+}
+
+/// The checks of [`validate_for_run`] that read secrets and files.
+fn preflight(
+    file: &Path,
+    cfg: &Resolved,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Vec<ConfigError> {
+    let base = file.parent().unwrap_or(Path::new("."));
+    let mut errors = Vec::new();
+    let mut push = |path: &str, message: String| errors.push(ConfigError::new(path, message));
+    if let Some(m) = cfg.raw.mqtt.as_ref().filter(|m| m.enabled) {
+        if let Err(e) = m.password.read(base, env) {
+            push("[mqtt] password", e.to_string());
+        }
+        for (key, f) in [
+            ("ca_file", &m.ca_file),
+            ("client_cert_file", &m.client_cert_file),
+            ("client_key_file", &m.client_key_file),
+        ] {
+            if let Some(f) = f {
+                let path = base.join(f);
+                if let Err(e) = std::fs::File::open(&path) {
+                    push(
+                        &format!("[mqtt] {key}"),
+                        format!("cannot read {}: {e}", path.display()),
+                    );
                 }
             }
+        }
+    }
+    if let Some(i) = cfg.raw.influx.as_ref().filter(|i| i.enabled) {
+        match i.token.read(base, env) {
+            Ok(token) => {
+                if let Err(e) = crate::influx::InfluxWriter::new(i, token) {
+                    push("[influx]", e);
+                }
+            }
+            Err(e) => push("[influx] token", e.to_string()),
+        }
+    }
+    if let Some(c) = cfg.raw.commands.as_ref().filter(|c| c.enabled)
+        && let Err(e) = crate::cmdin::read_secret(c, base, env)
+    {
+        push("[commands] secret", e);
+    }
+    if let Some(a) = cfg.raw.alerts.as_ref().filter(|a| a.enabled) {
+        if let Ok(tz) = gateway_core::ledger::parse_tz(&cfg.timezone)
+            && let Err(errs) = gateway_core::oncall::Roster::from_config(a, tz)
+        {
+            errors.extend(errs);
+        }
+        if let Err(e) = gateway_core::alerts::Settings::new(a, &cfg.site, &cfg.gateway) {
+            errors.push(ConfigError::new("[alerts]", e));
+        }
+        if let Err(e) = crate::alerts::build_channels(a, cfg, base, env) {
+            errors.push(ConfigError::new("[alerts]", e));
+        }
+    }
+    errors
+}
+
+/// Runs `gateway check`; returns the process exit code.
+pub fn check(file: &Path, verbose: bool) -> u8 {
+    match validate_for_run(file) {
+        Ok(cfg) => {
             let (text, _) = render(file, &cfg, verbose);
             print!("{text}");
             0

@@ -2,6 +2,7 @@
 
 mod backup;
 mod check;
+mod dead_letters;
 mod demo;
 mod maintenance;
 mod oncall;
@@ -19,6 +20,7 @@ use clap::{Parser, Subcommand};
 
 pub use backup::{BackupArgs, RestoreArgs, backup, restore};
 pub use check::check;
+pub use dead_letters::{DeadLettersArgs, dead_letters};
 pub use demo::{DemoArgs, demo};
 pub use maintenance::{MaintenanceArgs, MaintenanceCommand, maintenance};
 pub use oncall::{AlertsArgs, AlertsCommand, OncallArgs, alerts, oncall};
@@ -107,6 +109,8 @@ pub enum Command {
     Oncall(OncallArgs),
     /// On-call alerts: `log` lists what was sent to whom, when, and the outcome; `test` tries each channel.
     Alerts(AlertsArgs),
+    /// Lines the time-series store refused and that were set aside: print them as line protocol (`--clear` deletes them).
+    DeadLetters(DeadLettersArgs),
 }
 
 /// Prints every configuration error, one per line, with a count.

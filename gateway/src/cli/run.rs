@@ -45,7 +45,8 @@ pub struct RunArgs {
 pub async fn run(args: RunArgs) -> u8 {
     // Before anything says "up": an early SIGINT must stop us in order.
     let signals = crate::logging::ShutdownSignals::install();
-    let cfg = match crate::files::load_config(&args.config) {
+    // The very checks `gateway check` makes (secrets and files included).
+    let cfg = match super::check::validate_for_run(&args.config) {
         Ok(c) => c,
         Err(errors) => {
             super::print_config_errors(&args.config, &errors);
@@ -162,8 +163,9 @@ pub async fn run(args: RunArgs) -> u8 {
             &space,
             publisher_stop.clone(),
         ) {
-            Ok(Some((feed, task))) => {
+            Ok(Some((feed, task, dead))) => {
                 metrics.influx_outbox = Some(feed.stats());
+                metrics.influx_dead = Some(dead);
                 core.influx = Some(feed);
                 influx_task = Some(task);
             }
@@ -547,6 +549,7 @@ pub fn start_north(
 type InfluxParts = (
     crate::north::influx_feed::InfluxFeed,
     tokio::task::JoinHandle<()>,
+    std::sync::Arc<crate::north::dead_letters::DeadLetterStats>,
 );
 
 /// Opens the InfluxDB outbox and starts its writer when `[influx]` is on.
@@ -576,18 +579,23 @@ fn start_influx(
     let r = OutboxReader::open_at(&file, outbox.fsync, w.stats())
         .map_err(|e| (super::EXIT_UNAVAILABLE, e.to_string()))?
         .with_space(std::sync::Arc::clone(space));
+    let dead_stats = std::sync::Arc::default();
+    let dead =
+        crate::north::dead_letters::DeadLetters::open(data_dir, std::sync::Arc::clone(&dead_stats))
+            .map_err(|e| (super::EXIT_UNAVAILABLE, e.to_string()))?;
     let wake = std::sync::Arc::new(tokio::sync::Notify::new());
     let feed = crate::north::influx_feed::InfluxFeed::new(w, std::sync::Arc::clone(&wake));
     let task = tokio::spawn(crate::north::influx_feed::run(
         writer,
         r,
+        dead,
         wake,
         usize::try_from(influx.batch).unwrap_or(5000),
         influx.flush_every.get(),
         shutdown,
     ));
     info!(url = %influx.url, bucket = %influx.bucket, "writing telemetry to InfluxDB");
-    Ok(Some((feed, task)))
+    Ok(Some((feed, task, dead_stats)))
 }
 
 /// The folder secret and TLS file names are relative to: the config file's.

@@ -23,9 +23,11 @@
 //! ([`mqtt::Publisher`]) is its own task with its own outbox connection.
 
 pub mod commands;
+pub mod dead_letters;
 pub mod influx_feed;
 pub mod mqtt;
 pub mod outbox;
+pub mod probe;
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;

@@ -42,7 +42,12 @@
 //!    exponential backoff (`reconnect_min` … `reconnect_max`, jittered),
 //!    and start again from 1 with the whole outbox: records whose PubAck was
 //!    lost are sent again, so a consumer may see a `seq` twice (and drops
-//!    it), never a gap.
+//!    it), never a gap. During the wait a bare TCP connect probes the
+//!    broker's port about once a second; when the port opens again after it
+//!    was seen closed, the wait ends and the next attempt starts at once
+//!    ([`probe`]): the gateway is back within about a second of its broker
+//!    whatever the outage's length, while full attempts keep the backoff's
+//!    pace.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::path::PathBuf;
@@ -67,6 +72,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
 use super::outbox::{OutboxReader, OutboxStats};
+use super::probe;
 use crate::wire::{self, Topics};
 
 /// How long a clean stop waits for the outbox to be delivered.
@@ -179,6 +185,34 @@ fn oversized(e: &ConnectionError) -> Option<(usize, u32)> {
         )) => Some((*pkt_size, *max)),
         _ => None,
     }
+}
+
+/// How a connection ended (when not by a stop).
+#[derive(Debug, Clone, Copy)]
+struct Ended {
+    /// It had been established (a CONNACK came): the backoff starts again
+    /// from `reconnect_min`.
+    established: bool,
+    /// No TCP connection could be opened (see [`port_closed`]).
+    closed: bool,
+}
+
+/// Whether `e` says the broker's port could not be reached at all (refused,
+/// host or network unreachable), as opposed to an MQTT or TLS failure on an
+/// open port: then a probe that gets through means the broker is back
+/// ([`probe`]).
+pub fn port_closed(e: &ConnectionError) -> bool {
+    use std::io::ErrorKind;
+    matches!(
+        e,
+        ConnectionError::Io(io) if matches!(
+            io.kind(),
+            ErrorKind::ConnectionRefused
+                | ErrorKind::HostUnreachable
+                | ErrorKind::NetworkUnreachable
+                | ErrorKind::AddrNotAvailable
+        )
+    )
 }
 
 /// Why a connection ended, for people.
@@ -317,7 +351,7 @@ impl Publisher {
             };
             let (client, eventloop) =
                 AsyncClient::new(opts, usize::from(self.mqtt.max_inflight) + 16);
-            let clean = match self
+            let ended = match self
                 .connection(&client, eventloop, &topics, &shutdown)
                 .await
             {
@@ -325,7 +359,7 @@ impl Publisher {
                 None => return, // stopped
             };
             self.stats.connected.store(false, Ordering::Relaxed);
-            if clean {
+            if ended.established {
                 backoff = self.mqtt.reconnect_min.get();
             }
             let jitter = rand::random::<f64>() * 0.3 + 0.85;
@@ -334,15 +368,23 @@ impl Publisher {
                 wait_ms = wait.as_millis() as u64,
                 "reconnecting to the broker after"
             );
-            tokio::select! {
-                _ = shutdown.cancelled() => return,
-                _ = tokio::time::sleep(wait) => {}
+            // The URL parsed in `options()` above.
+            let (host, port) = match parse_broker_url(&self.mqtt.url) {
+                Ok(u) => (u.host, u.port),
+                Err(_) => return,
+            };
+            match probe::wait_for_broker(&host, port, wait, ended.closed, &shutdown).await {
+                probe::Wake::Stopped => return,
+                probe::Wake::Back => {
+                    info!(broker = %self.mqtt.url, "the broker accepts connections again; reconnecting now");
+                }
+                probe::Wake::Elapsed => {}
             }
             backoff = (backoff * 2).min(self.mqtt.reconnect_max.get());
         }
     }
 
-    /// One connection; returns whether it had been established, or `None`
+    /// One connection; returns how it ended, or `None`
     /// when `shutdown` ended it (after a last `status` offline and a clean
     /// disconnect, waited for up to 2 s).
     async fn connection(
@@ -351,7 +393,7 @@ impl Publisher {
         mut el: EventLoop,
         topics: &Topics,
         shutdown: &CancellationToken,
-    ) -> Option<bool> {
+    ) -> Option<Ended> {
         let mut flight = Flight::default();
         let mut connected = false;
         let mut flush = tokio::time::interval(Duration::from_millis(100));
@@ -379,7 +421,10 @@ impl Publisher {
                     error!(broker = %self.mqtt.url, error = %why, "cannot connect to the MQTT broker; retrying with backoff");
                     self.last_error = Some(why);
                 }
-                return Some(false);
+                return Some(Ended {
+                    established: false,
+                    closed: port_closed(&e),
+                });
             }
         }
         loop {
@@ -451,14 +496,17 @@ impl Publisher {
                             // Not a healthy connection: reconnect with
                             // growing backoff, as after a failure.
                             error!(error = %explain(&e), unacked = flight.in_flight(), "lost the MQTT connection to an oversized message; reconnecting with backoff");
-                            return Some(false);
+                            return Some(Ended { established: false, closed: false });
                         }
                         if connected {
                             warn!(error = %explain(&e), unacked = flight.in_flight(), "lost the MQTT connection; unacknowledged messages will be sent again");
                         } else {
                             error!(broker = %self.mqtt.url, error = %explain(&e), "cannot connect to the MQTT broker");
                         }
-                        return Some(connected);
+                        return Some(Ended {
+                            established: connected,
+                            closed: !connected && port_closed(&e),
+                        });
                     }
                 },
                 _ = self.wake.notified() => {

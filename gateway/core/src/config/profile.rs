@@ -88,6 +88,12 @@ pub struct PointDef {
     /// Free text shown in tooltips and docs.
     #[serde(default)]
     pub description: Option<String>,
+    /// This point deliberately reads registers (or bits) of the point
+    /// named here, e.g. a 32-bit counter also read as its low word. Without
+    /// it two points sharing an address are an error (bit points on
+    /// different bits of one register do not overlap).
+    #[serde(default)]
+    pub alias_of: Option<String>,
 }
 
 const fn one() -> f64 {

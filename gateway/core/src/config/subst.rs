@@ -4,9 +4,11 @@
 //! addresses and serial ports can come from the environment, and numbers
 //! too (`baud = ${BAUD:-9600}`). The rules:
 //!
-//! - `${NAME}` is replaced by the variable's value; an unset variable is an
-//!   error that names the variable and its line and column. Every unset
-//!   variable is reported, not only the first.
+//! - `${NAME}` is replaced by the variable's value; an unset variable, or
+//!   one set but empty, is an error that names the variable and its line
+//!   and column (an empty value would otherwise surface later as a
+//!   validation error with no line, or as a TOML error about something
+//!   else). Every such variable is reported, not only the first.
 //! - `${NAME:-default}` uses `default` (taken verbatim, up to the first `}`)
 //!   when the variable is unset **or empty**, as in the POSIX shell.
 //! - `$${` writes a literal `${`.
@@ -36,6 +38,18 @@ pub enum SubstError {
         "environment variable {name} is not set and has no default (write ${{{name}:-default}} to give one)"
     )]
     Unset {
+        /// Variable name.
+        name: String,
+        /// Where the reference starts.
+        at: Position,
+    },
+    /// `${NAME}` without a default, and the variable is set but empty
+    /// (almost always a mistake in a unit or compose file; an empty value
+    /// that is meant is written `${NAME:-}`).
+    #[error(
+        "environment variable {name} is set but empty; give it a value, or write ${{{name}:-default}} (${{{name}:-}} where an empty value is meant)"
+    )]
+    Empty {
         /// Variable name.
         name: String,
         /// Where the reference starts.
@@ -76,6 +90,7 @@ impl SubstError {
     pub fn position(&self) -> Position {
         match self {
             SubstError::Unset { at, .. }
+            | SubstError::Empty { at, .. }
             | SubstError::Unterminated { at }
             | SubstError::InvalidName { at, .. }
             | SubstError::Unrepresentable { at, .. } => *at,
@@ -298,6 +313,14 @@ pub fn substitute(
         }
         let value = match (env(name), default) {
             (Some(v), Some(d)) if v.is_empty() => d.to_owned(),
+            (Some(v), None) if v.is_empty() => {
+                errors.push(SubstError::Empty {
+                    name: name.to_owned(),
+                    at,
+                });
+                i = end;
+                continue;
+            }
             (Some(v), _) => v,
             (None, Some(d)) => d.to_owned(),
             (None, None) => {
@@ -413,12 +436,25 @@ mod tests {
             r#"a = "/dev/ttyUSB0""#
         );
         assert_eq!(sub(r#"a = "${EMPTY:-x}""#).unwrap(), r#"a = "x""#);
-        assert_eq!(sub(r#"a = "${EMPTY}""#).unwrap(), r#"a = """#);
+        // An empty value is only taken when asked for.
+        assert_eq!(sub(r#"a = "${EMPTY:-}""#).unwrap(), r#"a = """#);
         assert_eq!(sub("baud = ${BAUD:-9600}").unwrap(), "baud = 19200");
         assert_eq!(
             sub(r#"a = "${NOPE:-127.0.0.1:15502}""#).unwrap(),
             r#"a = "127.0.0.1:15502""#
         );
+    }
+
+    #[test]
+    fn a_set_but_empty_variable_without_default_is_an_error_with_its_position() {
+        let errs = sub("site = \"a\"\nurl = \"${EMPTY}\"\nport = ${EMPTY}\n").unwrap_err();
+        assert_eq!(errs.len(), 2, "{errs:?}");
+        assert!(
+            matches!(&errs[0], SubstError::Empty { name, at } if name == "EMPTY" && at.line == 2 && at.column == 8),
+            "{errs:?}"
+        );
+        assert_eq!(errs[1].position().line, 3);
+        assert!(errs[0].to_string().contains("set but empty"), "{}", errs[0]);
     }
 
     #[test]

@@ -18,6 +18,9 @@
 //! - every point fits one request: width ≤ 125 registers / 2000 bits and ≤
 //!   the device's effective maximum; `address + width ≤ 65536` after the
 //!   device's `address_offset`;
+//! - no two points of a profile read the same register or bit, unless one
+//!   names the other in `alias_of` (bit points on different bits of one
+//!   register do not overlap);
 //! - a bit area holds only `bool` points; `bit` points have a bit 0–15 in a
 //!   register area; strings have a length;
 //! - scale is finite and non-zero, offset finite, `min ≤ max`;
@@ -250,40 +253,6 @@ fn check_id(errs: &mut Errors, path: &str, what: &str, id: &str) {
     }
 }
 
-/// Time zone areas of the IANA database.
-const TZ_AREAS: [&str; 11] = [
-    "Africa",
-    "America",
-    "Antarctica",
-    "Arctic",
-    "Asia",
-    "Atlantic",
-    "Australia",
-    "Europe",
-    "Indian",
-    "Pacific",
-    "Etc",
-];
-
-/// `UTC`, or `Area/City[/Sub]` with a known IANA area.
-fn looks_like_timezone(tz: &str) -> bool {
-    if tz == "UTC" {
-        return true;
-    }
-    let mut parts = tz.split('/');
-    let Some(area) = parts.next() else {
-        return false;
-    };
-    let rest: Vec<&str> = parts.collect();
-    TZ_AREAS.contains(&area)
-        && !rest.is_empty()
-        && rest.iter().all(|p| {
-            p.starts_with(|c: char| c.is_ascii_uppercase())
-                && p.chars()
-                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '+'))
-        })
-}
-
 /// `host:port` with a non-empty host (name, IPv4, or `[IPv6]`) and port 1–65535.
 fn check_host_port(addr: &str) -> Result<(), String> {
     let Some((host, port)) = addr.rsplit_once(':') else {
@@ -325,11 +294,15 @@ pub fn validate(
 
     check_id(&mut errs, "site", "site id", &config.site);
     check_id(&mut errs, "gateway", "gateway id", &config.gateway);
-    if !looks_like_timezone(&config.timezone) {
+    // The very parser the ledger, the reports and the command verifier use
+    // at run time: a name that passes here is one `run` can use.
+    if config.timezone.trim() != config.timezone
+        || crate::ledger::parse_tz(&config.timezone).is_err()
+    {
         errs.push(
             "timezone",
             format!(
-                "{:?} is not an IANA time zone name; write Area/City such as \"Asia/Shanghai\", or \"UTC\"",
+                "{:?} is not an IANA time zone name (the time zone database has no such zone); write Area/City such as \"Asia/Shanghai\", or \"UTC\"",
                 config.timezone
             ),
         );
@@ -982,6 +955,7 @@ fn prepare_profile(name: &str, profile: &Profile, errs: &mut Errors) -> Vec<Opti
             }
         }
     }
+    check_overlaps(&ppath, profile, &out, errs);
     let names: BTreeSet<&str> = profile.points.iter().map(|p| p.name.as_str()).collect();
     for (hint, text) in &profile.health {
         let path = format!("{ppath} health {hint:?}");
@@ -1006,6 +980,92 @@ fn prepare_profile(name: &str, profile: &Profile, errs: &mut Errors) -> Vec<Opti
         }
     }
     out
+}
+
+/// Two points of a profile that read the same register or bit are an
+/// error (a copy-paste slip in an address is the usual cause, and the two
+/// would silently show the same data), unless one names the other in
+/// `alias_of`. Bit points on different bits of one register share the
+/// register but not the data: no overlap. `points` are the prepared points
+/// (`None` for those with errors already reported).
+fn check_overlaps(ppath: &str, profile: &Profile, points: &[Option<Point>], errs: &mut Errors) {
+    let names: BTreeMap<&str, usize> = profile
+        .points
+        .iter()
+        .enumerate()
+        .map(|(i, p)| (p.name.as_str(), i))
+        .collect();
+    for (i, def) in profile.points.iter().enumerate() {
+        let Some(target) = &def.alias_of else {
+            continue;
+        };
+        let path = format!("{ppath} point {:?}", def.name);
+        match names.get(target.as_str()) {
+            None => errs.push(&path, format!("alias_of names an unknown point {target:?}")),
+            Some(&j) if j == i => errs.push(&path, "alias_of names the point itself"),
+            Some(_) => {}
+        }
+    }
+    let aliased = |a: usize, b: usize| {
+        let named = |x: usize, y: usize| {
+            profile.points[x].alias_of.as_deref() == Some(profile.points[y].name.as_str())
+        };
+        named(a, b) || named(b, a)
+    };
+    // (area, start, end exclusive, bit) of each valid point, by start.
+    let mut spans: Vec<(Area, u32, u32, Option<u8>, usize)> = points
+        .iter()
+        .enumerate()
+        .filter_map(|(i, p)| {
+            let p = p.as_ref()?;
+            let start = u32::from(p.address);
+            let bit = match p.data_type {
+                DataType::Bit(b) => Some(b),
+                _ => None,
+            };
+            Some((
+                p.area,
+                start,
+                start + u32::from(p.data_type.width()),
+                bit,
+                i,
+            ))
+        })
+        .collect();
+    spans.sort_by_key(|s| (s.0, s.1, s.4));
+    for (k, &(area, start, end, bit, i)) in spans.iter().enumerate() {
+        for &(area2, start2, _, bit2, j) in &spans[k + 1..] {
+            if area2 != area || start2 >= end {
+                break;
+            }
+            let distinct_bits = matches!((bit, bit2), (Some(a), Some(b)) if a != b);
+            if distinct_bits || aliased(i, j) {
+                continue;
+            }
+            let (first, second) = (&profile.points[i], &profile.points[j]);
+            errs.push(
+                format!("{ppath} point {:?}", second.name),
+                format!(
+                    "reads {} {} {start2}, which point {:?} (address {start}) reads too; fix the address, \
+                     or write alias_of = {:?} if both are meant to read it",
+                    area_word(area),
+                    if area.is_bits() { "bit" } else { "register" },
+                    first.name,
+                    first.name
+                ),
+            );
+        }
+    }
+}
+
+/// The area's name as written in profiles.
+fn area_word(area: Area) -> &'static str {
+    match area {
+        Area::Coil => "coil",
+        Area::Discrete => "discrete",
+        Area::Holding => "holding",
+        Area::Input => "input",
+    }
 }
 
 /// `registers` or `bits`, for messages.
