@@ -39,30 +39,42 @@
 //!   order) are evaluated on the last good values with three-valued logic: a
 //!   comparison on a point never read is unknown; `a or b` is true as soon as
 //!   one side is true, `a and b` false as soon as one side is false. Unknown
-//!   counts as not true. The first true rule (the one already pending, if it
-//!   is still true) gives the reason `rule:<name>`.
+//!   counts as not true. Each rule remembers since when it has been true on
+//!   every reachable poll; a reachable poll where it is not true forgets it,
+//!   a failed poll does not (it is still true on the last good values).
 //!
 //! # Transitions and debounce
 //!
-//! - **From Unknown** the first poll that shows a state decides at once: a
-//!   reachable poll → `Up` or `Down(rule:…)` at that poll's time; comms Down
-//!   still needs `comms_failures` consecutive failed polls.
+//! - **Holds**: each rule has a hold (its `for`, else `[health]
+//!   down_hold`): a rule *counts* once it has been true for its hold. A rule
+//!   true for less than its hold is a rule **within its hold**.
+//! - **From Unknown** the first reachable poll with no rule true → `Up` at
+//!   that poll's time; a rule that counts → `Down(rule:…)` dated when it
+//!   became true; a rule within its hold leaves the device Unknown until the
+//!   hold elapses (Down) or no rule is true any more (Up, at that poll).
+//!   Comms Down still needs `comms_failures` consecutive failed polls.
 //! - **Comms Down**: `comms_failures` consecutive failed polls → `Down`
 //!   (`comms`) at the time of the first of them. The count itself is the
 //!   debounce; a reachable poll resets it.
-//! - **Rule Down**: from `Up`, a rule must stay true on every reachable poll
-//!   for `down_hold`; the Down interval starts when it first became true. A
-//!   reachable poll with no rule true cancels the wait; a failed poll does not
-//!   (the rule is still true on the last good values).
-//! - **Up**: from `Down`, reachable polls with no rule true for `up_hold`;
-//!   the Up interval starts at the first of them. A failed poll or a true
-//!   rule cancels the wait. A condition that toggles faster than the holds
-//!   therefore causes no transition at all (flapping is debounced).
+//! - **Rule Down**: from `Up`, a rule that counts → `Down(rule:<name>)`,
+//!   dated when the rule became true (back-dated over its hold: the device
+//!   was out of service from then; the hold only filters out conditions
+//!   that end by themselves). A rule that stops being true within its hold
+//!   changes nothing; when it becomes true again its hold starts again.
+//!   When several rules count, the one true for the longest gives the
+//!   reason (then the first by name).
+//! - **Up**: from `Down`, reachable polls with no rule true (within its
+//!   hold or not) for `up_hold`; the Up interval starts at the first of
+//!   them. A failed poll or a true rule cancels the wait. A condition that
+//!   toggles faster than the holds therefore causes no transition at all
+//!   (flapping is debounced).
 //! - A Down device stays Down with the reason it went Down for (the ledger
 //!   interval keeps one reason); a new cause while Down emits nothing.
 //! - A hold is checked on every poll and on every [`Health::tick`]; when it
 //!   has expired the transition is emitted with `at_ms` = when the condition
-//!   began, not when the hold expired.
+//!   began, not when the hold expired (clamped to the previous transition,
+//!   see the invariants: a hold that elapses inside a maintenance window
+//!   makes the device Down when the window ends).
 //! - **Maintenance**: [`Health::set_maintenance`] with a window id →
 //!   `Maintenance` at `now_ms`; with `None` → the polled state at `now_ms`.
 //!   Switching from one window straight to another emits nothing (the state
@@ -96,6 +108,7 @@ use crate::config::{CompareOp, Condition, ConditionError, HealthConfig, Resolved
 use crate::model::PollOutcome;
 use crate::model::{FailureKind, Quality};
 use crate::state::{DeviceState, HardAlarm, Transition, UnixMs};
+use std::time::Duration;
 
 #[cfg(test)]
 mod tests;
@@ -159,7 +172,6 @@ pub struct DeviceStatus {
 pub struct Health {
     devices: Vec<Device>,
     comms_failures: u32,
-    down_hold_ms: i64,
     up_hold_ms: i64,
     exception_is_fault: bool,
     started_ms: UnixMs,
@@ -238,21 +250,15 @@ impl Expr {
     }
 }
 
-/// What a reachable poll shows, before debounce.
-#[derive(Clone, Debug, PartialEq, Eq)]
-enum Shows {
-    Up,
-    Rule(String),
-}
-
-/// A condition waiting for its hold to expire.
-#[derive(Clone, Debug, PartialEq, Eq)]
-struct Pending {
-    /// `Up` or `Down`.
-    to: DeviceState,
-    reason: Option<String>,
-    /// When the condition began.
-    since_ms: UnixMs,
+/// A fault rule of one device, compiled, with its hold.
+#[derive(Clone, Debug)]
+struct CompiledRule {
+    name: String,
+    expr: Expr,
+    /// How long it must stay true before it counts (ms).
+    hold_ms: i64,
+    /// Since when it has been true on every reachable poll, if it is true now.
+    since: Option<UnixMs>,
 }
 
 #[derive(Clone, Debug)]
@@ -263,7 +269,7 @@ struct Device {
     /// Critical flags, by point index.
     critical: Vec<bool>,
     /// Fault rules in name order.
-    rules: Vec<(String, Expr)>,
+    rules: Vec<CompiledRule>,
     /// Last good value of each point (numbers; booleans as 1/0).
     values: Vec<Option<f64>>,
     /// Alarm state of each point (only critical points ever become true).
@@ -274,7 +280,8 @@ struct Device {
     /// The polled state (never Maintenance) and its reason.
     polled: DeviceState,
     polled_reason: Option<String>,
-    pending: Option<Pending>,
+    /// A recovery waiting for `up_hold`: since when no rule has been true.
+    up_since: Option<UnixMs>,
     /// The planned maintenance window in force, if any.
     window: Option<String>,
     /// The shown state: what the last transition announced.
@@ -284,7 +291,11 @@ struct Device {
 }
 
 impl Device {
-    fn new(d: &ResolvedDevice, now_ms: UnixMs) -> Result<Device, HealthError> {
+    fn new(
+        d: &ResolvedDevice,
+        default_hold_ms: i64,
+        now_ms: UnixMs,
+    ) -> Result<Device, HealthError> {
         let index: BTreeMap<&str, usize> = d
             .points
             .iter()
@@ -292,8 +303,8 @@ impl Device {
             .map(|(i, p)| (p.name.as_str(), i))
             .collect();
         let mut rules = Vec::with_capacity(d.health.len());
-        for (name, text) in &d.health {
-            let cond = Condition::parse(text).map_err(|error| HealthError::Rule {
+        for (name, rule) in &d.health {
+            let cond = Condition::parse(&rule.when).map_err(|error| HealthError::Rule {
                 device: d.id.clone(),
                 rule: name.clone(),
                 error,
@@ -303,7 +314,12 @@ impl Device {
                 rule: name.clone(),
                 point,
             })?;
-            rules.push((name.clone(), expr));
+            rules.push(CompiledRule {
+                name: name.clone(),
+                expr,
+                hold_ms: rule.hold.map_or(default_hold_ms, duration_ms),
+                since: None,
+            });
         }
         Ok(Device {
             id: d.id.clone(),
@@ -316,7 +332,7 @@ impl Device {
             first_failure_ms: now_ms,
             polled: DeviceState::Unknown,
             polled_reason: Some(REASON_STARTUP.to_owned()),
-            pending: None,
+            up_since: None,
             window: None,
             shown: DeviceState::Unknown,
             shown_reason: Some(REASON_STARTUP.to_owned()),
@@ -360,7 +376,7 @@ impl Device {
         at_ms: UnixMs,
         out: &mut Vec<HealthEvent>,
     ) {
-        self.pending = None;
+        self.up_since = None;
         if self.polled == state {
             return;
         }
@@ -399,31 +415,49 @@ impl Device {
         }
     }
 
-    /// What the rules say on the last good values.
-    fn shows(&self) -> Shows {
-        let wanted = match &self.pending {
-            Some(Pending {
-                to: DeviceState::Down,
-                reason: Some(r),
-                ..
-            }) => r.strip_prefix("rule:"),
-            _ => None,
-        };
-        let mut first = None;
-        for (name, expr) in &self.rules {
-            if expr.eval(&self.values) == Some(true) {
-                if wanted == Some(name.as_str()) {
-                    return Shows::Rule(name.clone());
-                }
-                if first.is_none() {
-                    first = Some(name);
-                }
+    /// Re-evaluates every rule on the last good values at `t` (a
+    /// reachable poll): a rule true now keeps the time it became true, a
+    /// rule not true forgets it. Returns whether any rule is true.
+    fn evaluate(&mut self, t: UnixMs) -> bool {
+        let mut any = false;
+        for r in &mut self.rules {
+            if r.expr.eval(&self.values) == Some(true) {
+                r.since.get_or_insert(t);
+                any = true;
+            } else {
+                r.since = None;
             }
         }
-        match first {
-            Some(name) => Shows::Rule(name.clone()),
-            None => Shows::Up,
+        any
+    }
+
+    /// The rule whose hold has elapsed at `now`, if any: the one true for
+    /// the longest (then the first by name), with the time it became true.
+    fn confirmed(&self, now: UnixMs) -> Option<(&str, UnixMs)> {
+        let mut best: Option<(&str, UnixMs)> = None;
+        for r in &self.rules {
+            if let Some(since) = r.since
+                && now.saturating_sub(since) >= r.hold_ms
+                && best.is_none_or(|(_, b)| since < b)
+            {
+                best = Some((r.name.as_str(), since));
+            }
         }
+        best
+    }
+
+    /// Goes Down when a rule's hold has elapsed at `now` (from Up or
+    /// Unknown), dated when that rule became true.
+    fn confirm_down(&mut self, now: UnixMs, out: &mut Vec<HealthEvent>) -> bool {
+        if self.polled == DeviceState::Down {
+            return false;
+        }
+        let Some((name, since)) = self.confirmed(now) else {
+            return false;
+        };
+        let reason = Some(format!("rule:{name}"));
+        self.set_polled(DeviceState::Down, reason, since, out);
+        true
     }
 }
 
@@ -439,10 +473,9 @@ impl Health {
         Ok(Health {
             devices: devices
                 .iter()
-                .map(|d| Device::new(d, now_ms))
+                .map(|d| Device::new(d, cfg.down_hold_ms(), now_ms))
                 .collect::<Result<_, _>>()?,
             comms_failures: cfg.comms_failures.max(1),
-            down_hold_ms: cfg.down_hold_ms(),
             up_hold_ms: cfg.up_hold_ms(),
             exception_is_fault: cfg.exception_is_fault,
             started_ms: now_ms,
@@ -458,8 +491,7 @@ impl Health {
             return out;
         }
         let failed = self.is_failed(outcome);
-        let (comms_failures, down_hold, up_hold) =
-            (self.comms_failures, self.down_hold_ms, self.up_hold_ms);
+        let (comms_failures, up_hold) = (self.comms_failures, self.up_hold_ms);
         let Some(dev) = self.devices.get_mut(outcome.device) else {
             return out;
         };
@@ -470,13 +502,7 @@ impl Health {
                 dev.first_failure_ms = t;
             }
             dev.failures = dev.failures.saturating_add(1);
-            if dev
-                .pending
-                .as_ref()
-                .is_some_and(|p| p.to == DeviceState::Up)
-            {
-                dev.pending = None;
-            }
+            dev.up_since = None;
             if dev.failures >= comms_failures && dev.polled != DeviceState::Down {
                 let at = dev.first_failure_ms;
                 dev.set_polled(
@@ -485,49 +511,34 @@ impl Health {
                     at,
                     &mut out,
                 );
+            } else {
+                // The rules are still true on the last good values: a hold
+                // may expire on a failed poll too.
+                dev.confirm_down(t, &mut out);
             }
             return out;
         }
         dev.failures = 0;
-        let shows = dev.shows();
-        match (dev.polled, shows) {
-            (DeviceState::Up, Shows::Up) | (DeviceState::Down, Shows::Rule(_)) => {
-                dev.pending = None;
-            }
-            (DeviceState::Up, Shows::Rule(rule)) => {
-                let since = match &dev.pending {
-                    Some(p) if p.to == DeviceState::Down => p.since_ms,
-                    _ => t,
-                };
-                let reason = Some(format!("rule:{rule}"));
-                if t.saturating_sub(since) >= down_hold {
-                    dev.set_polled(DeviceState::Down, reason, since, &mut out);
+        let any_true = dev.evaluate(t);
+        match dev.polled {
+            DeviceState::Down => {
+                if any_true {
+                    // A rule true (even within its hold) keeps the device
+                    // Down: it is back in service when no rule is true.
+                    dev.up_since = None;
                 } else {
-                    dev.pending = Some(Pending {
-                        to: DeviceState::Down,
-                        reason,
-                        since_ms: since,
-                    });
+                    let since = *dev.up_since.get_or_insert(t);
+                    if t.saturating_sub(since) >= up_hold {
+                        dev.set_polled(DeviceState::Up, None, since, &mut out);
+                    }
                 }
             }
-            (DeviceState::Down, Shows::Up) => {
-                let since = match &dev.pending {
-                    Some(p) if p.to == DeviceState::Up => p.since_ms,
-                    _ => t,
-                };
-                if t.saturating_sub(since) >= up_hold {
-                    dev.set_polled(DeviceState::Up, None, since, &mut out);
-                } else {
-                    dev.pending = Some(Pending {
-                        to: DeviceState::Up,
-                        reason: None,
-                        since_ms: since,
-                    });
+            _ => {
+                if !dev.confirm_down(t, &mut out) && !any_true {
+                    // Unknown → Up at the first poll that shows no rule
+                    // true (a rule within its hold leaves it Unknown).
+                    dev.set_polled(DeviceState::Up, None, t, &mut out);
                 }
-            }
-            (_, Shows::Up) => dev.set_polled(DeviceState::Up, None, t, &mut out),
-            (_, Shows::Rule(rule)) => {
-                dev.set_polled(DeviceState::Down, Some(format!("rule:{rule}")), t, &mut out);
             }
         }
         out
@@ -556,18 +567,37 @@ impl Health {
     pub fn tick(&mut self, now_ms: UnixMs) -> Vec<HealthEvent> {
         let mut out = Vec::new();
         for dev in &mut self.devices {
-            let Some(p) = dev.pending.clone() else {
+            if dev.confirm_down(now_ms, &mut out) {
                 continue;
-            };
-            let hold = match p.to {
-                DeviceState::Up => self.up_hold_ms,
-                _ => self.down_hold_ms,
-            };
-            if now_ms.saturating_sub(p.since_ms) >= hold {
-                dev.set_polled(p.to, p.reason, p.since_ms, &mut out);
+            }
+            if dev.polled == DeviceState::Down
+                && let Some(since) = dev.up_since
+                && now_ms.saturating_sub(since) >= self.up_hold_ms
+            {
+                dev.set_polled(DeviceState::Up, None, since, &mut out);
             }
         }
         out
+    }
+
+    /// For a configuration reload: every device of `self` (built from the
+    /// new configuration) for which `keep(id)` says its configuration did
+    /// not change takes over the whole state of the device of the same id
+    /// in `old` (shown and polled state and since when, last good values,
+    /// holds under way, failure count, alarms, window). Returns the ids
+    /// taken over. Devices not taken over keep their fresh Unknown state.
+    pub fn carry_over(&mut self, old: &Health, keep: &dyn Fn(&str) -> bool) -> Vec<String> {
+        let mut kept = Vec::new();
+        for dev in &mut self.devices {
+            if !keep(&dev.id) {
+                continue;
+            }
+            if let Some(prev) = old.devices.iter().find(|d| d.id == dev.id) {
+                *dev = prev.clone();
+                kept.push(dev.id.clone());
+            }
+        }
+        kept
     }
 
     /// The shown state of device `device`; an unknown index reads as
@@ -647,4 +677,9 @@ impl Health {
             Some(_) => outcome.failed_requests >= outcome.requests,
         }
     }
+}
+
+/// A duration in whole milliseconds, saturating.
+fn duration_ms(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }

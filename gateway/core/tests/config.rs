@@ -213,7 +213,8 @@ fn resolves_defaults_overrides_offsets_and_word_order() {
         (pump.max_registers, pump.max_bits, pump.max_gap),
         (125, 2000, 8)
     );
-    assert_eq!(pump.health["fault"], "fault == true");
+    assert_eq!(pump.health["fault"].when, "fault == true");
+    assert_eq!(pump.health["fault"].hold, None, "the [health] down_hold");
     let running = pump.points.iter().find(|p| p.name == "running").unwrap();
     assert_eq!(
         (running.area, running.address, running.data_type),
@@ -623,6 +624,78 @@ fn maintenance_windows_are_checked_with_the_rest_of_the_file() {
     assert_eq!(errs.len(), 1, "{errs:?}");
     assert!(
         errs[0].contains("maintenance[0].device") && errs[0].contains("no device \"pump-9\""),
+        "{errs:?}"
+    );
+}
+
+#[test]
+fn the_pump_profile_gives_low_pressure_a_start_up_grace() {
+    let r = load_with_real_profiles(BASE).unwrap();
+    let rule = &r.devices[0].health["low_pressure"];
+    assert_eq!(rule.when, "running == true and outlet_pressure < 1.5");
+    assert_eq!(rule.hold, Some(Duration::from_secs(30)));
+}
+
+#[test]
+fn a_device_overrides_a_rule_hold_its_condition_or_both() {
+    // `{ for }` keeps the profile's condition; a plain text keeps the
+    // profile's hold; `{ when, for }` adds a rule with its own hold.
+    let text = format!(
+        "{BASE}health = {{ low_pressure = {{ for = \"45s\" }}, fault = \"fault == true and ready == true\", \
+         slow = {{ when = \"frequency < 10\", for = \"2m\" }} }}\n"
+    );
+    let r = load_with_real_profiles(&text).unwrap();
+    let h = &r.devices[0].health;
+    assert_eq!(
+        h["low_pressure"].when,
+        "running == true and outlet_pressure < 1.5"
+    );
+    assert_eq!(h["low_pressure"].hold, Some(Duration::from_secs(45)));
+    assert_eq!(h["fault"].when, "fault == true and ready == true");
+    assert_eq!(h["fault"].hold, None);
+    assert_eq!(h["slow"].hold, Some(Duration::from_secs(120)));
+    // A new condition for the pump rule keeps its start-up grace.
+    let text = format!(
+        "{BASE}health = {{ low_pressure = \"running == true and outlet_pressure < 2.0\" }}\n"
+    );
+    let r = load_with_real_profiles(&text).unwrap();
+    assert_eq!(
+        r.devices[0].health["low_pressure"].hold,
+        Some(Duration::from_secs(30))
+    );
+    // `for = "0s"` makes it count at once.
+    let text = format!("{BASE}health = {{ low_pressure = {{ for = \"0s\" }} }}\n");
+    let r = load_with_real_profiles(&text).unwrap();
+    assert_eq!(
+        r.devices[0].health["low_pressure"].hold,
+        Some(Duration::ZERO)
+    );
+}
+
+#[test]
+fn rule_hold_mistakes_are_reported_with_their_path() {
+    let text = format!(
+        "{BASE}health = {{ low_pressure = {{ for = \"25h\" }}, nope = {{ for = \"5s\" }} }}\n"
+    );
+    let errs = errors_of(&text);
+    assert_eq!(errs.len(), 2, "{errs:?}");
+    assert!(
+        errs.iter().any(
+            |e| e.starts_with(r#"device "pump-1" health "low_pressure": `for = "#)
+                && e.contains("is longer than 24h")
+        ),
+        "{errs:?}"
+    );
+    assert!(
+        errs.iter()
+            .any(|e| e.starts_with(r#"device "pump-1" health "nope": gives only `for`"#)),
+        "{errs:?}"
+    );
+    // A misspelt key in a rule table is refused by the parser.
+    let text = format!("{BASE}health = {{ low_pressure = {{ hold = \"5s\" }} }}\n");
+    let errs = errors_of(&text);
+    assert!(
+        errs.iter().any(|e| e.contains("unknown field `hold`")),
         "{errs:?}"
     );
 }

@@ -217,9 +217,11 @@ pub struct DeviceConfig {
     #[serde(default)]
     pub threshold: Option<f64>,
     /// Fault rules of this device, over the profile's `[health]` hints by
-    /// name: `name = "condition"`; an empty string disables a profile rule.
+    /// name: `name = "condition"`, `name = { when = "condition", for = "30s" }`
+    /// or `name = { for = "30s" }` (the profile's condition, another hold);
+    /// an empty string disables a profile rule.
     #[serde(default)]
-    pub health: BTreeMap<String, String>,
+    pub health: BTreeMap<String, super::RuleDef>,
     /// Set false to keep the device in config but not poll it.
     #[serde(default = "default_true")]
     pub enabled: bool,

@@ -34,4 +34,4 @@ pub use profile::*;
 pub use sim::*;
 pub use store::*;
 pub use tickets::*;
-pub use validate::{ConfigError, Resolved, ResolvedBus, ResolvedDevice};
+pub use validate::{ConfigError, Resolved, ResolvedBus, ResolvedDevice, Rule};

@@ -20,9 +20,80 @@ pub struct Profile {
     /// Points, in any order.
     #[serde(rename = "point")]
     pub points: Vec<PointDef>,
-    /// Hints for health rules (condition text by name), used by the health layer.
+    /// Fault rules by name: a condition text, or `{ when = "…", for = "30s" }`
+    /// with how long the condition must hold before it counts.
     #[serde(default)]
-    pub health: BTreeMap<String, String>,
+    pub health: BTreeMap<String, RuleDef>,
+}
+
+/// A fault rule as written, in a profile's `[health]` or a device's
+/// `health` table: either a condition text (`"fault == true"`) or a table
+/// `{ when = "<condition>", for = "<duration>" }`. `for` is how long the
+/// condition must stay true before the device counts as Down (like the
+/// `for` of an alerting rule); without it the `[health] down_hold` applies.
+/// In a device's table either key may be left out to keep the profile's.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RuleDef {
+    /// The condition text; `None` = keep the profile's (device overrides only).
+    pub when: Option<String>,
+    /// How long the condition must hold; `None` = the profile's, else
+    /// `[health] down_hold`.
+    pub hold: Option<HumanDuration>,
+}
+
+impl RuleDef {
+    /// A rule with only a condition text.
+    pub fn text(when: impl Into<String>) -> Self {
+        RuleDef {
+            when: Some(when.into()),
+            hold: None,
+        }
+    }
+
+    /// True for `""` (or only spaces) written as a plain string: on a device,
+    /// this disables the profile's rule of the same name.
+    pub fn is_disable(&self) -> bool {
+        self.hold.is_none() && self.when.as_deref().is_some_and(|w| w.trim().is_empty())
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RuleTable {
+    #[serde(default)]
+    when: Option<String>,
+    #[serde(default, rename = "for")]
+    hold: Option<HumanDuration>,
+}
+
+impl<'de> Deserialize<'de> for RuleDef {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = RuleDef;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(
+                    "a condition (\"fault == true\") or a table { when = \"<condition>\", for = \"30s\" }",
+                )
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<RuleDef, E> {
+                Ok(RuleDef::text(v))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<RuleDef, A::Error> {
+                let t = RuleTable::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
+                if t.when.is_none() && t.hold.is_none() {
+                    return Err(serde::de::Error::custom(
+                        "an empty rule table; give `when = \"<condition>\"` and/or `for = \"30s\"`",
+                    ));
+                }
+                Ok(RuleDef {
+                    when: t.when,
+                    hold: t.hold,
+                })
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 /// Type names accepted in `type = "…"`.

@@ -152,12 +152,32 @@ pub struct ResolvedDevice {
     pub max_bits: u16,
     /// Enabled points, in profile order, with overrides, offset and order applied.
     pub points: std::sync::Arc<Vec<Point>>,
-    /// Fault rules by name: the profile's `[health]` hints with the
-    /// device's overrides applied (each parses with `Condition::parse` and
-    /// names only existing points).
-    pub health: BTreeMap<String, String>,
+    /// Fault rules by name: the profile's `[health]` rules with the
+    /// device's overrides applied (each condition parses with
+    /// `Condition::parse` and names only existing points).
+    pub health: BTreeMap<String, Rule>,
     /// Availability target in per cent (device override, else class target).
     pub threshold_percent: f64,
+}
+
+/// A resolved fault rule: its condition and how long it must hold.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rule {
+    /// The condition text (parses with `Condition::parse`).
+    pub when: String,
+    /// How long the condition must stay true before the device counts as
+    /// Down; `None` = the `[health] down_hold`.
+    pub hold: Option<Duration>,
+}
+
+impl Rule {
+    /// A rule with the default hold.
+    pub fn new(when: impl Into<String>) -> Self {
+        Rule {
+            when: when.into(),
+            hold: None,
+        }
+    }
 }
 
 /// The shortest poll or alarm interval accepted.
@@ -590,18 +610,37 @@ fn resolve_device<'a>(
     }
 }
 
-/// The device's fault rules: the profile's `[health]` hints, replaced by
-/// the device's `health` entries of the same name, removed by an empty one.
-/// Device entries are checked here (profile hints are checked once per profile).
+/// The device's fault rules: the profile's `[health]` rules, changed by
+/// the device's `health` entries of the same name (a condition text
+/// replaces the condition and keeps the profile's hold; a table replaces
+/// what it gives), added when new, removed by an empty string. Device
+/// entries are checked here (profile rules are checked once per profile).
 fn merge_rules(
     path: &str,
     dev: &super::DeviceConfig,
     profile: Option<&Profile>,
     points: &[Point],
     errs: &mut Errors,
-) -> BTreeMap<String, String> {
-    let mut rules = profile.map(|p| p.health.clone()).unwrap_or_default();
-    for (name, text) in &dev.health {
+) -> BTreeMap<String, Rule> {
+    let mut rules: BTreeMap<String, Rule> = profile
+        .map(|p| {
+            p.health
+                .iter()
+                .filter_map(|(name, def)| {
+                    def.when.as_ref().map(|w| {
+                        (
+                            name.clone(),
+                            Rule {
+                                when: w.clone(),
+                                hold: def.hold.map(HumanDuration::get),
+                            },
+                        )
+                    })
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    for (name, def) in &dev.health {
         let rpath = format!("{path} health {name:?}");
         if !is_point_name(name) {
             errs.push(
@@ -609,7 +648,7 @@ fn merge_rules(
                 "rule names use only lowercase letters, digits and '_'",
             );
         }
-        if text.trim().is_empty() {
+        if def.is_disable() {
             if rules.remove(name).is_none() {
                 errs.push(
                     &rpath,
@@ -621,29 +660,61 @@ fn merge_rules(
             }
             continue;
         }
-        match Condition::parse(text) {
-            Err(e) => errs.push(&rpath, format!("{e} in {text:?}")),
-            Ok(cond) => {
-                for p in cond.points() {
-                    if !points.is_empty() && !points.iter().any(|q| q.name == p) {
-                        errs.push(
-                            &rpath,
-                            format!("condition {text:?} names an unknown point {p:?}"),
-                        );
+        check_hold(&rpath, def.hold, errs);
+        let when = match (&def.when, rules.get(name)) {
+            (Some(w), _) => w.clone(),
+            (None, Some(r)) => r.when.clone(),
+            (None, None) => {
+                errs.push(
+                    &rpath,
+                    format!(
+                        "gives only `for`, but profile {:?} has no rule {name:?} whose condition it would keep; \
+                         add `when = \"<condition>\"`",
+                        dev.profile
+                    ),
+                );
+                continue;
+            }
+        };
+        if def.when.is_some() {
+            if when.trim().is_empty() {
+                errs.push(
+                    &rpath,
+                    "`when` is empty; give a condition, e.g. \"fault == true\"",
+                );
+                continue;
+            }
+            match Condition::parse(&when) {
+                Err(e) => {
+                    errs.push(&rpath, format!("{e} in {when:?}"));
+                    continue;
+                }
+                Ok(cond) => {
+                    for p in cond.points() {
+                        if !points.is_empty() && !points.iter().any(|q| q.name == p) {
+                            errs.push(
+                                &rpath,
+                                format!("condition {when:?} names an unknown point {p:?}"),
+                            );
+                        }
                     }
                 }
-                rules.insert(name.clone(), text.clone());
             }
         }
+        let hold = def
+            .hold
+            .map(HumanDuration::get)
+            .or_else(|| rules.get(name).and_then(|r| r.hold));
+        rules.insert(name.clone(), Rule { when, hold });
     }
     // Profile rules the device keeps must read points the device polls: a
     // point disabled on this device leaves such a rule unable to decide.
     if !points.is_empty() {
-        for (name, text) in &rules {
-            if dev.health.contains_key(name) {
+        for (name, rule) in &rules {
+            if dev.health.get(name).is_some_and(|d| d.when.is_some()) {
                 continue;
             }
-            let Ok(cond) = Condition::parse(text) else {
+            let Ok(cond) = Condition::parse(&rule.when) else {
                 continue; // reported once, by the profile's own check
             };
             for p in cond.points() {
@@ -661,6 +732,18 @@ fn merge_rules(
         }
     }
     rules
+}
+
+/// A rule's `for`: at most [`super::MAX_HOLD`].
+fn check_hold(path: &str, hold: Option<HumanDuration>, errs: &mut Errors) {
+    if let Some(h) = hold
+        && h.get() > super::MAX_HOLD
+    {
+        errs.push(
+            path,
+            format!("`for = \"{h}\"` is longer than 24h; give a shorter hold, e.g. \"30s\""),
+        );
+    }
 }
 
 /// Checks one profile on its own (points, types, ranges, health hints):
@@ -957,7 +1040,7 @@ fn prepare_profile(name: &str, profile: &Profile, errs: &mut Errors) -> Vec<Opti
     }
     check_overlaps(&ppath, profile, &out, errs);
     let names: BTreeSet<&str> = profile.points.iter().map(|p| p.name.as_str()).collect();
-    for (hint, text) in &profile.health {
+    for (hint, def) in &profile.health {
         let path = format!("{ppath} health {hint:?}");
         if !is_point_name(hint) {
             errs.push(
@@ -965,6 +1048,14 @@ fn prepare_profile(name: &str, profile: &Profile, errs: &mut Errors) -> Vec<Opti
                 "health hint names use only lowercase letters, digits and '_'",
             );
         }
+        check_hold(&path, def.hold, errs);
+        let Some(text) = def.when.as_deref() else {
+            errs.push(
+                &path,
+                "a profile rule needs its condition: `{ when = \"<condition>\", for = \"30s\" }`",
+            );
+            continue;
+        };
         match Condition::parse(text) {
             Err(e) => errs.push(&path, format!("{e} in {text:?}")),
             Ok(cond) => {

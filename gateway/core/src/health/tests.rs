@@ -59,7 +59,7 @@ fn device(id: &str, rules: &[(&str, &str)]) -> ResolvedDevice {
         ]),
         health: rules
             .iter()
-            .map(|(n, t)| ((*n).to_owned(), (*t).to_owned()))
+            .map(|(n, t)| ((*n).to_owned(), crate::config::Rule::new(*t)))
             .collect::<BTreeMap<_, _>>(),
         threshold_percent: 98.0,
     }
@@ -215,13 +215,36 @@ fn the_first_good_poll_makes_the_device_up_at_once_even_with_an_up_hold() {
 }
 
 #[test]
-fn a_first_poll_with_a_rule_true_makes_the_device_down_at_once() {
-    let mut h = health(&cfg(3, 30, 10));
+fn a_first_poll_with_a_rule_true_and_no_hold_makes_the_device_down_at_once() {
+    let mut h = health(&cfg(3, 0, 10));
     let ev = h.observe(&good(1_000, true, 3.0, true));
     assert_eq!(
         transitions(&ev),
         [(Unknown, Down, Some("rule:fault"), 1_000)]
     );
+}
+
+// A start (or a restart) during a hold: the hold applies from Unknown too,
+// so a gateway starting while a pump ramps up does not mark it Down. (The
+// old machine went Down at the first poll whatever the hold.)
+#[test]
+fn a_first_poll_with_a_rule_within_its_hold_stays_unknown_until_the_hold_decides() {
+    let mut h = health(&cfg(3, 30, 10));
+    assert!(transitions(&h.observe(&good(1_000, true, 3.0, true))).is_empty());
+    assert!(h.tick(30_999).is_empty());
+    assert_eq!(h.status(0).state, Unknown);
+    let ev = h.tick(31_000);
+    assert_eq!(
+        transitions(&ev),
+        [(Unknown, Down, Some("rule:fault"), 1_000)]
+    );
+    // The rule clears within its hold: Up at the poll that shows it.
+    let mut h = health(&cfg(3, 30, 10));
+    h.observe(&good(1_000, true, 3.0, true));
+    h.observe(&good(2_000, true, 3.0, true));
+    let ev = h.observe(&good(3_000, false, 3.0, true));
+    assert_eq!(transitions(&ev), [(Unknown, Up, None, 3_000)]);
+    assert!(h.tick(60_000).is_empty());
 }
 
 #[test]
@@ -820,4 +843,229 @@ fn every_shipped_configuration_builds_a_health_machine() {
             .unwrap_or_else(|e| panic!("{file}: {e}"));
         assert_eq!(h.len(), resolved.devices.len());
     }
+}
+
+// ---- rules with their own hold (`for`) ----
+
+/// The test pump with `low_pressure` holding for `hold_s` and `fault` at once.
+fn pump_with_grace(id: &str, hold_s: u64) -> ResolvedDevice {
+    let mut d = pump(id);
+    if let Some(r) = d.health.get_mut("low_pressure") {
+        r.hold = Some(Duration::from_secs(hold_s));
+    }
+    d
+}
+
+fn graced(hold_s: u64) -> Health {
+    Health::new(
+        &[
+            pump_with_grace("pump-1", hold_s),
+            pump_with_grace("pump-2", hold_s),
+        ],
+        &cfg(3, 0, 10),
+        0,
+    )
+    .unwrap()
+}
+
+/// One poll a second from `from_s` to `to_s` (inclusive) with the given
+/// pressure and running state; returns the transitions.
+fn run_polls(
+    h: &mut Health,
+    from_s: i64,
+    to_s: i64,
+    pressure: impl Fn(i64) -> f64,
+    running: bool,
+) -> Vec<(DeviceState, DeviceState, Option<String>, i64)> {
+    let mut out = Vec::new();
+    for s in from_s..=to_s {
+        let t = s * 1_000;
+        let mut ev = h.observe(&good(t, false, pressure(s), running));
+        ev.extend(h.tick(t + 500));
+        out.extend(
+            transitions(&ev)
+                .into_iter()
+                .map(|(a, b, r, at)| (a, b, r.map(str::to_owned), at)),
+        );
+    }
+    out
+}
+
+#[test]
+fn a_start_up_ramp_shorter_than_the_rule_hold_is_no_fault() {
+    // The old machine knew only the global down_hold (0 s here): the ramp
+    // made the pump Down at every start.
+    let mut h = graced(30);
+    assert_eq!(
+        run_polls(&mut h, 0, 10, |_| 3.0, true),
+        [(Unknown, Up, None, 0)]
+    );
+    // Stopped, then started: 20 s below 1.5 bar while ramping up.
+    assert!(run_polls(&mut h, 11, 60, |_| 0.6, false).is_empty());
+    assert!(run_polls(&mut h, 61, 80, |s| 0.6 + (s - 61) as f64 * 0.045, true).is_empty());
+    assert!(run_polls(&mut h, 81, 200, |_| 3.0, true).is_empty());
+    assert_eq!(h.status(0).state, Up);
+    // The fault bit, with no hold of its own, still counts at once.
+    let ev = h.observe(&good(201_000, true, 3.0, true));
+    assert_eq!(transitions(&ev), [(Up, Down, Some("rule:fault"), 201_000)]);
+}
+
+#[test]
+fn a_rule_true_for_its_hold_is_down_from_the_first_true_poll() {
+    let mut h = graced(30);
+    run_polls(&mut h, 0, 10, |_| 3.0, true);
+    // Low from 11 s on, for good: Down once 30 s have passed, dated 11 s.
+    let tr = run_polls(&mut h, 11, 60, |_| 1.0, true);
+    assert_eq!(
+        tr,
+        [(Up, Down, Some("rule:low_pressure".to_owned()), 11_000)]
+    );
+    // The hold elapsed on the poll at 41 s.
+    let mut h = graced(30);
+    run_polls(&mut h, 0, 10, |_| 3.0, true);
+    assert!(run_polls(&mut h, 11, 40, |_| 1.0, true).is_empty());
+    assert_eq!(h.status(0).state, Up);
+    assert_eq!(run_polls(&mut h, 41, 41, |_| 1.0, true).len(), 1);
+}
+
+#[test]
+fn a_rule_flapping_inside_its_hold_restarts_the_hold_each_time() {
+    let mut h = graced(30);
+    run_polls(&mut h, 0, 10, |_| 3.0, true);
+    // 20 s low, 1 s good, 20 s low, 1 s good…: never 30 s in a row.
+    let flap = |s: i64| if (s - 11) % 21 == 20 { 3.0 } else { 1.0 };
+    assert!(run_polls(&mut h, 11, 400, flap, true).is_empty());
+    assert_eq!(h.status(0).state, Up);
+    // Then low for good: Down dated at the start of the last unbroken run.
+    let tr = run_polls(&mut h, 401, 440, |_| 1.0, true);
+    assert_eq!(tr.len(), 1, "{tr:?}");
+    let last_good = (11..=400).rev().find(|s| flap(*s) > 1.5).unwrap();
+    assert_eq!(tr[0].3, (last_good + 1) * 1_000);
+}
+
+#[test]
+fn a_failed_poll_inside_the_hold_neither_restarts_nor_cancels_it() {
+    let mut h = graced(30);
+    run_polls(&mut h, 0, 10, |_| 3.0, true);
+    run_polls(&mut h, 11, 20, |_| 1.0, true);
+    h.observe(&timeout(21_000));
+    let tr = run_polls(&mut h, 22, 45, |_| 1.0, true);
+    assert_eq!(
+        tr,
+        [(Up, Down, Some("rule:low_pressure".to_owned()), 11_000)]
+    );
+}
+
+#[test]
+fn a_gateway_restart_during_a_hold_starts_the_hold_again_after_the_restart() {
+    let mut h = graced(30);
+    run_polls(&mut h, 0, 10, |_| 3.0, true);
+    run_polls(&mut h, 11, 30, |_| 1.0, true); // 20 s into the hold
+    // The gateway restarts at 35 s: a new machine knows nothing of the hold.
+    let mut h = Health::new(
+        &[pump_with_grace("pump-1", 30), pump_with_grace("pump-2", 30)],
+        &cfg(3, 0, 10),
+        35_000,
+    )
+    .unwrap();
+    // Still low: Unknown for the whole hold, then Down from the first
+    // poll after the restart (the gap before it is no data, not Down).
+    assert!(run_polls(&mut h, 36, 65, |_| 1.0, true).is_empty());
+    assert_eq!(h.status(0).state, Unknown);
+    assert_eq!(
+        run_polls(&mut h, 66, 66, |_| 1.0, true),
+        [(Unknown, Down, Some("rule:low_pressure".to_owned()), 36_000)]
+    );
+    // Had the pressure come back within the hold: Up then, no Down at all.
+    let mut h = graced(30);
+    assert!(run_polls(&mut h, 0, 10, |_| 1.0, true).is_empty());
+    assert_eq!(
+        run_polls(&mut h, 11, 100, |_| 3.0, true),
+        [(Unknown, Up, None, 11_000)]
+    );
+}
+
+#[test]
+fn a_hold_elapsing_in_maintenance_shows_down_only_when_the_window_ends() {
+    let mut h = graced(30);
+    run_polls(&mut h, 0, 10, |_| 3.0, true);
+    run_polls(&mut h, 11, 20, |_| 1.0, true);
+    let ev = h.set_maintenance(0, Some("w"), 21_000);
+    assert_eq!(
+        transitions(&ev),
+        [(Up, Maintenance, Some("maintenance:w"), 21_000)]
+    );
+    // The hold elapses at 41 s inside the window: nothing is shown.
+    assert!(run_polls(&mut h, 21, 90, |_| 1.0, true).is_empty());
+    let ev = h.set_maintenance(0, None, 91_000);
+    assert_eq!(
+        transitions(&ev),
+        [(Maintenance, Down, Some("rule:low_pressure"), 91_000)]
+    );
+    // A rule that clears inside the window leaves no trace.
+    let mut h = graced(30);
+    run_polls(&mut h, 0, 10, |_| 3.0, true);
+    run_polls(&mut h, 11, 20, |_| 1.0, true);
+    h.set_maintenance(0, Some("w"), 21_000);
+    run_polls(&mut h, 21, 25, |_| 1.0, true);
+    run_polls(&mut h, 26, 60, |_| 3.0, true);
+    let ev = h.set_maintenance(0, None, 61_000);
+    assert_eq!(transitions(&ev), [(Maintenance, Up, None, 61_000)]);
+}
+
+#[test]
+fn a_rule_within_its_hold_keeps_a_down_device_from_recovering() {
+    let mut h = graced(30);
+    run_polls(&mut h, 0, 10, |_| 3.0, true);
+    h.observe(&good(11_000, true, 3.0, true));
+    assert_eq!(h.status(0).state, Down);
+    // The trip clears at 12 s and the pump ramps for 15 s: it is back in
+    // service once the pressure is there, after up_hold.
+    let tr = run_polls(&mut h, 12, 60, |s| if s < 27 { 1.0 } else { 3.0 }, true);
+    assert_eq!(tr, [(Down, Up, None, 27_000)]);
+}
+
+#[test]
+fn the_rule_true_for_longest_gives_the_reason_when_holds_differ() {
+    // `fault` counts after 5 s, `low_pressure` after 30 s.
+    let mut d = pump_with_grace("pump-1", 30);
+    d.health.get_mut("fault").unwrap().hold = Some(Duration::from_secs(5));
+    let mut h = Health::new(&[d], &cfg(3, 0, 10), 0).unwrap();
+    run_polls(&mut h, 0, 10, |_| 3.0, true);
+    // Pressure low from 11 s, the fault bit from 38 s: low_pressure counts
+    // at 41 s, before the fault (43 s).
+    let mut tr = Vec::new();
+    for s in 11..=50 {
+        let t = s * 1_000;
+        let mut ev = h.observe(&good(t, s >= 38, 1.0, true));
+        ev.extend(h.tick(t + 500));
+        tr.extend(
+            transitions(&ev)
+                .into_iter()
+                .map(|(a, b, r, at)| (a, b, r.map(str::to_owned), at)),
+        );
+    }
+    assert_eq!(
+        tr,
+        [(Up, Down, Some("rule:low_pressure".to_owned()), 11_000)]
+    );
+}
+
+#[test]
+fn carry_over_keeps_the_state_and_holds_of_kept_devices_only() {
+    let mut old = graced(30);
+    run_polls(&mut old, 0, 10, |_| 3.0, true);
+    old.observe(&good_on(1, 10_500, true, 3.0, true));
+    run_polls(&mut old, 11, 20, |_| 1.0, true); // pump-1 within its hold
+    assert_eq!(old.status(1).state, Down);
+    let mut new = graced(30);
+    let kept = new.carry_over(&old, &|id| id == "pump-1");
+    assert_eq!(kept, ["pump-1"]);
+    assert_eq!(new.status(0), old.status(0));
+    assert_eq!(new.status(1).state, Unknown, "pump-2 was not kept");
+    // pump-1's hold goes on where it was: Down at 41 s, dated 11 s.
+    assert_eq!(
+        run_polls(&mut new, 21, 41, |_| 1.0, true),
+        [(Up, Down, Some("rule:low_pressure".to_owned()), 11_000)]
+    );
 }
