@@ -422,3 +422,45 @@ pub async fn serve(
         tracing::warn!(error = %e, "the admin listener stopped");
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each family's HELP and TYPE come right before its own samples.
+    #[test]
+    fn every_family_is_announced_right_before_its_samples() {
+        let m = Metrics {
+            outbox: Some(Arc::default()),
+            influx_outbox: Some(Arc::default()),
+            mqtt: Some(Arc::default()),
+            influx_dead: Some(Arc::default()),
+            ..Metrics::default()
+        };
+        let text = m.render();
+        let mut family: Option<&str> = None;
+        let mut families = Vec::new();
+        for line in text.lines() {
+            if let Some(rest) = line.strip_prefix("# HELP ") {
+                family = rest.split(' ').next();
+                families.push(family);
+            } else if let Some(rest) = line.strip_prefix("# TYPE ") {
+                assert_eq!(rest.split(' ').next(), family, "{line}\n{text}");
+            } else {
+                let name = line.split(['{', ' ']).next().unwrap_or("");
+                let f = family.expect("a sample before any family");
+                assert!(
+                    name == f || name == format!("{f}_sum") || name == format!("{f}_count"),
+                    "sample {name} under family {f}:\n{text}"
+                );
+            }
+        }
+        let unique: std::collections::BTreeSet<_> = families.iter().collect();
+        assert_eq!(unique.len(), families.len(), "a family twice:\n{text}");
+        assert!(
+            text.contains("bms_outbox_records{sink=\"influx\"} 0"),
+            "{text}"
+        );
+        assert!(text.contains("bms_influx_refused_lines_total 0"), "{text}");
+    }
+}

@@ -430,3 +430,190 @@ fn get_vm(addr: &str, path: &str) -> String {
     assert_eq!(code, 200, "{body}");
     body
 }
+
+/// Every line of a text exposition in its family's group: `# HELP name`,
+/// `# TYPE name`, then only samples of `name` (`name_sum`, `name_count`…
+/// for summaries) until the next family; no family twice. The problems
+/// found, empty when the text is well grouped.
+fn grouping_problems(text: &str) -> Vec<String> {
+    let mut problems = Vec::new();
+    let mut current: Option<String> = None;
+    let mut seen = std::collections::BTreeSet::new();
+    let mut announced: Option<String> = None;
+    for (n, line) in text.lines().enumerate() {
+        if let Some(rest) = line.strip_prefix("# HELP ") {
+            let name = rest.split(' ').next().unwrap_or("").to_owned();
+            if !seen.insert(name.clone()) {
+                problems.push(format!("line {}: family {name} again", n + 1));
+            }
+            announced = Some(name);
+            current = None;
+        } else if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let name = rest.split(' ').next().unwrap_or("").to_owned();
+            if announced.as_deref() != Some(name.as_str()) {
+                problems.push(format!(
+                    "line {}: TYPE {name} without its HELP just before",
+                    n + 1
+                ));
+            }
+            current = Some(name);
+        } else if !line.is_empty() && !line.starts_with('#') {
+            let name = line.split(['{', ' ']).next().unwrap_or("");
+            let ok = current.as_deref().is_some_and(|c| {
+                name == c
+                    || [("_sum"), ("_count"), ("_bucket")]
+                        .iter()
+                        .any(|s| name == format!("{c}{s}"))
+            });
+            if !ok {
+                problems.push(format!(
+                    "line {}: sample {name} under family {:?}",
+                    n + 1,
+                    current
+                ));
+            }
+        }
+    }
+    problems
+}
+
+/// A Prometheus of our own scraping `target` every second.
+fn start_prometheus(dir: &Path, target: &str) -> (Proc, String) {
+    require_tool("prometheus", "apt-get install prometheus").unwrap();
+    require_tool("curl", "apt-get install curl").unwrap();
+    let addr = format!("127.0.0.1:{}", free_port());
+    let conf = dir.join("prometheus.yml");
+    std::fs::write(
+        &conf,
+        format!(
+            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n  - job_name: gateway\n    static_configs:\n      - targets: ['{target}']\n"
+        ),
+    )
+    .unwrap();
+    let p = Proc::spawn(
+        "prometheus",
+        Command::new("prometheus")
+            .arg(format!("--config.file={}", conf.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.join("tsdb").display()
+            ))
+            .arg(format!("--web.listen-address={addr}")),
+    )
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while http("GET", &addr, "/-/ready", "").map(|r| r.0).unwrap_or(0) != 200 {
+        assert!(Instant::now() < deadline, "prometheus did not start");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    (p, addr)
+}
+
+/// `GET` with curl (Prometheus answers in chunks, which [`http`] does not
+/// decode); the body as JSON.
+fn prom_get(addr: &str, path: &str) -> Option<Value> {
+    let (code, out, _) = run_with_timeout(
+        Command::new("curl").args(["-sf", &format!("http://{addr}{path}")]),
+        Duration::from_secs(10),
+    )
+    .ok()?;
+    if code != Some(0) {
+        return None;
+    }
+    serde_json::from_str(&out).ok()
+}
+
+/// The value of an instant query's first result, if any.
+fn prom_query(addr: &str, query: &str) -> Option<f64> {
+    let v = prom_get(addr, &format!("/api/v1/query?query={query}"))?;
+    v["data"]["result"][0]["value"][1].as_str()?.parse().ok()
+}
+
+#[test]
+#[ignore = "needs prometheus (.ci/run installs it)"]
+fn metrics_are_grouped_per_family_and_scraped_by_a_real_prometheus() {
+    let dir = tempfile::tempdir().unwrap();
+    let (env, _) = demo_env(dir.path());
+    let admin = env_value(&env, "BMS_ADMIN_LISTEN").to_owned();
+    let (_vm, vm_addr) = start_vm(dir.path());
+    let mut broker = Broker::start(dir.path());
+    // Every part that reports metrics: buses, MQTT, both outboxes.
+    let cfg = demo_config(
+        dir.path(),
+        &format!(
+            "[influx]\nurl = \"http://{vm_addr}\"\norg = \"o\"\nbucket = \"b\"\nflush_every = \"200ms\"\n"
+        ),
+    )
+    .unwrap();
+    let _sim = start_sim(&cfg, &env).unwrap();
+    let mut gw = Proc::spawn(
+        "gateway run",
+        Command::new(bin("gateway"))
+            .args(["run", "--mqtt-url", &broker.url(), "--config"])
+            .arg(&cfg)
+            .env("RUST_LOG", "info")
+            .envs(env.iter().cloned()),
+    )
+    .unwrap();
+    gw.wait_for("connected to the MQTT broker", Duration::from_secs(20))
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(2));
+    let (code, text) = http("GET", &admin, "/metrics", "").unwrap();
+    assert_eq!(code, 200);
+    let problems = grouping_problems(&text);
+    assert!(
+        problems.is_empty(),
+        "/metrics is not grouped per family:\n{}\n\n{text}",
+        problems.join("\n")
+    );
+    // promtool, when installed with Prometheus, lints the exposition.
+    if let Ok((Some(c), out, err)) = run_with_timeout(
+        Command::new("sh").arg("-c").arg(format!(
+            "command -v promtool >/dev/null || exit 99; curl -s http://{admin}/metrics | promtool check metrics"
+        )),
+        Duration::from_secs(20),
+    ) {
+        if c == 99 {
+            eprintln!("promtool not installed: lint skipped");
+        } else {
+            assert_eq!(c, 0, "promtool check metrics: {out}{err}");
+        }
+    }
+    let (_prom, prom) = start_prometheus(dir.path(), &admin);
+    bms_e2e::until(
+        "Prometheus to scrape the gateway",
+        Duration::from_secs(30),
+        || (prom_query(&prom, "up") == Some(1.0)).then_some(()),
+    );
+    let polls = bms_e2e::until(
+        "a gateway metric in Prometheus",
+        Duration::from_secs(30),
+        || prom_query(&prom, "sum(bms_polls_total)"),
+    );
+    assert!(polls > 0.0);
+    let connected = prom_query(&prom, "bms_mqtt_connected").unwrap();
+    assert_eq!(connected, 1.0);
+    // The target's metadata: each family with its declared type.
+    let meta = prom_get(
+        &prom,
+        "/api/v1/targets/metadata?match_target=%7Bjob%3D%22gateway%22%7D",
+    )
+    .unwrap();
+    let type_of = |name: &str| {
+        meta["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["metric"] == name)
+            .map(|m| m["type"].as_str().unwrap_or("").to_owned())
+    };
+    assert_eq!(type_of("bms_polls_total").as_deref(), Some("counter"));
+    assert_eq!(type_of("bms_outbox_records").as_deref(), Some("gauge"));
+    assert_eq!(
+        type_of("bms_mqtt_publish_ack_seconds").as_deref(),
+        Some("summary")
+    );
+    eprintln!("Prometheus scraped the gateway: up = 1, sum(bms_polls_total) = {polls}");
+    assert_eq!(gw.interrupt(Duration::from_secs(10)).unwrap(), Some(0));
+    broker.stop();
+}

@@ -318,7 +318,8 @@ fn preflight(
     if let Some(c) = cfg.raw.commands.as_ref().filter(|c| c.enabled)
         && let Err(e) = crate::cmdin::read_secret(c, base, env)
     {
-        push("[commands] secret", e);
+        // The message names its section already.
+        push(&file.display().to_string(), e);
     }
     if let Some(a) = cfg.raw.alerts.as_ref().filter(|a| a.enabled) {
         if let Ok(tz) = gateway_core::ledger::parse_tz(&cfg.timezone)
@@ -330,7 +331,8 @@ fn preflight(
             errors.push(ConfigError::new("[alerts]", e));
         }
         if let Err(e) = crate::alerts::build_channels(a, cfg, base, env) {
-            errors.push(ConfigError::new("[alerts]", e));
+            // The message names its section and channel already.
+            errors.push(ConfigError::new(file.display().to_string(), e));
         }
     }
     errors

@@ -45,7 +45,14 @@ pub struct RunArgs {
 pub async fn run(args: RunArgs) -> u8 {
     // Before anything says "up": an early SIGINT must stop us in order.
     let signals = crate::logging::ShutdownSignals::install();
-    // The very checks `gateway check` makes (secrets and files included).
+    // The command line first, then the very checks `gateway check` makes
+    // (secrets and files included).
+    if let Some(url) = &args.mqtt_url
+        && let Err(e) = parse_broker_url(url)
+    {
+        eprintln!("gateway run: --mqtt-url: {e}");
+        return super::EXIT_CONFIG;
+    }
     let cfg = match super::check::validate_for_run(&args.config) {
         Ok(c) => c,
         Err(errors) => {
@@ -55,10 +62,6 @@ pub async fn run(args: RunArgs) -> u8 {
     };
     let mut cfg = cfg;
     if let Some(url) = &args.mqtt_url {
-        if let Err(e) = parse_broker_url(url) {
-            eprintln!("gateway run: --mqtt-url: {e}");
-            return super::EXIT_CONFIG;
-        }
         override_mqtt_url(&mut cfg, url);
     }
     let data_dir = args
