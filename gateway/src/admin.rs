@@ -121,6 +121,26 @@ impl Metrics {
         for (bus, st) in &buses {
             x.sample(degraded, &format!("{{bus=\"{bus}\"}}"), st.degraded_devices);
         }
+        let deferred = x.family(
+            "bms_deferred_probes_total",
+            "counter",
+            "Polls of failing devices held back to keep the line's time for the devices that answer, by bus.",
+        );
+        for (bus, st) in &buses {
+            x.sample(deferred, &format!("{{bus=\"{bus}\"}}"), st.deferred_probes);
+        }
+        let gap = x.family(
+            "bms_probe_gap_seconds",
+            "gauge",
+            "The longest current spacing between probes of one silent device, by bus: the resolution comms recoveries are dated with.",
+        );
+        for (bus, st) in &buses {
+            x.sample(
+                gap,
+                &format!("{{bus=\"{bus}\"}}"),
+                st.probe_gap_ms as f64 / 1000.0,
+            );
+        }
         let sinks: Vec<(&str, &Arc<OutboxStats>)> =
             [("mqtt", &self.outbox), ("influx", &self.influx_outbox)]
                 .into_iter()
