@@ -534,3 +534,35 @@ fn the_state_view_lists_an_active_hard_alarm_until_it_clears_and_after_a_restart
     let (e, _) = Engine::open(&cfg, &data(dir.path()), T0 + 90 * S).unwrap();
     assert_eq!(e.state_view(1, T0 + 90 * S).unwrap().alarms, vec![]);
 }
+
+#[test]
+fn a_ledger_found_damaged_while_running_stops_the_engine_instead_of_polling_on_unrecorded() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), "");
+    let (mut e, _) = Engine::open(&cfg, &data(dir.path()), T0).unwrap();
+    assert!(e.fatal().is_none());
+    // Another connection breaks the intervals table's root page pointer:
+    // the next ledger write meets SQLITE_CORRUPT.
+    let c = rusqlite::Connection::open(data(dir.path()).join(crate::store::DB_FILE)).unwrap();
+    let version: i64 = c
+        .query_row("PRAGMA schema_version", [], |r| r.get(0))
+        .unwrap();
+    c.execute_batch(&format!(
+        "PRAGMA writable_schema = ON;
+         UPDATE sqlite_master SET rootpage = 99999 WHERE name = 'intervals';
+         PRAGMA schema_version = {};
+         PRAGMA writable_schema = OFF;",
+        version + 1
+    ))
+    .unwrap();
+    drop(c);
+    let mut t = T0;
+    for _ in 0..5 {
+        t += S;
+        e.observe(&poll(&cfg, 0, t, PUMP_OK));
+        e.tick(t);
+    }
+    let why = e.fatal().expect("the damage is reported");
+    assert!(why.contains("gateway.db"), "{why}");
+    assert!(e.stop(t).is_empty(), "nothing more is written or announced");
+}

@@ -493,9 +493,6 @@ impl OutboxWriter {
             self.reserved_for = None;
         }
         self.shrink(share);
-        if let Some(space) = &self.space {
-            space.refresh();
-        }
         self.next_seq = top + 1;
         self.stats.last_seq.store(top, Ordering::Relaxed);
         let sub = |a: &AtomicU64, n: u64| {
@@ -514,6 +511,9 @@ impl OutboxWriter {
                 self.stats
                     .dropped_for_space
                     .fetch_add(lost, Ordering::Relaxed);
+                if let Some(space) = &self.space {
+                    space.on_dropped();
+                }
             }
             self.dropped_run += lost;
             if !self.dropping {
@@ -531,6 +531,9 @@ impl OutboxWriter {
                 "outbox has room again: telemetry is kept again"
             );
             self.dropped_run = 0;
+        }
+        if let Some(space) = &self.space {
+            space.refresh();
         }
         if over && !self.full_warned {
             tracing::error!(

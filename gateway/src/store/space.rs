@@ -19,8 +19,9 @@
 //!   pages a delete needs, so acknowledged records can always be removed
 //!   and telemetry dropped, and the ledger's write goes through. It is
 //!   written again once the space is back.
-//! - **Condition**: `ok`, `low` (free below `min_free`) or `full` (a write
-//!   failed for lack of space in the last [`FULL_HOLD_MS`]). Each change
+//! - **Condition**: `ok`, `low` (free below `min_free`, or telemetry
+//!   dropped to stay out of it, in the last [`FULL_HOLD_MS`]) or `full` (a
+//!   write failed for lack of space in the last [`FULL_HOLD_MS`]). Each change
 //!   is logged once, not each write; anything but `ok` makes `/healthz`
 //!   degraded.
 
@@ -42,7 +43,8 @@ pub const FULL_HOLD_MS: i64 = 5_000;
 pub enum Condition {
     /// Free space above `min_free`.
     Ok,
-    /// Free space below `min_free`: telemetry gives way.
+    /// Free space below `min_free`, or telemetry dropped to stay out of
+    /// it: telemetry gives way.
     Low,
     /// A write failed for lack of space.
     Full,
@@ -84,6 +86,7 @@ pub struct Space {
     min_free: u64,
     spare_bytes: u64,
     last_full_ms: AtomicI64,
+    last_dropped_ms: AtomicI64,
     shown: Mutex<Condition>,
     /// Shared with `/metrics` and `/healthz`.
     pub stats: SpaceStats,
@@ -108,6 +111,7 @@ impl Space {
             min_free,
             spare_bytes: (min_free / 4).min(MAX_SPARE),
             last_full_ms: AtomicI64::new(i64::MIN / 2),
+            last_dropped_ms: AtomicI64::new(i64::MIN / 2),
             shown: Mutex::new(Condition::Ok),
             stats: SpaceStats::default(),
         };
@@ -140,14 +144,20 @@ impl Space {
         released
     }
 
+    /// An outbox dropped telemetry to stay out of the reserve: the disk
+    /// counts as low for [`FULL_HOLD_MS`] from now.
+    pub fn on_dropped(&self) {
+        self.last_dropped_ms.store(now_ms(), Ordering::Relaxed);
+    }
+
     /// The condition now (and logs a change of it, once).
     pub fn refresh(&self) -> Condition {
         let headroom = self.headroom();
-        let full =
-            now_ms().saturating_sub(self.last_full_ms.load(Ordering::Relaxed)) < FULL_HOLD_MS;
-        let now = if full {
+        let recent =
+            |t: &AtomicI64| now_ms().saturating_sub(t.load(Ordering::Relaxed)) < FULL_HOLD_MS;
+        let now = if recent(&self.last_full_ms) {
             Condition::Full
-        } else if headroom.is_some_and(|h| h < 0) {
+        } else if headroom.is_some_and(|h| h < 0) || recent(&self.last_dropped_ms) {
             Condition::Low
         } else {
             Condition::Ok

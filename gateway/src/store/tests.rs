@@ -785,3 +785,79 @@ fn pruning_deletes_only_old_final_alerts_of_closed_tickets_in_bounded_batches() 
     assert_eq!(s.prune_alerts(T0, 100).unwrap(), 1);
     assert!(!alert_keys(&s).contains(&"t2/sent".to_owned()));
 }
+
+#[test]
+fn a_zero_byte_or_missing_ledger_where_a_gateway_ran_is_refused_naming_the_way_back() {
+    let dir = tempfile::tempdir().unwrap();
+    // A new folder: a new ledger, and the marks file that says so.
+    drop(Store::open(dir.path()).unwrap());
+    assert!(dir.path().join(MARKS_FILE).is_file());
+    for how in ["empty (0 bytes)", "missing"] {
+        let db = dir.path().join(DB_FILE);
+        if how == "missing" {
+            std::fs::remove_file(&db).unwrap();
+        } else {
+            std::fs::write(&db, b"").unwrap();
+        }
+        let e = Store::open(dir.path()).unwrap_err();
+        assert!(matches!(e, StoreError::Lost { .. }), "{e}");
+        assert!(e.is_damage());
+        let text = e.to_string();
+        assert!(text.contains(how), "{text}");
+        assert!(text.contains("gateway.db"), "{text}");
+        assert!(text.contains("gateway restore"), "{text}");
+        assert!(!db.is_file() || std::fs::metadata(&db).unwrap().len() == 0);
+    }
+    // A used outbox says so too, without a marks file.
+    let other = tempfile::tempdir().unwrap();
+    std::fs::write(other.path().join("outbox.db"), b"x").unwrap();
+    let e = Store::open(other.path()).unwrap_err();
+    assert!(matches!(e, StoreError::Lost { .. }), "{e}");
+}
+
+#[test]
+fn a_file_that_is_not_sqlite_or_fails_the_integrity_check_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let mut s = Store::open(dir.path()).unwrap();
+        let mut b = book();
+        for i in 0..200 {
+            s.save_ticket_events(&b.on_alarm(FP, &fire(T0 + i * S, i % 2 == 0)))
+                .unwrap();
+        }
+    }
+    let db = dir.path().join(DB_FILE);
+    let good = std::fs::read(&db).unwrap();
+    let mut bad = good.clone();
+    bad[..16].copy_from_slice(b"not a database!\0");
+    std::fs::write(&db, &bad).unwrap();
+    let e = Store::open(dir.path()).unwrap_err();
+    assert!(matches!(e, StoreError::Damaged { .. }), "{e}");
+    assert!(e.to_string().contains("SQLite header"), "{e}");
+    // Page 3 overwritten with zeros: structure gone.
+    let mut bad = good.clone();
+    bad[2 * 4096..3 * 4096].fill(0);
+    std::fs::write(&db, &bad).unwrap();
+    let e = Store::open(dir.path()).unwrap_err();
+    assert!(e.is_damage(), "{e}");
+    assert!(e.to_string().contains("gateway restore"), "{e}");
+    std::fs::write(&db, &good).unwrap();
+    Store::open(dir.path()).unwrap();
+}
+
+#[test]
+fn ticket_ids_follow_the_marks_file_when_the_database_is_older() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = Store::open(dir.path()).unwrap();
+    let mut b = book();
+    s.save_ticket_events(&b.on_alarm(FP, &fire(T0, true)))
+        .unwrap();
+    assert_eq!(s.next_ticket_id().unwrap(), 2);
+    drop(s);
+    let text = std::fs::read_to_string(dir.path().join(MARKS_FILE)).unwrap();
+    assert!(text.contains("next_ticket_id 2"), "{text}");
+    // A backup of this ledger restored after tickets up to #7 were issued.
+    std::fs::write(dir.path().join(MARKS_FILE), "next_ticket_id 8\n").unwrap();
+    let s = Store::open(dir.path()).unwrap();
+    assert_eq!(s.next_ticket_id().unwrap(), 8);
+}
