@@ -555,7 +555,7 @@ mod tests {
             .unwrap(),
         );
         let shared = Arc::new(shared);
-        let get = |month: &str, format: &str| {
+        let get_section = |month: &str, format: &str, section: Option<&str>| {
             report(
                 State(shared.clone()),
                 Path(month.to_owned()),
@@ -563,10 +563,12 @@ mod tests {
                     site: Some("s1".to_owned()),
                     lang: None,
                     format: Some(format.to_owned()),
+                    section: section.map(str::to_owned),
                     at: Some(local(2025, 6, 1)),
                 }),
             )
         };
+        let get = |month: &str, format: &str| get_section(month, format, None);
         let r = get("2024-10", "json").await;
         assert_eq!(r.status(), StatusCode::NOT_FOUND);
         let body = axum::body::to_bytes(r.into_body(), usize::MAX)
@@ -586,5 +588,25 @@ mod tests {
         let r = get("2024-10", "html").await;
         assert_eq!(r.status(), StatusCode::NOT_FOUND);
         assert_eq!(get("2024-11", "json").await.status(), StatusCode::OK);
+
+        // Downloads for office work: a one-table CSV with a BOM, a workbook.
+        let r = get_section("2024-11", "csv", Some("gaps")).await;
+        assert_eq!(r.status(), StatusCode::OK);
+        let name = r.headers()[header::CONTENT_DISPOSITION].to_str().unwrap();
+        assert!(name.ends_with("-2024-11-gaps.csv\""), "{name}");
+        let body = axum::body::to_bytes(r.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        assert!(body.starts_with("\u{feff}开始,结束,".as_bytes()));
+        let r = get("2024-11", "xlsx").await;
+        assert_eq!(r.status(), StatusCode::OK);
+        let body = axum::body::to_bytes(r.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        assert!(body.starts_with(b"PK\x03\x04"), "a zip container");
+        for (format, section) in [("csv", "everything"), ("json", "devices")] {
+            let r = get_section("2024-11", format, Some(section)).await;
+            assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{format} {section}");
+        }
     }
 }
