@@ -278,7 +278,7 @@ fn the_dashboards_report_equals_the_gateways_own() {
         (
             format!("/reports/{month}?site={SITE}&format=xml"),
             400,
-            "html, csv or json",
+            "html, csv, xlsx or json",
         ),
         (
             format!("/reports/{month}?site={SITE}&at=99999999999999"),
