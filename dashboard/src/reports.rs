@@ -1,6 +1,7 @@
 //! Monthly availability reports across all sites, from the central ledger
 //! (`docs/report.md`): `GET /reports` (month picker and site chooser) and
-//! `GET /reports/{YYYY-MM}?site=S&lang=zh|en&format=html|csv|json`.
+//! `GET /reports/{YYYY-MM}?site=S&lang=zh|en&format=html|csv|xlsx|json`
+//! (`&section=NAME` picks the CSV's one table, default `devices`).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -12,7 +13,7 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use gateway_core::model::DeviceClass;
 use gateway_core::report::{
-    Lang, ReportError, SiteInfo, build, parse_month, to_csv, to_html, to_json,
+    Lang, ReportError, SECTIONS, SiteInfo, build, parse_month, to_csv, to_html, to_json, to_xlsx,
 };
 use serde::Deserialize;
 use serde_json::json;
@@ -140,6 +141,8 @@ pub struct ReportQuery {
     site: Option<String>,
     lang: Option<String>,
     format: Option<String>,
+    /// The one table of a CSV download (default `devices`).
+    section: Option<String>,
     /// The report as it stood at this time (Unix ms; default now).
     at: Option<i64>,
 }
@@ -148,6 +151,7 @@ pub struct ReportQuery {
 enum Format {
     Html,
     Csv,
+    Xlsx,
     Json,
 }
 
@@ -227,7 +231,7 @@ async fn index(State(shared): State<Arc<Shared>>, Query(q): Query<ReportQuery>) 
             "<form method=\"get\" id=\"picker\">\
              <label>{site} <select name=\"site\" id=\"site\">{options}</select></label> \
              <label>{month} <input type=\"month\" name=\"month\" id=\"month\" value=\"{this}\" max=\"{this}\" required></label> \
-             <label>{format} <select name=\"format\"><option value=\"html\">HTML</option><option value=\"csv\">CSV</option><option value=\"json\">JSON</option></select></label> \
+             <label>{format} <select name=\"format\"><option value=\"html\">HTML</option><option value=\"xlsx\">Excel (xlsx)</option><option value=\"csv\">CSV</option><option value=\"json\">JSON</option></select></label> \
              <input type=\"hidden\" name=\"lang\" value=\"{l}\"> <button type=\"submit\">{open}</button></form>\
              <h2>{this_month}</h2><ul id=\"sites\">{links}</ul>",
             site = t(lang, "项目", "Site"),
@@ -240,7 +244,8 @@ async fn index(State(shared): State<Arc<Shared>>, Query(q): Query<ReportQuery>) 
                 .iter()
                 .map(|s| format!(
                     "<li><a href=\"/reports/{this}?site={0}&amp;lang={1}\">{0}</a> · \
-                     <a href=\"/reports/{this}?site={0}&amp;format=csv\">CSV</a> · \
+                     <a href=\"/reports/{this}?site={0}&amp;format=xlsx&amp;lang={1}\">Excel</a> · \
+                     <a href=\"/reports/{this}?site={0}&amp;format=csv&amp;lang={1}\">CSV</a> · \
                      <a href=\"/reports/{this}?site={0}&amp;format=json\">JSON</a></li>",
                     esc(s),
                     t(lang, "zh", "en")
@@ -278,16 +283,29 @@ async fn report(
     let format = match q.format.as_deref().map(str::trim) {
         None | Some("" | "html") => Format::Html,
         Some("csv") => Format::Csv,
+        Some("xlsx") => Format::Xlsx,
         Some("json") => Format::Json,
         Some(other) => {
             return error(
                 StatusCode::BAD_REQUEST,
                 Format::Html,
                 lang,
-                &format!("format {other:?} is not known; use html, csv or json"),
+                &format!("format {other:?} is not known; use html, csv, xlsx or json"),
             );
         }
     };
+    let section = q.section.as_deref().map(str::trim).unwrap_or("devices");
+    if !SECTIONS.contains(&section) || (q.section.is_some() && format != Format::Csv) {
+        return error(
+            StatusCode::BAD_REQUEST,
+            format,
+            lang,
+            &format!(
+                "section {section:?} is not a CSV table of the report; use format=csv with one of {}",
+                SECTIONS.join(", ")
+            ),
+        );
+    }
     if let Some(l) = &q.lang
         && Lang::parse(l).is_none()
     {
@@ -427,9 +445,18 @@ async fn report(
             crate::headers::allow_inline_styles(&mut resp, &html);
             return resp;
         }
-        Format::Csv => ("text/csv; charset=utf-8", to_csv(&r), "csv"),
-        Format::Json => match to_json(&r) {
-            Ok(j) => ("application/json", j, "json"),
+        Format::Csv => match to_csv(&r, section, lang) {
+            Some(text) => ("text/csv; charset=utf-8", text.into_bytes(), "csv"),
+            None => {
+                return error(StatusCode::BAD_REQUEST, format, lang, "unknown section");
+            }
+        },
+        Format::Xlsx => match to_xlsx(&r, lang) {
+            Ok(book) => (
+                "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+                book,
+                "xlsx",
+            ),
             Err(e) => {
                 return error(
                     StatusCode::INTERNAL_SERVER_ERROR,
@@ -439,6 +466,22 @@ async fn report(
                 );
             }
         },
+        Format::Json => match to_json(&r) {
+            Ok(j) => ("application/json", j.into_bytes(), "json"),
+            Err(e) => {
+                return error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    format,
+                    lang,
+                    &e.to_string(),
+                );
+            }
+        },
+    };
+    let name = if format == Format::Csv {
+        format!("{name}-{section}")
+    } else {
+        name
     };
     let disposition = HeaderValue::from_str(&format!("attachment; filename=\"{name}.{ext}\""))
         .unwrap_or(HeaderValue::from_static("attachment"));
@@ -512,7 +555,7 @@ mod tests {
             .unwrap(),
         );
         let shared = Arc::new(shared);
-        let get = |month: &str, format: &str| {
+        let get_section = |month: &str, format: &str, section: Option<&str>| {
             report(
                 State(shared.clone()),
                 Path(month.to_owned()),
@@ -520,10 +563,12 @@ mod tests {
                     site: Some("s1".to_owned()),
                     lang: None,
                     format: Some(format.to_owned()),
+                    section: section.map(str::to_owned),
                     at: Some(local(2025, 6, 1)),
                 }),
             )
         };
+        let get = |month: &str, format: &str| get_section(month, format, None);
         let r = get("2024-10", "json").await;
         assert_eq!(r.status(), StatusCode::NOT_FOUND);
         let body = axum::body::to_bytes(r.into_body(), usize::MAX)
@@ -543,5 +588,25 @@ mod tests {
         let r = get("2024-10", "html").await;
         assert_eq!(r.status(), StatusCode::NOT_FOUND);
         assert_eq!(get("2024-11", "json").await.status(), StatusCode::OK);
+
+        // Downloads for office work: a one-table CSV with a BOM, a workbook.
+        let r = get_section("2024-11", "csv", Some("gaps")).await;
+        assert_eq!(r.status(), StatusCode::OK);
+        let name = r.headers()[header::CONTENT_DISPOSITION].to_str().unwrap();
+        assert!(name.ends_with("-2024-11-gaps.csv\""), "{name}");
+        let body = axum::body::to_bytes(r.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        assert!(body.starts_with("\u{feff}开始,结束,".as_bytes()));
+        let r = get("2024-11", "xlsx").await;
+        assert_eq!(r.status(), StatusCode::OK);
+        let body = axum::body::to_bytes(r.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        assert!(body.starts_with(b"PK\x03\x04"), "a zip container");
+        for (format, section) in [("csv", "everything"), ("json", "devices")] {
+            let r = get_section("2024-11", format, Some(section)).await;
+            assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{format} {section}");
+        }
     }
 }

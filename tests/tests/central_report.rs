@@ -27,8 +27,10 @@ fn get(addr: &str, path: &str) -> (u16, String, String) {
         "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
     )
     .unwrap();
-    let mut resp = String::new();
-    s.read_to_string(&mut resp).unwrap();
+    // Bytes, read leniently: a download may be binary (.xlsx).
+    let mut bytes = Vec::new();
+    s.read_to_end(&mut bytes).unwrap();
+    let resp = String::from_utf8_lossy(&bytes).into_owned();
     let status = resp.split_whitespace().nth(1).unwrap().parse().unwrap();
     let (head, body) = resp.split_once("\r\n\r\n").unwrap();
     (status, head.to_ascii_lowercase(), body.to_owned())
@@ -215,11 +217,29 @@ fn the_dashboards_report_equals_the_gateways_own() {
     assert_eq!(code, 200);
     assert!(
         head.contains(&format!(
-            "attachment; filename=\"report-{SITE}-{month}.csv\""
+            "attachment; filename=\"report-{SITE}-{month}-devices.csv\""
         )),
         "{head}"
     );
-    assert!(body.contains("fire-panel-1"));
+    assert!(
+        body.starts_with('\u{feff}') && body.contains("fire-panel-1"),
+        "{body}"
+    );
+    let (code, head, _) = get(
+        &listen,
+        &format!("/reports/{month}?site={SITE}&format=csv&section=gaps&lang=en"),
+    );
+    assert_eq!(code, 200);
+    assert!(head.contains("-gaps.csv\""), "{head}");
+    let (code, head, _) = get(
+        &listen,
+        &format!("/reports/{month}?site={SITE}&format=xlsx"),
+    );
+    assert_eq!(code, 200);
+    assert!(
+        head.contains("spreadsheetml.sheet") && head.contains(".xlsx\""),
+        "{head}"
+    );
     let (code, head, _) = get(&listen, &report_path);
     assert_eq!(code, 200);
     assert!(head.contains(".json\""), "{head}");
@@ -258,7 +278,7 @@ fn the_dashboards_report_equals_the_gateways_own() {
         (
             format!("/reports/{month}?site={SITE}&format=xml"),
             400,
-            "html, csv or json",
+            "html, csv, xlsx or json",
         ),
         (
             format!("/reports/{month}?site={SITE}&at=99999999999999"),

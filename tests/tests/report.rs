@@ -147,6 +147,31 @@ fn expected(lang: &str) -> ([&'static str; 5], Footer) {
     }
 }
 
+/// CSV text (RFC 4180 quoting, CRLF line ends) as rows of cells.
+fn csv_rows(text: &str) -> Vec<Vec<String>> {
+    let (mut rows, mut row, mut cell) = (Vec::new(), Vec::new(), String::new());
+    let (mut quoted, mut chars) = (false, text.chars().peekable());
+    while let Some(c) = chars.next() {
+        match (quoted, c) {
+            (true, '"') if chars.peek() == Some(&'"') => {
+                chars.next();
+                cell.push('"');
+            }
+            (true, '"') => quoted = false,
+            (true, c) => cell.push(c),
+            (false, '"') => quoted = true,
+            (false, ',') => row.push(std::mem::take(&mut cell)),
+            (false, '\r') => {}
+            (false, '\n') => {
+                row.push(std::mem::take(&mut cell));
+                rows.push(std::mem::take(&mut row));
+            }
+            (false, c) => cell.push(c),
+        }
+    }
+    rows
+}
+
 #[test]
 #[ignore = "needs chromium, poppler-utils and a CJK font (.ci/run installs them)"]
 fn the_demo_month_prints_to_five_a4_pages_with_no_table_cut() {
@@ -196,26 +221,96 @@ fn the_demo_month_prints_to_five_a4_pages_with_no_table_cut() {
     let coverage = v["coverage"]["coverage"].as_f64().unwrap();
     assert!(coverage > 0.9, "{:#}", v["coverage"]);
 
-    // CSV: the same devices and figures.
+    // CSV: one table per file, UTF-8 with a BOM; the same devices and
+    // figures, rounded for people (two decimals of a percentage).
     let csv_path = dir.path().join("r.csv");
     let (code, _, err) = report(
         &data,
-        &["--month", &month, "--out", csv_path.to_str().unwrap()],
+        &[
+            "--month",
+            &month,
+            "--section",
+            "devices",
+            "--lang",
+            "en",
+            "--out",
+            csv_path.to_str().unwrap(),
+        ],
     );
     assert_eq!(code, Some(0), "{err}");
     let csv = std::fs::read_to_string(&csv_path).unwrap();
+    let csv = csv_rows(csv.strip_prefix('\u{feff}').expect("a BOM"));
+    let col = csv[0].iter().position(|h| h == "Availability (%)").unwrap();
     for d in devices {
         let id = d["id"].as_str().unwrap();
         let availability = d["figures"]["availability"]
             .as_f64()
-            .map_or_else(String::new, |a| a.to_string());
+            .map_or_else(String::new, |a| format!("{:.2}", a * 100.0));
         let row = csv
-            .lines()
-            .find(|l| l.starts_with(&format!("device,{id},")))
+            .iter()
+            .find(|r| r[0] == id)
             .unwrap_or_else(|| panic!("no CSV row for {id}"));
-        assert!(
-            row.contains(&format!(",{availability},")),
-            "{id}: JSON availability {availability}, CSV row {row}"
+        assert_eq!(
+            row[col], availability,
+            "{id}: JSON availability {availability}, CSV row {row:?}"
+        );
+    }
+    // A folder: one file per section.
+    let folder = dir.path().join("csv");
+    let (code, _, err) = report(
+        &data,
+        &[
+            "--month",
+            &month,
+            "--out",
+            &format!("{}/", folder.display()),
+        ],
+    );
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(std::fs::read_dir(&folder).unwrap().count(), 12);
+
+    // xlsx: one sheet per section, read back with openpyxl; the cells hold
+    // the JSON's exact figures (percentages as fractions with a % format).
+    let xlsx_path = dir.path().join("r.xlsx");
+    let (code, _, err) = report(
+        &data,
+        &["--month", &month, "--out", xlsx_path.to_str().unwrap()],
+    );
+    assert_eq!(code, Some(0), "{err}");
+    let script = r#"
+import json, sys, openpyxl
+wb = openpyxl.load_workbook(sys.argv[1])
+out = {"sheets": wb.sheetnames}
+ws = wb["设备明细"]
+rows = list(ws.iter_rows(values_only=True))
+head = list(rows[0])
+a, fmt = head.index("设备完好率（%）"), ws.cell(row=2, column=head.index("设备完好率（%）") + 1).number_format
+out["format"] = fmt
+out["devices"] = {r[0]: r[a] for r in rows[1:]}
+print(json.dumps(out))
+"#;
+    let py = Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .arg(&xlsx_path)
+        .output()
+        .unwrap();
+    assert!(
+        py.status.success(),
+        "openpyxl (pip install openpyxl): {}",
+        String::from_utf8_lossy(&py.stderr)
+    );
+    let book: serde_json::Value = serde_json::from_slice(&py.stdout).unwrap();
+    assert_eq!(book["sheets"].as_array().unwrap().len(), 12, "{book}");
+    assert_eq!(book["sheets"][3], "设备明细");
+    assert_eq!(book["format"], "0.00%");
+    for d in devices {
+        let id = d["id"].as_str().unwrap();
+        // (openpyxl reads a whole number as an int: compare as numbers.)
+        assert_eq!(
+            book["devices"][id].as_f64(),
+            d["figures"]["availability"].as_f64(),
+            "{id}: the sheet holds the exact figure"
         );
     }
 
