@@ -347,7 +347,11 @@ impl Metrics {
                 "Telemetry dropped because the data disk was below [store] min_free or full (part of bms_outbox_dropped_total).",
             );
             for (sink, o) in &sinks {
-                x.sample(name, &format!("{{sink=\"{sink}\"}}"), g(&o.dropped_for_space));
+                x.sample(
+                    name,
+                    &format!("{{sink=\"{sink}\"}}"),
+                    g(&o.dropped_for_space),
+                );
             }
             let name = x.family(
                 "bms_outbox_lost_total",
