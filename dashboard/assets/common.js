@@ -9,7 +9,7 @@ const I18N = {
     offline: "网关离线", disconnected: "与服务器的连接中断，正在重连…", broker_down: "服务器与 MQTT 代理的连接中断，数据可能过时",
     tickets: "未关闭工单", none: "暂无未关闭工单", more: "另有 {n} 张",
     age: "已开", due: "剩余", overdue: "超时", ackby: "已确认", notack: "未确认",
-    month: "本月可用率", target: "目标", intact: "本月完好率", now: "现", legend_note: "",
+    month: GLOSSARY.figures.availability.zh, target: GLOSSARY.figures.target.zh, intact: GLOSSARY.figures.intact_rate.zh, now: "现", legend_note: "本月至今",
     alarm: "硬报警", since: "起",
     up: "正常", down: "故障", maintenance: "维护", unknown: "未知", stale: "无数据",
     critical: "紧急", ordinary: "一般",
@@ -19,7 +19,7 @@ const I18N = {
     wall: "墙面", ticket_list: "工单", history: "处理记录", device: "设备", state: "状态",
     points: "当前数值", reports: "月报", sending: "发送中…", done: "网关已确认",
     site: "站点", sites: "站点", gateways: "网关", devices: "台设备", reason: "原因", location: "位置",
-    availability: "可用率", rolling: "滚动可用率", value: "数值", quality: "质量",
+    availability: GLOSSARY.figures.availability.zh, rolling: GLOSSARY.figures.rolling_availability.zh, value: "数值", quality: "质量",
     s: "秒", m: "分", h: "小时", d: "天",
   },
   en: {
@@ -27,7 +27,7 @@ const I18N = {
     offline: "gateway offline", disconnected: "Connection to the server lost, reconnecting…", broker_down: "The server lost the MQTT broker; values may be old",
     tickets: "Open tickets", none: "No open tickets", more: "{n} more",
     age: "open", due: "due in", overdue: "overdue", ackby: "ack", notack: "not acknowledged",
-    month: "Avail.", target: "target", intact: "Intact", now: "now", legend_note: "Avail. (target), intact: month to date",
+    month: GLOSSARY.figures.availability.en, target: GLOSSARY.figures.target.en, intact: GLOSSARY.figures.intact_rate.en, now: "now", legend_note: "month to date",
     alarm: "HARD ALARM", since: "since",
     up: "Up", down: "Down", maintenance: "Maint.", unknown: "Unknown", stale: "Stale",
     critical: "critical", ordinary: "ordinary",
@@ -37,24 +37,15 @@ const I18N = {
     wall: "Wall", ticket_list: "Tickets", history: "History", device: "Device", state: "State",
     points: "Current values", reports: "Reports", sending: "Sending…", done: "Confirmed by the gateway",
     site: "Site", sites: "Sites", gateways: "gateways", devices: "devices", reason: "Reason", location: "Location",
-    availability: "Availability", rolling: "Rolling availability", value: "Value", quality: "Quality",
+    availability: GLOSSARY.figures.availability.en, rolling: GLOSSARY.figures.rolling_availability.en, value: "Value", quality: "Quality",
     s: "s", m: "min", h: "h", d: "d",
   },
 };
 
-// Display order and names of the classes (docs/dashboard.md).
-const CLASSES = [
-  ["pump", "给排水/水泵", "Water & pumps"],
-  ["distribution", "配电", "Power distribution"],
-  ["fire_alarm", "消防报警", "Fire alarm"],
-  ["fire_water", "消防水", "Fire water"],
-  ["lighting", "照明", "Lighting"],
-  ["hvac", "暖通", "HVAC"],
-  ["lightning_protection", "防雷", "Lightning protection"],
-  ["elevator", "电梯", "Lifts"],
-  ["plumbing", "漏水", "Leak detection"],
-  ["other", "其他", "Other"],
-];
+// Display order and names of the classes: the glossary's (glossary.js,
+// generated from gateway_core::glossary, loaded before this file), the same
+// names as the alerts and the monthly report.
+const CLASSES = GLOSSARY.classes.map((c) => [c.key, c.zh, c.en]);
 
 let LANG = localStorage.getItem("bms-lang") || document.documentElement.dataset.lang || "zh-CN";
 

@@ -131,6 +131,12 @@ fn page(html: &'static str) -> Response {
     ([(header::CACHE_CONTROL, "no-cache")], Html(html)).into_response()
 }
 
+/// The glossary's names for the pages (`const GLOSSARY`), made once from
+/// `gateway_core::glossary`: the pages show the names the report and the
+/// alerts use.
+static GLOSSARY_JS: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(gateway_core::glossary::js);
+
 async fn asset(Path(file): Path<String>) -> Response {
     let (ty, body): (&str, &'static [u8]) = match file.as_str() {
         "style.css" => (
@@ -141,6 +147,7 @@ async fn asset(Path(file): Path<String>) -> Response {
             "text/javascript; charset=utf-8",
             include_bytes!("../assets/common.js"),
         ),
+        "glossary.js" => ("text/javascript; charset=utf-8", GLOSSARY_JS.as_bytes()),
         "wall.js" => (
             "text/javascript; charset=utf-8",
             include_bytes!("../assets/wall.js"),

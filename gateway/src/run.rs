@@ -86,21 +86,19 @@ impl Core {
     }
 
     /// For a configuration reload, after a run with
-    /// [`RunOptions::keep_core`]: the engine closed and opened again for
-    /// `cfg` (the ledger, tickets and windows stay in the database, and are
-    /// read back), everything else kept: the north side and its outbox, the
-    /// InfluxDB feed, the event channel, the metrics. Report by exception
-    /// starts afresh for the new device list.
+    /// [`RunOptions::keep_core`]: the engine reloaded for `cfg`
+    /// ([`Engine::reload`]: the devices whose configuration did not change
+    /// keep their state and open interval; the ledger, tickets and windows
+    /// are read back from the database), everything else kept: the north
+    /// side and its outbox, the InfluxDB feed, the event channel, the
+    /// metrics. Report by exception starts afresh for the new device list.
     pub fn reload(
         self,
         cfg: &Resolved,
-        data_dir: &std::path::Path,
         heartbeat: Duration,
         now_ms: UnixMs,
     ) -> Result<Core, crate::engine::EngineError> {
-        // The old engine lets go of the data directory's lock first.
-        drop(self.engine);
-        let (engine, startup) = Engine::open(cfg, data_dir, now_ms)?;
+        let (engine, startup) = self.engine.reload(cfg, now_ms)?;
         let rbe = self
             .rbe
             .as_ref()

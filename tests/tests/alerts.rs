@@ -333,7 +333,7 @@ fn an_email_reaches_a_real_smtp_server_with_a_utf8_chinese_subject_and_body() {
     let body = m["body"].as_str().unwrap();
     for want in [
         "设备：",
-        "类别：火灾报警",
+        "类别：消防报警",
         "故障：",
         "工单：#",
         "时限：",

@@ -184,34 +184,9 @@ pub struct DeviceInfo {
     pub location: Option<String>,
 }
 
-/// A class for people.
+/// A class for people: its name in the glossary.
 pub fn class_label(class: DeviceClass, lang: Language) -> &'static str {
-    match lang {
-        Language::Zh => match class {
-            DeviceClass::Pump => "水泵",
-            DeviceClass::Distribution => "配电",
-            DeviceClass::FireAlarm => "火灾报警",
-            DeviceClass::FireWater => "消防水",
-            DeviceClass::Lighting => "照明",
-            DeviceClass::Hvac => "暖通空调",
-            DeviceClass::LightningProtection => "防雷",
-            DeviceClass::Plumbing => "给排水",
-            DeviceClass::Elevator => "电梯",
-            DeviceClass::Other => "其他",
-        },
-        Language::En => match class {
-            DeviceClass::Pump => "pump",
-            DeviceClass::Distribution => "power distribution",
-            DeviceClass::FireAlarm => "fire alarm",
-            DeviceClass::FireWater => "fire water",
-            DeviceClass::Lighting => "lighting",
-            DeviceClass::Hvac => "HVAC",
-            DeviceClass::LightningProtection => "lightning protection",
-            DeviceClass::Plumbing => "plumbing",
-            DeviceClass::Elevator => "elevator",
-            DeviceClass::Other => "other",
-        },
-    }
+    crate::glossary::class(class).pick(lang == Language::Zh)
 }
 
 /// Working hours: days and a local start and end.

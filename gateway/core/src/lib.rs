@@ -22,6 +22,7 @@ pub mod alerts;
 pub mod config;
 pub mod decode;
 pub mod duration;
+pub mod glossary;
 pub mod health;
 pub mod ledger;
 pub mod maintenance;

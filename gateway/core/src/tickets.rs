@@ -235,7 +235,7 @@ pub struct Ticket {
     pub severity: Severity,
     /// Lifecycle state.
     pub state: TicketState,
-    /// One line for people, in Chinese (`可用率 96.2% 低于目标 98%`, `火警 fire_alarm`).
+    /// One line for people, in Chinese (`滚动设备完好率 96.2% 低于目标 98%`, `火警 fire_alarm`).
     pub summary: String,
     /// When it first opened.
     pub opened_ms: UnixMs,
@@ -446,8 +446,10 @@ impl TicketBook {
         now_ms: UnixMs,
     ) -> Vec<TicketEvent> {
         let mut summary = format!(
-            "可用率 {:.1}% 低于目标 {}%",
+            "{} {:.1}% 低于{} {}%",
+            crate::glossary::ROLLING_AVAILABILITY.zh,
             availability * 100.0,
+            crate::glossary::TARGET.zh,
             percent_text(threshold_percent)
         );
         if let Some(r) = reason {

@@ -290,7 +290,7 @@ pub async fn run(args: RunArgs) -> u8 {
             .mqtt
             .as_ref()
             .map_or(std::time::Duration::from_secs(300), |m| m.heartbeat.get());
-        match old.reload(&new_cfg, &data_dir, heartbeat, unix_now_ms()) {
+        match old.reload(&new_cfg, heartbeat, unix_now_ms()) {
             Ok(c) => {
                 info!(
                     devices = new_cfg.devices.len(),
@@ -357,7 +357,7 @@ async fn next_hup(hup: &mut Option<tokio::signal::unix::Signal>) -> Option<()> {
 }
 
 /// Settings a reload cannot change: they need a restart. (`[store]` is
-/// not one: the reopened engine reads `keep_months` and starts a retention
+/// not one: the reloaded engine reads `keep_months` and starts a retention
 /// run on its first tick.)
 fn restart_only(old: &Resolved, new: &Resolved) -> Vec<&'static str> {
     let mut changed = Vec::new();

@@ -194,6 +194,39 @@ struct Dev {
     window_ms: i64,
     /// The maintenance window the device is in now.
     window: Option<String>,
+    /// What decides its state, to tell on a reload whether it changed.
+    judged: Judged,
+}
+
+/// The configuration that decides a device's state: where it is polled,
+/// what is read and how it is judged. Names, location, threshold and poll
+/// intervals are not part of it: a reload changing only those keeps the
+/// device's state and open interval.
+#[derive(Clone, Debug, PartialEq)]
+struct Judged {
+    bus: String,
+    unit: u8,
+    profile: String,
+    points: std::sync::Arc<Vec<gateway_core::model::Point>>,
+    rules: BTreeMap<String, gateway_core::config::Rule>,
+    health: gateway_core::config::HealthConfig,
+}
+
+impl Judged {
+    fn of(cfg: &Resolved, d: &gateway_core::config::ResolvedDevice) -> Judged {
+        Judged {
+            bus: cfg
+                .buses
+                .get(d.bus)
+                .map(|b| b.id.clone())
+                .unwrap_or_default(),
+            unit: d.unit,
+            profile: d.profile.clone(),
+            points: std::sync::Arc::clone(&d.points),
+            rules: d.health.clone(),
+            health: cfg.raw.health.clone(),
+        }
+    }
 }
 
 /// The core engine; see the module doc.
@@ -220,6 +253,19 @@ pub struct Engine {
     last_heartbeat_ms: UnixMs,
     last_availability_ms: UnixMs,
     retention: Retention,
+}
+
+/// What a reload carries from the old engine to the new one.
+#[derive(Debug)]
+struct Prior {
+    /// Devices whose state was taken over.
+    kept: std::collections::BTreeSet<String>,
+    /// The maintenance window each old device was in.
+    windows: BTreeMap<String, Option<String>>,
+    /// Devices no longer configured.
+    removed: Vec<String>,
+    watch: ThresholdWatch,
+    alarm_since: BTreeMap<(String, String), UnixMs>,
 }
 
 /// The retention runs' schedule and the run in progress.
@@ -251,7 +297,7 @@ impl Engine {
         data_dir: &Path,
         now_ms: UnixMs,
     ) -> Result<(Engine, Vec<CoreEvent>), EngineError> {
-        let tz = parse_tz(&cfg.timezone).map_err(|e| EngineError::Timezone(e.to_string()))?;
+        parse_tz(&cfg.timezone).map_err(|e| EngineError::Timezone(e.to_string()))?;
         let health = Health::new(&cfg.devices, &cfg.raw.health, now_ms)?;
         let lock = lock_data_dir(data_dir)?;
         let mut store = Store::open(data_dir)?;
@@ -273,14 +319,88 @@ impl Engine {
             );
         }
         events.extend(recovered.into_iter().map(CoreEvent::Transition));
+        let (engine, more) = Self::assemble(store, lock, cfg, health, None, now_ms)?;
+        events.extend(more);
+        Ok((engine, events))
+    }
+
+    /// For a configuration reload: the same database and lock, the new
+    /// configuration `cfg`. Every device whose [`Judged`] configuration is
+    /// the same as before keeps its whole state (shown state and since
+    /// when, holds under way, alarms, maintenance window) and its open
+    /// interval: nothing is written for it. A device that is new or whose
+    /// configuration changed starts again as at a start (`Unknown`,
+    /// `startup`, until its first poll); a device no longer configured is
+    /// closed into `Unknown`/`gateway_down` (no longer watched). The
+    /// ledger, the tickets and the stored windows are read back from the
+    /// database. Returns the engine and the events of the reload.
+    pub fn reload(
+        mut self,
+        cfg: &Resolved,
+        now_ms: UnixMs,
+    ) -> Result<(Engine, Vec<CoreEvent>), EngineError> {
+        let mut events = self.flush();
+        let mut health = Health::new(&cfg.devices, &cfg.raw.health, now_ms)?;
+        let before: BTreeMap<&str, &Dev> =
+            self.devices.iter().map(|d| (d.id.as_str(), d)).collect();
+        let judged: BTreeMap<&str, Judged> = cfg
+            .devices
+            .iter()
+            .map(|d| (d.id.as_str(), Judged::of(cfg, d)))
+            .collect();
+        let kept = health.carry_over(&self.health, &|id| {
+            matches!((before.get(id), judged.get(id)), (Some(old), Some(new)) if old.judged == *new)
+        });
+        let prior = Prior {
+            kept: kept.into_iter().collect(),
+            windows: self
+                .devices
+                .iter()
+                .map(|d| (d.id.clone(), d.window.clone()))
+                .collect(),
+            removed: self
+                .devices
+                .iter()
+                .filter(|d| !judged.contains_key(d.id.as_str()))
+                .map(|d| d.id.clone())
+                .collect(),
+            watch: self.watch,
+            alarm_since: self.alarm_since,
+        };
+        info!(
+            kept = prior.kept.len(),
+            restarted = cfg.devices.len() - prior.kept.len(),
+            removed = prior.removed.len(),
+            "reload: devices whose configuration did not change keep their state"
+        );
+        let (engine, more) =
+            Self::assemble(self.store, self._lock, cfg, health, Some(prior), now_ms)?;
+        events.extend(more);
+        Ok((engine, events))
+    }
+
+    /// The part of a start shared with a reload: start-up intervals,
+    /// devices, heartbeat, ledger, tickets, windows.
+    fn assemble(
+        mut store: Store,
+        lock: DataDirLock,
+        cfg: &Resolved,
+        health: Health,
+        prior: Option<Prior>,
+        now_ms: UnixMs,
+    ) -> Result<(Engine, Vec<CoreEvent>), EngineError> {
+        let tz = parse_tz(&cfg.timezone).map_err(|e| EngineError::Timezone(e.to_string()))?;
+        let mut events = Vec::new();
         let open: BTreeMap<String, (DeviceState, Option<String>, UnixMs)> = store
             .open_intervals()?
             .into_iter()
             .map(|(d, s, r, f)| (d, (s, r, f)))
             .collect();
-        let startups: Vec<Transition> = cfg
+        let is_kept = |id: &str| prior.as_ref().is_some_and(|p| p.kept.contains(id));
+        let mut startups: Vec<Transition> = cfg
             .devices
             .iter()
+            .filter(|d| !is_kept(&d.id))
             .filter(|d| {
                 !matches!(open.get(&d.id), Some((DeviceState::Unknown, Some(r), _)) if r == REASON_STARTUP)
             })
@@ -292,6 +412,20 @@ impl Engine {
                 at_ms: now_ms,
             })
             .collect();
+        for id in prior.iter().flat_map(|p| &p.removed) {
+            match open.get(id) {
+                Some((DeviceState::Unknown, Some(r), _))
+                    if r == crate::store::REASON_GATEWAY_DOWN => {}
+                Some((state, _, since)) => startups.push(Transition {
+                    device: id.clone(),
+                    from: *state,
+                    to: DeviceState::Unknown,
+                    reason: Some(crate::store::REASON_GATEWAY_DOWN.to_owned()),
+                    at_ms: now_ms.max(*since),
+                }),
+                None => {}
+            }
+        }
         store.transaction(|s| -> Result<(), StoreError> {
             for t in &startups {
                 s.record_transition(t)?;
@@ -328,11 +462,24 @@ impl Engine {
             store.tickets_for_book(tickets_cfg, now_ms)?,
             store.next_ticket_id()?,
         );
-        let mut watch = ThresholdWatch::new();
         let mut health = health;
-        let mut alarm_since = BTreeMap::new();
+        let (mut watch, mut alarm_since) = match &prior {
+            // A reload: what the old engine knew of the devices kept.
+            Some(p) => (
+                p.watch.clone(),
+                p.alarm_since
+                    .iter()
+                    .filter(|((d, _), _)| p.kept.contains(d))
+                    .map(|(k, v)| (k.clone(), *v))
+                    .collect(),
+            ),
+            None => (ThresholdWatch::new(), BTreeMap::new()),
+        };
         for t in book.tickets() {
             if t.state == TicketState::Closed {
+                continue;
+            }
+            if is_kept(&t.device) {
                 continue;
             }
             if t.kind == KIND_AVAILABILITY {
@@ -364,7 +511,11 @@ impl Engine {
                 location: d.location.clone(),
                 threshold_percent: d.threshold_percent,
                 window_ms: avail.rolling_window_ms(d.class),
-                window: None,
+                window: prior
+                    .as_ref()
+                    .filter(|p| p.kept.contains(&d.id))
+                    .and_then(|p| p.windows.get(&d.id).cloned().flatten()),
+                judged: Judged::of(cfg, d),
             })
             .collect();
         info!(

@@ -566,3 +566,76 @@ fn a_ledger_found_damaged_while_running_stops_the_engine_instead_of_polling_on_u
     assert!(why.contains("gateway.db"), "{why}");
     assert!(e.stop(t).is_empty(), "nothing more is written or announced");
 }
+
+#[test]
+fn a_reload_keeps_the_state_and_open_interval_of_devices_whose_configuration_did_not_change() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = config(dir.path(), "");
+    let (mut e, _) = Engine::open(&cfg, &data(dir.path()), T0).expect("open");
+    // The pump is held Down (comms), the panel Up.
+    for k in 0..3 {
+        e.observe(&timeout(0, T0 + k * S));
+    }
+    e.observe(&poll(&cfg, 1, T0 + S, PANEL_OK));
+    assert_eq!(e.status(0).state, Down);
+    let mut e = e;
+    let mut now = T0 + 10 * S;
+    // 25 reloads of the same configuration (each with a clean stop first,
+    // as the run loop does): nothing changes, nothing is written.
+    for _ in 0..25 {
+        e.stop(now);
+        let (next, events) = e.reload(&cfg, now + 300).expect("reload");
+        assert_eq!(transitions(&events), [], "a reload of an unchanged device");
+        e = next;
+        assert_eq!(e.status(0).state, Down);
+        assert_eq!(e.status(0).since_ms, T0);
+        e.observe(&timeout(0, now + 500));
+        e.observe(&poll(&cfg, 1, now + 500, PANEL_OK));
+        e.tick(now + 600);
+        now += S;
+    }
+    e.stop(now);
+    let pump = intervals(dir.path(), "pump-1", now);
+    assert_contiguous(&pump);
+    assert_eq!(
+        states(&pump),
+        [(Down, Some("comms"))],
+        "one unbroken Down interval"
+    );
+    assert_eq!((pump[0].from_ms, pump[0].to_ms), (T0, now));
+    let panel = intervals(dir.path(), "fire-1", now);
+    assert_eq!(
+        states(&panel),
+        [(Unknown, Some("startup")), (Up, None)],
+        "one unbroken Up interval"
+    );
+
+    // The pump's rules change: it starts again (Unknown, startup); the
+    // panel keeps its state.
+    let changed = {
+        let mut c = cfg.clone();
+        if let Some(r) = c.devices[0].health.get_mut("low_pressure") {
+            r.hold = Some(std::time::Duration::from_secs(60));
+        }
+        c
+    };
+    let (e, events) = e.reload(&changed, now + 100).expect("reload");
+    assert_eq!(
+        transitions(&events),
+        [("pump-1".to_owned(), Down, Unknown)],
+        "only the changed device restarts"
+    );
+    assert_eq!(e.status(0).state, Unknown);
+    assert_eq!(e.status(1).state, Up);
+
+    // A device removed from the configuration is no longer watched.
+    let mut fewer = changed.clone();
+    fewer.devices.truncate(1);
+    let (_e, events) = e.reload(&fewer, now + 200).expect("reload");
+    assert_eq!(transitions(&events), [("fire-1".to_owned(), Up, Unknown)]);
+    let panel = intervals(dir.path(), "fire-1", now + 300);
+    assert_eq!(
+        panel.last().map(|i| (i.state, i.reason.as_deref())),
+        Some((Unknown, Some("gateway_down")))
+    );
+}

@@ -85,7 +85,7 @@ fn a_critical_fault_pages_tier_one_at_once_with_every_field_in_chinese() {
     for want in [
         "【紧急告警】1号消防主机",
         "设备：1号消防主机 (fire-1)",
-        "类别：火灾报警",
+        "类别：消防报警",
         "位置：B1 消防控制室",
         "故障：",
         "时间：2026-11-03 02:30",
@@ -113,7 +113,7 @@ fn english_is_selectable() {
     let text = out[0].message.text();
     assert!(text.starts_with("[CRITICAL] "), "{text}");
     assert!(
-        text.contains("Class: fire alarm") && text.contains("Deadline: 2026-11-03 12:00"),
+        text.contains("Class: Fire alarm") && text.contains("Deadline: 2026-11-03 12:00"),
         "{text}"
     );
 }

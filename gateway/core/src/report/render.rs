@@ -138,20 +138,14 @@ fn zone(report: &MonthReport) -> Tz {
     crate::ledger::parse_tz(&report.period.timezone).unwrap_or(Tz::UTC)
 }
 
-/// A class's name for people.
+/// A class's name for people: its name in the glossary.
 pub fn class_name(class: DeviceClass, lang: Lang) -> &'static str {
-    match class {
-        DeviceClass::Pump => lang.t("水泵", "Pumps"),
-        DeviceClass::Distribution => lang.t("配电", "Power distribution"),
-        DeviceClass::FireAlarm => lang.t("消防报警", "Fire alarm"),
-        DeviceClass::FireWater => lang.t("消防水系统", "Fire water"),
-        DeviceClass::Lighting => lang.t("照明", "Lighting"),
-        DeviceClass::Hvac => lang.t("暖通空调", "HVAC"),
-        DeviceClass::LightningProtection => lang.t("防雷接地", "Lightning protection"),
-        DeviceClass::Plumbing => lang.t("给排水", "Plumbing"),
-        DeviceClass::Elevator => lang.t("电梯", "Elevators"),
-        DeviceClass::Other => lang.t("其他", "Other"),
-    }
+    term(crate::glossary::class(class), lang)
+}
+
+/// A glossary name in the report's language.
+pub fn term(t: crate::glossary::Term, lang: Lang) -> &'static str {
+    lang.t(t.zh, t.en)
 }
 
 /// A reason of a stretch without data, for people.

@@ -994,3 +994,26 @@ fn the_ticket_example_of_the_availability_doc_holds() {
         ]
     );
 }
+
+#[test]
+fn the_report_names_classes_and_figures_as_the_glossary_does() {
+    use crate::glossary;
+    let report = build(&scripted_input(sh("2026-12-02 09:00"))).unwrap();
+    for (lang, zh) in [(Lang::Zh, true), (Lang::En, false)] {
+        let html = to_html(&report, lang);
+        for c in &report.classes {
+            let name = glossary::class(c.class).pick(zh);
+            assert!(html.contains(name), "{lang:?}: class {name:?} missing");
+        }
+        for t in [
+            glossary::AVAILABILITY,
+            glossary::INTACT_RATE,
+            glossary::DAILY_AVAILABILITY,
+        ] {
+            assert!(html.contains(t.pick(zh)), "{lang:?}: {t:?} missing");
+        }
+        for old in glossary::RETIRED {
+            assert!(!html.contains(old), "{lang:?}: retired name {old:?}");
+        }
+    }
+}

@@ -105,17 +105,17 @@ fn tickets_carry_a_chinese_summary_and_a_machine_readable_kind() {
     let mut b = book();
     let t0 = sh("2026-12-01 09:00");
     let e = below(&mut b, PUMP, t0);
-    assert_eq!(e[0].ticket.summary, "可用率 96.2% 低于目标 98%");
+    assert_eq!(e[0].ticket.summary, "滚动设备完好率 96.2% 低于目标 98%");
     assert_eq!(e[0].ticket.kind, "availability");
     let e = b.on_availability_below(LAMP, 0.9849, 99.5, Some("comms"), t0);
     assert_eq!(
         e[0].ticket.summary,
-        "可用率 98.5% 低于目标 99.5%（通讯中断）"
+        "滚动设备完好率 98.5% 低于目标 99.5%（通讯中断）"
     );
     let e = b.on_availability_below(PUMP2, 0.5, 98.0, Some("rule:fault"), t0);
     assert_eq!(
         e[0].ticket.summary,
-        "可用率 50.0% 低于目标 98%（故障规则 fault）"
+        "滚动设备完好率 50.0% 低于目标 98%（故障规则 fault）"
     );
     let e = alarm(&mut b, FIRE, "fire_alarm", true, t0);
     assert_eq!(e[0].ticket.summary, "火警 fire_alarm");

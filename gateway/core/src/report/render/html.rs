@@ -7,8 +7,9 @@ use chrono_tz::Tz;
 use super::svg::{class_chart, day_strip, strip_legend};
 use super::{
     Lang, class_name, duration_text, esc, gap_reason_text, local_minute, opt_duration_text,
-    percent_text, target_text, zone,
+    percent_text, target_text, term, zone,
 };
+use crate::glossary;
 use crate::report::MonthReport;
 use crate::tickets::TicketEventKind;
 
@@ -221,10 +222,10 @@ fn summary(h: &mut String, r: &MonthReport, lang: Lang) {
             "<table><thead><tr><th>{}</th><th class=\"n\">{}</th><th class=\"n\">{}</th><th class=\"n\">{}</th><th>{}</th><th class=\"n\">{}</th><th>{}</th><th class=\"n\">{}</th><th class=\"n\">{}</th></tr></thead><tbody>",
             lang.t("设备类别", "Class"),
             lang.t("台数", "Devices"),
-            lang.t("目标", "Target"),
-            lang.t("设备完好率", "Availability"),
+            term(glossary::TARGET, lang),
+            term(glossary::AVAILABILITY, lang),
             lang.t("结论", "Result"),
-            lang.t("传统完好率", "Intact rate"),
+            term(glossary::INTACT_RATE, lang),
             lang.t("结论", "Result"),
             lang.t("停机时长", "Downtime"),
             lang.t("故障次数", "Incidents"),
@@ -320,8 +321,8 @@ fn devices(h: &mut String, r: &MonthReport, lang: Lang) {
         h,
         "<table class=\"devices\"><thead><tr><th>{}</th><th class=\"n\">{}</th><th class=\"n\">{}</th><th class=\"n\">{}</th><th class=\"n\">{}</th><th class=\"n\">MTBF</th><th class=\"n\">MTTR</th><th class=\"n\">{}</th><th class=\"n\">{}</th></tr></thead><tbody>",
         lang.t("设备", "Device"),
-        lang.t("完好率", "Availability"),
-        lang.t("目标", "Target"),
+        term(glossary::AVAILABILITY, lang),
+        term(glossary::TARGET, lang),
         lang.t("停机", "Downtime"),
         lang.t("故障", "Incid."),
         lang.t("保养", "Maint."),
@@ -383,7 +384,7 @@ fn strips(h: &mut String, r: &MonthReport, lang: Lang) {
     let _ = writeln!(
         h,
         "<section class=\"page\" id=\"daily\"><h2>2.1 {}</h2><div class=\"chart-box\">{}</div>\n<table class=\"strips\"><thead><tr><th>{}</th><th>{}</th></tr></thead><tbody>",
-        lang.t("每日完好率", "Daily availability"),
+        term(glossary::DAILY_AVAILABILITY, lang),
         strip_legend(lang),
         lang.t("设备", "Device"),
         lang.t("每日（1日至月末）", "Each day (1st to month end)"),
@@ -568,14 +569,14 @@ fn coverage(h: &mut String, r: &MonthReport, tz: Tz, lang: Lang) {
     );
     let defs: [(&str, &str); 6] = [
         (
-            lang.t("设备完好率（时间）", "Availability (time)"),
+            term(glossary::AVAILABILITY, lang),
             lang.t(
                 "运行时间 ÷（运行时间 + 故障时间）。计划保养时段与无数据时段（网关离线）两边都不计入，另列为数据覆盖。",
                 "Time up ÷ (time up + time down). Planned maintenance and time without data (gateway offline) are left out of both and shown as coverage.",
             ),
         ),
         (
-            lang.t("传统完好率", "Intact rate"),
+            term(glossary::INTACT_RATE, lang),
             lang.t(
                 "每一时刻：运行台数 ÷（运行 + 故障台数），按时间加权平均；全部设备保养或无数据的时刻不计入。",
                 "At each instant, devices up ÷ devices up or down, averaged over time; instants when no device is up or down are left out.",

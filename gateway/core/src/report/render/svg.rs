@@ -2,7 +2,8 @@
 
 use std::fmt::Write as _;
 
-use super::{Lang, class_name, esc, percent_text};
+use super::{Lang, class_name, esc, percent_text, term};
+use crate::glossary;
 use crate::report::{DeviceReport, MonthReport};
 
 /// Colour of a day spent in planned maintenance only (no up or down time).
@@ -101,11 +102,11 @@ pub(super) fn class_chart(r: &MonthReport, lang: Lang) -> String {
         r##"<rect x="{label_w}" y="{:.1}" width="10" height="8" fill="#1c7ed6"/><text x="{:.1}" y="{ly:.1}" font-size="10">{}</text><rect x="{:.1}" y="{:.1}" width="10" height="8" fill="#74c0fc"/><text x="{:.1}" y="{ly:.1}" font-size="10">{}</text><line x1="{:.1}" y1="{:.1}" x2="{:.1}" y2="{ly:.1}" stroke="#c92a2a" stroke-width="2"/><text x="{:.1}" y="{ly:.1}" font-size="10">{}</text></svg>"##,
         ly - 8.0,
         label_w + 14.0,
-        lang.t("设备完好率（时间）", "availability (time)"),
+        term(glossary::AVAILABILITY, lang),
         label_w + 150.0,
         ly - 8.0,
         label_w + 164.0,
-        lang.t("传统完好率", "intact rate"),
+        term(glossary::INTACT_RATE, lang),
         label_w + 300.0,
         ly - 9.0,
         label_w + 300.0,
@@ -126,7 +127,7 @@ pub(super) fn day_strip(d: &DeviceReport, lang: Lang) -> String {
     let _ = write!(
         s,
         r#"<svg class="strip" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" width="{width}" height="{height}" role="img" aria-label="{}">"#,
-        lang.t("每日可用率", "daily availability")
+        term(glossary::DAILY_AVAILABILITY, lang)
     );
     for (i, day) in d.days.iter().enumerate() {
         let x = i as f64 * (cell + gap);
