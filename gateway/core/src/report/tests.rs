@@ -1017,3 +1017,14 @@ fn the_report_names_classes_and_figures_as_the_glossary_does() {
         }
     }
 }
+
+#[test]
+fn the_method_section_states_the_time_resolution_of_comms_outages() {
+    let report = build(&scripted_input(sh("2026-12-02 09:00"))).unwrap();
+    for (lang, heading) in [(Lang::Zh, "时间精度"), (Lang::En, "Time resolution")] {
+        let html = to_html(&report, lang);
+        assert!(html.contains(heading), "{lang:?}: {heading} missing");
+        assert!(html.contains("recovery_resolution"), "{lang:?}");
+        assert!(html.contains("probe_interval_max"), "{lang:?}");
+    }
+}

@@ -567,7 +567,7 @@ fn coverage(h: &mut String, r: &MonthReport, tz: Tz, lang: Lang) {
         "<section class=\"page\" id=\"coverage\"><h2>4. {}</h2>\n<dl class=\"defs\">",
         lang.t("数据覆盖与统计方法", "Data coverage and method"),
     );
-    let defs: [(&str, &str); 6] = [
+    let defs: [(&str, &str); 7] = [
         (
             term(glossary::AVAILABILITY, lang),
             lang.t(
@@ -587,6 +587,13 @@ fn coverage(h: &mut String, r: &MonthReport, tz: Tz, lang: Lang) {
             lang.t(
                 "停机为本月内故障时长（含上月延续的故障）；故障次数为本月内有停机时间的故障，每个故障计一次：跨月的故障在两个月各计一次，网关离线或保养前后的同一故障只计一次（只有恢复运行才结束一个故障）。",
                 "Downtime is time down this month (including an outage running in from last month); incidents are the faults with down time this month, each counted once: a fault across the month boundary counts in both months, one fault across a gateway outage or maintenance once (only a return to up ends a fault).",
+            ),
+        ),
+        (
+            lang.t("时间精度", "Time resolution"),
+            lang.t(
+                "通讯故障按轮询时刻计：失联设备按 max(轮询周期, recovery_resolution，默认 5 秒) 的间隔探测，恢复最迟在实际恢复后一个间隔内记入；同一线路上失联设备过多时间隔按线路时间放宽（最长 probe_interval_max，默认 60 秒），网关日志与 /metrics 会说明。",
+                "Comms outages are dated by polls: a silent device is probed every max(poll interval, recovery_resolution, default 5 s), so its return is recorded at most one such spacing late; with many silent devices on one line the spacing widens with the line's time (at most probe_interval_max, default 60 s), which the gateway's log and /metrics show.",
             ),
         ),
         (
