@@ -282,7 +282,7 @@ pub fn tables(r: &MonthReport, lang: Lang) -> Vec<Table> {
 
     out.push(Table {
         id: "days",
-        title: t("每日完好率", "Daily availability"),
+        title: super::term(crate::glossary::DAILY_AVAILABILITY, lang),
         columns: vec![
             t("设备编号", "Device id"),
             t("日期", "Date"),
