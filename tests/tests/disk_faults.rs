@@ -495,10 +495,14 @@ fn healthz(admin: &str) -> (u16, Value) {
 fn mosquitto_on(dir: &Path, port: u16) -> Proc {
     require_tool("mosquitto", "apt-get install mosquitto").unwrap();
     let conf = dir.join("mosquitto.conf");
+    // No per-client queue limit: the gateway drains its backlog in a burst,
+    // and with Mosquitto's default (1000 queued messages) the broker itself
+    // would drop what the test subscriber has not taken yet, which the
+    // gateway, whose messages were acknowledged, cannot count.
     std::fs::write(
         &conf,
         format!(
-            "listener {port} 127.0.0.1\nuser root\nallow_anonymous true\npersistence false\nlog_type error\n"
+            "listener {port} 127.0.0.1\nuser root\nallow_anonymous true\npersistence false\nlog_type error\nmax_queued_messages 0\nmax_inflight_messages 0\n"
         ),
     )
     .unwrap();
