@@ -22,6 +22,13 @@ pub struct Config {
     pub site: String,
     /// This gateway's id within the site: `[a-z0-9_-]`.
     pub gateway: String,
+    /// The site's display name in Chinese (`售楼处`), shown on the wall
+    /// instead of the id; published in `status`.
+    #[serde(default)]
+    pub site_name_zh: Option<String>,
+    /// The site's display name in English (`Sales centre`).
+    #[serde(default)]
+    pub site_name_en: Option<String>,
     /// IANA time zone for month boundaries and working hours.
     #[serde(default = "default_timezone")]
     pub timezone: String,
@@ -186,6 +193,9 @@ pub struct DeviceConfig {
     /// Where the device is, free text (e.g. `B1 水泵房`).
     #[serde(default)]
     pub location: Option<String>,
+    /// The location in English (`B1 pump room`); default: `location`.
+    #[serde(default)]
+    pub location_en: Option<String>,
     /// Bus id.
     pub bus: String,
     /// Modbus unit id (slave address): 1–247 on RTU; 0–255 on TCP.

@@ -39,6 +39,11 @@ pub struct RuleDef {
     /// How long the condition must hold; `None` = the profile's, else
     /// `[health] down_hold`.
     pub hold: Option<HumanDuration>,
+    /// What people read for this rule, in Chinese (`label_zh`), shown as
+    /// the reason of a Down device and in tickets instead of the rule name.
+    pub label_zh: Option<String>,
+    /// The same in English (`label_en`).
+    pub label_en: Option<String>,
 }
 
 impl RuleDef {
@@ -46,14 +51,17 @@ impl RuleDef {
     pub fn text(when: impl Into<String>) -> Self {
         RuleDef {
             when: Some(when.into()),
-            hold: None,
+            ..RuleDef::default()
         }
     }
 
     /// True for `""` (or only spaces) written as a plain string: on a device,
     /// this disables the profile's rule of the same name.
     pub fn is_disable(&self) -> bool {
-        self.hold.is_none() && self.when.as_deref().is_some_and(|w| w.trim().is_empty())
+        self.hold.is_none()
+            && self.label_zh.is_none()
+            && self.label_en.is_none()
+            && self.when.as_deref().is_some_and(|w| w.trim().is_empty())
     }
 }
 
@@ -64,6 +72,10 @@ struct RuleTable {
     when: Option<String>,
     #[serde(default, rename = "for")]
     hold: Option<HumanDuration>,
+    #[serde(default)]
+    label_zh: Option<String>,
+    #[serde(default)]
+    label_en: Option<String>,
 }
 
 impl<'de> Deserialize<'de> for RuleDef {
@@ -81,7 +93,11 @@ impl<'de> Deserialize<'de> for RuleDef {
             }
             fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<RuleDef, A::Error> {
                 let t = RuleTable::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
-                if t.when.is_none() && t.hold.is_none() {
+                if t.when.is_none()
+                    && t.hold.is_none()
+                    && t.label_zh.is_none()
+                    && t.label_en.is_none()
+                {
                     return Err(serde::de::Error::custom(
                         "an empty rule table; give `when = \"<condition>\"` and/or `for = \"30s\"`",
                     ));
@@ -89,10 +105,80 @@ impl<'de> Deserialize<'de> for RuleDef {
                 Ok(RuleDef {
                     when: t.when,
                     hold: t.hold,
+                    label_zh: t.label_zh,
+                    label_en: t.label_en,
                 })
             }
         }
         d.deserialize_any(V)
+    }
+}
+
+/// A display label in both languages.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Label {
+    /// Chinese.
+    pub zh: String,
+    /// English.
+    pub en: String,
+}
+
+impl Label {
+    /// The label as written; a missing side falls back to the other, and
+    /// both missing to [`humanise`] of the identifier (`outlet_pressure` →
+    /// `Outlet pressure`), so that no screen shows a raw identifier.
+    pub fn or_fallback(zh: Option<&str>, en: Option<&str>, id: &str) -> Label {
+        let zh = zh.map(str::trim).filter(|s| !s.is_empty());
+        let en = en.map(str::trim).filter(|s| !s.is_empty());
+        let fallback = || humanise(id);
+        Label {
+            zh: zh.or(en).map_or_else(fallback, str::to_owned),
+            en: en.or(zh).map_or_else(fallback, str::to_owned),
+        }
+    }
+}
+
+/// `outlet_pressure` → `Outlet pressure`: the last resort for a point or
+/// rule without a label.
+pub fn humanise(id: &str) -> String {
+    let words = id.replace('_', " ");
+    let mut c = words.trim().chars();
+    match c.next() {
+        Some(f) => f.to_uppercase().chain(c).collect(),
+        None => String::new(),
+    }
+}
+
+/// The display labels of one device: its points' and its fault rules',
+/// by name (every enabled point and every rule has one, written or
+/// fallen back to, see [`Label::or_fallback`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Labels {
+    /// Point name → label.
+    pub points: BTreeMap<String, Label>,
+    /// Rule name → label.
+    pub rules: BTreeMap<String, Label>,
+}
+
+impl Profile {
+    /// Points and rules without both `label_zh` and `label_en`, as
+    /// `point outlet_pressure` / `rule low_pressure` (`gateway check`
+    /// warns of them; the shipped profiles have none, by a test).
+    pub fn missing_labels(&self) -> Vec<String> {
+        let blank = |s: &Option<String>| s.as_deref().is_none_or(|s| s.trim().is_empty());
+        let mut out: Vec<String> = self
+            .points
+            .iter()
+            .filter(|p| blank(&p.label_zh) || blank(&p.label_en))
+            .map(|p| format!("point {}", p.name))
+            .collect();
+        out.extend(
+            self.health
+                .iter()
+                .filter(|(_, r)| blank(&r.label_zh) || blank(&r.label_en))
+                .map(|(n, _)| format!("rule {n}")),
+        );
+        out
     }
 }
 
@@ -118,6 +204,13 @@ pub enum TypeName {
 #[serde(deny_unknown_fields)]
 pub struct PointDef {
     pub name: String,
+    /// What people read for this point, in Chinese (`出水压力`): the
+    /// dashboard, tickets and alarms show it instead of `name`.
+    #[serde(default)]
+    pub label_zh: Option<String>,
+    /// The same in English (`Outlet pressure`).
+    #[serde(default)]
+    pub label_en: Option<String>,
     #[serde(default)]
     pub unit: String,
     pub area: Area,
@@ -629,5 +722,84 @@ mod tests {
         assert!(Condition::parse("a == 1 and").is_err());
         assert!(Condition::parse("a == 1 b == 2").is_err());
         assert!(Condition::parse("(a == 1").is_err());
+    }
+
+    #[test]
+    fn labels_parse_on_points_and_on_both_rule_forms() {
+        let p: Profile = toml::from_str(
+            r#"
+description = "x"
+[health]
+fault = { when = "fault == true", label_zh = "变频器故障", label_en = "Drive fault" }
+slow = { when = "fault == true", for = "30s", label_zh = "压力不足" }
+plain = "fault == true"
+[[point]]
+name = "fault"
+label_zh = "故障"
+label_en = "Fault"
+area = "coil"
+address = 0
+type = "bool"
+[[point]]
+name = "outlet_pressure"
+area = "holding"
+address = 1
+type = "u16"
+"#,
+        )
+        .unwrap();
+        assert_eq!(p.points[0].label_zh.as_deref(), Some("故障"));
+        assert_eq!(p.health["fault"].label_en.as_deref(), Some("Drive fault"));
+        assert_eq!(p.health["fault"].when.as_deref(), Some("fault == true"));
+        assert!(!p.health["fault"].is_disable());
+        assert_eq!(
+            p.missing_labels(),
+            vec!["point outlet_pressure", "rule plain", "rule slow"]
+        );
+        // A missing side falls back to the other, both missing to the
+        // humanised identifier: never a raw snake_case name.
+        let slow = &p.health["slow"];
+        let l = Label::or_fallback(slow.label_zh.as_deref(), slow.label_en.as_deref(), "slow");
+        assert_eq!((l.zh.as_str(), l.en.as_str()), ("压力不足", "压力不足"));
+        let l = Label::or_fallback(None, Some("  "), "outlet_pressure");
+        assert_eq!((l.zh.as_str(), l.en.as_str()), ("Outlet pressure", "Outlet pressure"));
+        // A device table that only relabels a rule is not an empty table.
+        let r: BTreeMap<String, RuleDef> =
+            toml::from_str("fault = { label_en = \"Trip\" }").unwrap();
+        assert_eq!(r["fault"].label_en.as_deref(), Some("Trip"));
+        assert!(r["fault"].when.is_none());
+    }
+
+    #[test]
+    fn every_shipped_profile_labels_every_point_and_rule_in_both_languages() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/profiles");
+        let mut seen = 0;
+        for e in std::fs::read_dir(&dir).unwrap() {
+            let path = e.unwrap().path();
+            if path.extension().and_then(|x| x.to_str()) != Some("toml") {
+                continue;
+            }
+            let p: Profile = toml::from_str(&std::fs::read_to_string(&path).unwrap())
+                .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            assert_eq!(p.missing_labels(), Vec::<String>::new(), "{}", path.display());
+            for pt in &p.points {
+                let zh = pt.label_zh.as_deref().unwrap_or_default();
+                assert!(
+                    zh.chars().any(|c| ('\u{4e00}'..='\u{9fff}').contains(&c)),
+                    "{}: point {} label_zh {zh:?} is not Chinese",
+                    path.display(),
+                    pt.name
+                );
+                let en = pt.label_en.as_deref().unwrap_or_default();
+                assert!(
+                    !en.contains('_') && en.is_ascii(),
+                    "{}: point {} label_en {en:?}",
+                    path.display(),
+                    pt.name
+                );
+            }
+            seen += 1;
+        }
+        assert_eq!(seen, 10, "the ten shipped profiles");
     }
 }

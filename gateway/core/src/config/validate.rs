@@ -134,6 +134,11 @@ pub struct ResolvedDevice {
     pub class: DeviceClass,
     /// Free-text location (empty when none).
     pub location: String,
+    /// The location in English (`location` when none is configured).
+    pub location_en: String,
+    /// Display labels of the enabled points and of the rules (profile
+    /// `label_zh` / `label_en`, a device rule's own when given).
+    pub labels: std::sync::Arc<super::Labels>,
     /// Index into [`Resolved::buses`].
     pub bus: usize,
     /// Modbus unit id.
@@ -596,6 +601,17 @@ fn resolve_device<'a>(
         name_en: dev.name_en.clone().unwrap_or_else(|| dev.id.clone()),
         class: dev.class,
         location: dev.location.clone().unwrap_or_default(),
+        location_en: dev
+            .location_en
+            .clone()
+            .or_else(|| dev.location.clone())
+            .unwrap_or_default(),
+        labels: std::sync::Arc::new(device_labels(
+            dev,
+            known.profiles.get(&dev.profile),
+            &points,
+            &health,
+        )),
         bus: bus.unwrap_or(0),
         unit: dev.unit,
         profile: dev.profile.clone(),
@@ -608,6 +624,47 @@ fn resolve_device<'a>(
         health,
         threshold_percent,
     }
+}
+
+/// The labels of a device's enabled points and its rules: the profile's
+/// (a device rule's own `label_zh` / `label_en` first), falling back as
+/// [`super::Label::or_fallback`] says.
+fn device_labels(
+    dev: &super::DeviceConfig,
+    profile: Option<&Profile>,
+    points: &[Point],
+    rules: &BTreeMap<String, Rule>,
+) -> super::Labels {
+    let def = |name: &str| profile.and_then(|p| p.points.iter().find(|d| d.name == name));
+    let points = points
+        .iter()
+        .map(|p| {
+            let d = def(&p.name);
+            let l = super::Label::or_fallback(
+                d.and_then(|d| d.label_zh.as_deref()),
+                d.and_then(|d| d.label_en.as_deref()),
+                &p.name,
+            );
+            (p.name.clone(), l)
+        })
+        .collect();
+    let rules = rules
+        .keys()
+        .map(|name| {
+            let own = dev.health.get(name);
+            let prof = profile.and_then(|p| p.health.get(name));
+            let pick = |f: fn(&super::RuleDef) -> Option<&String>| {
+                own.and_then(f).or_else(|| prof.and_then(f)).map(String::as_str)
+            };
+            let l = super::Label::or_fallback(
+                pick(|r| r.label_zh.as_ref()),
+                pick(|r| r.label_en.as_ref()),
+                name,
+            );
+            (name.clone(), l)
+        })
+        .collect();
+    super::Labels { points, rules }
 }
 
 /// The device's fault rules: the profile's `[health]` rules, changed by

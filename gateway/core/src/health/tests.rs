@@ -43,6 +43,8 @@ fn device(id: &str, rules: &[(&str, &str)]) -> ResolvedDevice {
         name_en: id.to_owned(),
         class: DeviceClass::Pump,
         location: String::new(),
+        location_en: String::new(),
+        labels: Default::default(),
         bus: 0,
         unit: 1,
         profile: "test".to_owned(),

@@ -37,6 +37,8 @@ fn device(points: Vec<Point>) -> ResolvedDevice {
         name_en: "dev".to_owned(),
         class: DeviceClass::Other,
         location: String::new(),
+        location_en: String::new(),
+        labels: Default::default(),
         bus: 0,
         unit: 1,
         profile: "test".to_owned(),

@@ -73,6 +73,8 @@ fn device(id: &str, unit: u8, points: Vec<Point>, poll_ms: u64, alarm_ms: u64) -
         name_en: id.to_owned(),
         class: DeviceClass::Pump,
         location: String::new(),
+        location_en: String::new(),
+        labels: Default::default(),
         bus: 0,
         unit,
         profile: "test".to_owned(),
