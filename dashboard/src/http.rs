@@ -267,6 +267,11 @@ fn snapshot_json(shared: &Shared) -> Json {
             }
         }
     }
+    // Month to date and the downtime left, as of now (not of the last
+    // minute's figures): they move the moment a tile turns red.
+    if let Ok(tz) = gateway_core::ledger::parse_tz(&shared.settings.file.timezone) {
+        crate::model::add_month_figures(&mut s, tz, now_ms());
+    }
     s["ui"] = json!({
         "language": shared.settings.file.language,
         "rotate_every_s": shared.settings.file.rotate_every.get().as_secs(),

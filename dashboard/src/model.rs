@@ -135,6 +135,15 @@ pub struct Device {
     pub name_zh: String,
     pub name_en: String,
     pub location: String,
+    /// The location in English (the state's `location_en`; empty: none).
+    pub location_en: String,
+    /// The label of a `rule:…` reason, `[zh, en]`.
+    pub reason_label: Option<bms_wire::LabelPair>,
+    /// Point and rule labels from the retained state (bounded by the
+    /// points cap).
+    pub labels: bms_wire::Labels,
+    /// Gateway time of the latest state (its month figure's time).
+    pub state_ts: Option<i64>,
     /// `up`, `down`, `maintenance`, `unknown` (None: no state seen yet).
     pub state: Option<DeviceState>,
     pub since: Option<i64>,
@@ -214,6 +223,9 @@ pub struct Gateway {
     pub version: Option<String>,
     pub started_at: Option<i64>,
     pub status_ts: Option<i64>,
+    /// The site's display names, as this gateway's status gives them.
+    pub site_name_zh: Option<String>,
+    pub site_name_en: Option<String>,
     /// Local time (ms) of the latest message from it.
     pub heard_ms: i64,
     /// Highest live `seq` believed.
@@ -506,9 +518,13 @@ impl Model {
                     t.get("opened_ms").and_then(Json::as_i64).unwrap_or(0),
                 )
             });
+            short_names(&mut devices);
             let classes = class_figures(&devices);
+            let name = |f: fn(&Gateway) -> &Option<String>| gws.values().find_map(|g| f(g).clone());
             sites.push(json!({
-                "id": site, "gateways": gateways, "devices": devices,
+                "id": site, "name_zh": name(|g| &g.site_name_zh),
+                "name_en": name(|g| &g.site_name_en),
+                "gateways": gateways, "devices": devices,
                 "classes": classes, "tickets": tickets, "alarms": alarms,
             }));
         }
@@ -594,10 +610,141 @@ fn gateway<'a>(
 }
 
 fn ticket_json(site: &str, g: &Gateway, t: &bms_wire::Ticket) -> Json {
+    let dev = g.devices.get(&t.device);
     let mut t = json!(t);
     t["gateway"] = json!(g.id);
     t["site"] = json!(site);
+    // A gateway that predates ticket facts: the names from the device's state.
+    if let Some(d) = dev {
+        if !t["facts"].is_object() {
+            t["facts"] = json!({});
+        }
+        for (k, v) in [
+            ("device_zh", &d.name_zh),
+            ("device_en", &d.name_en),
+            ("location_zh", &d.location),
+            ("location_en", &d.location_en),
+        ] {
+            if t["facts"][k].is_null() && !v.is_empty() {
+                t["facts"][k] = json!(v);
+            }
+        }
+        if let Some(p) = t["kind"].as_str().and_then(|k| k.strip_prefix("alarm:"))
+            && let Some([zh, en]) = d.labels.points.get(p)
+            && t["facts"]["point_zh"].is_null()
+        {
+            t["facts"]["point_zh"] = json!(zh);
+            t["facts"]["point_en"] = json!(en);
+        }
+    }
     t
+}
+
+/// Tile names (`short_zh`, `short_en`) for the devices of each class: a
+/// name part shared by every device of the class is dropped when what is
+/// left still tells them apart (see [`shorten`]). The full names stay.
+fn short_names(devices: &mut [Json]) {
+    let mut by: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+    for (i, d) in devices.iter().enumerate() {
+        by.entry(d["class"].as_str().unwrap_or("").to_owned())
+            .or_default()
+            .push(i);
+    }
+    for idx in by.values() {
+        for (lang, key, out) in [
+            (Lang::Zh, "name_zh", "short_zh"),
+            (Lang::En, "name_en", "short_en"),
+        ] {
+            let names: Vec<String> = idx
+                .iter()
+                .map(|&i| devices[i][key].as_str().unwrap_or("").to_owned())
+                .collect();
+            for (&i, short) in idx.iter().zip(shorten(&names, lang)) {
+                devices[i][out] = json!(short);
+            }
+        }
+    }
+}
+
+/// How a name splits into parts: Chinese by characters, English by words.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Lang {
+    Zh,
+    En,
+}
+
+/// Shorter names for devices shown side by side under their class
+/// heading. With two or more names, the longest leading part shared by all
+/// is dropped (English: whole words, keeping the last shared word, so
+/// `Domestic water pump 1` / `… 2` become `Pump 1` / `Pump 2`; Chinese: at
+/// least two characters, leaving at least two); without one, the longest
+/// trailing part shared by all (`大堂风机盘管` / `办公室风机盘管` →
+/// `大堂` / `办公室`). Nothing is dropped unless every short name is
+/// non-empty and they are all different; a single name stays whole.
+pub fn shorten(names: &[String], lang: Lang) -> Vec<String> {
+    let whole = names.to_vec();
+    if names.len() < 2 {
+        return whole;
+    }
+    let parts: Vec<Vec<String>> = names
+        .iter()
+        .map(|n| match lang {
+            Lang::Zh => n.chars().map(String::from).collect(),
+            Lang::En => n.split_whitespace().map(str::to_owned).collect(),
+        })
+        .collect();
+    let join = |p: &[String]| match lang {
+        Lang::Zh => p.concat(),
+        Lang::En => p.join(" "),
+    };
+    let shortest = parts.iter().map(Vec::len).min().unwrap_or(0);
+    let common = |at: &dyn Fn(&Vec<String>, usize) -> String| {
+        (0..shortest)
+            .take_while(|&i| parts.iter().all(|p| at(p, i) == at(&parts[0], i)))
+            .count()
+    };
+    let prefix = common(&|p, i| p[i].clone());
+    let suffix = common(&|p, i| p[p.len() - 1 - i].clone());
+    let (min_drop, min_left) = match lang {
+        Lang::Zh => (2, 2),
+        Lang::En => (1, 1),
+    };
+    let tidy = |s: String| -> String {
+        let s = s.trim_matches(|c: char| c == ',' || c == '，' || c.is_whitespace());
+        let mut c = s.chars();
+        match (lang, c.next()) {
+            (Lang::En, Some(f)) => f.to_uppercase().chain(c).collect(),
+            _ => s.to_owned(),
+        }
+    };
+    let candidates: Vec<Vec<String>> = [
+        // Drop the prefix (English keeps its last word for context).
+        (prefix >= min_drop).then(|| {
+            let keep = if lang == Lang::En { 1 } else { 0 };
+            parts
+                .iter()
+                .map(|p| tidy(join(&p[prefix - keep..])))
+                .collect()
+        }),
+        (suffix >= min_drop).then(|| {
+            parts
+                .iter()
+                .map(|p| tidy(join(&p[..p.len() - suffix])))
+                .collect()
+        }),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    for c in candidates {
+        let distinct: std::collections::BTreeSet<&String> = c.iter().collect();
+        let long_enough = c.iter().all(|s| s.chars().count() >= min_left);
+        let shorter = c.iter().zip(names).any(|(s, n)| s.len() < n.len());
+        if distinct.len() == c.len() && long_enough && shorter {
+            return c;
+        }
+    }
+    whole
 }
 
 fn device_json(g: &Gateway, d: &Device, now_ms: i64, stale_after_ms: i64) -> Json {
@@ -616,8 +763,10 @@ fn device_json(g: &Gateway, d: &Device, now_ms: i64, stale_after_ms: i64) -> Jso
     };
     json!({
         "id": d.id, "gateway": g.id, "class": d.class, "name_zh": d.name_zh,
-        "name_en": d.name_en, "location": d.location, "state": d.state,
-        "since": d.since, "reason": d.reason, "availability": d.availability,
+        "name_en": d.name_en, "location": d.location, "location_en": d.location_en,
+        "state": d.state, "state_ts": d.state_ts, "labels": d.labels,
+        "since": d.since, "reason": d.reason, "reason_label": d.reason_label,
+        "availability": d.availability,
         "points": d.points, "units": d.units, "telemetry_ts": d.telemetry_ts,
         "heard_ms": d.heard_ms, "stale": stale, "alarms": alarms,
         "shown": shown,
@@ -696,6 +845,8 @@ fn status(g: &mut Gateway, m: &Status, now_ms: i64) -> bool {
     g.status = Some(m.state);
     g.status_ts = Some(m.ts);
     g.version.clone_from(&m.version);
+    g.site_name_zh.clone_from(&m.site_name_zh);
+    g.site_name_en.clone_from(&m.site_name_en);
     if m.started_at.is_some() {
         g.started_at = m.started_at;
     }
@@ -805,12 +956,25 @@ fn state(
     d.state = Some(m.state);
     d.since = m.since;
     d.reason = m.reason;
+    d.reason_label = m.reason_label;
     d.availability = m.availability;
+    d.state_ts = Some(m.ts);
+    if let Some(mut l) = m.labels {
+        let cap = limits.max_points_per_device;
+        if l.points.len() > cap {
+            l.points = l.points.into_iter().take(cap).collect();
+        }
+        if l.rules.len() > cap {
+            l.rules = l.rules.into_iter().take(cap).collect();
+        }
+        d.labels = l;
+    }
     for (v, f) in [
         (m.class, &mut d.class),
         (m.name_zh, &mut d.name_zh),
         (m.name_en, &mut d.name_en),
         (m.location, &mut d.location),
+        (m.location_en, &mut d.location_en),
     ] {
         if let Some(v) = v {
             *f = v;
@@ -940,3 +1104,139 @@ pub fn prometheus(c: &Counters, extra: &[(&str, &str, u64)]) -> String {
 
 #[cfg(test)]
 mod tests;
+
+/// What one device contributes to its class's month figures.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct DeviceMonth {
+    /// The month-to-date availability of its latest state (0–1).
+    pub month: Option<f64>,
+    /// Its target, per cent.
+    pub threshold: f64,
+    /// Gateway time of that state.
+    pub state_ts: Option<i64>,
+    /// Shown down now.
+    pub down_now: bool,
+}
+
+/// A class's downtime budget for the month (`docs/availability.md`,
+/// "Downtime left this month"), all in ms.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Budget {
+    /// Downtime so far this month, summed over the class's devices.
+    pub down_ms: i64,
+    /// Downtime the class may have in the whole month and still meet its
+    /// target: Σ (1 − target) × month length.
+    pub allowed_ms: i64,
+    /// `allowed_ms − down_ms` (negative: the target is already missed).
+    pub left_ms: i64,
+    /// The class's month-to-date availability now (mean of its devices').
+    pub month_now: Option<f64>,
+}
+
+impl Budget {
+    /// `ok`, `amber` (less than half the allowance left), `red` (less than
+    /// a tenth), `missed` (none left).
+    pub fn level(&self) -> &'static str {
+        if self.left_ms <= 0 {
+            "missed"
+        } else if self.left_ms * 10 < self.allowed_ms {
+            "red"
+        } else if self.left_ms * 2 < self.allowed_ms {
+            "amber"
+        } else {
+            "ok"
+        }
+    }
+}
+
+/// The budget of a class over the month `[start, end)` at `now`: each
+/// device's downtime so far is (1 − its month availability) × the time
+/// from the 1st to its state, plus, while it is down, the time since that
+/// state (so the figure moves the moment a tile turns red, not at the next
+/// state). A state from before the 1st says nothing of this month. None
+/// when no device has a month figure and none is down (no data).
+pub fn budget(devs: &[DeviceMonth], start: i64, end: i64, now: i64) -> Option<Budget> {
+    if end <= start || !devs.iter().any(|d| d.month.is_some() || d.down_now) {
+        return None;
+    }
+    let now = now.clamp(start, end);
+    let mut down = 0i64;
+    let mut allowed = 0i64;
+    let mut months = Vec::new();
+    for d in devs {
+        let at = d.state_ts.filter(|t| (start..=now).contains(t));
+        let (base, known, d0) = match (at, d.month) {
+            (Some(t), Some(m)) => (
+                t,
+                t - start,
+                ((1.0 - m.clamp(0.0, 1.0)) * (t - start) as f64).round() as i64,
+            ),
+            (Some(t), None) => (t, 0, 0),
+            (None, _) => (start, 0, 0),
+        };
+        let extra = if d.down_now { now - base } else { 0 };
+        let dd = d0 + extra;
+        let elapsed = known
+            + if d.down_now || d.month.is_some() {
+                now - base
+            } else {
+                0
+            };
+        if elapsed > 0 {
+            months.push(1.0 - dd as f64 / elapsed as f64);
+        }
+        down += dd;
+        let t = d.threshold.clamp(0.0, 100.0);
+        allowed += ((1.0 - t / 100.0) * (end - start) as f64).round() as i64;
+    }
+    let month_now = (!months.is_empty()).then(|| months.iter().sum::<f64>() / months.len() as f64);
+    Some(Budget {
+        down_ms: down,
+        allowed_ms: allowed,
+        left_ms: allowed - down,
+        month_now,
+    })
+}
+
+/// Adds each class's budget (`downtime_ms`, `allowed_ms`, `left_ms`,
+/// `budget_level`, `month_now`) to the sites of a snapshot, for the month
+/// to date of `now_ms` in `tz`.
+pub fn add_month_figures(snap: &mut Json, tz: chrono_tz::Tz, now_ms: i64) {
+    let (start, _) = gateway_core::ledger::month_to_date(tz, now_ms);
+    let (y, m) = gateway_core::ledger::month_of(tz, now_ms);
+    let Ok((_, end)) = gateway_core::ledger::month_window(tz, y, m) else {
+        return;
+    };
+    let Some(sites) = snap["sites"].as_array_mut() else {
+        return;
+    };
+    for site in sites {
+        let mut by: BTreeMap<String, Vec<DeviceMonth>> = BTreeMap::new();
+        for d in site["devices"].as_array().into_iter().flatten() {
+            by.entry(d["class"].as_str().unwrap_or("other").to_owned())
+                .or_default()
+                .push(DeviceMonth {
+                    month: d["availability"]["month"].as_f64(),
+                    threshold: d["availability"]["threshold"].as_f64().unwrap_or(100.0),
+                    state_ts: d["state_ts"].as_i64(),
+                    down_now: d["shown"] == "down",
+                });
+        }
+        for (class, devs) in by {
+            let f = &mut site["classes"][&class];
+            if !f.is_object() {
+                continue;
+            }
+            match budget(&devs, start, end, now_ms) {
+                Some(b) => {
+                    f["downtime_ms"] = json!(b.down_ms);
+                    f["allowed_ms"] = json!(b.allowed_ms);
+                    f["left_ms"] = json!(b.left_ms);
+                    f["budget_level"] = json!(b.level());
+                    f["month_now"] = json!(b.month_now);
+                }
+                None => f["left_ms"] = Json::Null,
+            }
+        }
+    }
+}

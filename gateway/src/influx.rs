@@ -611,6 +611,8 @@ type = "u16"
             name_zh: "水泵".into(),
             name_en: "Pump".into(),
             location: String::new(),
+            location_en: String::new(),
+            labels: Default::default(),
             class: "pump",
             state: "down",
             since_ms: 0,

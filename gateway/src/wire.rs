@@ -80,6 +80,10 @@ pub struct Identity {
     pub site: String,
     /// Gateway id.
     pub gateway: String,
+    /// The site's display names (`site_name_zh`, `site_name_en`), if configured.
+    pub site_name_zh: Option<String>,
+    /// English.
+    pub site_name_en: Option<String>,
 }
 
 impl Identity {
@@ -88,6 +92,8 @@ impl Identity {
         Identity {
             site: cfg.site.clone(),
             gateway: cfg.gateway.clone(),
+            site_name_zh: cfg.raw.site_name_zh.clone(),
+            site_name_en: cfg.raw.site_name_en.clone(),
         }
     }
 }
@@ -111,7 +117,8 @@ fn value_json(v: &Value) -> Json {
     }
 }
 
-/// `status`: `{"state":"online"|"offline","version","started_at","site","gateway","ts","seq"}`.
+/// `status`: `{"state":"online"|"offline","version","started_at","site","gateway","site_name_zh","site_name_en","ts","seq"}`
+/// (the site names only when configured).
 pub fn status(cfg: &Identity, online: bool, started_ms: UnixMs, now_ms: UnixMs) -> Body {
     let mut b = Map::new();
     b.insert("ts".into(), json!(now_ms));
@@ -121,6 +128,12 @@ pub fn status(cfg: &Identity, online: bool, started_ms: UnixMs, now_ms: UnixMs) 
     );
     b.insert("site".into(), json!(cfg.site));
     b.insert("gateway".into(), json!(cfg.gateway));
+    if let Some(n) = &cfg.site_name_zh {
+        b.insert("site_name_zh".into(), json!(n));
+    }
+    if let Some(n) = &cfg.site_name_en {
+        b.insert("site_name_en".into(), json!(n));
+    }
     b.insert("version".into(), json!(env!("CARGO_PKG_VERSION")));
     b.insert("started_at".into(), json!(started_ms));
     b
@@ -178,6 +191,10 @@ pub struct StateView {
     pub name_en: String,
     /// Location text from the configuration (may be empty).
     pub location: String,
+    /// The location in English (`location` when none is configured).
+    pub location_en: String,
+    /// Display labels of the device's points and fault rules.
+    pub labels: std::sync::Arc<gateway_core::config::Labels>,
     /// `up`, `down`, `maintenance`, `unknown`.
     pub state: &'static str,
     /// Since when.
@@ -205,7 +222,11 @@ pub struct ActiveAlarm {
     pub since_ms: UnixMs,
 }
 
-/// `state`: `{"ts","device","class","name_zh","name_en","location","state","since","reason","availability":{"rolling","rolling_window_s","month","threshold","below"},"alarms":[{"point","since"}]}`.
+/// `state`: `{"ts","device","class","name_zh","name_en","location","location_en","state","since","reason","reason_label":[zh,en],"availability":{"rolling","rolling_window_s","month","threshold","below"},"alarms":[{"point","since"}],"labels":{"points":{name:[zh,en]},"rules":{name:[zh,en]}}}`.
+///
+/// `location_en`, `reason_label` (the label of a `rule:…` reason, absent
+/// otherwise) and `labels` are for display; a consumer that predates them
+/// ignores them, one that needs them treats their absence as "no labels".
 ///
 /// `alarms` is always present (empty when none is active): being retained,
 /// it tells a consumer that starts later which hard alarms are active,
@@ -222,9 +243,18 @@ pub fn state(v: &StateView, now_ms: UnixMs) -> Body {
     b.insert("name_zh".into(), json!(v.name_zh));
     b.insert("name_en".into(), json!(v.name_en));
     b.insert("location".into(), json!(v.location));
+    b.insert("location_en".into(), json!(v.location_en));
     b.insert("state".into(), json!(v.state));
     b.insert("since".into(), json!(v.since_ms));
     b.insert("reason".into(), json!(v.reason));
+    if let Some(l) = v
+        .reason
+        .as_deref()
+        .and_then(|r| r.strip_prefix("rule:"))
+        .and_then(|r| v.labels.rules.get(r))
+    {
+        b.insert("reason_label".into(), json!([l.zh, l.en]));
+    }
     b.insert(
         "availability".into(),
         json!({
@@ -244,7 +274,20 @@ pub fn state(v: &StateView, now_ms: UnixMs) -> Body {
                 .collect(),
         ),
     );
+    b.insert("labels".into(), labels_json(&v.labels));
     b
+}
+
+/// `{"points":{name:[zh,en]},"rules":{name:[zh,en]}}`.
+fn labels_json(l: &gateway_core::config::Labels) -> Json {
+    let pairs = |m: &std::collections::BTreeMap<String, gateway_core::config::Label>| {
+        Json::Object(
+            m.iter()
+                .map(|(k, l)| (k.clone(), json!([l.zh, l.en])))
+                .collect(),
+        )
+    };
+    json!({"points": pairs(&l.points), "rules": pairs(&l.rules)})
 }
 
 /// `event` of a transition: `{"ts","type":"transition","device","from","to","reason","at"}`.
@@ -315,6 +358,8 @@ mod tests {
             name_zh: "1号消防主机".into(),
             name_en: "Fire panel 1".into(),
             location: "B1".into(),
+            location_en: "B1".into(),
+            labels: Default::default(),
             state: "down",
             since_ms: 5,
             reason: Some("rule:panel_fault".into()),

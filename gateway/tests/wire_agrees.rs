@@ -44,6 +44,8 @@ fn every_status_is_accepted() {
     let id = wire::Identity {
         site: "demo-site".into(),
         gateway: "gw-1".into(),
+        site_name_zh: Some("示范售楼处".into()),
+        site_name_en: Some("Demo sales centre".into()),
     };
     for online in [true, false] {
         accepted(&topics().status(), wire::status(&id, online, NOW - 5, NOW));
@@ -93,6 +95,8 @@ fn every_devices_telemetry_and_state_are_accepted() {
                 name_zh: dev.name_zh.clone(),
                 name_en: dev.name_en.clone(),
                 location: dev.location.clone(),
+                location_en: dev.location_en.clone(),
+                labels: dev.labels.clone(),
                 state: st.as_str(),
                 since_ms: NOW - 1000,
                 reason: [None, Some("comms".into()), Some("rule:overheat".into())]
@@ -196,6 +200,19 @@ fn every_ticket_event_is_accepted() {
                     note: String::new(),
                     deadline_ms: Some(NOW + 7_200_000),
                 }],
+                facts: gateway_core::tickets::TicketFacts {
+                    reason: Some("rule:panel_fault".into()),
+                    availability_permille: Some(962),
+                    target_permille: Some(990),
+                    device_zh: Some("1号消防主机".into()),
+                    device_en: Some("Fire alarm panel 1".into()),
+                    location_zh: Some("B1 消防控制室".into()),
+                    location_en: Some("B1 fire control room".into()),
+                    rule_zh: Some("主机故障".into()),
+                    rule_en: Some("Panel fault".into()),
+                    point_zh: Some("主机故障".into()),
+                    point_en: Some("Panel fault".into()),
+                },
             },
         };
         accepted(&topics().ticket(7), wire::ticket(&ev, NOW));

@@ -475,3 +475,116 @@ fn the_metrics_text_is_grouped_per_metric() {
     let types = text.lines().filter(|l| l.starts_with("# TYPE")).count();
     assert_eq!(helps, types);
 }
+
+fn names(v: &[&str]) -> Vec<String> {
+    v.iter().map(|s| (*s).to_owned()).collect()
+}
+
+#[test]
+fn tile_names_drop_what_every_device_of_the_class_shares() {
+    use crate::model::{Lang, shorten};
+    let en = names(&["Domestic water pump 1", "Domestic water pump 2"]);
+    assert_eq!(shorten(&en, Lang::En), names(&["Pump 1", "Pump 2"]));
+    let en = names(&["Lobby fan coil", "VIP room fan coil", "Office fan coil"]);
+    assert_eq!(
+        shorten(&en, Lang::En),
+        names(&["Lobby", "VIP room", "Office"])
+    );
+    let zh = names(&["大堂风机盘管", "VIP室风机盘管", "办公室风机盘管"]);
+    assert_eq!(shorten(&zh, Lang::Zh), names(&["大堂", "VIP室", "办公室"]));
+    // Too little would be left ("1", "2"): the names stay whole.
+    let zh = names(&["1号生活水泵", "2号生活水泵"]);
+    assert_eq!(shorten(&zh, Lang::Zh), zh);
+    let en = names(&[
+        "Leak detection, B1 pump room",
+        "Leak detection, B1 switch room",
+    ]);
+    assert_eq!(
+        shorten(&en, Lang::En),
+        names(&["B1 pump room", "B1 switch room"])
+    );
+    // One device, or nothing shared: unchanged.
+    assert_eq!(
+        shorten(&names(&["Passenger lift 1"]), Lang::En),
+        names(&["Passenger lift 1"])
+    );
+    let en = names(&["Main incomer meter", "Lighting board breakers"]);
+    assert_eq!(shorten(&en, Lang::En), en);
+    // Dropping would make two equal: unchanged.
+    let en = names(&["Pump 1", "Pump 1"]);
+    assert_eq!(shorten(&en, Lang::En), en);
+}
+
+const MIN: i64 = 60_000;
+
+#[test]
+fn downtime_left_is_the_month_allowance_less_the_downtime_so_far() {
+    use crate::model::{DeviceMonth, budget};
+    // A 30-day month, two pumps at 98 %: 2 × 2 % × 43 200 min = 1728 min.
+    let (start, end) = (0i64, 30 * 1440 * MIN);
+    let now = 10 * 1440 * MIN;
+    let up = |month, ts| DeviceMonth {
+        month: Some(month),
+        threshold: 98.0,
+        state_ts: Some(ts),
+        down_now: false,
+    };
+    // Pump 1 was down 1 % of the 10 days so far (144 min), pump 2 never.
+    let b = budget(&[up(0.99, now), up(1.0, now)], start, end, now).unwrap();
+    assert_eq!(b.allowed_ms, 1728 * MIN);
+    assert_eq!(b.down_ms, 144 * MIN);
+    assert_eq!(b.left_ms, 1584 * MIN);
+    assert_eq!(b.level(), "ok");
+    // Down now since its last state an hour ago: the hour counts at once.
+    let down = DeviceMonth {
+        down_now: true,
+        ..up(0.99, now - 60 * MIN)
+    };
+    let b = budget(&[down, up(1.0, now)], start, end, now).unwrap();
+    let d0 = ((1.0 - 0.99) * (now - 60 * MIN) as f64).round() as i64;
+    assert_eq!(b.down_ms, d0 + 60 * MIN);
+    assert!(b.month_now.unwrap() < (0.99 + 1.0) / 2.0);
+    // Target missed: more down than allowed.
+    let b = budget(&[up(0.80, now), up(1.0, now)], start, end, now).unwrap();
+    assert!(b.left_ms < 0);
+    assert_eq!(b.level(), "missed");
+    // Amber below half the allowance, red below a tenth.
+    let b = budget(&[up(0.93, now)], start, end, now).unwrap();
+    assert_eq!((b.allowed_ms, b.down_ms), (864 * MIN, 1008 * MIN));
+    let amber = budget(&[up(0.95, now)], start, end, now).unwrap();
+    assert_eq!(amber.level(), "amber", "{amber:?}");
+    let red = budget(&[up(0.942, now)], start, end, now).unwrap();
+    assert_eq!(red.level(), "red", "{red:?}");
+}
+
+#[test]
+fn downtime_left_starts_afresh_at_the_month_boundary_and_needs_data() {
+    use crate::model::{DeviceMonth, budget};
+    let (start, end) = (1_000 * MIN, 1_000 * MIN + 30 * 1440 * MIN);
+    // The latest state is last month's (its 90 % is last month's figure):
+    // nothing of it counts, the whole allowance is left.
+    let old = DeviceMonth {
+        month: Some(0.90),
+        threshold: 99.0,
+        state_ts: Some(start - 5 * MIN),
+        down_now: false,
+    };
+    let b = budget(&[old], start, end, start + MIN).unwrap();
+    assert_eq!((b.down_ms, b.left_ms), (0, b.allowed_ms));
+    // Down across midnight of the 1st: only this month's part counts.
+    let across = DeviceMonth {
+        down_now: true,
+        ..old
+    };
+    let b = budget(&[across], start, end, start + 30 * MIN).unwrap();
+    assert_eq!(b.down_ms, 30 * MIN);
+    // No figures and nothing down: no data, no budget.
+    let none = DeviceMonth {
+        month: None,
+        threshold: 99.0,
+        state_ts: None,
+        down_now: false,
+    };
+    assert_eq!(budget(&[none], start, end, start + MIN), None);
+    assert_eq!(budget(&[], start, end, start + MIN), None);
+}

@@ -256,6 +256,59 @@ pub struct Ticket {
     pub reopened_ms: Option<UnixMs>,
     /// Everything that happened, oldest first.
     pub history: Vec<HistoryEntry>,
+    /// The structured facts behind `summary`, for pages that write the
+    /// ticket in their own language (left out when empty).
+    #[serde(default, skip_serializing_if = "TicketFacts::is_empty")]
+    pub facts: TicketFacts,
+}
+
+/// What a ticket is about, as data: the book sets the cause, the gateway
+/// adds the display names from its configuration when it publishes
+/// (`docs/mqtt.md`, "Ticket facts"). Every field is optional.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TicketFacts {
+    /// Why the device was down when an availability ticket opened
+    /// (`comms`, `rule:<name>`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// The rolling availability that opened it, in tenths of a per cent
+    /// (962 = 96.2 %).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub availability_permille: Option<u32>,
+    /// The target it fell below, in tenths of a per cent (980 = 98 %).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_permille: Option<u32>,
+    /// The device's display name in Chinese.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_zh: Option<String>,
+    /// In English.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_en: Option<String>,
+    /// Where it is, in Chinese.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location_zh: Option<String>,
+    /// In English.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location_en: Option<String>,
+    /// The label of the `reason`'s rule (`rule:<name>`), Chinese.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rule_zh: Option<String>,
+    /// In English.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rule_en: Option<String>,
+    /// The label of the alarm point (`alarm:<point>` tickets), Chinese.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub point_zh: Option<String>,
+    /// In English.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub point_en: Option<String>,
+}
+
+impl TicketFacts {
+    /// Nothing known.
+    pub fn is_empty(&self) -> bool {
+        *self == TicketFacts::default()
+    }
 }
 
 impl Ticket {
@@ -455,7 +508,21 @@ impl TicketBook {
         if let Some(r) = reason {
             summary.push_str(&format!("（{}）", reason_zh(r)));
         }
-        self.raise(d, KIND_AVAILABILITY, Severity::Ordinary, summary, now_ms)
+        let permille = |x: f64| (x.is_finite() && x >= 0.0).then(|| (x * 10.0).round() as u32);
+        let facts = TicketFacts {
+            reason: reason.map(str::to_owned),
+            availability_permille: permille(availability * 100.0),
+            target_permille: permille(threshold_percent),
+            ..TicketFacts::default()
+        };
+        self.raise(
+            d,
+            KIND_AVAILABILITY,
+            Severity::Ordinary,
+            summary,
+            facts,
+            now_ms,
+        )
     }
 
     /// A hard alarm: active opens (or reopens) a critical `alarm:<point>`
@@ -464,7 +531,8 @@ impl TicketBook {
         let kind = alarm_kind(&alarm.point);
         if alarm.active {
             let summary = format!("{} {}", alarm_label(&alarm.point), alarm.point);
-            self.raise(d, &kind, Severity::Critical, summary, alarm.at_ms)
+            let facts = TicketFacts::default();
+            self.raise(d, &kind, Severity::Critical, summary, facts, alarm.at_ms)
         } else {
             self.recover(d, &kind, alarm.at_ms)
         }
@@ -609,6 +677,7 @@ impl TicketBook {
         kind: &str,
         severity: Severity,
         summary: String,
+        facts: TicketFacts,
         now_ms: UnixMs,
     ) -> Vec<TicketEvent> {
         if self.active(d.id, kind).is_some() {
@@ -630,6 +699,7 @@ impl TicketBook {
             t.reopened_ms = Some(at);
             t.deadline_ms = deadline.max(at);
             t.summary = summary;
+            t.facts = facts;
             t.acknowledged = None;
             t.recovered_ms = None;
             t.resolved = None;
@@ -668,6 +738,7 @@ impl TicketBook {
                 note: String::new(),
                 deadline_ms: Some(deadline),
             }],
+            facts,
         };
         let ev = event(TicketEventKind::Opened, now_ms, &t);
         self.tickets.insert(id, t);

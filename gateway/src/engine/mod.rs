@@ -190,6 +190,9 @@ struct Dev {
     name_zh: String,
     name_en: String,
     location: String,
+    location_en: String,
+    /// Point and rule labels, for the published state and tickets.
+    labels: std::sync::Arc<gateway_core::config::Labels>,
     threshold_percent: f64,
     window_ms: i64,
     /// The maintenance window the device is in now.
@@ -509,6 +512,8 @@ impl Engine {
                 name_zh: d.name_zh.clone(),
                 name_en: d.name_en.clone(),
                 location: d.location.clone(),
+                location_en: d.location_en.clone(),
+                labels: d.labels.clone(),
                 threshold_percent: d.threshold_percent,
                 window_ms: avail.rolling_window_ms(d.class),
                 window: prior
@@ -805,6 +810,8 @@ impl Engine {
             name_zh: d.name_zh.clone(),
             name_en: d.name_en.clone(),
             location: d.location.clone(),
+            location_en: d.location_en.clone(),
+            labels: d.labels.clone(),
             state: st.state.as_str(),
             since_ms: st.since_ms,
             reason: st.reason,
@@ -1124,13 +1131,53 @@ impl Engine {
             match self.queue.pop_front() {
                 Some(Pending::Transition(t)) => out.push(CoreEvent::Transition(t)),
                 Some(Pending::Tickets(evs)) => {
-                    out.extend(evs.into_iter().map(|e| CoreEvent::Ticket(Box::new(e))));
+                    out.extend(
+                        evs.into_iter()
+                            .map(|e| CoreEvent::Ticket(Box::new(self.with_names(e)))),
+                    );
                 }
                 Some(Pending::Announce(ev)) => out.push(ev),
                 Some(Pending::Finish(..)) | None => {}
             }
         }
         out
+    }
+}
+
+impl Engine {
+    /// The ticket as published: its facts completed with the device's
+    /// display names, locations and the labels of its rule or alarm point
+    /// from the configuration (they are not stored: a renamed device is
+    /// published with its new name).
+    fn with_names(&self, mut ev: TicketEvent) -> TicketEvent {
+        let t = &mut ev.ticket;
+        let Some(d) = self.devices.iter().find(|d| d.id == t.device) else {
+            return ev;
+        };
+        let f = &mut t.facts;
+        let some = |s: &str| (!s.is_empty()).then(|| s.to_owned());
+        f.device_zh = some(&d.name_zh);
+        f.device_en = some(&d.name_en);
+        f.location_zh = some(&d.location);
+        f.location_en = some(&d.location_en);
+        if let Some(l) = f
+            .reason
+            .as_deref()
+            .and_then(|r| r.strip_prefix("rule:"))
+            .and_then(|r| d.labels.rules.get(r))
+        {
+            f.rule_zh = Some(l.zh.clone());
+            f.rule_en = Some(l.en.clone());
+        }
+        if let Some(l) = t
+            .kind
+            .strip_prefix("alarm:")
+            .and_then(|p| d.labels.points.get(p))
+        {
+            f.point_zh = Some(l.zh.clone());
+            f.point_en = Some(l.en.clone());
+        }
+        ev
     }
 }
 

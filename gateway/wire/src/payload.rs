@@ -77,6 +77,26 @@ pub struct Status {
     /// When the gateway process started.
     #[serde(default)]
     pub started_at: Option<i64>,
+    /// The site's display name in Chinese (absent when not configured).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub site_name_zh: Option<String>,
+    /// The site's display name in English.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub site_name_en: Option<String>,
+}
+
+/// A display label: `[zh, en]`.
+pub type LabelPair = [String; 2];
+
+/// The display labels a `state` carries: point and rule name → `[zh, en]`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Labels {
+    /// Point labels.
+    #[serde(default)]
+    pub points: BTreeMap<String, LabelPair>,
+    /// Fault rule labels.
+    #[serde(default)]
+    pub rules: BTreeMap<String, LabelPair>,
 }
 
 /// A point's value in telemetry.
@@ -164,6 +184,9 @@ pub struct State {
     /// Where the device is (may be empty).
     #[serde(default)]
     pub location: Option<String>,
+    /// Where it is, in English.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location_en: Option<String>,
     /// The state.
     pub state: DeviceState,
     /// Since when.
@@ -172,6 +195,9 @@ pub struct State {
     /// Why.
     #[serde(default)]
     pub reason: Option<String>,
+    /// The label of a `rule:…` reason, `[zh, en]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason_label: Option<LabelPair>,
     /// Availability against the target.
     #[serde(default)]
     pub availability: Option<Availability>,
@@ -179,6 +205,10 @@ pub struct State {
     /// it: then nothing is known about them from the state).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub alarms: Option<Vec<ActiveAlarm>>,
+    /// Display labels of the device's points and rules (absent from
+    /// gateways that predate them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub labels: Option<Labels>,
 }
 
 /// A transition event.
@@ -374,6 +404,48 @@ pub struct Ticket {
     pub reopened_ms: Option<i64>,
     /// Everything that happened, oldest first (a list, or refused).
     pub history: Vec<HistoryEntry>,
+    /// The structured facts behind `summary` (absent from gateways that
+    /// predate them; every field optional).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub facts: Option<TicketFacts>,
+}
+
+/// A ticket's `facts` (`docs/mqtt.md`, "Ticket facts").
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TicketFacts {
+    /// `comms` or `rule:<name>`: why an availability ticket's device was down.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Rolling availability that opened it, tenths of a per cent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub availability_permille: Option<u32>,
+    /// Target, tenths of a per cent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_permille: Option<u32>,
+    /// Device name, Chinese.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_zh: Option<String>,
+    /// Device name, English.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_en: Option<String>,
+    /// Location, Chinese.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location_zh: Option<String>,
+    /// Location, English.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location_en: Option<String>,
+    /// Rule label, Chinese.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rule_zh: Option<String>,
+    /// Rule label, English.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rule_en: Option<String>,
+    /// Alarm point label, Chinese.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub point_zh: Option<String>,
+    /// Alarm point label, English.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub point_en: Option<String>,
 }
 
 /// `…/tickets/{id}` (retained).
@@ -523,6 +595,8 @@ pub fn parse_status(payload: &[u8]) -> Result<Status, Refusal> {
         check::text_max("version", v, MAX_ID)?;
     }
     check::opt_time("started_at", m.started_at)?;
+    check::opt_text("site_name_zh", m.site_name_zh.as_deref())?;
+    check::opt_text("site_name_en", m.site_name_en.as_deref())?;
     Ok(m)
 }
 
@@ -574,7 +648,22 @@ pub fn parse_state(payload: &[u8]) -> Result<State, Refusal> {
     check::opt_text("name_zh", m.name_zh.as_deref())?;
     check::opt_text("name_en", m.name_en.as_deref())?;
     check::opt_text("location", m.location.as_deref())?;
+    check::opt_text("location_en", m.location_en.as_deref())?;
     check::opt_text("reason", m.reason.as_deref())?;
+    if let Some([zh, en]) = &m.reason_label {
+        check::text("reason_label", zh)?;
+        check::text("reason_label", en)?;
+    }
+    if let Some(l) = &m.labels {
+        for (field, map) in [("labels.points", &l.points), ("labels.rules", &l.rules)] {
+            check::count(field, map.len(), MAX_ENTRIES)?;
+            for (k, [zh, en]) in map {
+                check::id(field, k)?;
+                check::text_max(&format!("{field}.{k}"), zh, MAX_ID)?;
+                check::text_max(&format!("{field}.{k}"), en, MAX_ID)?;
+            }
+        }
+    }
     check::opt_time("since", m.since)?;
     if let Some(a) = &m.availability {
         for (f, x) in [
@@ -679,6 +768,34 @@ pub fn parse_ticket(payload: &[u8]) -> Result<TicketMsg, Refusal> {
         check::text_max("ticket.history.by", &h.by, MAX_ID)?;
         note("ticket.history.note", &h.note)?;
         check::opt_time("ticket.history.deadline_ms", h.deadline_ms)?;
+    }
+    if let Some(f) = &t.facts {
+        if let Some(r) = &f.reason {
+            check::text_max("ticket.facts.reason", r, 2 * MAX_ID)?;
+        }
+        for (field, v) in [
+            (
+                "ticket.facts.availability_permille",
+                f.availability_permille,
+            ),
+            ("ticket.facts.target_permille", f.target_permille),
+        ] {
+            if let Some(v) = v {
+                check::range(field, f64::from(v), 0.0, 1000.0)?;
+            }
+        }
+        for (field, v) in [
+            ("ticket.facts.device_zh", &f.device_zh),
+            ("ticket.facts.device_en", &f.device_en),
+            ("ticket.facts.location_zh", &f.location_zh),
+            ("ticket.facts.location_en", &f.location_en),
+            ("ticket.facts.rule_zh", &f.rule_zh),
+            ("ticket.facts.rule_en", &f.rule_en),
+            ("ticket.facts.point_zh", &f.point_zh),
+            ("ticket.facts.point_en", &f.point_en),
+        ] {
+            check::opt_text(field, v.as_deref())?;
+        }
     }
     Ok(m)
 }

@@ -762,7 +762,10 @@ type = "u16"
         let l = Label::or_fallback(slow.label_zh.as_deref(), slow.label_en.as_deref(), "slow");
         assert_eq!((l.zh.as_str(), l.en.as_str()), ("压力不足", "压力不足"));
         let l = Label::or_fallback(None, Some("  "), "outlet_pressure");
-        assert_eq!((l.zh.as_str(), l.en.as_str()), ("Outlet pressure", "Outlet pressure"));
+        assert_eq!(
+            (l.zh.as_str(), l.en.as_str()),
+            ("Outlet pressure", "Outlet pressure")
+        );
         // A device table that only relabels a rule is not an empty table.
         let r: BTreeMap<String, RuleDef> =
             toml::from_str("fault = { label_en = \"Trip\" }").unwrap();
@@ -781,7 +784,12 @@ type = "u16"
             }
             let p: Profile = toml::from_str(&std::fs::read_to_string(&path).unwrap())
                 .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-            assert_eq!(p.missing_labels(), Vec::<String>::new(), "{}", path.display());
+            assert_eq!(
+                p.missing_labels(),
+                Vec::<String>::new(),
+                "{}",
+                path.display()
+            );
             for pt in &p.points {
                 let zh = pt.label_zh.as_deref().unwrap_or_default();
                 assert!(

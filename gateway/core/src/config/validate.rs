@@ -654,7 +654,9 @@ fn device_labels(
             let own = dev.health.get(name);
             let prof = profile.and_then(|p| p.health.get(name));
             let pick = |f: fn(&super::RuleDef) -> Option<&String>| {
-                own.and_then(f).or_else(|| prof.and_then(f)).map(String::as_str)
+                own.and_then(f)
+                    .or_else(|| prof.and_then(f))
+                    .map(String::as_str)
             };
             let l = super::Label::or_fallback(
                 pick(|r| r.label_zh.as_ref()),
