@@ -21,6 +21,14 @@ const I18N = {
     site: "站点", sites: "站点", gateways: "网关", devices: "台设备", reason: "原因", location: "位置",
     availability: GLOSSARY.figures.availability.zh, rolling: GLOSSARY.figures.rolling_availability.zh, value: "数值", quality: "质量",
     s: "秒", m: "分", h: "小时", d: "天",
+    min_long: "分钟", cleared_unack: "已恢复未确认", active_alarm: "报警中",
+    left_month: "本月还可停机 {n}", missed_month: "本月停机已超出 {n}，目标无法达成", no_budget: "本月暂无数据",
+    tone_off: "开启提示音", tone_on: "提示音已开",
+    comms: "通讯中断", startup: "启动中", in_maintenance: "维护中",
+    gateways_online: "{n} 个网关", gateways_online_1: "1 个网关", gateways_offline: "{n} 个网关离线", colon: "：",
+    due_in: "处理时限 剩余 {d}", over_by: "处理时限 已超时 {d}",
+    below_target: "{what} {a} 低于{target} {t}", on: "合闸", dry: "无漏水", leak: "漏水", fire: "火警", fault: "故障", normal: "正常", floor: "{n} 层",
+    ticket_alarm: "{point}", ticket_other: "设备故障", values_at: "数值时间",
   },
   en: {
     title: "Equipment monitoring", lang: "中文", updated: "Last update", ago: "ago", never: "no data",
@@ -39,6 +47,14 @@ const I18N = {
     site: "Site", sites: "Sites", gateways: "gateways", devices: "devices", reason: "Reason", location: "Location",
     availability: GLOSSARY.figures.availability.en, rolling: GLOSSARY.figures.rolling_availability.en, value: "Value", quality: "Quality",
     s: "s", m: "min", h: "h", d: "d",
+    min_long: "min", cleared_unack: "Cleared, not acknowledged", active_alarm: "active",
+    left_month: "{n} of downtime left this month", missed_month: "Over by {n}: this month's target is missed", no_budget: "No data this month",
+    tone_off: "Enable sound", tone_on: "Sound on",
+    comms: "No communication", startup: "Starting", in_maintenance: "In maintenance",
+    gateways_online: "{n} gateways", gateways_online_1: "1 gateway", gateways_offline: "{n} gateways offline", colon: ": ",
+    due_in: "Deadline in {d}", over_by: "Overdue by {d}",
+    below_target: "{what} {a} below {target} {t}", on: "closed", dry: "dry", leak: "LEAK", fire: "FIRE", fault: "FAULT", normal: "normal", floor: "floor {n}",
+    ticket_alarm: "{point}", ticket_other: "Device fault", values_at: "Values of",
   },
 };
 
@@ -79,6 +95,104 @@ function className(c) {
 function devName(d) {
   const n = LANG === "en" ? d.name_en || d.name_zh : d.name_zh || d.name_en;
   return str(n || d.id || d.device);
+}
+// The tile name: the snapshot's short name (what tells the class's
+// devices apart), else the full one.
+function shortName(d) {
+  const n = LANG === "en" ? d.short_en : d.short_zh;
+  return str(n) || devName(d);
+}
+// `[zh, en]` (or {zh, en}) in the page's language, "" for anything else.
+function pickLabel(pair, lang) {
+  const en = (lang || LANG) === "en";
+  if (Array.isArray(pair) && pair.length === 2) return str(en ? pair[1] || pair[0] : pair[0] || pair[1]);
+  if (pair && typeof pair === "object") return str(en ? pair.en || pair.zh : pair.zh || pair.en);
+  return "";
+}
+// `outlet_pressure` → `Outlet pressure`: the last resort without a label.
+function humanise(id) {
+  const s = str(id).replace(/_/g, " ").trim();
+  return s ? s[0].toUpperCase() + s.slice(1) : "";
+}
+// A point's label on a device (the state's `labels`).
+function pointLabel(d, name) {
+  const l = pickLabel(obj(obj(obj(d).labels).points)[name]);
+  return l || humanise(name);
+}
+// Why a device is down, in words: the rule's label, not `rule:fault`.
+function reasonText(d, lang) {
+  const r = str(obj(d).reason);
+  const T = (k) => tl(lang, k);
+  if (!r) return "";
+  if (r === "comms") return T("comms");
+  if (r === "startup") return T("startup");
+  if (r.startsWith("maintenance")) return T("in_maintenance");
+  if (r.startsWith("rule:")) {
+    const name = r.slice(5);
+    return pickLabel(d.reason_label, lang) || pickLabel(obj(obj(d.labels).rules)[name], lang) || humanise(name);
+  }
+  return humanise(r);
+}
+// A key in a given language (t() is the page's).
+function tl(lang, k, vars) {
+  if (!lang || lang === LANG) return t(k, vars);
+  const was = LANG;
+  LANG = lang === "en" ? "en" : "zh-CN";
+  try { return t(k, vars); } finally { LANG = was; }
+}
+// A ticket's title in `lang` ("en" or "zh-CN"), written from its
+// structured `facts` (docs/mqtt.md, "Ticket facts"): the device, then what
+// is wrong — the alarm point's label, or the rolling availability below
+// its target with the reason's label. Falls back to the old Chinese
+// `summary` only for tickets without facts on a Chinese page.
+function ticketTitle(tk, lang) {
+  lang = lang || LANG;
+  const en = lang === "en";
+  const f = obj(obj(tk).facts);
+  const dev = str(en ? f.device_en || f.device_zh : f.device_zh || f.device_en) || str(tk.device);
+  const kind = str(tk.kind);
+  let what;
+  if (kind.startsWith("alarm:")) {
+    const p = kind.slice(6);
+    what = str(en ? f.point_en || f.point_zh : f.point_zh || f.point_en) || humanise(p);
+  } else if (kind === "availability") {
+    const pm = (x) => num(x) ? (x / 10).toFixed(x % 10 ? 1 : 0) + "%" : "—";
+    const g = (k) => GLOSSARY.figures[k][en ? "en" : "zh"];
+    if (num(f.availability_permille)) {
+      what = tl(lang, "below_target", { what: g("rolling_availability"), a: pm(f.availability_permille), target: g("target"), t: pm(f.target_permille) });
+    } else {
+      what = en ? g("rolling_availability") + " below " + g("target") : str(tk.summary);
+    }
+    const r = str(f.reason);
+    if (r) {
+      const why = r.startsWith("rule:") ? str(en ? f.rule_en || f.rule_zh : f.rule_zh || f.rule_en) || humanise(r.slice(5)) : reasonText({ reason: r }, lang);
+      what += en ? " (" + why + ")" : "（" + why + "）";
+    }
+  } else {
+    what = en ? tl(lang, "ticket_other") : str(tk.summary) || tl(lang, "ticket_other");
+  }
+  return dev + " · " + what;
+}
+// Where a ticket's device is, in `lang` ("" when not known).
+function ticketLocation(tk, lang) {
+  const f = obj(obj(tk).facts);
+  return str((lang || LANG) === "en" ? f.location_en || f.location_zh : f.location_zh || f.location_en);
+}
+// Why a point's value is not good, in words (telemetry `quality`).
+const QUALITY = {
+  nan: ["不是数值", "not a number"], infinite: ["数值无穷大", "infinite"], out_of_range: ["超出量程", "out of range"],
+  invalid_text: ["文本无效", "invalid text"], not_read: ["未读取", "not read"],
+};
+function qualityText(q) {
+  const s = str(q);
+  if (own(QUALITY, s)) return pickLabel(QUALITY[s]);
+  const m = /^exception_(\d+)$/.exec(s);
+  if (m) return (LANG === "en" ? "device exception " : "设备异常码 ") + m[1];
+  return humanise(s);
+}
+// Where a device is, in the page's language.
+function devLocation(d) {
+  return str(LANG === "en" ? d.location_en || d.location : d.location || d.location_en);
 }
 
 // A value from the server as text ("" for none); never markup.
@@ -166,8 +280,8 @@ const KEY_POINTS = {
   plumbing: ["leak"],
 };
 function fmtValue(v, unit) {
-  if (v === true) return LANG === "en" ? "ON" : "是";
-  if (v === false) return LANG === "en" ? "off" : "否";
+  if (v === true) return LANG === "en" ? "yes" : "是";
+  if (v === false) return LANG === "en" ? "no" : "否";
   if (v == null) return "—";
   const u = unit ? " " + str(unit) : "";
   if (typeof v === "number") {
@@ -182,20 +296,20 @@ function fmtValue(v, unit) {
 function keyReading(d) {
   const pts = obj(d.points);
   const units = obj(d.units);
-  if (d.class === "plumbing" && "leak" in pts) return pts.leak ? (LANG === "en" ? "LEAK" : "漏水") : (LANG === "en" ? "dry" : "无漏水");
+  if (d.class === "plumbing" && "leak" in pts) return pts.leak ? t("leak") : t("dry");
   if (d.class === "fire_alarm" && ("fire_alarm" in pts || "fault" in pts)) {
-    if (pts.fire_alarm) return LANG === "en" ? "FIRE" : "火警";
-    if (pts.fault) return LANG === "en" ? "FAULT" : "故障";
-    return LANG === "en" ? "normal" : "正常";
+    if (pts.fire_alarm) return t("fire");
+    if (pts.fault) return t("fault");
+    return t("normal");
   }
   if (d.class === "distribution" && !("total_power" in pts)) {
     const br = Object.keys(pts).filter((k) => /^breaker_\d+$/.test(k));
     if (br.length) {
       const on = br.filter((k) => pts[k] === true).length;
-      return on + "/" + br.length + (LANG === "en" ? " on" : " 合闸");
+      return on + "/" + br.length + " " + t("on");
     }
   }
-  if (d.class === "elevator" && "floor" in pts) return (LANG === "en" ? "floor " : "") + fmtValue(pts.floor) + (LANG === "en" ? "" : " 层");
+  if (d.class === "elevator" && "floor" in pts) return t("floor", { n: fmtValue(pts.floor) });
   for (const k of KEY_POINTS[d.class] || []) if (k in pts) return fmtValue(pts[k], units[k]);
   for (const [k, v] of Object.entries(pts)) if (typeof v === "number" && units[k]) return fmtValue(v, units[k]);
   return "";

@@ -17,22 +17,23 @@ function render() {
   document.getElementById("nav-tickets").textContent = t("ticket_list");
   if (!DEV) return;
   const d = DEV;
-  document.getElementById("h1").textContent = devName(d) + " · " + str(d.id);
+  document.getElementById("h1").textContent = devName(d);
+  document.getElementById("h1").title = SITE + "/" + str(d.gateway) + "/" + str(d.id);
   document.title = devName(d) + " · BMS";
   const a = obj(d.availability);
   const shown = ["up", "down", "maintenance", "unknown", "stale"].includes(d.shown) ? d.shown : "unknown";
   const units = obj(d.units), quality = obj(d.quality);
   fill("body",
-    el("p", null, el("span", { class: "badge " + shown }, t(shown)), " " + className(d.class) + " · " + t("location") + "：" + (str(d.location) || "—") + " · " + SITE + "/" + str(d.gateway)),
-    el("p", null, t("state") + "：" + t(d.state || "unknown") + " " + t("since") + " " + dateTimeText(d.since) + (d.reason ? " · " + t("reason") + "：" + str(d.reason) : "")),
-    el("p", null, t("month") + "：", el("b", null, pct(a.month, 2)), " · " + t("rolling") + "：" + pct(a.rolling, 2) + " · " + t("target") + " " + (num(a.threshold) ? a.threshold + "%" : "—")),
+    el("p", null, el("span", { class: "badge " + shown }, t(shown)), " " + className(d.class) + " · " + t("location") + t("colon") + (devLocation(d) || "—")),
+    el("p", null, t("state") + t("colon") + t(d.state || "unknown") + " " + t("since") + " " + dateTimeText(d.since) + (d.reason ? " · " + t("reason") + t("colon") + reasonText(d) : "")),
+    el("p", null, t("month") + t("colon"), el("b", null, pct(a.month, 2)), " · " + t("rolling") + t("colon") + pct(a.rolling, 2) + " · " + t("target") + " " + (num(a.threshold) ? a.threshold + "%" : "—")),
     el("h2", null, t("points")),
     el("table", null, el("tbody", null, Object.entries(obj(d.points)).map(([k, v]) =>
-      el("tr", null, el("td", null, k), el("td", null, fmtValue(v, units[k])), el("td", null, own(quality, k) ? str(quality[k]) : ""))))),
-    el("p", null, (LANG === "en" ? "Values of " : "数值时间 ") + dateTimeText(d.telemetry_ts)),
+      el("tr", null, el("td", { title: k }, pointLabel(d, k)), el("td", null, fmtValue(v, units[k])), el("td", null, own(quality, k) ? qualityText(quality[k]) : ""))))),
+    el("p", null, t("values_at") + " " + dateTimeText(d.telemetry_ts)),
     el("h2", null, t("ticket_list")),
     el("table", null, el("tbody", null, list(d.tickets).map((tk) =>
-      el("tr", null, el("td", null, el("a", { href: ticketHref(d, tk) }, "#" + str(tk.id))), el("td", null, t(tk.state)), el("td", null, tk.summary), el("td", null, dateTimeText(tk.opened_ms)))))));
+      el("tr", null, el("td", null, el("a", { href: ticketHref(d, tk) }, "#" + str(tk.id))), el("td", null, t(tk.state)), el("td", null, ticketTitle(tk)), el("td", null, dateTimeText(tk.opened_ms)))))));
 }
 
 async function load() {
@@ -65,10 +66,10 @@ function renderHistory() {
   const points = obj(HIST.points);
   const names = Object.keys(points).filter((p) => own(units, p) && units[p] && Array.isArray(points[p])).slice(0, 8);
   if (!names.length) { charts.textContent = LANG === "en" ? "No history yet." : "暂无历史数据。"; return; }
-  const width = Math.min(1340, document.querySelector(".page").clientWidth - 20);
+  const width = Math.min(1340, charts.clientWidth || document.querySelector(".page").clientWidth - 48);
   for (const p of names) {
     const rows = points[p].filter((r) => Array.isArray(r) && num(r[0]));
-    const div = el("div", { class: "chart" }, el("h3", null, p + " (" + str(units[p]) + ")"));
+    const div = el("div", { class: "chart" }, el("h3", { title: p }, pointLabel(DEV, p) + " (" + str(units[p]) + ")"));
     charts.appendChild(div);
     const val = (x) => (num(x) ? x : null);
     const data = [rows.map((r) => r[0] / 1000), rows.map((r) => val(r[1])), rows.map((r) => val(r[2])), rows.map((r) => val(r[3]))];
@@ -78,8 +79,9 @@ function renderHistory() {
       width, height: 200,
       scales: { x: { time: true, min: HIST.from / 1000, max: HIST.to / 1000 } },
       axes: [axis, axis],
-      series: [{}, { label: LANG === "en" ? "mean" : "平均", stroke: "#5ab0ff", width: 2 },
-        { label: "min", stroke: "#3f6f99", width: 1 }, { label: "max", stroke: "#3f6f99", width: 1 }],
+      series: [{ label: LANG === "en" ? "Time" : "时间", value: (u, v) => (v == null ? "—" : dateTimeText(v * 1000)) },
+        { label: LANG === "en" ? "mean" : "平均", stroke: "#5ab0ff", width: 2 },
+        { label: LANG === "en" ? "min" : "最小", stroke: "#3f6f99", width: 1 }, { label: LANG === "en" ? "max" : "最大", stroke: "#3f6f99", width: 1 }],
     }, data, div));
   }
 }

@@ -334,12 +334,13 @@ fn the_wall_page_shows_a_trip_and_a_ticket_that_is_acknowledged_in_the_browser()
         "const t = document.querySelector('.tk.critical'); return !!t && t.textContent.includes('demo');",
         Duration::from_secs(20),
     );
-    // One building's wall: `/?site=` shows that site; an unknown one says
+    // One building's wall: `/?site=` shows that site (by its display
+    // name, `site_name_en`); an unknown one says
     // so by name instead of showing another building.
     b.go(&format!("{base}/?lang=en&site=demo-sales-centre"));
     b.wait(
         "the pinned site's wall",
-        "return document.getElementById('site').textContent === 'demo-sales-centre' \
+        "return document.getElementById('site').textContent === 'Demo sales centre' \
          && document.querySelectorAll('.tile').length >= 19;",
         Duration::from_secs(20),
     );

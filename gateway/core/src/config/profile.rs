@@ -162,8 +162,8 @@ pub struct Labels {
 
 impl Profile {
     /// Points and rules without both `label_zh` and `label_en`, as
-    /// `point outlet_pressure` / `rule low_pressure` (`gateway check`
-    /// warns of them; the shipped profiles have none, by a test).
+    /// `point outlet_pressure` / `rule low_pressure` (the shipped profiles
+    /// have none, by a test; others fall back, see [`Label::or_fallback`]).
     pub fn missing_labels(&self) -> Vec<String> {
         let blank = |s: &Option<String>| s.as_deref().is_none_or(|s| s.trim().is_empty());
         let mut out: Vec<String> = self
