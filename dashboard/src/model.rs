@@ -1116,6 +1116,9 @@ pub struct DeviceMonth {
     pub state_ts: Option<i64>,
     /// Shown down now.
     pub down_now: bool,
+    /// Month-to-date Up and Down time of that state, ms (newer gateways).
+    pub up_ms: Option<i64>,
+    pub down_ms: Option<i64>,
 }
 
 /// A class's downtime budget for the month (`docs/availability.md`,
@@ -1150,8 +1153,9 @@ impl Budget {
 }
 
 /// The budget of a class over the month `[start, end)` at `now`: each
-/// device's downtime so far is (1 − its month availability) × the time
-/// from the 1st to its state, plus, while it is down, the time since that
+/// device's downtime so far is the Down time its state gives (an older
+/// gateway's state without it: (1 − its month availability) × the time
+/// from the 1st to the state), plus, while it is down, the time since that
 /// state (so the figure moves the moment a tile turns red, not at the next
 /// state). A state from before the 1st says nothing of this month. None
 /// when no device has a month figure and none is down (no data).
@@ -1166,6 +1170,10 @@ pub fn budget(devs: &[DeviceMonth], start: i64, end: i64, now: i64) -> Option<Bu
     for d in devs {
         let at = d.state_ts.filter(|t| (start..=now).contains(t));
         let (base, known, d0) = match (at, d.month) {
+            (Some(t), _) if d.down_ms.is_some() => {
+                let down = d.down_ms.unwrap_or(0).max(0);
+                (t, down + d.up_ms.unwrap_or(0).max(0), down)
+            }
             (Some(t), Some(m)) => (
                 t,
                 t - start,
@@ -1220,6 +1228,8 @@ pub fn add_month_figures(snap: &mut Json, tz: chrono_tz::Tz, now_ms: i64) {
                     threshold: d["availability"]["threshold"].as_f64().unwrap_or(100.0),
                     state_ts: d["state_ts"].as_i64(),
                     down_now: d["shown"] == "down",
+                    up_ms: d["availability"]["month_up_s"].as_i64().map(|s| s * 1000),
+                    down_ms: d["availability"]["month_down_s"].as_i64().map(|s| s * 1000),
                 });
         }
         for (class, devs) in by {

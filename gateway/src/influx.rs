@@ -620,6 +620,8 @@ type = "u16"
             rolling: Some(0.5),
             rolling_window_s: 60,
             month: None,
+            month_up_ms: None,
+            month_down_ms: None,
             threshold: 98.0,
             alarms: Vec::new(),
         };

@@ -207,6 +207,10 @@ pub struct StateView {
     pub rolling_window_s: i64,
     /// Month-to-date availability 0–1.
     pub month: Option<f64>,
+    /// Month-to-date Up time, ms (what `month` is made of).
+    pub month_up_ms: Option<i64>,
+    /// Month-to-date Down time, ms.
+    pub month_down_ms: Option<i64>,
     /// Target, per cent.
     pub threshold: f64,
     /// The device's hard alarms active now, in the order of its points.
@@ -222,7 +226,7 @@ pub struct ActiveAlarm {
     pub since_ms: UnixMs,
 }
 
-/// `state`: `{"ts","device","class","name_zh","name_en","location","location_en","state","since","reason","reason_label":[zh,en],"availability":{"rolling","rolling_window_s","month","threshold","below"},"alarms":[{"point","since"}],"labels":{"points":{name:[zh,en]},"rules":{name:[zh,en]}}}`.
+/// `state`: `{"ts","device","class","name_zh","name_en","location","location_en","state","since","reason","reason_label":[zh,en],"availability":{"rolling","rolling_window_s","month","month_up_s","month_down_s","threshold","below"},"alarms":[{"point","since"}],"labels":{"points":{name:[zh,en]},"rules":{name:[zh,en]}}}`.
 ///
 /// `location_en`, `reason_label` (the label of a `rule:…` reason, absent
 /// otherwise) and `labels` are for display; a consumer that predates them
@@ -261,6 +265,8 @@ pub fn state(v: &StateView, now_ms: UnixMs) -> Body {
             "rolling": v.rolling,
             "rolling_window_s": v.rolling_window_s,
             "month": v.month,
+            "month_up_s": v.month_up_ms.map(|m| m / 1000),
+            "month_down_s": v.month_down_ms.map(|m| m / 1000),
             "threshold": v.threshold,
             "below": below,
         }),
@@ -366,6 +372,8 @@ mod tests {
             rolling: None,
             rolling_window_s: 60,
             month: None,
+            month_up_ms: None,
+            month_down_ms: None,
             threshold: 99.0,
             alarms,
         }

@@ -106,6 +106,8 @@ fn every_devices_telemetry_and_state_are_accepted() {
                 rolling: [None, Some(0.0), Some(0.845), Some(1.0)][k],
                 rolling_window_s: 86_400,
                 month: [Some(1.0), None, Some(0.0), Some(0.97)][k],
+                month_up_ms: [Some(3_600_000), None, Some(0), Some(3_492_000)][k],
+                month_down_ms: [Some(0), None, Some(60_000), Some(108_000)][k],
                 threshold: dev.threshold_percent,
                 alarms: if k % 2 == 1 {
                     vec![wire::ActiveAlarm {

@@ -528,6 +528,8 @@ fn downtime_left_is_the_month_allowance_less_the_downtime_so_far() {
         threshold: 98.0,
         state_ts: Some(ts),
         down_now: false,
+        up_ms: None,
+        down_ms: None,
     };
     // Pump 1 was down 1 % of the 10 days so far (144 min), pump 2 never.
     let b = budget(&[up(0.99, now), up(1.0, now)], start, end, now).unwrap();
@@ -548,6 +550,16 @@ fn downtime_left_is_the_month_allowance_less_the_downtime_so_far() {
     let b = budget(&[up(0.80, now), up(1.0, now)], start, end, now).unwrap();
     assert!(b.left_ms < 0);
     assert_eq!(b.level(), "missed");
+    // A state with its Down time: taken as it is, not estimated (a
+    // gateway that has run for ten minutes, down one of them).
+    let exact = DeviceMonth {
+        up_ms: Some(9 * MIN),
+        down_ms: Some(MIN),
+        ..up(0.9, now)
+    };
+    let b = budget(&[exact], start, end, now).unwrap();
+    assert_eq!(b.down_ms, MIN);
+    assert_eq!(b.month_now, Some(0.9));
     // Amber below half the allowance, red below a tenth.
     let b = budget(&[up(0.93, now)], start, end, now).unwrap();
     assert_eq!((b.allowed_ms, b.down_ms), (864 * MIN, 1008 * MIN));
@@ -568,6 +580,8 @@ fn downtime_left_starts_afresh_at_the_month_boundary_and_needs_data() {
         threshold: 99.0,
         state_ts: Some(start - 5 * MIN),
         down_now: false,
+        up_ms: None,
+        down_ms: None,
     };
     let b = budget(&[old], start, end, start + MIN).unwrap();
     assert_eq!((b.down_ms, b.left_ms), (0, b.allowed_ms));
@@ -584,6 +598,8 @@ fn downtime_left_starts_afresh_at_the_month_boundary_and_needs_data() {
         threshold: 99.0,
         state_ts: None,
         down_now: false,
+        up_ms: None,
+        down_ms: None,
     };
     assert_eq!(budget(&[none], start, end, start + MIN), None);
     assert_eq!(budget(&[], start, end, start + MIN), None);

@@ -780,8 +780,8 @@ impl Engine {
                 let d = &self.devices[i];
                 let m = month
                     .get(d.id.as_str())
-                    .map(|ivs| totals(ivs, from, now_ms).availability());
-                self.view(i, now_ms, m.flatten())
+                    .map(|ivs| totals(ivs, from, now_ms));
+                self.view(i, now_ms, m)
             })
             .collect()
     }
@@ -792,7 +792,7 @@ impl Engine {
         let d = self.devices.get(index)?;
         let (from, _) = month_to_date(self.tz, now_ms);
         let month = match self.store.intervals(Some(&d.id), from, now_ms, now_ms) {
-            Ok(ivs) => totals(&ivs, from, now_ms).availability(),
+            Ok(ivs) => Some(totals(&ivs, from, now_ms)),
             Err(e) => {
                 warn!(error = %e, "cannot read the month's intervals");
                 None
@@ -801,7 +801,12 @@ impl Engine {
         Some(self.view(index, now_ms, month))
     }
 
-    fn view(&self, i: usize, now_ms: UnixMs, month: Option<f64>) -> StateView {
+    fn view(
+        &self,
+        i: usize,
+        now_ms: UnixMs,
+        month: Option<gateway_core::ledger::Totals>,
+    ) -> StateView {
         let d = &self.devices[i];
         let st = self.health.status(i);
         StateView {
@@ -817,7 +822,9 @@ impl Engine {
             reason: st.reason,
             rolling: self.rolling_availability(i, now_ms),
             rolling_window_s: d.window_ms / 1000,
-            month,
+            month: month.and_then(|t| t.availability()),
+            month_up_ms: month.map(|t| t.up_ms),
+            month_down_ms: month.map(|t| t.down_ms),
             threshold: d.threshold_percent,
             alarms: self
                 .health

@@ -147,6 +147,12 @@ pub struct Availability {
     pub rolling_window_s: Option<i64>,
     /// Month-to-date availability 0–1.
     pub month: Option<f64>,
+    /// Month-to-date Up time in seconds (absent from older gateways).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub month_up_s: Option<i64>,
+    /// Month-to-date Down time in seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub month_down_s: Option<i64>,
     /// Target, per cent 0–100.
     pub threshold: f64,
     /// Either figure is under the target.
@@ -675,6 +681,15 @@ pub fn parse_state(payload: &[u8]) -> Result<State, Refusal> {
             }
         }
         check::range("availability.threshold", a.threshold, 0.0, 100.0)?;
+        for (f, x) in [
+            ("availability.month_up_s", a.month_up_s),
+            ("availability.month_down_s", a.month_down_s),
+        ] {
+            if let Some(x) = x {
+                // At most a month and a day.
+                check::range(f, x as f64, 0.0, 2_764_800.0)?;
+            }
+        }
         if let Some(w) = a.rolling_window_s {
             // Up to ten years.
             check::range(
