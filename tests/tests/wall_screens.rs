@@ -90,13 +90,12 @@ impl Browser {
         assert_eq!(code, 200, "new session: {body}");
         let v: Value = serde_json::from_str(&body).unwrap();
         let session = v["value"]["sessionId"].as_str().unwrap().to_owned();
-        let b = Browser {
+        Browser {
             driver,
             session,
             _proc: proc,
             _profile: profile,
-        };
-        b
+        }
     }
 
     /// Makes the viewport `w`×`h` (the window's own bars come on top).
