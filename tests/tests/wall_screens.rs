@@ -5,7 +5,8 @@
 //! scroll (the phone size may scroll vertically, never sideways), buttons
 //! are on screen, and the visible text has no snake_case identifier and no
 //! word of the other language. Then the alarm clears and stays on the
-//! banner as "cleared, not acknowledged". Screenshots of every size and
+//! banner as "cleared, not acknowledged" until the ticket is acknowledged
+//! in the ticket page, when it leaves the banner. Screenshots of every size and
 //! language go to `target/<profile>/browser-artifacts/screens/`.
 //! `#[ignore]`d like the other browser test: needs Debian's `chromium` and
 //! `chromium-driver`.
@@ -400,6 +401,40 @@ fn every_wall_screen_fits_and_speaks_one_language_and_alarms_stay_until_acknowle
         "{} problems:\n{}",
         problems.len(),
         problems.join("\n")
+    );
+    // Acknowledged in the ticket page: the cleared alarm leaves the banner.
+    b.go(&format!("{base}/tickets"));
+    b.wait(
+        "the login form",
+        "return !document.getElementById('login').hidden;",
+        Duration::from_secs(10),
+    );
+    b.js("document.getElementById('user').value = 'demo';
+         document.getElementById('password').value = 'demo-2026';
+         document.getElementById('login').requestSubmit(); return true;");
+    b.wait(
+        "the login",
+        "return document.getElementById('login').hidden && document.getElementById('who').textContent.includes('demo');",
+        Duration::from_secs(20),
+    );
+    b.wait(
+        "the fire panel's ticket in the list",
+        "const r = [...document.querySelectorAll('#rows tr')].find(r => r.textContent.includes('fire-panel-1') || r.textContent.includes('火灾报警控制器'));
+         if (!r) return false; r.click(); return !!document.getElementById('do-ack');",
+        Duration::from_secs(20),
+    );
+    b.js("document.getElementById('do-ack').click(); return true;");
+    b.wait(
+        "the gateway's confirmation",
+        "const m = document.getElementById('act-msg'); return !!m && m.classList.contains('ok');",
+        Duration::from_secs(20),
+    );
+    b.go(&format!("{base}/?lang=zh-CN"));
+    b.wait(
+        "the banner gone once acknowledged",
+        "return window.__lastSnapshotAt !== undefined && document.querySelectorAll('.tile').length >= 19
+           && !document.getElementById('banner').classList.contains('on');",
+        Duration::from_secs(30),
     );
     println!("screenshots in {}", shots.display());
     drop(b);
