@@ -699,3 +699,40 @@ fn rule_hold_mistakes_are_reported_with_their_path() {
         "{errs:?}"
     );
 }
+
+#[test]
+fn devices_carry_their_labels_a_relabelled_rule_and_what_fell_back() {
+    let text = BASE.replace(
+        "profile = \"pump-vfd\"\n",
+        "profile = \"pump-vfd\"\nlocation = \"B1 水泵房\"\nlocation_en = \"B1 pump room\"\nhealth = { fault = { label_en = \"Trip\" } }\n",
+    );
+    let r = load_with_real_profiles(&text).unwrap();
+    let d = &r.devices[0];
+    assert_eq!(d.location_en, "B1 pump room");
+    let p = &d.labels.points["outlet_pressure"];
+    assert_eq!(
+        (p.zh.as_str(), p.en.as_str()),
+        ("出水压力", "Outlet pressure")
+    );
+    let f = &d.labels.rules["fault"];
+    assert_eq!((f.zh.as_str(), f.en.as_str()), ("变频器故障", "Trip"));
+    assert!(d.labels.missing.is_empty(), "{:?}", d.labels.missing);
+
+    // A profile of one's own without labels: readable fallbacks, listed.
+    let mut profiles = real_profiles();
+    profiles.insert(
+        "bare".into(),
+        (
+            "bare.toml".into(),
+            "description = \"x\"\n[health]\ntoo_hot = \"temp_c > 30\"\n[[point]]\nname = \"temp_c\"\narea = \"input\"\naddress = 0\ntype = \"u16\"\n".into(),
+        ),
+    );
+    let text = format!("{BASE}{}", device("bare-1", "tcp-power", 9, "bare"));
+    let r = load("test.toml", &text, &profiles, &no_env).unwrap();
+    let d = r.devices.iter().find(|d| d.id == "bare-1").unwrap();
+    assert_eq!(d.labels.points["temp_c"].en, "Temp c");
+    assert_eq!(d.labels.rules["too_hot"].zh, "Too hot");
+    assert_eq!(d.labels.missing, vec!["point temp_c", "rule too_hot"]);
+    // Without location_en, the location stands for it.
+    assert_eq!(d.location_en, "");
+}

@@ -178,6 +178,17 @@ pub fn render(file: &Path, cfg: &Resolved, verbose: bool) -> (String, usize) {
         total += bus_total;
     }
     let _ = writeln!(out, "\ntotal: {total} requests per full cycle");
+    for d in &cfg.devices {
+        if !d.labels.missing.is_empty() {
+            let _ = writeln!(
+                out,
+                "warning: device {}: no label_zh / label_en for {}; the pages show the name made readable. Give both in profile {:?}",
+                d.id,
+                d.labels.missing.join(", "),
+                d.profile
+            );
+        }
+    }
     out.push_str(&north_summary(cfg));
     (out, total)
 }

@@ -158,6 +158,9 @@ pub struct Labels {
     pub points: BTreeMap<String, Label>,
     /// Rule name → label.
     pub rules: BTreeMap<String, Label>,
+    /// The points and rules whose label fell back (`point x`, `rule y`):
+    /// `gateway check` warns of them.
+    pub missing: Vec<String>,
 }
 
 impl Profile {

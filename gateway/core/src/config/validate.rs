@@ -636,10 +636,17 @@ fn device_labels(
     rules: &BTreeMap<String, Rule>,
 ) -> super::Labels {
     let def = |name: &str| profile.and_then(|p| p.points.iter().find(|d| d.name == name));
+    let blank = |s: Option<&str>| s.is_none_or(|s| s.trim().is_empty());
+    let mut missing = Vec::new();
     let points = points
         .iter()
         .map(|p| {
             let d = def(&p.name);
+            if blank(d.and_then(|d| d.label_zh.as_deref()))
+                || blank(d.and_then(|d| d.label_en.as_deref()))
+            {
+                missing.push(format!("point {}", p.name));
+            }
             let l = super::Label::or_fallback(
                 d.and_then(|d| d.label_zh.as_deref()),
                 d.and_then(|d| d.label_en.as_deref()),
@@ -658,6 +665,9 @@ fn device_labels(
                     .or_else(|| prof.and_then(f))
                     .map(String::as_str)
             };
+            if blank(pick(|r| r.label_zh.as_ref())) || blank(pick(|r| r.label_en.as_ref())) {
+                missing.push(format!("rule {name}"));
+            }
             let l = super::Label::or_fallback(
                 pick(|r| r.label_zh.as_ref()),
                 pick(|r| r.label_en.as_ref()),
@@ -666,7 +676,11 @@ fn device_labels(
             (name.clone(), l)
         })
         .collect();
-    super::Labels { points, rules }
+    super::Labels {
+        points,
+        rules,
+        missing,
+    }
 }
 
 /// The device's fault rules: the profile's `[health]` rules, changed by
