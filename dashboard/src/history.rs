@@ -265,7 +265,12 @@ impl History {
 
     /// The shortest range with data of a device ([`Range::shortest_with`]):
     /// from the newest minute it has, in the table or not written yet.
-    pub fn pick_range(&self, device: &DeviceKey<'_>, legacy: bool, now_ms: i64) -> Result<Range, String> {
+    pub fn pick_range(
+        &self,
+        device: &DeviceKey<'_>,
+        legacy: bool,
+        now_ms: i64,
+    ) -> Result<Range, String> {
         let DeviceKey {
             site,
             gateway,
@@ -619,7 +624,8 @@ impl<'de: 'a, 'a> serde::Deserialize<'de> for Points<'a> {
                 self,
                 mut a: A,
             ) -> Result<Points<'de>, A::Error> {
-                let mut out: Vec<(Cow<'de, str>, Num)> = Vec::with_capacity(a.size_hint().unwrap_or(32).min(256));
+                let mut out: Vec<(Cow<'de, str>, Num)> =
+                    Vec::with_capacity(a.size_hint().unwrap_or(32).min(256));
                 while let Some(Text(k)) = a.next_key::<Text<'de>>()? {
                     let v: Num = a.next_value()?;
                     let Some(k) = k else { continue };
@@ -648,7 +654,10 @@ impl<'de: 'a, 'a> serde::Deserialize<'de> for Points<'a> {
             fn visit_unit<E>(self) -> Result<Points<'de>, E> {
                 Ok(Points(None))
             }
-            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, a: A) -> Result<Points<'de>, A::Error> {
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                a: A,
+            ) -> Result<Points<'de>, A::Error> {
                 serde::de::IgnoredAny.visit_seq(a).map(|_| Points(None))
             }
         }
@@ -869,7 +878,8 @@ impl Memory {
     /// was added since.
     fn rank_series(&mut self) {
         if self.rank.len() != self.series.len() {
-            let mut order: Vec<u32> = (0..u32::try_from(self.series.len()).unwrap_or(u32::MAX)).collect();
+            let mut order: Vec<u32> =
+                (0..u32::try_from(self.series.len()).unwrap_or(u32::MAX)).collect();
             order.sort_by(|a, b| self.series[*a as usize].cmp(&self.series[*b as usize]));
             self.rank = vec![0; order.len()];
             for (place, id) in order.iter().enumerate() {
@@ -880,7 +890,13 @@ impl Memory {
 
     /// The minutes of a device not in the table yet, from `from` on:
     /// (point, minute start, sums).
-    fn unwritten(&self, site: &str, gateway: &str, device: &str, from: i64) -> Vec<(&str, i64, Minute)> {
+    fn unwritten(
+        &self,
+        site: &str,
+        gateway: &str,
+        device: &str,
+        from: i64,
+    ) -> Vec<(&str, i64, Minute)> {
         let mut name = String::new();
         device_name(&mut name, site, gateway, device);
         let Some(ids) = self.by_device.get(&name) else {
@@ -944,9 +960,13 @@ fn take(
         Kept::State(s, at) => {
             device_name(buf, site, gateway, device);
             if last_state.get(buf.as_str()).map(String::as_str) != Some(&*s) {
-                held
-                    .states
-                    .push((site.clone(), gateway.clone(), device.clone(), at, s.to_string()));
+                held.states.push((
+                    site.clone(),
+                    gateway.clone(),
+                    device.clone(),
+                    at,
+                    s.to_string(),
+                ));
                 last_state.insert(buf.clone(), s.into_owned());
             }
         }
@@ -1042,8 +1062,7 @@ fn writer(
 /// cache). None compares a bound value with an indexed column in a
 /// `WHERE`, so SQLite's STAT4 never prepares them again for new values
 /// (`the_writers_statements_are_prepared_once` checks it).
-const INSERT_RAW: &str =
-    "INSERT OR REPLACE INTO raw (site, gateway, device, point, ts, value) VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
+const INSERT_RAW: &str = "INSERT OR REPLACE INTO raw (site, gateway, device, point, ts, value) VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
 const INSERT_STATE: &str =
     "INSERT OR REPLACE INTO states (site, gateway, device, ts, state) VALUES (?1, ?2, ?3, ?4, ?5)";
 const UPSERT_MINUTE: &str = "INSERT INTO minute (site, gateway, device, point, ts, avg, min, max, n) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
@@ -1055,7 +1074,12 @@ const UPSERT_MINUTE: &str = "INSERT INTO minute (site, gateway, device, point, t
 /// values (in the table's key order: neighbouring rows, fewer pages) and
 /// the minutes over. What was held is let go even when the write fails
 /// (logged by the caller), so that memory stays bounded.
-fn commit(conn: &mut Connection, mem: &mut Memory, held: &mut Held, all: bool) -> rusqlite::Result<()> {
+fn commit(
+    conn: &mut Connection,
+    mem: &mut Memory,
+    held: &mut Held,
+    all: bool,
+) -> rusqlite::Result<()> {
     let r = (|| {
         let tx = conn.transaction()?;
         {
@@ -1068,7 +1092,8 @@ fn commit(conn: &mut Connection, mem: &mut Memory, held: &mut Held, all: bool) -
                 let rank = &mem.rank;
                 // Stable: of two values of one point at one time, the
                 // later replaces the earlier, as they arrived.
-                held.raw.sort_by_key(|(id, ts, _)| (rank[*id as usize], *ts));
+                held.raw
+                    .sort_by_key(|(id, ts, _)| (rank[*id as usize], *ts));
                 let mut raw = tx.prepare_cached(INSERT_RAW)?;
                 for (id, ts, x) in &held.raw {
                     let k = &mem.series[*id as usize];
@@ -1081,7 +1106,9 @@ fn commit(conn: &mut Connection, mem: &mut Memory, held: &mut Held, all: bool) -
                     let k = &mem.series[*id as usize];
                     #[allow(clippy::cast_precision_loss)]
                     let avg = m.sum / m.n as f64;
-                    minute.execute(params![k.site, k.gateway, k.device, k.point, s, avg, m.min, m.max, m.n])?;
+                    minute.execute(params![
+                        k.site, k.gateway, k.device, k.point, s, avg, m.min, m.max, m.n
+                    ])?;
                 }
             }
         }
@@ -1321,5 +1348,260 @@ mod tests {
             .query_row("SELECT COUNT(*) FROM states", [], |r| r.get(0))
             .unwrap();
         assert_eq!(n, 2);
+    }
+    #[test]
+    fn ranges_are_parsed_with_bounds() {
+        for (s, r) in [
+            ("1h", Range::H1),
+            ("6h", Range::H6),
+            ("24h", Range::H24),
+            ("7d", Range::D7),
+            ("30d", Range::D30),
+        ] {
+            assert_eq!(RangeArg::parse(Some(s)), Ok(RangeArg::Fixed(r)));
+            assert_eq!(r.name(), s);
+            assert_eq!(r.span_ms() % r.bucket_ms(), 0);
+        }
+        assert_eq!(RangeArg::parse(Some("auto")), Ok(RangeArg::Auto));
+        // Absent: 24 h, as before the short ranges.
+        assert_eq!(RangeArg::parse(None), Ok(RangeArg::Fixed(Range::H24)));
+        for bad in ["", "1y", "1H", " 1h", "2h", "24h ", "-1h"] {
+            let e = RangeArg::parse(Some(bad)).unwrap_err();
+            assert!(e.contains("auto, 1h, 6h, 24h, 7d, 30d"), "{e}");
+        }
+        // An untrusted value is echoed cut.
+        let e = RangeArg::parse(Some(&"x".repeat(10_000))).unwrap_err();
+        assert!(e.len() < 100, "{e}");
+    }
+
+    #[test]
+    fn the_shortest_range_with_data_is_picked() {
+        let now = 100 * 86_400_000;
+        let min = 60_000;
+        assert_eq!(Range::shortest_with(None, now), Range::H1);
+        assert_eq!(Range::shortest_with(Some(now - min), now), Range::H1);
+        assert_eq!(Range::shortest_with(Some(now - 3_600_000), now), Range::H1);
+        assert_eq!(
+            Range::shortest_with(Some(now - 2 * 3_600_000), now),
+            Range::H6
+        );
+        assert_eq!(
+            Range::shortest_with(Some(now - 7 * 3_600_000), now),
+            Range::H24
+        );
+        assert_eq!(
+            Range::shortest_with(Some(now - 2 * 86_400_000), now),
+            Range::D7
+        );
+        assert_eq!(
+            Range::shortest_with(Some(now - 8 * 86_400_000), now),
+            Range::D30
+        );
+        // Nothing within 30 days: the shortest.
+        assert_eq!(
+            Range::shortest_with(Some(now - 31 * 86_400_000), now),
+            Range::H1
+        );
+    }
+
+    /// The history's reading of a payload, as it was with a JSON tree.
+    fn read_as_tree(payload: &[u8]) -> Kept<'static> {
+        let Ok(v) = serde_json::from_slice::<Json>(payload) else {
+            return Kept::Nothing;
+        };
+        let number = |v: &Json| match v {
+            Json::Number(n) => n.as_f64().filter(|f| f.is_finite()),
+            Json::Bool(b) => Some(f64::from(u8::from(*b))),
+            _ => None,
+        };
+        if let Some(points) = v.get("points").and_then(Json::as_object) {
+            let ts = v.get("ts").and_then(Json::as_i64).unwrap_or(0);
+            let mut out: Vec<(Cow<'static, str>, f64)> = points
+                .iter()
+                .filter_map(|(k, x)| number(x).map(|x| (Cow::Owned(k.clone()), x)))
+                .collect();
+            out.sort_by(|a, b| a.0.cmp(&b.0));
+            return Kept::Values(ts, out);
+        }
+        let (s, at) = match (
+            v.get("type").and_then(Json::as_str),
+            v.get("state").and_then(Json::as_str),
+        ) {
+            (Some("transition"), _) => (
+                v.get("to").and_then(Json::as_str),
+                v.get("at").and_then(Json::as_i64),
+            ),
+            (None, Some(s)) => (Some(s), v.get("since").and_then(Json::as_i64)),
+            _ => (None, None),
+        };
+        match (s, at) {
+            (Some(s), Some(at)) => Kept::State(Cow::Owned(s.to_owned()), at),
+            _ => Kept::Nothing,
+        }
+    }
+
+    #[test]
+    fn payloads_are_read_as_with_a_json_tree() {
+        let cases = [
+            r#"{"seq":1,"ts":1795750631979,"device":"p","points":{"a":1,"b":2.5,"c":true,"d":false,"e":"txt","f":null,"g":[1],"h":{"x":1},"i":18446744073709551615,"j":-3},"units":{"a":"bar"},"quality":{}}"#,
+            r#"{"ts":5,"points":{"a":1,"a":2}}"#,
+            r#"{"points":{"p\u0031":1.5}}"#,
+            r#"{"ts":1.5,"points":{"a":1}}"#,
+            r#"{"points":[1,2]}"#,
+            r#"{"points":null,"state":"up","since":7}"#,
+            r#"{"state":"down","since":9,"reason":"comms","availability":{"month":0.5}}"#,
+            r#"{"state":"up"}"#,
+            r#"{"type":"transition","to":"down","at":11,"state":"up"}"#,
+            r#"{"type":"threshold","state":"up","since":1}"#,
+            r#"{"type":5,"state":"up","since":3}"#,
+            r#"{"state":"m\u00e4","since":-4}"#,
+            r#"{"state":1,"since":2}"#,
+            r#"[{"points":{"a":1}}]"#,
+            r#"  {"points":{}}"#,
+            r#"not json"#,
+            r#"{"points":{"a":1e400}}"#,
+        ];
+        for c in cases {
+            let mut got = read(c.as_bytes());
+            if let Kept::Values(_, v) = &mut got {
+                v.sort_by(|a, b| a.0.cmp(&b.0));
+            }
+            assert_eq!(got, read_as_tree(c.as_bytes()), "{c}");
+        }
+        // Names without escapes are borrowed from the payload.
+        let Kept::Values(_, v) = read(br#"{"points":{"abc":1}}"#) else {
+            panic!("not values")
+        };
+        assert!(matches!(v[0].0, Cow::Borrowed("abc")));
+    }
+
+    #[test]
+    fn the_writers_statements_are_prepared_once() {
+        use rusqlite::StatementStatus;
+        let dir = tempfile::tempdir().unwrap();
+        let mut conn = open(&dir.path().join("history.db")).unwrap();
+        let mut mem = Memory::default();
+        let mut held = Held::default();
+        let mut last_state = LastState::new();
+        let mut buf = String::new();
+        for round in 0..3i64 {
+            for d in 0..20 {
+                let t = json!({"ts": 60_000 * round + d, "points": {"a": d, "b": round}});
+                let item = (
+                    "s".to_owned(),
+                    "g".to_owned(),
+                    format!("d{d}"),
+                    t.to_string().into_bytes(),
+                );
+                take(&mut mem, &mut held, &mut last_state, &mut buf, &item);
+                let st = json!({"state": if round % 2 == 0 { "up" } else { "down" }, "since": round * 1000 + d});
+                let item = (
+                    "s".to_owned(),
+                    "g".to_owned(),
+                    format!("d{d}"),
+                    st.to_string().into_bytes(),
+                );
+                take(&mut mem, &mut held, &mut last_state, &mut buf, &item);
+            }
+            mem.close(i64::MAX);
+            commit(&mut conn, &mut mem, &mut held, true).unwrap();
+        }
+        for sql in [INSERT_RAW, INSERT_STATE, UPSERT_MINUTE] {
+            let st = conn.prepare_cached(sql).unwrap();
+            assert!(
+                st.get_status(StatementStatus::Run) > 0,
+                "{sql}: never run"
+            );
+            assert_eq!(
+                st.get_status(StatementStatus::RePrepare),
+                0,
+                "{sql}: prepared again"
+            );
+        }
+        let n: i64 = conn
+            .query_row("SELECT COUNT(*) FROM raw", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(n, 3 * 20 * 2);
+        let n: i64 = conn
+            .query_row("SELECT COUNT(*) FROM minute", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(n, 3 * 20 * 2);
+        let n: i64 = conn
+            .query_row("SELECT COUNT(*) FROM states", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(n, 3 * 20);
+    }
+
+    #[test]
+    fn a_minute_is_written_once_and_late_values_merge_into_it() {
+        let mut m = Memory::default();
+        let mut buf = String::new();
+        device_name(&mut buf, "s", "g", "d");
+        let a = m.id(&mut buf, ("s", "g", "d"), "a");
+        assert_eq!(m.id(&mut buf, ("s", "g", "d"), "a"), a);
+        assert_eq!(buf, "s\0g\0d");
+        m.add(a, 1_000, 1.0);
+        m.add(a, 2_000, 3.0);
+        assert!(m.done.is_empty());
+        // The next minute: the first is over.
+        m.add(a, 61_000, 10.0);
+        assert_eq!(
+            m.done[&(a, 0)],
+            Minute {
+                sum: 4.0,
+                min: 1.0,
+                max: 3.0,
+                n: 2
+            }
+        );
+        // A late value of the first minute joins it.
+        m.add(a, 3_000, -1.0);
+        assert_eq!(
+            m.done[&(a, 0)],
+            Minute {
+                sum: 3.0,
+                min: -1.0,
+                max: 3.0,
+                n: 3
+            }
+        );
+        let mut got = m.unwritten("s", "g", "d", 0);
+        got.sort_by_key(|x| x.1);
+        assert_eq!(got.len(), 2);
+        assert_eq!(got[1], ("a", 60_000, Minute::new(10.0)));
+        assert!(m.unwritten("s", "g", "other", 0).is_empty());
+        assert_eq!(m.unwritten("s", "g", "d", 60_001).len(), 0);
+        m.close(0);
+        assert!(m.open[a as usize].is_some(), "a minute not over stays open");
+        m.close(60_000);
+        assert!(m.open[a as usize].is_none());
+        assert_eq!(m.done.len(), 2);
+    }
+
+    #[tokio::test]
+    async fn fresh_values_are_in_the_query_before_their_minute_is_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let h = History::start(dir.path(), keep()).unwrap();
+        let now = gateway::run::unix_now_ms();
+        let minute = now - now.rem_euclid(60_000);
+        for (i, v) in [2.0, 4.0].iter().enumerate() {
+            let t = json!({"seq": i, "ts": minute + i as i64, "points": {"p": v}});
+            h.offer("s", "g", "d", t.to_string().as_bytes());
+        }
+        let got = wait(&h, &KEY, false, now, |j| !j["points"]["p"].is_null()).await;
+        assert_eq!(
+            got["points"]["p"],
+            json!([[minute, 3.0, 2.0, 4.0]]),
+            "{got}"
+        );
+        assert_eq!(h.pick_range(&KEY, false, now).unwrap(), Range::H1);
+        let other = DeviceKey {
+            device: "none",
+            ..KEY
+        };
+        assert_eq!(h.pick_range(&other, false, now).unwrap(), Range::H1);
+        let got = h.query(&KEY, false, Range::H1, now).unwrap();
+        assert_eq!(got["range"], "1h");
+        assert_eq!(got["bucket_s"], 60);
     }
 }
