@@ -57,9 +57,13 @@ function dayText(d) {
 }
 // The x ticks (seconds): clock times, the date under the first tick of
 // each day; only dates when ticks are a day or more apart.
+// The texts last drawn on the axes (the canvas holds them as pixels only),
+// for the browser test.
+const AXIS_TEXTS = { x: [], y: [] };
+window.__axisTexts = AXIS_TEXTS;
 function timeTicks(u, splits, axisIdx, space, incr) {
   let lastDay = null;
-  return splits.map((s) => {
+  return AXIS_TEXTS.x = splits.map((s) => {
     const d = new Date(s * 1000);
     if (incr >= 86400) return dayText(d);
     const day = d.toDateString();
@@ -79,7 +83,7 @@ function decimalsFor(step) {
 }
 function numTicks(u, splits, axisIdx, space, incr) {
   const dp = decimalsFor(incr);
-  return splits.map((v) => (v == null ? "" : v.toFixed(dp)));
+  return AXIS_TEXTS.y = splits.map((v) => (v == null ? "" : v.toFixed(dp)));
 }
 const MEASURE = document.createElement("canvas").getContext("2d");
 // The y axis as wide as its longest label, so none is cut.
@@ -97,7 +101,10 @@ function renderHistory() {
   for (const b of document.querySelectorAll("#ranges button")) {
     const names = RANGES[b.dataset.range];
     if (names) b.textContent = LANG === "en" ? names[0] : names[1];
-    b.classList.toggle("on", b.dataset.range === RANGE);
+    const on = b.dataset.range === RANGE;
+    b.classList.toggle("on", on);
+    b.setAttribute("aria-pressed", on ? "true" : "false");
+    b.style.borderColor = on ? "#5ab0ff" : "";
   }
   const band = document.getElementById("band");
   const charts = document.getElementById("charts");

@@ -1508,10 +1508,7 @@ mod tests {
         }
         for sql in [INSERT_RAW, INSERT_STATE, UPSERT_MINUTE] {
             let st = conn.prepare_cached(sql).unwrap();
-            assert!(
-                st.get_status(StatementStatus::Run) > 0,
-                "{sql}: never run"
-            );
+            assert!(st.get_status(StatementStatus::Run) > 0, "{sql}: never run");
             assert_eq!(
                 st.get_status(StatementStatus::RePrepare),
                 0,
