@@ -276,6 +276,16 @@ impl History {
             gateway,
             device,
         } = *device;
+        // A device being heard has its newest minute in memory (never
+        // older than what the table holds for it): no table scan.
+        let held = lock(&self.mem)
+            .unwritten(site, gateway, device, i64::MIN)
+            .iter()
+            .map(|(_, s, _)| *s)
+            .max();
+        if held.is_some() {
+            return Ok(Range::shortest_with(held, now_ms));
+        }
         let also = if legacy { LEGACY_GATEWAY } else { gateway };
         let c = Connection::open(&self.path).map_err(|e| e.to_string())?;
         let stored: Option<i64> = c
@@ -285,12 +295,7 @@ impl History {
                 |r| r.get(0),
             )
             .map_err(|e| e.to_string())?;
-        let held = lock(&self.mem)
-            .unwritten(site, gateway, device, i64::MIN)
-            .iter()
-            .map(|(_, s, _)| *s)
-            .max();
-        Ok(Range::shortest_with(stored.max(held), now_ms))
+        Ok(Range::shortest_with(stored, now_ms))
     }
 
     /// Series of a device over `range` ending `now_ms`:
