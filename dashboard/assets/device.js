@@ -42,13 +42,71 @@ async function load() {
   else document.getElementById("body").textContent = str(obj(r.body).error) || ("HTTP " + r.status);
 }
 // History: state band and one chart per numeric point with a unit (at most 8).
-let RANGE = "24h";
+// RANGE null: the server picks the shortest range that has data (`auto`).
+let RANGE = null;
 let HIST = null;
 const PLOTS = [];
+const RANGES = { "1h": ["1 h", "1小时"], "6h": ["6 h", "6小时"], "24h": ["24 h", "24小时"], "7d": ["7 d", "7天"], "30d": ["30 d", "30天"] };
+const AXIS_FONT = "13px sans-serif";
+const pad2 = (n) => String(n).padStart(2, "0");
+// Axis and legend texts in the page's language, 24-hour clock for both.
+function hm(d) { return pad2(d.getHours()) + ":" + pad2(d.getMinutes()); }
+function dayText(d) {
+  return LANG === "en"
+    ? ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"][d.getMonth()] + " " + d.getDate()
+    : (d.getMonth() + 1) + "月" + d.getDate() + "日";
+}
+// The x ticks (seconds): clock times, the date under the first tick of
+// each day; only dates when ticks are a day or more apart.
+// The texts last drawn on the axes (the canvas holds them as pixels only),
+// for the browser test.
+const AXIS_TEXTS = { x: [], y: [] };
+window.__axisTexts = AXIS_TEXTS;
+function timeTicks(u, splits, axisIdx, space, incr) {
+  let lastDay = null;
+  return AXIS_TEXTS.x = splits.map((s) => {
+    const d = new Date(s * 1000);
+    if (incr >= 86400) return dayText(d);
+    const day = d.toDateString();
+    const first = day !== lastDay;
+    lastDay = day;
+    return first ? hm(d) + "\n" + dayText(d) : hm(d);
+  });
+}
+// Numbers with the decimals the tick step needs, never grouped ("0,000").
+function decimalsFor(step) {
+  if (!(step > 0) || !isFinite(step)) return 0;
+  for (let d = 0; d < 6; d++) {
+    const x = step * Math.pow(10, d);
+    if (Math.abs(x - Math.round(x)) < 1e-6 * Math.max(1, x)) return d;
+  }
+  return 6;
+}
+function numTicks(u, splits, axisIdx, space, incr) {
+  const dp = decimalsFor(incr);
+  return AXIS_TEXTS.y = splits.map((v) => (v == null ? "" : v.toFixed(dp)));
+}
+const MEASURE = document.createElement("canvas").getContext("2d");
+// The y axis as wide as its longest label, so none is cut.
+function axisWidth(u, values) {
+  if (!values || !values.length) return 40;
+  MEASURE.font = AXIS_FONT;
+  let w = 0;
+  for (const v of values) w = Math.max(w, MEASURE.measureText(String(v)).width);
+  return Math.ceil(w) + 22; // tick (8) + gap (6) + margin
+}
+function legendNum(u, v) { return v == null ? "—" : fmtValue(v, ""); }
 
 function renderHistory() {
   document.getElementById("h-trend").textContent = LANG === "en" ? "Trends" : "趋势";
-  for (const b of document.querySelectorAll("#ranges button")) b.classList.toggle("on", b.dataset.range === RANGE);
+  for (const b of document.querySelectorAll("#ranges button")) {
+    const names = RANGES[b.dataset.range];
+    if (names) b.textContent = LANG === "en" ? names[0] : names[1];
+    const on = b.dataset.range === RANGE;
+    b.classList.toggle("on", on);
+    b.setAttribute("aria-pressed", on ? "true" : "false");
+    b.style.borderColor = on ? "#5ab0ff" : "";
+  }
   const band = document.getElementById("band");
   const charts = document.getElementById("charts");
   while (PLOTS.length) PLOTS.pop().destroy();
@@ -73,22 +131,24 @@ function renderHistory() {
     charts.appendChild(div);
     const val = (x) => (num(x) ? x : null);
     const data = [rows.map((r) => r[0] / 1000), rows.map((r) => val(r[1])), rows.map((r) => val(r[2])), rows.map((r) => val(r[3]))];
-    const axis = { stroke: "#9fb0c0", grid: { stroke: "#2a3440" }, ticks: { stroke: "#2a3440" } };
+    const axis = { stroke: "#9fb0c0", font: AXIS_FONT, grid: { stroke: "#2a3440" }, ticks: { stroke: "#2a3440" } };
     // uPlot draws on a canvas and writes labels as text.
     PLOTS.push(new uPlot({
-      width, height: 200,
+      width, height: 220,
       scales: { x: { time: true, min: HIST.from / 1000, max: HIST.to / 1000 } },
-      axes: [axis, axis],
-      series: [{ label: LANG === "en" ? "Time" : "时间", value: (u, v) => (v == null ? "—" : dateTimeText(v * 1000)) },
-        { label: LANG === "en" ? "mean" : "平均", stroke: "#5ab0ff", width: 2 },
-        { label: LANG === "en" ? "min" : "最小", stroke: "#3f6f99", width: 1 }, { label: LANG === "en" ? "max" : "最大", stroke: "#3f6f99", width: 1 }],
+      axes: [Object.assign({}, axis, { values: timeTicks, size: 50 }), Object.assign({}, axis, { values: numTicks, size: axisWidth })],
+      series: [{ label: LANG === "en" ? "Time" : "时间", value: (u, v) => (v == null ? "—" : dayText(new Date(v * 1000)) + " " + hm(new Date(v * 1000))) },
+        { label: LANG === "en" ? "mean" : "平均", stroke: "#5ab0ff", width: 2, value: legendNum },
+        { label: LANG === "en" ? "min" : "最小", stroke: "#3f6f99", width: 1, value: legendNum },
+        { label: LANG === "en" ? "max" : "最大", stroke: "#3f6f99", width: 1, value: legendNum }],
     }, data, div));
   }
 }
 
 async function loadHistory() {
-  const r = await api(DEVICE_API + "/history?range=" + encodeURIComponent(RANGE));
+  const r = await api(DEVICE_API + "/history?range=" + encodeURIComponent(RANGE || "auto"));
   HIST = r.ok ? r.body : null;
+  if (HIST && !RANGE && RANGES[HIST.range]) RANGE = HIST.range;
   renderHistory();
 }
 

@@ -333,6 +333,10 @@ async fn health(State(shared): St) -> Response {
             .history
             .as_ref()
             .map(|h| h.dropped.load(Ordering::Relaxed)),
+        "history_ranges_refused": shared
+            .history
+            .as_ref()
+            .map(|h| h.ranges_refused.load(Ordering::Relaxed)),
         // central ledger queue (issue 7)
         "ledger_dropped": shared.ledger.as_ref().map(|l| l.dropped.load(Ordering::Relaxed)),
         "login": shared.auth.counts(),
@@ -351,6 +355,11 @@ async fn metrics(State(shared): St) -> Response {
             "history_dropped_total",
             "Messages the history store could not keep up with.",
             load(shared.history.as_ref().map(|h| &h.dropped)),
+        ),
+        (
+            "history_ranges_refused_total",
+            "History requests refused for an unknown range= value.",
+            load(shared.history.as_ref().map(|h| &h.ranges_refused)),
         ),
         (
             "ledger_dropped_total",
@@ -569,12 +578,7 @@ async fn legacy_device_api(
 
 #[derive(Deserialize)]
 struct RangeQuery {
-    #[serde(default = "default_range")]
-    range: String,
-}
-
-fn default_range() -> String {
-    "24h".to_owned()
+    range: Option<String>,
 }
 
 async fn history_api(
@@ -582,13 +586,23 @@ async fn history_api(
     Path((site, gateway, id)): Path<(String, String, String)>,
     q: axum::extract::Query<RangeQuery>,
 ) -> Response {
+    // `1h`, `6h`, `24h` (also when absent), `7d`, `30d` or `auto`; any other
+    // value is refused and counted (`history_ranges_refused`).
+    let range = match crate::history::RangeArg::parse(q.0.range.as_deref()) {
+        Ok(r) => r,
+        Err(e) => {
+            if let Some(h) = &shared.history {
+                h.ranges_refused.fetch_add(1, Ordering::Relaxed);
+            }
+            return (StatusCode::BAD_REQUEST, axum::Json(json!({"error": e}))).into_response();
+        }
+    };
     if device_json(&shared, &site, &gateway, &id).is_none() {
         return no_device(&site, &gateway, &id);
     }
     // Rows from before the gateway was recorded belong to this device only
     // when no other gateway of the site has its id (history.rs).
     let legacy = gateways_with(&shared, &site, &id) == [gateway.as_str()];
-    let range = q.0.range;
     let sh = shared.clone();
     let r = tokio::task::spawn_blocking(move || {
         let key = crate::history::DeviceKey {
@@ -596,16 +610,18 @@ async fn history_api(
             gateway: &gateway,
             device: &id,
         };
-        sh.history
-            .as_ref()
-            .map(|h| h.query(&key, legacy, &range, now_ms()))
+        sh.history.as_ref().map(|h| {
+            let now = now_ms();
+            let range = match range {
+                crate::history::RangeArg::Fixed(r) => r,
+                crate::history::RangeArg::Auto => h.pick_range(&key, legacy, now)?,
+            };
+            h.query(&key, legacy, range, now)
+        })
     })
     .await;
     match r {
         Ok(Some(Ok(j))) => axum::Json(j).into_response(),
-        Ok(Some(Err(e))) if e.starts_with("range") => {
-            (StatusCode::BAD_REQUEST, axum::Json(json!({"error": e}))).into_response()
-        }
         Ok(None) => (
             StatusCode::SERVICE_UNAVAILABLE,
             axum::Json(json!({"error": "history is off ([history] enabled = false)"})),

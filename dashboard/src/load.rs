@@ -37,6 +37,12 @@ pub struct LoadArgs {
     /// How long to run, in seconds.
     #[arg(long, default_value_t = 60)]
     pub seconds: u64,
+    /// Points per telemetry message: 0 for a pump's two (`value` with a
+    /// unit, `running`); N for N integer registers `r00`… without units, as
+    /// the gateways of `tests/load/fleet.sh` publish them with
+    /// `heartbeat = "1s"`.
+    #[arg(long, default_value_t = 0)]
+    pub points: usize,
 }
 
 const CLASSES: [&str; 8] = [
@@ -124,7 +130,17 @@ pub async fn run(a: LoadArgs) -> u8 {
                 }
                 *s += 1;
                 let v = 20.0 + ((round as f64 + d as f64) * 0.37).sin() * 5.0;
-                let mut points = json!({"value": (v * 100.0).round() / 100.0, "running": true});
+                let (mut points, units) = if a.points == 0 {
+                    (
+                        json!({"value": (v * 100.0).round() / 100.0, "running": true}),
+                        json!({"value": "bar"}),
+                    )
+                } else {
+                    let regs: serde_json::Map<String, serde_json::Value> = (0..a.points)
+                        .map(|i| (format!("r{i:02}"), json!((round + (d + i) as u64) % 65_536)))
+                        .collect();
+                    (serde_json::Value::Object(regs), json!({}))
+                };
                 if g == 0
                     && d == 0
                     && a.dashboard.is_some()
@@ -140,7 +156,7 @@ pub async fn run(a: LoadArgs) -> u8 {
                 pub1(
                     topic(g, &format!("{dev}/telemetry")),
                     false,
-                    json!({"seq": *s, "ts": now(), "device": dev, "class": class, "points": points, "units": {"value": "bar"}, "quality": {}}),
+                    json!({"seq": *s, "ts": now(), "device": dev, "class": class, "points": points, "units": units, "quality": {}}),
                 )
                 .await;
                 sent += 1;

@@ -223,8 +223,15 @@ impl Shared {
                     let rest = topic
                         .strip_prefix(self.settings.file.mqtt.prefix.as_str())
                         .unwrap_or("");
-                    if let [_, site, gateway, device, "telemetry" | "state" | "event"] =
-                        rest.split('/').collect::<Vec<_>>()[..]
+                    let mut parts = rest.split('/');
+                    if let (Some(_), Some(site), Some(gateway), Some(device), Some(kind), None) = (
+                        parts.next(),
+                        parts.next(),
+                        parts.next(),
+                        parts.next(),
+                        parts.next(),
+                        parts.next(),
+                    ) && matches!(kind, "telemetry" | "state" | "event")
                     {
                         h.offer(site, gateway, device, payload);
                     }

@@ -8,6 +8,7 @@
 #
 #   tests/load/fleet.sh [gateways=20] [devices=50] [seconds=60]
 #   DASHBOARD=1 tests/load/fleet.sh …     # also `dashboard serve` (release build)
+#   DASHBOARD=1 DASHBOARD_BIN=/path/to/dashboard tests/load/fleet.sh …   # another build (A/B)
 #   HEARTBEAT=5m tests/load/fleet.sh …    # report by exception as deployed (default 1s:
 #                                         # every device publishes all its points every second)
 #
@@ -20,7 +21,7 @@ heartbeat=${HEARTBEAT:-1s}
 root=$(cd "$(dirname "$0")/../.." && pwd)
 target=${CARGO_TARGET_DIR:-$root/target}
 bin=$target/release/gateway
-dash=$target/release/dashboard
+dash=${DASHBOARD_BIN:-$target/release/dashboard}
 [ -x "$bin" ] || { echo "build first: cargo build --release -p gateway" >&2; exit 1; }
 if [ "${DASHBOARD:-0}" = 1 ] && [ ! -x "$dash" ]; then
   echo "build first: cargo build --release -p dashboard" >&2; exit 1
