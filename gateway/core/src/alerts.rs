@@ -723,6 +723,15 @@ impl Policy {
         out
     }
 
+    /// Who is on duty in the first tier at `now_ms` (the handover digest's
+    /// recipient), as a message names them.
+    pub fn on_duty(&self, now_ms: UnixMs) -> Vec<Recipient> {
+        self.roster
+            .on_call(0, now_ms)
+            .map(|d| vec![self.s.recipient(&d.person)])
+            .unwrap_or_default()
+    }
+
     /// The earliest time [`Policy::tick`] has something to do.
     pub fn next_due(&self) -> Option<UnixMs> {
         let tracks = self.tracks.values().filter_map(|t| t.next_ms);
