@@ -103,6 +103,9 @@ pub struct Handover {
     pub site: String,
     /// The last day sent (read back from the recorded notices at start).
     pub last: Option<chrono::NaiveDate>,
+    /// When the dispatcher started (with nothing sent yet, only later
+    /// slots are due).
+    pub started_ms: UnixMs,
 }
 
 /// How far back the start looks for the last handover digest sent.
@@ -220,6 +223,7 @@ impl Dispatcher {
         let Some(h) = self.handover.as_mut() else {
             return;
         };
+        h.started_ms = now;
         match self.store.recorded_since(now - HANDOVER_LOOKBACK_MS) {
             Ok(rows) => {
                 h.last = rows
@@ -241,7 +245,7 @@ impl Dispatcher {
         let Some(h) = self.handover.clone() else {
             return;
         };
-        let Some(day) = handover::due(h.tz, h.at, now, h.last) else {
+        let Some(day) = handover::due(h.tz, h.at, now, h.last, h.started_ms) else {
             return;
         };
         let from = handover::period_start(h.tz, day, h.at).unwrap_or(now - 24 * 3600 * 1000);

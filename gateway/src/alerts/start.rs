@@ -184,6 +184,7 @@ pub fn dispatcher(
                 lang: a.language,
                 site: cfg.site.clone(),
                 last: None,
+                started_ms: UnixMs::MIN,
             }),
             Ok(_) => None,
             Err(e) => return Err(format!("[alerts] handover_at: {e}")),

@@ -894,8 +894,9 @@ async fn the_handover_digest_is_sent_once_a_day_across_restarts_and_caught_up_on
             .cloned()
             .collect()
     };
-    // T0 is 10:00 site time: the gateway was down at 08:00; caught up now.
-    run_dispatcher(&cfg, dir.path(), T0, &rec, Vec::new(), 5).await;
+    // T0 is 10:00 site time. Started at 07:30: sent at 08:00.
+    let h = 3_600_000;
+    run_dispatcher(&cfg, dir.path(), T0 - 5 * h / 2, &rec, Vec::new(), 3600).await;
     let got = handovers();
     assert_eq!(got.len(), 1, "{got:?}");
     let text = got[0].message.text();
@@ -910,19 +911,13 @@ async fn the_handover_digest_is_sent_once_a_day_across_restarts_and_caught_up_on
     assert!(text.contains("未关闭工单：1"), "{text}");
     assert!(text.contains("#1 1号消防主机"), "{text}");
     assert_eq!(got[0].key, "handover:2026-11-03:rec");
+    assert!(got[0].at_ms >= T0 - 2 * h && got[0].at_ms < T0 - 2 * h + 20_000);
     // Restarted the same day: not again.
-    run_dispatcher(&cfg, dir.path(), T0 + 3_600_000, &rec, Vec::new(), 5).await;
+    run_dispatcher(&cfg, dir.path(), T0 + h, &rec, Vec::new(), 5).await;
     assert_eq!(handovers().len(), 1);
-    // Running across the next 08:00: the next day's, once.
-    run_dispatcher(
-        &cfg,
-        dir.path(),
-        T0 + 21 * 3_600_000,
-        &rec,
-        Vec::new(),
-        2 * 3600,
-    )
-    .await;
+    // Down over the next 08:00, back at 11:00: caught up once.
+    run_dispatcher(&cfg, dir.path(), T0 + 25 * h, &rec, Vec::new(), 5).await;
+    run_dispatcher(&cfg, dir.path(), T0 + 26 * h, &rec, Vec::new(), 5).await;
     let got = handovers();
     assert_eq!(got.len(), 2, "{got:?}");
     assert_eq!(got[1].key, "handover:2026-11-04:rec");

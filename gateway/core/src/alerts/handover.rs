@@ -16,7 +16,9 @@
 //! it is less than [`CATCH_UP_MS`] late: a gateway down at 08:00 and back at
 //! 11:00 sends that morning's digest once, at 11:00; one back only the next
 //! night sends nothing for the missed morning (the next digest comes at the
-//! next slot). Never twice a day, whatever the restarts.
+//! next slot). Never twice a day, whatever the restarts. With nothing sent
+//! yet (a new installation) there is nothing to catch up: the first digest
+//! is the first slot after the start.
 
 use std::collections::BTreeMap;
 
@@ -52,11 +54,15 @@ pub fn slot_ms(tz: Tz, day: NaiveDate, at: NaiveTime) -> Option<UnixMs> {
 }
 
 /// The day whose digest is due at `now_ms`, if any (see the module doc).
+/// With nothing sent yet (`last_sent` `None`: a new installation, or the
+/// digest just turned on) only a slot at or after `started_ms`, when the
+/// dispatcher started, is due: there was no gateway down at an earlier one.
 pub fn due(
     tz: Tz,
     at: NaiveTime,
     now_ms: UnixMs,
     last_sent: Option<NaiveDate>,
+    started_ms: UnixMs,
 ) -> Option<NaiveDate> {
     let today = DateTime::from_timestamp_millis(now_ms)?
         .with_timezone(&tz)
@@ -65,7 +71,10 @@ pub fn due(
         .into_iter()
         .flatten()
         .find_map(|d| slot_ms(tz, d, at).filter(|s| *s <= now_ms).map(|s| (d, s)))?;
-    let fresh = last_sent.is_none_or(|l| l < day);
+    let fresh = match last_sent {
+        Some(l) => l < day,
+        None => slot >= started_ms,
+    };
     (fresh && now_ms - slot < CATCH_UP_MS).then_some(day)
 }
 
@@ -376,24 +385,24 @@ mod tests {
     fn due_once_at_the_time_of_the_site_and_never_twice() {
         let at = parse_at(AT).unwrap();
         assert_eq!(
-            due(SH, at, ms(SH, "2026-12-05 07:59"), Some(d("2026-12-04"))),
+            due(SH, at, ms(SH, "2026-12-05 07:59"), Some(d("2026-12-04")), 0),
             None
         );
         assert_eq!(
-            due(SH, at, ms(SH, "2026-12-05 08:00"), Some(d("2026-12-04"))),
+            due(SH, at, ms(SH, "2026-12-05 08:00"), Some(d("2026-12-04")), 0),
             Some(d("2026-12-05"))
         );
         // Sent: not again that day, restarts or not.
         assert_eq!(
-            due(SH, at, ms(SH, "2026-12-05 08:01"), Some(d("2026-12-05"))),
+            due(SH, at, ms(SH, "2026-12-05 08:01"), Some(d("2026-12-05")), 0),
             None
         );
         assert_eq!(
-            due(SH, at, ms(SH, "2026-12-05 23:59"), Some(d("2026-12-05"))),
+            due(SH, at, ms(SH, "2026-12-05 23:59"), Some(d("2026-12-05")), 0),
             None
         );
         assert_eq!(
-            due(SH, at, ms(SH, "2026-12-06 07:59"), Some(d("2026-12-05"))),
+            due(SH, at, ms(SH, "2026-12-06 07:59"), Some(d("2026-12-05")), 0),
             None
         );
     }
@@ -403,20 +412,33 @@ mod tests {
         let at = parse_at(AT).unwrap();
         // Down over 08:00, back at 11:00: sent at 11:00.
         assert_eq!(
-            due(SH, at, ms(SH, "2026-12-05 11:00"), Some(d("2026-12-04"))),
+            due(SH, at, ms(SH, "2026-12-05 11:00"), Some(d("2026-12-04")), 0),
             Some(d("2026-12-05"))
         );
         // Back at 07:00 the next morning: yesterday's is 23 h late, skipped;
         // today's comes at 08:00.
         assert_eq!(
-            due(SH, at, ms(SH, "2026-12-06 07:00"), Some(d("2026-12-04"))),
+            due(SH, at, ms(SH, "2026-12-06 07:00"), Some(d("2026-12-04")), 0),
             None
         );
-        // A first start with nothing sent yet behaves the same.
-        assert_eq!(due(SH, at, ms(SH, "2026-12-06 07:00"), None), None);
+    }
+
+    #[test]
+    fn a_first_start_catches_nothing_up() {
+        let at = parse_at(AT).unwrap();
+        // Nothing sent yet: the first digest is the first slot after the start.
+        let started = ms(SH, "2026-12-06 07:00");
+        assert_eq!(due(SH, at, started, None, started), None);
         assert_eq!(
-            due(SH, at, ms(SH, "2026-12-06 09:00"), None),
+            due(SH, at, ms(SH, "2026-12-06 08:00"), None, started),
             Some(d("2026-12-06"))
+        );
+        let started = ms(SH, "2026-12-06 09:00");
+        assert_eq!(due(SH, at, started, None, started), None);
+        assert_eq!(due(SH, at, ms(SH, "2026-12-06 20:00"), None, started), None);
+        assert_eq!(
+            due(SH, at, ms(SH, "2026-12-07 08:00"), None, started),
+            Some(d("2026-12-07"))
         );
     }
 
@@ -426,10 +448,10 @@ mod tests {
         // 08:00 in Shanghai is 00:00 UTC; 08:00 in Urumqi (UTC+6) two hours later.
         let utc_midnight = ms(SH, "2026-12-05 08:00");
         let urumqi: Tz = chrono_tz::Asia::Urumqi;
-        assert_eq!(due(SH, at, utc_midnight, None), Some(d("2026-12-05")));
-        assert_eq!(due(urumqi, at, utc_midnight, None), None);
+        assert_eq!(due(SH, at, utc_midnight, None, 0), Some(d("2026-12-05")));
+        assert_eq!(due(urumqi, at, utc_midnight, None, 0), None);
         assert_eq!(
-            due(urumqi, at, utc_midnight + 2 * 3600 * 1000, None),
+            due(urumqi, at, utc_midnight + 2 * 3600 * 1000, None, 0),
             Some(d("2026-12-05"))
         );
         // A zone west of UTC: the site's day, not UTC's.
@@ -439,7 +461,8 @@ mod tests {
                 bogota,
                 at,
                 ms(bogota, "2026-12-05 08:30"),
-                Some(d("2026-12-04"))
+                Some(d("2026-12-04")),
+                0
             ),
             Some(d("2026-12-05"))
         );
@@ -453,11 +476,11 @@ mod tests {
     fn across_a_month_and_a_year_boundary() {
         let at = parse_at(AT).unwrap();
         assert_eq!(
-            due(SH, at, ms(SH, "2026-12-01 08:05"), Some(d("2026-11-30"))),
+            due(SH, at, ms(SH, "2026-12-01 08:05"), Some(d("2026-11-30")), 0),
             Some(d("2026-12-01"))
         );
         assert_eq!(
-            due(SH, at, ms(SH, "2027-01-01 08:00"), Some(d("2026-12-31"))),
+            due(SH, at, ms(SH, "2027-01-01 08:00"), Some(d("2026-12-31")), 0),
             Some(d("2027-01-01"))
         );
         assert_eq!(
