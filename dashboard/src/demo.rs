@@ -204,8 +204,17 @@ async fn demo(a: DemoArgs, signals: gateway::logging::ShutdownSignals) -> Result
         publisher = Some(task);
     }
 
+    // `gateway status --data-dir <data>` finds the configuration so.
+    if let Err(e) = gateway::cli::record_config(&gw_dir, &a.config) {
+        eprintln!("dashboard demo: cannot record the configuration's path: {e}");
+    }
+    let tz = gateway_core::ledger::parse_tz(&cfg.timezone).unwrap_or(chrono_tz::Asia::Shanghai);
+    let look: String = gateway::cli::look_commands(&data_dir, tz, unix_now_ms())
+        .iter()
+        .map(|c| format!("    {c}\n"))
+        .collect();
     println!(
-        "\n  BMS dashboard demo\n\n  wall page:      http://{listen}/\n  tickets, login: http://{listen}/tickets   user {DEMO_USER:?}, password {DEMO_PASSWORD:?}\n  MQTT broker:    {broker_url} (topics bms/{site}/{gw}/…)\n  simulator:      http://{ctl}/faults (inject faults, docs/simulator.md)\n  data:           {dd}{temp_note}\n\n  Within two minutes pump-2 trips, then the fire panel reports a fault and recovers.\n  Ctrl-C stops.\n",
+        "\n  BMS dashboard demo\n\n  wall page:      http://{listen}/\n  tickets, login: http://{listen}/tickets   user {DEMO_USER:?}, password {DEMO_PASSWORD:?}\n  MQTT broker:    {broker_url} (topics bms/{site}/{gw}/…)\n  simulator:      http://{ctl}/faults (inject faults, docs/simulator.md)\n  data:           {dd}{temp_note}\n  its gateway's ledger and tickets:\n{look}\n  Within two minutes pump-2 trips, then the fire panel reports a fault and recovers.\n  Ctrl-C stops.\n",
         site = cfg.site,
         gw = cfg.gateway,
         ctl = sim.control_addr(),

@@ -1,5 +1,15 @@
 //! Logging set-up: human-readable text or JSON lines on stderr, or
 //! journald's native protocol (`--log-format`), and the shutdown signals.
+//!
+//! The embedded MQTT broker (rumqttd, `dashboard demo` and `dashboard
+//! serve` with `[mqtt] embedded_listen`) logs two ERROR records on every
+//! ordinary client disconnect, which are dropped here ([`BrokerNoise`]):
+//! `no-connection id N is already gone` (the router sees a client's
+//! DISCONNECT packet and then its closed socket, and reports the second as
+//! an error; rumqttd's own source says clients lead to this double
+//! disconnect) and `router-drop` with `Recv(Disconnected)` (the link finds
+//! its channel closed by the router that just removed that client). Every
+//! other record of the broker, errors included, is logged as before.
 
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::prelude::*;
@@ -41,6 +51,7 @@ pub fn init(filter: &str, format: LogFormat, identifier: &str) {
                 // A second call (tests) is harmless: the first subscriber stays.
                 let _ = tracing_subscriber::registry()
                     .with(filter)
+                    .with(BrokerNoise)
                     .with(layer)
                     .try_init();
                 return;
@@ -51,19 +62,94 @@ pub fn init(filter: &str, format: LogFormat, identifier: &str) {
             Err(_) => {}
         }
     }
+    use std::io::IsTerminal as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     let _ = if format == LogFormat::Json {
-        builder.json().flatten_event(true).try_init()
+        builder
+            .json()
+            .flatten_event(true)
+            .finish()
+            .with(BrokerNoise)
+            .try_init()
     } else {
-        builder.compact().try_init()
+        builder.compact().finish().with(BrokerNoise).try_init()
     };
     if let Some(e) = fallback {
         tracing::warn!(
             error = %e,
             "cannot reach journald at /run/systemd/journal/socket; logging text on stderr instead"
         );
+    }
+}
+
+/// Drops the embedded broker's two ERROR records of an ordinary client
+/// disconnect (see the module doc); everything else passes.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct BrokerNoise;
+
+impl BrokerNoise {
+    /// Whether a record of `target` at `level` with this message and
+    /// `error` field is the expected disconnect noise.
+    pub fn is_noise(
+        target: &str,
+        level: tracing::Level,
+        message: &str,
+        error: Option<&str>,
+    ) -> bool {
+        if level != tracing::Level::ERROR || !target.starts_with("rumqttd") {
+            return false;
+        }
+        let gone = message
+            .strip_prefix("no-connection id ")
+            .and_then(|r| r.strip_suffix(" is already gone"))
+            .is_some_and(|id| !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit()));
+        let dropped = message == "router-drop" && error == Some("Recv(Disconnected)");
+        gone || dropped
+    }
+}
+
+/// The `message` and `error` fields of an event, as text.
+#[derive(Default)]
+struct NoiseFields {
+    message: String,
+    error: Option<String>,
+}
+
+impl tracing::field::Visit for NoiseFields {
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        match field.name() {
+            "message" => self.message = format!("{value:?}"),
+            "error" => self.error = Some(format!("{value:?}")),
+            _ => {}
+        }
+    }
+
+    fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
+        match field.name() {
+            "message" => self.message = value.to_owned(),
+            "error" => self.error = Some(value.to_owned()),
+            _ => {}
+        }
+    }
+}
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for BrokerNoise {
+    fn event_enabled(
+        &self,
+        event: &tracing::Event<'_>,
+        _ctx: tracing_subscriber::layer::Context<'_, S>,
+    ) -> bool {
+        let meta = event.metadata();
+        if *meta.level() != tracing::Level::ERROR || !meta.target().starts_with("rumqttd") {
+            return true;
+        }
+        let mut f = NoiseFields::default();
+        event.record(&mut f);
+        !BrokerNoise::is_noise(meta.target(), *meta.level(), &f.message, f.error.as_deref())
     }
 }
 
@@ -187,6 +273,63 @@ pub async fn shutdown_signal_or(signals: ShutdownSignals, limit: Option<std::tim
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_the_brokers_disconnect_noise_is_dropped() {
+        use tracing::Level;
+        let r = "rumqttd::router::routing";
+        let b = "rumqttd::server::broker";
+        assert!(BrokerNoise::is_noise(
+            r,
+            Level::ERROR,
+            "no-connection id 0 is already gone",
+            None
+        ));
+        assert!(BrokerNoise::is_noise(
+            b,
+            Level::ERROR,
+            "router-drop",
+            Some("Recv(Disconnected)")
+        ));
+        // Real errors of the broker still show.
+        assert!(!BrokerNoise::is_noise(
+            b,
+            Level::ERROR,
+            "router-drop",
+            Some("Send(Full)")
+        ));
+        assert!(!BrokerNoise::is_noise(
+            b,
+            Level::ERROR,
+            "Remote link error",
+            None
+        ));
+        assert!(!BrokerNoise::is_noise(
+            b,
+            Level::ERROR,
+            "connection-stop",
+            None
+        ));
+        assert!(!BrokerNoise::is_noise(
+            r,
+            Level::ERROR,
+            "no-connection id x is already gone",
+            None
+        ));
+        // The same words from elsewhere, or at another level, are not touched.
+        assert!(!BrokerNoise::is_noise(
+            "gateway::north",
+            Level::ERROR,
+            "router-drop",
+            Some("Recv(Disconnected)")
+        ));
+        assert!(!BrokerNoise::is_noise(
+            r,
+            Level::WARN,
+            "no-connection id 0 is already gone",
+            None
+        ));
+    }
 
     #[test]
     fn journal_stream_is_device_colon_inode_and_must_match_both() {

@@ -52,6 +52,8 @@ use crate::tickets::{Severity, Step, Ticket, TicketEvent, TicketEventKind, Ticke
 #[cfg(test)]
 mod tests;
 
+pub mod handover;
+
 /// One minute, the rate-limit window.
 const MINUTE_MS: i64 = 60_000;
 /// Lines of a digest listed one by one; the rest are counted.
@@ -71,6 +73,8 @@ pub enum NoticeKind {
     Resolved,
     /// Several held notices in one message.
     Digest,
+    /// The daily shift handover digest (`[alerts] handover_at`).
+    Handover,
 }
 
 impl NoticeKind {
@@ -82,6 +86,7 @@ impl NoticeKind {
             NoticeKind::Acknowledged => "acknowledged",
             NoticeKind::Resolved => "resolved",
             NoticeKind::Digest => "digest",
+            NoticeKind::Handover => "handover",
         }
     }
 
@@ -93,6 +98,7 @@ impl NoticeKind {
             "acknowledged" => NoticeKind::Acknowledged,
             "resolved" => NoticeKind::Resolved,
             "digest" => NoticeKind::Digest,
+            "handover" => NoticeKind::Handover,
             _ => return None,
         })
     }
@@ -715,6 +721,15 @@ impl Policy {
             }
         }
         out
+    }
+
+    /// Who is on duty in the first tier at `now_ms` (the handover digest's
+    /// recipient), as a message names them.
+    pub fn on_duty(&self, now_ms: UnixMs) -> Vec<Recipient> {
+        self.roster
+            .on_call(0, now_ms)
+            .map(|d| vec![self.s.recipient(&d.person)])
+            .unwrap_or_default()
     }
 
     /// The earliest time [`Policy::tick`] has something to do.

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use gateway_core::alerts::{DeviceInfo, Notice, Policy};
+use gateway_core::alerts::{DeviceInfo, Notice, NoticeKind, Policy, handover};
 use gateway_core::state::UnixMs;
 use gateway_core::tickets::Ticket;
 use tokio::sync::mpsc;
@@ -83,7 +83,33 @@ pub struct Dispatcher {
     pub(super) next_prune_ms: UnixMs,
     /// Notices deleted so far in the current pruning pass.
     pub(super) pruned: usize,
+    /// The daily shift handover digest, when on.
+    pub(super) handover: Option<Handover>,
 }
+
+/// The daily shift handover digest's settings and the last day sent
+/// (`gateway_core::alerts::handover`).
+#[derive(Clone, Debug)]
+pub struct Handover {
+    /// Local time of day it is sent.
+    pub at: chrono::NaiveTime,
+    /// The channels it goes on.
+    pub channels: Vec<String>,
+    /// The site's zone.
+    pub tz: chrono_tz::Tz,
+    /// Language of the message.
+    pub lang: gateway_core::config::Language,
+    /// Site id.
+    pub site: String,
+    /// The last day sent (read back from the recorded notices at start).
+    pub last: Option<chrono::NaiveDate>,
+    /// When the dispatcher started (with nothing sent yet, only later
+    /// slots are due).
+    pub started_ms: UnixMs,
+}
+
+/// How far back the start looks for the last handover digest sent.
+const HANDOVER_LOOKBACK_MS: i64 = 3 * 24 * 3600 * 1000;
 
 impl std::fmt::Debug for Dispatcher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -192,6 +218,82 @@ impl Dispatcher {
         }
     }
 
+    /// Reads back the last day a handover digest was recorded.
+    fn restore_handover(&mut self, now: UnixMs) {
+        let Some(h) = self.handover.as_mut() else {
+            return;
+        };
+        h.started_ms = now;
+        match self.store.recorded_since(now - HANDOVER_LOOKBACK_MS) {
+            Ok(rows) => {
+                h.last = rows
+                    .iter()
+                    .filter(|r| r.notice.kind == NoticeKind::Handover)
+                    .filter_map(|r| handover::day_of_key(&r.notice.key))
+                    .max();
+            }
+            Err(e) => {
+                // The notice keys still keep a day from being recorded twice.
+                error!(error = %e, "cannot read the recorded alerts; the handover digest relies on its keys");
+            }
+        }
+    }
+
+    /// Records the handover digest of the day when it is due (once a day;
+    /// the keys make a second recording of a day a no-op).
+    fn handover(&mut self, now: UnixMs) {
+        let Some(h) = self.handover.clone() else {
+            return;
+        };
+        let Some(day) = handover::due(h.tz, h.at, now, h.last, h.started_ms) else {
+            return;
+        };
+        let from = handover::period_start(h.tz, day, h.at).unwrap_or(now - 24 * 3600 * 1000);
+        let read = self
+            .store
+            .tickets_for_period(from, now)
+            .and_then(|t| self.store.intervals(None, from, now, now).map(|iv| (t, iv)));
+        let (tickets, intervals) = match read {
+            Ok(r) => r,
+            Err(e) => {
+                error!(error = %e, "cannot read tickets and ledger for the handover digest; trying again shortly");
+                return;
+            }
+        };
+        let message = handover::message(&handover::Input {
+            site: &h.site,
+            day,
+            tz: h.tz,
+            lang: h.lang,
+            from_ms: from,
+            now_ms: now,
+            tickets: &tickets,
+            intervals: &intervals,
+            devices: &self.devices,
+            to: self.policy.on_duty(now),
+        });
+        let notices: Vec<Notice> = h
+            .channels
+            .iter()
+            .map(|ch| Notice {
+                key: handover::key(day, ch),
+                ticket: None,
+                kind: NoticeKind::Handover,
+                tier: 0,
+                channel: ch.clone(),
+                message: message.clone(),
+                at_ms: now,
+                held: false,
+                covers: Vec::new(),
+            })
+            .collect();
+        info!(day = %day, channels = notices.len(), "shift handover digest made");
+        self.record(&notices);
+        if let Some(h) = self.handover.as_mut() {
+            h.last = Some(day);
+        }
+    }
+
     /// Deletes one batch of notices older than `keep` when a pruning pass
     /// is due (at start, then hourly); a full batch means more are left,
     /// and the next batch follows after a short pause.
@@ -230,6 +332,7 @@ impl Dispatcher {
     /// the policy and delivers what is due.
     pub async fn run(mut self, mut events: mpsc::Receiver<CoreEvent>, shutdown: CancellationToken) {
         self.restore();
+        self.restore_handover((self.clock)());
         let (done_tx, mut done_rx) = mpsc::channel::<Outcome>(BATCH);
         let mut inflight: BTreeSet<i64> = BTreeSet::new();
         let mut events_open = true;
@@ -241,6 +344,7 @@ impl Dispatcher {
             }
             let due = self.policy.tick(now);
             self.record(&due);
+            self.handover(now);
             self.deliver(now, &mut inflight, &done_tx);
             // After the restore: it reads what pruning would delete.
             self.prune(now);
@@ -273,6 +377,9 @@ impl Dispatcher {
             self.policy.next_due(),
             self.store.next_alert_ms().ok().flatten(),
             Some(self.next_prune_ms),
+            self.handover
+                .as_ref()
+                .and_then(|h| handover::next_slot_ms(h.tz, h.at, now)),
         ]
         .into_iter()
         .flatten()

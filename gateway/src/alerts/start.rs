@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::info;
 
 use super::channels::{ChannelRef, EmailChannel, HttpChannel, MqttAlert, MqttChannel};
-use super::dispatch::{AlertStats, ChannelCounters, Clock, Dispatcher, Retry};
+use super::dispatch::{AlertStats, ChannelCounters, Clock, Dispatcher, Handover, Retry};
 use crate::engine::CoreEvent;
 use crate::store::Store;
 
@@ -176,6 +176,19 @@ pub fn dispatcher(
         keep_ms: ms(a.keep.get()),
         next_prune_ms: UnixMs::MIN,
         pruned: 0,
+        handover: match gateway_core::alerts::handover::parse_at(&a.handover_at) {
+            Ok(at) if a.handover => Some(Handover {
+                at,
+                channels: a.handover_channel_ids(),
+                tz,
+                lang: a.language,
+                site: cfg.site.clone(),
+                last: None,
+                started_ms: UnixMs::MIN,
+            }),
+            Ok(_) => None,
+            Err(e) => return Err(format!("[alerts] handover_at: {e}")),
+        },
     };
     Ok(Some((d, mqtt)))
 }

@@ -129,6 +129,9 @@ dashboard_url = "http://bms.local:8080/tickets/{{site}}/{{gateway}}/{{id}}"
 retry_min = "50ms"
 retry_max = "200ms"
 fallback_after = 2
+# Off for the paging tests: their clocks pass the daily handover time
+# (08:00), whose digest has its own test.
+handover = false
 {alerts}
 [[alerts.person]]
 id = "zhang"
@@ -864,4 +867,58 @@ fn alert_id_of(store: &Store, key: &str) -> i64 {
         .find(|r| r.notice.key == key)
         .unwrap()
         .id
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_handover_digest_is_sent_once_a_day_across_restarts_and_caught_up_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(
+        dir.path(),
+        &channel_toml("rec", "webhook", "http://127.0.0.1:9/unused"),
+    );
+    cfg.raw.alerts.as_mut().unwrap().handover = true;
+    let rec = Arc::new(Recorder::default());
+    let mut store = Store::open(dir.path()).unwrap();
+    let mut b = book();
+    // A ticket opened at 07:00, before the 08:00 handover.
+    let opened = fire_event(&mut b, T0 - 3 * 3_600_000);
+    store
+        .save_ticket_events(std::slice::from_ref(&opened))
+        .unwrap();
+    let handovers = || -> Vec<Notice> {
+        rec.got
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|n| n.kind == NoticeKind::Handover)
+            .cloned()
+            .collect()
+    };
+    // T0 is 10:00 site time. Started at 07:30: sent at 08:00.
+    let h = 3_600_000;
+    run_dispatcher(&cfg, dir.path(), T0 - 5 * h / 2, &rec, Vec::new(), 3600).await;
+    let got = handovers();
+    assert_eq!(got.len(), 1, "{got:?}");
+    let text = got[0].message.text();
+    assert!(
+        got[0]
+            .message
+            .title
+            .starts_with("【交接班摘要】tower-a 2026-11-03"),
+        "{text}"
+    );
+    assert!(text.contains("新开工单 1"), "{text}");
+    assert!(text.contains("未关闭工单：1"), "{text}");
+    assert!(text.contains("#1 1号消防主机"), "{text}");
+    assert_eq!(got[0].key, "handover:2026-11-03:rec");
+    assert!(got[0].at_ms >= T0 - 2 * h && got[0].at_ms < T0 - 2 * h + 20_000);
+    // Restarted the same day: not again.
+    run_dispatcher(&cfg, dir.path(), T0 + h, &rec, Vec::new(), 5).await;
+    assert_eq!(handovers().len(), 1);
+    // Down over the next 08:00, back at 11:00: caught up once.
+    run_dispatcher(&cfg, dir.path(), T0 + 25 * h, &rec, Vec::new(), 5).await;
+    run_dispatcher(&cfg, dir.path(), T0 + 26 * h, &rec, Vec::new(), 5).await;
+    let got = handovers();
+    assert_eq!(got.len(), 2, "{got:?}");
+    assert_eq!(got[1].key, "handover:2026-11-04:rec");
 }

@@ -28,7 +28,8 @@ pub struct DataDirArgs {
     /// The gateway configuration file (its `data_dir` is used).
     #[arg(long, short)]
     pub config: Option<PathBuf>,
-    /// The data directory itself.
+    /// The data directory itself, or a folder with one inside it (such as
+    /// the folder a demo prints).
     #[arg(long, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
 }
@@ -58,7 +59,9 @@ pub struct RestoreArgs {
 
 fn resolve(dir: &DataDirArgs) -> Result<PathBuf, String> {
     if let Some(d) = &dir.data_dir {
-        return Ok(d.clone());
+        // A folder holding one gateway store is taken for it; anything else
+        // (a fresh folder to restore into) as it is.
+        return Ok(super::site::find_store_dir(d).unwrap_or_else(|_| d.clone()));
     }
     let Some(file) = &dir.config else {
         return Err("give --config FILE or --data-dir DIR".into());

@@ -6,7 +6,6 @@
 //! lines printed (works while the gateway runs).
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::north::dead_letters::{DEAD_LETTERS_FILE, DeadLetters};
@@ -14,12 +13,8 @@ use crate::north::dead_letters::{DEAD_LETTERS_FILE, DeadLetters};
 /// Arguments of `gateway dead-letters`.
 #[derive(Debug, clap::Args)]
 pub struct DeadLettersArgs {
-    /// The gateway configuration file.
-    #[arg(long, short)]
-    pub config: PathBuf,
-    /// Read this data folder instead of the file's `data_dir`.
-    #[arg(long, value_name = "DIR")]
-    pub data_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub site: super::site::SiteArgs,
     /// After printing them, delete the lines printed.
     #[arg(long)]
     pub clear: bool,
@@ -27,15 +22,19 @@ pub struct DeadLettersArgs {
 
 /// Runs `gateway dead-letters`; returns the exit code.
 pub fn dead_letters(args: &DeadLettersArgs) -> u8 {
-    let data_dir = match &args.data_dir {
-        Some(d) => d.clone(),
-        None => match crate::files::load_config(&args.config) {
-            Ok(cfg) => crate::store::data_dir_of(&args.config, &cfg.data_dir),
+    let data_dir = match (&args.site.data_dir, &args.site.config) {
+        (Some(d), _) => super::site::find_store_dir(d).unwrap_or_else(|_| d.clone()),
+        (None, Some(file)) => match crate::files::load_config(file) {
+            Ok(cfg) => crate::store::data_dir_of(file, &cfg.data_dir),
             Err(errors) => {
-                super::print_config_errors(&args.config, &errors);
+                super::print_config_errors(file, &errors);
                 return super::EXIT_CONFIG;
             }
         },
+        (None, None) => {
+            eprintln!("gateway dead-letters: give --config FILE or --data-dir DIR");
+            return super::EXIT_CONFIG;
+        }
     };
     if !data_dir.join(DEAD_LETTERS_FILE).exists() {
         eprintln!(

@@ -111,10 +111,26 @@ pub async fn demo(a: DemoArgs) -> u8 {
             return super::EXIT_UNAVAILABLE;
         }
     };
+    if let Err(e) = super::site::record_config(&data_dir, &a.config) {
+        eprintln!(
+            "gateway demo: cannot record the configuration's path in {}: {e}; the commands below will need --config {}",
+            data_dir.display(),
+            a.config.display()
+        );
+    }
+    let tz = gateway_core::ledger::parse_tz(&cfg.timezone).unwrap_or(chrono_tz::Asia::Shanghai);
     println!(
-        "demo: ledger and tickets in {dir}; while the demo runs, see them with\n  BMS_DATA_DIR={dir} gateway tickets list --config {cfg}\n  BMS_DATA_DIR={dir} gateway status --config {cfg}\n",
+        "demo: ledger and tickets in {dir}{note}; see them with\n{commands}",
         dir = data_dir.display(),
-        cfg = a.config.display()
+        note = if a.data_dir.is_none() {
+            " (temporary, removed at exit)"
+        } else {
+            ""
+        },
+        commands = look_commands(&data_dir, tz, unix_now_ms())
+            .iter()
+            .map(|c| format!("  {c}\n"))
+            .collect::<String>()
     );
 
     let shutdown = CancellationToken::new();
@@ -194,6 +210,33 @@ pub async fn demo(a: DemoArgs) -> u8 {
     }
     sim.shutdown().await;
     0
+}
+
+/// The commands that show a demo's data in `data_dir` (as printed: the
+/// folder is quoted for a POSIX shell when it needs it), for the month of
+/// `now_ms` in the site's zone `tz`. `dashboard demo` prints them too.
+pub fn look_commands(data_dir: &std::path::Path, tz: chrono_tz::Tz, now_ms: i64) -> Vec<String> {
+    let dir = shell_word(&data_dir.display().to_string());
+    let month = chrono::DateTime::from_timestamp_millis(now_ms)
+        .map(|t| t.with_timezone(&tz).format("%Y-%m").to_string())
+        .unwrap_or_else(|| "2026-12".to_owned());
+    vec![
+        format!("gateway status --data-dir {dir}"),
+        format!("gateway tickets list --all --data-dir {dir}"),
+        format!("gateway maintenance list --data-dir {dir}"),
+        format!("gateway report --data-dir {dir} --month {month} --out report-{month}.html"),
+    ]
+}
+
+/// `s` as one POSIX shell word: as it is when only safe characters, else in
+/// single quotes.
+fn shell_word(s: &str) -> String {
+    let safe = |c: char| c.is_ascii_alphanumeric() || "/._-+:=@%,".contains(c);
+    if !s.is_empty() && s.chars().all(safe) {
+        s.to_owned()
+    } else {
+        format!("'{}'", s.replace('\'', r"'\''"))
+    }
 }
 
 /// What the demo shows: the latest poll, state and open tickets.

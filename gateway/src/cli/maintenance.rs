@@ -9,13 +9,12 @@
 //! to a running gateway, applied directly to a stopped one. Only windows
 //! added here can be removed here; configured ones are edited in the file.
 
-use std::path::PathBuf;
-
 use gateway_core::config::MaintenanceWindowConfig;
 use gateway_core::maintenance::{Schedule, Target, Window};
 use gateway_core::model::DeviceClass;
 use serde::Serialize;
 
+use super::site::SiteArgs;
 use super::tickets::{
     EXIT_REFUSED, Site, WAIT, json_text, load_site, local_time, now_ms, read, report, send, table,
 };
@@ -36,18 +35,16 @@ pub enum MaintenanceCommand {
     Add(AddArgs),
     /// List configured and added windows.
     List {
-        /// The gateway configuration file.
-        #[arg(long, short)]
-        config: PathBuf,
+        #[command(flatten)]
+        site: SiteArgs,
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
     },
     /// Remove a window added with `maintenance add`.
     Remove {
-        /// The gateway configuration file.
-        #[arg(long, short)]
-        config: PathBuf,
+        #[command(flatten)]
+        site: SiteArgs,
         /// Window id.
         id: String,
     },
@@ -56,9 +53,8 @@ pub enum MaintenanceCommand {
 /// Arguments of `maintenance add`.
 #[derive(Debug, Default, clap::Args)]
 pub struct AddArgs {
-    /// The gateway configuration file.
-    #[arg(long, short)]
-    pub config: PathBuf,
+    #[command(flatten)]
+    pub site: SiteArgs,
     /// Window id (lowercase letters, digits, '-', '_'); default `mw-<n>`.
     #[arg(long)]
     pub id: Option<String>,
@@ -102,7 +98,7 @@ pub fn window_from_args(a: &AddArgs, site: &Site, existing: &[Window]) -> Result
         && !site.config.devices.iter().any(|x| &x.id == d)
     {
         return Err(format!(
-            "no device {d:?} in the configuration; `gateway status --config …` lists them"
+            "no device {d:?} in the configuration; `gateway status --config …` (or `--data-dir …`) lists them"
         ));
     }
     let id = match &a.id {
@@ -200,7 +196,7 @@ pub fn list_text(rows: &[WindowRow]) -> String {
 /// Runs `gateway maintenance …`; returns the exit code.
 pub async fn maintenance(args: MaintenanceArgs) -> u8 {
     match args.command {
-        MaintenanceCommand::List { config, json } => read(&config, |site, store| {
+        MaintenanceCommand::List { site, json } => read(&site, |site, store| {
             let rows = window_rows(site, &store.windows()?);
             Ok(if json {
                 json_text(&rows)
@@ -208,12 +204,12 @@ pub async fn maintenance(args: MaintenanceArgs) -> u8 {
                 list_text(&rows)
             })
         }),
-        MaintenanceCommand::Remove { config, id } => {
-            send_window_command(&config, |_, _| Ok(Command::RemoveWindow { id })).await
+        MaintenanceCommand::Remove { site, id } => {
+            send_window_command(&site, |_, _| Ok(Command::RemoveWindow { id })).await
         }
         MaintenanceCommand::Add(a) => {
-            let config = a.config.clone();
-            send_window_command(&config, |site, store| {
+            let site = a.site.clone();
+            send_window_command(&site, |site, store| {
                 let mut existing = site.configured_windows();
                 existing.extend(store.windows().map_err(|e| e.to_string())?);
                 window_from_args(&a, site, &existing).map(Command::AddWindow)
@@ -226,10 +222,10 @@ pub async fn maintenance(args: MaintenanceArgs) -> u8 {
 /// Opens (creating it: windows may be planned before the first run) the
 /// store, builds the command and sends it.
 async fn send_window_command(
-    config: &std::path::Path,
+    args: &SiteArgs,
     make: impl FnOnce(&Site, &Store) -> Result<Command, String>,
 ) -> u8 {
-    let site = match load_site(config) {
+    let site = match load_site(args) {
         Ok(s) => s,
         Err(code) => return code,
     };

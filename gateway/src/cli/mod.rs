@@ -11,6 +11,7 @@ mod report;
 mod run;
 mod scan;
 mod simulate;
+mod site;
 mod status;
 mod tickets;
 
@@ -21,7 +22,7 @@ use clap::{Parser, Subcommand};
 pub use backup::{BackupArgs, RestoreArgs, backup, restore};
 pub use check::check;
 pub use dead_letters::{DeadLettersArgs, dead_letters};
-pub use demo::{DemoArgs, demo};
+pub use demo::{DemoArgs, demo, look_commands};
 pub use maintenance::{MaintenanceArgs, MaintenanceCommand, maintenance};
 pub use oncall::{AlertsArgs, AlertsCommand, OncallArgs, alerts, oncall};
 pub use read::{ReadArgs, read};
@@ -32,6 +33,7 @@ pub use report::{
 pub use run::{NorthParts, RunArgs, run, start_north};
 pub use scan::{ScanArgs, scan};
 pub use simulate::{SimulateArgs, simulate};
+pub use site::{CONFIG_RECORD, SiteArgs, find_store_dir, record_config};
 pub use status::{StatusArgs, run_status as status};
 pub use tickets::{TicketsArgs, TicketsCommand, tickets};
 

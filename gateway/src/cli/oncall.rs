@@ -1,20 +1,18 @@
 //! `gateway oncall` and `gateway alerts log` (issue #6): who is on call now
 //! and for the next days, and what was sent to whom, when, with what outcome.
 
-use std::path::PathBuf;
-
 use gateway_core::oncall::{Roster, Source};
 use gateway_core::state::UnixMs;
 use serde::Serialize;
 
+use super::site::SiteArgs;
 use super::tickets::{json_text, load_site, local_time, now_ms, open_store, table};
 
 /// Arguments of `gateway oncall`.
 #[derive(Debug, clap::Args)]
 pub struct OncallArgs {
-    /// The gateway configuration file.
-    #[arg(long, short)]
-    pub config: PathBuf,
+    #[command(flatten)]
+    pub site: SiteArgs,
     /// Show the rotation from this local time (`"2026-12-24 09:00"`) instead of now.
     #[arg(long, value_name = "LOCAL_TIME")]
     pub at: Option<String>,
@@ -39,9 +37,8 @@ pub struct AlertsArgs {
 pub enum AlertsCommand {
     /// What was sent to whom, when, and the outcome (newest first), and each channel's health.
     Log {
-        /// The gateway configuration file.
-        #[arg(long, short)]
-        config: PathBuf,
+        #[command(flatten)]
+        site: SiteArgs,
         /// Only this ticket's alerts.
         #[arg(long)]
         ticket: Option<u64>,
@@ -56,9 +53,8 @@ pub enum AlertsCommand {
     /// duty in tier 1, and say whether the channel accepted it. Nothing is
     /// recorded; the `mqtt` channel needs `gateway run` and is skipped.
     Test {
-        /// The gateway configuration file.
-        #[arg(long, short)]
-        config: PathBuf,
+        #[command(flatten)]
+        site: SiteArgs,
         /// Only this channel.
         #[arg(long)]
         channel: Option<String>,
@@ -116,21 +112,21 @@ pub fn shifts(
 
 /// Runs `gateway oncall`; returns the exit code.
 pub fn oncall(args: OncallArgs) -> u8 {
-    let site = match load_site(&args.config) {
+    let site = match load_site(&args.site) {
         Ok(s) => s,
         Err(code) => return code,
     };
     let Some(a) = site.config.raw.alerts.clone() else {
         eprintln!(
             "{}: no [alerts] section: nobody is on call",
-            args.config.display()
+            site.config_file.display()
         );
         return super::EXIT_CONFIG;
     };
     let roster = match Roster::from_config(&a, site.tz) {
         Ok(r) => r,
         Err(errs) => {
-            super::print_config_errors(&args.config, &errs);
+            super::print_config_errors(&site.config_file, &errs);
             return super::EXIT_CONFIG;
         }
     };
@@ -214,16 +210,16 @@ pub struct LogRow {
 
 /// Runs `gateway alerts …`; returns the exit code.
 pub async fn alerts(args: AlertsArgs) -> u8 {
-    let (config, ticket, limit, json) = match args.command {
+    let (site_args, ticket, limit, json) = match args.command {
         AlertsCommand::Log {
-            config,
+            site,
             ticket,
             limit,
             json,
-        } => (config, ticket, limit, json),
-        AlertsCommand::Test { config, channel } => return test(&config, channel.as_deref()).await,
+        } => (site, ticket, limit, json),
+        AlertsCommand::Test { site, channel } => return test(&site, channel.as_deref()).await,
     };
-    let site = match load_site(&config) {
+    let site = match load_site(&site_args) {
         Ok(s) => s,
         Err(code) => return code,
     };
@@ -334,13 +330,14 @@ pub async fn alerts(args: AlertsArgs) -> u8 {
 }
 
 /// `gateway alerts test`: one message per channel, sent directly.
-async fn test(config: &std::path::Path, only: Option<&str>) -> u8 {
+async fn test(args: &SiteArgs, only: Option<&str>) -> u8 {
     use gateway_core::alerts::{Message, Notice, NoticeKind, Recipient};
     use gateway_core::config::{ChannelKind, Language};
-    let site = match load_site(config) {
+    let site = match load_site(args) {
         Ok(s) => s,
         Err(code) => return code,
     };
+    let config = site.config_file.as_path();
     let Some(a) = site.config.raw.alerts.clone() else {
         eprintln!("{}: no [alerts] section", config.display());
         return super::EXIT_CONFIG;

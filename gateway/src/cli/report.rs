@@ -35,6 +35,7 @@ use gateway_core::report::{
 use gateway_core::state::{DeviceState, Interval, UnixMs};
 
 use super::EXIT_CONFIG;
+use super::site::SiteArgs;
 use super::tickets::{
     EXIT_REFUSED, Site, error_json, gateway_running, load_site, now_ms, open_store,
 };
@@ -57,9 +58,8 @@ pub enum Format {
 /// Arguments of `gateway report`.
 #[derive(Debug, clap::Args)]
 pub struct ReportArgs {
-    /// The gateway configuration file.
-    #[arg(long, short)]
-    pub config: PathBuf,
+    #[command(flatten)]
+    pub at: SiteArgs,
     /// The calendar month, local to the site: YYYY-MM (e.g. 2026-11).
     #[arg(long, short)]
     pub month: String,
@@ -78,9 +78,6 @@ pub struct ReportArgs {
     /// Language of the HTML and of the CSV and xlsx headers: zh (default) or en.
     #[arg(long, default_value = "zh")]
     pub lang: String,
-    /// The data directory, instead of the configuration's data_dir.
-    #[arg(long)]
-    pub data_dir: Option<PathBuf>,
     /// Refuse unless the configuration is this site's (a check for scripts
     /// that loop over sites).
     #[arg(long)]
@@ -398,7 +395,7 @@ pub fn report(args: ReportArgs) -> u8 {
             return EXIT_CONFIG;
         }
     };
-    let mut site = match load_site(&args.config) {
+    let site = match load_site(&args.at) {
         Ok(s) => s,
         Err(code) => return code,
     };
@@ -407,13 +404,10 @@ pub fn report(args: ReportArgs) -> u8 {
     {
         eprintln!(
             "gateway report: unknown site {wanted:?}: {} is the configuration of site {:?}; give that site or the configuration of {wanted:?}",
-            args.config.display(),
+            site.config_file.display(),
             site.config.site
         );
         return EXIT_CONFIG;
-    }
-    if let Some(dir) = &args.data_dir {
-        site.data_dir = dir.clone();
     }
     let store = match open_store(&site) {
         Ok(s) => s,

@@ -104,6 +104,11 @@ pub async fn run(args: RunArgs) -> u8 {
                 return super::EXIT_UNAVAILABLE;
             }
         };
+        // `gateway status --data-dir DIR` and the like find the
+        // configuration through this record (cli::site).
+        if let Err(e) = super::site::record_config(&data_dir, &args.config) {
+            warn!(error = %e, dir = %data_dir.display(), "cannot record the configuration's path in the data directory; commands there will need --config");
+        }
         // The data disk: telemetry stays out of the [store] min_free reserve.
         let space = std::sync::Arc::new(crate::store::Space::new(
             &data_dir,

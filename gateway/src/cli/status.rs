@@ -9,22 +9,20 @@
 //! unknown (`gateway_down`), as in `gateway report`: its devices' last
 //! states are not carried on to now.
 
-use std::path::PathBuf;
-
 use gateway_core::ledger::{month_to_date, totals};
 use gateway_core::state::{DeviceState, UnixMs};
 use serde::Serialize;
 
 use super::report::seen_intervals;
+use super::site::SiteArgs;
 use super::tickets::{Site, gateway_running, human_ms, json_text, local_time, now_ms, read, table};
 use crate::store::{Store, StoreError};
 
 /// Arguments of `gateway status`.
 #[derive(Debug, clap::Args)]
 pub struct StatusArgs {
-    /// The gateway configuration file.
-    #[arg(long, short)]
-    pub config: PathBuf,
+    #[command(flatten)]
+    pub site: SiteArgs,
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -208,7 +206,7 @@ pub fn status_text(site: &Site, s: &Status) -> String {
 /// Runs `gateway status`; returns the exit code.
 pub fn run_status(args: StatusArgs) -> u8 {
     let json = args.json;
-    read(&args.config, |site, store| {
+    read(&args.site, |site, store| {
         let s = status(site, store, now_ms())?;
         Ok(if json {
             json_text(&s)

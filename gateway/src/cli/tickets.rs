@@ -32,6 +32,7 @@ use gateway_core::state::UnixMs;
 use gateway_core::tickets::{Ticket, TicketEvent};
 use serde::Serialize;
 
+use super::site::SiteArgs;
 use crate::store::{
     Command, CommandError, DataDirLock, Store, StoreError, TicketFilter, data_dir_of,
 };
@@ -61,9 +62,8 @@ pub struct TicketsArgs {
 pub enum TicketsCommand {
     /// List tickets: those not closed, or all with --all.
     List {
-        /// The gateway configuration file (for data_dir and the time zone).
-        #[arg(long, short)]
-        config: PathBuf,
+        #[command(flatten)]
+        site: SiteArgs,
         /// Include closed tickets.
         #[arg(long)]
         all: bool,
@@ -76,9 +76,8 @@ pub enum TicketsCommand {
     },
     /// Show one ticket with its whole trail.
     Show {
-        /// The gateway configuration file.
-        #[arg(long, short)]
-        config: PathBuf,
+        #[command(flatten)]
+        site: SiteArgs,
         /// Ticket number.
         id: u64,
         /// Print JSON (the ticket and its events).
@@ -96,9 +95,8 @@ pub enum TicketsCommand {
 /// Arguments of `ack`, `resolve` and `close`.
 #[derive(Debug, clap::Args)]
 pub struct ActArgs {
-    /// The gateway configuration file.
-    #[arg(long, short)]
-    pub config: PathBuf,
+    #[command(flatten)]
+    pub site: SiteArgs,
     /// Ticket number.
     pub id: u64,
     /// Who acts (name of the engineer).
@@ -118,6 +116,8 @@ pub struct Site {
     pub tz: Tz,
     /// The gateway's data directory.
     pub data_dir: PathBuf,
+    /// The configuration file it was read from.
+    pub config_file: PathBuf,
 }
 
 impl Site {
@@ -129,6 +129,7 @@ impl Site {
             config,
             tz,
             data_dir,
+            config_file: config_file.to_path_buf(),
         })
     }
 
@@ -152,8 +153,25 @@ impl Site {
     }
 }
 
-/// Loads the site of `gateway <cmd> --config FILE`, printing what is wrong.
-pub(super) fn load_site(config: &Path) -> Result<Site, u8> {
+/// Loads the site of `gateway <cmd> --config FILE` and/or `--data-dir DIR`
+/// (see `cli::site`), printing what is wrong.
+pub(super) fn load_site(args: &SiteArgs) -> Result<Site, u8> {
+    let (file, dir) = match super::site::resolve(args) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("gateway: {e}");
+            return Err(super::EXIT_CONFIG);
+        }
+    };
+    let mut site = load_site_file(&file)?;
+    if let Some(d) = dir {
+        site.data_dir = d;
+    }
+    Ok(site)
+}
+
+/// Loads the site of a configuration file, printing what is wrong.
+pub(super) fn load_site_file(config: &Path) -> Result<Site, u8> {
     let resolved = crate::files::load_config(config).map_err(|errors| {
         super::print_config_errors(config, &errors);
         super::EXIT_CONFIG
@@ -169,8 +187,10 @@ pub(super) fn open_store(site: &Site) -> Result<Store, u8> {
     Store::open_existing(&site.data_dir).map_err(|e| {
         match e {
             StoreError::Missing { .. } => eprintln!(
-                "gateway: no gateway has run with this config's data_dir {} yet",
-                site.data_dir.display()
+                "gateway: no gateway store in {} (no {}): no gateway has run with this data directory yet; \
+                 start it (gateway run) or give the right --data-dir DIR or --config FILE",
+                site.data_dir.display(),
+                crate::store::DB_FILE
             ),
             e => eprintln!("gateway: {e}"),
         }
@@ -471,11 +491,11 @@ pub struct ShowJson<'a> {
 pub async fn tickets(args: TicketsArgs) -> u8 {
     match args.command {
         TicketsCommand::List {
-            config,
+            site,
             all,
             device,
             json,
-        } => read(&config, |site, store| {
+        } => read(&site, |site, store| {
             let filter = TicketFilter {
                 open_only: !all,
                 device,
@@ -488,7 +508,7 @@ pub async fn tickets(args: TicketsArgs) -> u8 {
                 list_text(site, &list, now_ms())
             })
         }),
-        TicketsCommand::Show { config, id, json } => read(&config, |site, store| {
+        TicketsCommand::Show { site, id, json } => read(&site, |site, store| {
             let Some(t) = store.ticket(id)? else {
                 if store.ticket_deleted(id)? {
                     return Err(CommandError::Deleted(id));
@@ -531,10 +551,10 @@ pub(super) fn error_json(message: &str) -> String {
 
 /// Loads the site and its store, runs a read-only query, prints its text.
 pub(super) fn read(
-    config: &Path,
+    args: &SiteArgs,
     f: impl FnOnce(&Site, &Store) -> Result<String, CommandError>,
 ) -> u8 {
-    let site = match load_site(config) {
+    let site = match load_site(args) {
         Ok(s) => s,
         Err(code) => return code,
     };
@@ -555,7 +575,7 @@ pub(super) fn read(
 }
 
 async fn act(a: ActArgs, make: impl FnOnce(u64, String, String) -> Command) -> u8 {
-    let site = match load_site(&a.config) {
+    let site = match load_site(&a.site) {
         Ok(s) => s,
         Err(code) => return code,
     };

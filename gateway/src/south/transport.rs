@@ -330,8 +330,13 @@ impl Transport {
             Ok(ctx) => {
                 self.ctx = Some(ctx);
                 self.connects += 1;
-                if self.connects > 1 {
+                // Back after failures to connect: worth a line. The routine
+                // re-making after a failed request (a silent unit: every
+                // absent unit of a `gateway scan`) is not.
+                if self.connects > 1 && self.link_failures > 0 {
                     info!(bus = %self.bus.id, target = %self.bus.target, "reconnected");
+                } else if self.connects > 1 {
+                    debug!(bus = %self.bus.id, target = %self.bus.target, "reconnected");
                 }
                 Ok(())
             }

@@ -322,6 +322,17 @@ pub struct AlertsConfig {
     /// How long a digest gathers before it is sent. Default `"30s"`.
     #[serde(default = "default_digest_delay")]
     pub digest_delay: HumanDuration,
+    /// The daily shift handover digest on or off. Default on.
+    #[serde(default = "yes")]
+    pub handover: bool,
+    /// When the handover digest is sent, `HH:MM` in the site's time zone.
+    /// Default `"08:00"`.
+    #[serde(default = "default_handover_at")]
+    pub handover_at: String,
+    /// The channels the handover digest goes on. Default: every channel
+    /// of the critical and ordinary policies.
+    #[serde(default)]
+    pub handover_channels: Option<Vec<String>>,
     /// First retry after a failed delivery; doubles up to `retry_max`. Default `"5s"`.
     #[serde(default = "default_retry_min")]
     pub retry_min: HumanDuration,
@@ -370,6 +381,9 @@ const fn default_digest_after() -> u32 {
 }
 const fn default_digest_delay() -> HumanDuration {
     HumanDuration::from_secs(30)
+}
+fn default_handover_at() -> String {
+    "08:00".to_owned()
 }
 const fn default_retry_min() -> HumanDuration {
     HumanDuration::from_secs(5)
@@ -422,6 +436,28 @@ pub fn check_http_url(url: &str) -> Result<(), String> {
 }
 
 impl AlertsConfig {
+    /// The channels the handover digest goes on (see `handover_channels`),
+    /// each once, in order.
+    pub fn handover_channel_ids(&self) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        let all = match &self.handover_channels {
+            Some(list) => list.clone(),
+            None => self
+                .critical
+                .channels
+                .iter()
+                .chain(&self.ordinary.channels)
+                .cloned()
+                .collect(),
+        };
+        for c in all {
+            if !out.contains(&c) {
+                out.push(c);
+            }
+        }
+        out
+    }
+
     /// The channel with this id.
     pub fn channel(&self, id: &str) -> Option<&ChannelConfig> {
         self.channels.iter().find(|c| c.id == id)
@@ -439,6 +475,18 @@ impl AlertsConfig {
     pub fn check(&self, timezone: &str, mqtt: bool) -> Vec<ConfigError> {
         let mut errs = Vec::new();
         let mut e = |p: String, m: String| errs.push(ConfigError::new(p, m));
+        // The handover digest.
+        if let Err(m) = crate::alerts::handover::parse_at(&self.handover_at) {
+            e("alerts.handover_at".to_owned(), m);
+        }
+        for (i, id) in self.handover_channels.iter().flatten().enumerate() {
+            if !self.channels.iter().any(|c| &c.id == id) {
+                e(
+                    format!("alerts.handover_channels[{i}]"),
+                    format!("no channel {id:?} in [[alerts.channel]]"),
+                );
+            }
+        }
         // Channels.
         for (i, c) in self.channels.iter().enumerate() {
             let path = format!("alerts.channel[{i}]");

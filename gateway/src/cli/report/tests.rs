@@ -290,13 +290,12 @@ fn the_gateway_report_equals_the_one_rebuilt_from_events_and_counts_removed_devi
 #[test]
 fn the_format_follows_the_out_file_unless_given() {
     let args = |format: Option<Format>, out: Option<&str>| ReportArgs {
-        config: PathBuf::from("x.toml"),
+        at: crate::cli::SiteArgs::config(PathBuf::from("x.toml")),
         month: "2026-11".to_owned(),
         format,
         out: out.map(PathBuf::from),
         section: None,
         lang: "zh".to_owned(),
-        data_dir: None,
         site: None,
         site_name: None,
     };
@@ -319,13 +318,12 @@ fn bad_months_languages_and_sites_exit_64_before_touching_the_store() {
     let config = dir.path().join("gateway.toml");
     let run = |month: &str, lang: &str, site: Option<&str>| {
         report(ReportArgs {
-            config: config.clone(),
+            at: crate::cli::SiteArgs::config(config.clone()),
             month: month.to_owned(),
             format: None,
             out: None,
             section: None,
             lang: lang.to_owned(),
-            data_dir: None,
             site: site.map(str::to_owned),
             site_name: None,
         })
@@ -543,13 +541,12 @@ fn a_month_before_the_retained_data_exits_64_with_the_reason() {
     store.begin_prune(at(2024, 11, 1, 0, 0)).unwrap();
     let run = |month: &str| {
         report(ReportArgs {
-            config: dir.path().join("gateway.toml"),
+            at: crate::cli::SiteArgs::config(dir.path().join("gateway.toml")),
             month: month.to_owned(),
             format: Some(Format::Json),
             out: Some(dir.path().join("r.json")),
             section: None,
             lang: "zh".to_owned(),
-            data_dir: None,
             site: None,
             site_name: None,
         })
@@ -629,13 +626,12 @@ fn csv_is_one_table_per_file_and_xlsx_one_workbook() {
     let config = dir.path().join("gateway.toml");
     let run = |format: Option<Format>, out: &Path, section: Option<&str>| {
         report(ReportArgs {
-            config: config.clone(),
+            at: crate::cli::SiteArgs::config(config.clone()),
             month: "2026-10".to_owned(),
             format,
             out: Some(out.to_owned()),
             section: section.map(str::to_owned),
             lang: "en".to_owned(),
-            data_dir: None,
             site: None,
             site_name: None,
         })
