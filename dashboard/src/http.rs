@@ -18,7 +18,7 @@ use serde::Deserialize;
 use serde_json::{Value as Json, json};
 
 use crate::auth::{LoginError, Session};
-use crate::commands::{CommandError, ticket_op};
+use crate::commands::{CommandError, TICKET_OPS, ticket_op};
 use crate::state::{Shared, now_ms};
 
 type St = State<Arc<Shared>>;
@@ -858,8 +858,8 @@ async fn ticket_action(
     if headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok()) != Some(s.csrf.as_str()) {
         return csrf_refused();
     }
-    if !["ack", "resolve", "close"].contains(&op.as_str()) {
-        return not_found_json(&format!("no action {op:?}; use ack, resolve or close"));
+    if !TICKET_OPS.contains(&op.as_str()) {
+        return not_found_json(&format!("no action {op:?}; use {}", TICKET_OPS.join(", ")));
     }
     let note = body.map(|b| b.0.note).unwrap_or_default();
     if note.chars().count() > 2000 {
@@ -880,33 +880,62 @@ async fn ticket_action(
     match ticket_op(&shared, &site, &gw, &op, n, &s.user, &note).await {
         Ok(result) => {
             tracing::info!(%site, gateway = %gw, ticket = n, %op, user = %s.user, "command confirmed");
-            axum::Json(json!({"ok": true, "result": result})).into_response()
+            axum::Json(json!({"ok": true, "op": op, "result": result})).into_response()
         }
         Err(e) => {
-            let (code, msg) = match e {
+            // `code` and `state` let the pages say it in the reader's
+            // language; `error` is the English text for API clients.
+            let mut state = None;
+            let (status, code, msg) = match e {
                 CommandError::NoSecret => (
                     StatusCode::SERVICE_UNAVAILABLE,
+                    "no_secret",
                     format!(
                         "no command secret for {site}/{gw} in the dashboard's configuration ([[gateway]])"
                     ),
                 ),
                 CommandError::Broker(e) => (
                     StatusCode::BAD_GATEWAY,
+                    "broker",
                     format!("cannot send to the broker: {e}"),
                 ),
                 CommandError::Timeout => (
                     StatusCode::GATEWAY_TIMEOUT,
+                    "timeout",
                     format!(
                         "{site}/{gw} did not answer within {} s; is it online?",
                         crate::commands::REPLY_TIMEOUT.as_secs()
                     ),
                 ),
-                CommandError::Refused(t) => {
-                    (StatusCode::CONFLICT, format!("the gateway refused: {t}"))
+                CommandError::Refused { reason, detail } if reason == "refused" => {
+                    // The gateway publishes every change before it replies,
+                    // so the state held here is the one that refused.
+                    state = shared
+                        .model
+                        .lock()
+                        .ok()
+                        .and_then(|m| m.ticket(&site, Some(&gw), n))
+                        .and_then(|(_, t)| t["state"].as_str().map(str::to_owned));
+                    (
+                        StatusCode::CONFLICT,
+                        "refused",
+                        format!("the gateway refused: {detail}"),
+                    )
                 }
+                CommandError::Refused { reason, detail } => (
+                    StatusCode::CONFLICT,
+                    "rejected",
+                    format!("the gateway did not accept the command ({reason}): {detail}"),
+                ),
             };
             tracing::warn!(%site, gateway = %gw, ticket = n, %op, error = %msg, "command not done");
-            (code, axum::Json(json!({"ok": false, "error": msg}))).into_response()
+            (
+                status,
+                axum::Json(json!({
+                    "ok": false, "op": op, "code": code, "state": state, "error": msg,
+                })),
+            )
+                .into_response()
         }
     }
 }
