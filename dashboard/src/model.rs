@@ -554,10 +554,15 @@ impl Model {
         let gws = self.sites.get(site)?;
         gws.values()
             .filter(|g| gateway.is_none_or(|w| w == g.id))
-            .find_map(|g| g.tickets.get(&n).map(|t| (g.id.clone(), json!(t))))
+            .find_map(|g| {
+                g.tickets
+                    .get(&n)
+                    .map(|t| (g.id.clone(), ticket_json(site, g, t)))
+            })
     }
 
-    /// Every ticket of every site (closed ones too), newest first.
+    /// Every ticket of every site (closed ones too), newest first (the
+    /// pages order them by urgency themselves).
     pub fn all_tickets(&self) -> Vec<Json> {
         let mut all = Vec::new();
         for (site, gws) in &self.sites {
@@ -593,10 +598,15 @@ fn gateway<'a>(
     }))
 }
 
+/// A ticket with its `site`, `gateway` and its device's display names
+/// (`name_zh`, `name_en`; null for a device not heard of).
 fn ticket_json(site: &str, g: &Gateway, t: &bms_wire::Ticket) -> Json {
+    let name = g.devices.get(&t.device).map(|d| (&d.name_zh, &d.name_en));
     let mut t = json!(t);
     t["gateway"] = json!(g.id);
     t["site"] = json!(site);
+    t["name_zh"] = json!(name.map(|n| n.0));
+    t["name_en"] = json!(name.map(|n| n.1));
     t
 }
 
