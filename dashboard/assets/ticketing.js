@@ -79,14 +79,14 @@ function noteText(note) {
 function reasonText(r) {
   const s = str(r);
   if (s === "comms") return tw("reason_comms");
-  if (s.startsWith("rule:")) return tw("reason_rule") + " " + s.slice(5);
+  if (s.startsWith("rule:")) return tw("reason_rule") + " " + s.slice(5).replace(/_/g, " ");
   return s;
 }
 // `availability` / `alarm:<point>` for people.
 function kindText(k) {
   const s = str(k);
   if (s === "availability") return tw("kind_availability");
-  if (s.startsWith("alarm:")) return tw("kind_alarm") + " " + s.slice(6);
+  if (s.startsWith("alarm:")) return tw("kind_alarm") + " " + s.slice(6).replace(/_/g, " ");
   return s;
 }
 

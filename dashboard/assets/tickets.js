@@ -74,8 +74,9 @@ function renderDetail(force) {
     el("div", null, tw("deadline") + "：" + dateTimeText(tk.deadline_ms)),
     step(tw("arrived_by"), tk.arrived), step(t("acknowledged"), tk.acknowledged), step(t("resolved"), tk.resolved), step(t("closed"), tk.closed),
     el("h3", null, t("history")),
-    el("table", null, el("tbody", null, list(tk.history).filter((s) => s && typeof s === "object").map((s) =>
-      el("tr", null, el("td", { class: "nowrap" }, dateTimeText(s.at_ms)), el("td", null, stepText(s.kind)), el("td", null, byText(s.by)), el("td", null, noteText(s.note)))))),
+    el("ol", { class: "ph-history" }, list(tk.history).filter((s) => s && typeof s === "object").map((s) =>
+      el("li", null, el("span", { class: "ph-when" }, dateTimeText(s.at_ms)), " ", el("b", null, stepText(s.kind)),
+        " · " + byText(s.by) + (s.note ? " · " + noteText(s.note) : "")))),
     el("p", null, el("a", { href: ticketHref(tk) }, LANG === "en" ? "Phone page of this ticket" : "本工单手机页"), " · ",
       el("a", { href: deviceHref(tk) }, t("device") + " " + ticketDevice(tk))),
   ];
