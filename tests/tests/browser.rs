@@ -639,6 +639,17 @@ people = ["zhang"]
         Duration::from_secs(20),
     );
     b.screenshot(&artifacts.join("phone-ticket-zh-390-acked.png"));
+    // A second acknowledgement (another phone still showing the button) is
+    // refused by the gateway; the page says why, in Chinese, once.
+    let refusal = b.js(
+        "return sendOp(TK, 'ack', '', ME.csrf).then(r => [r.status, outcomeText(r, TK, 'ack')]);",
+    );
+    assert_eq!(refusal[0], json!(409), "{refusal}");
+    assert_eq!(
+        refusal[1],
+        json!(format!("工单 #{id} 已确认，不能确认。")),
+        "{refusal}"
+    );
 
     // The gateway's store has both steps.
     let (code, out, err) = run_with_timeout(
