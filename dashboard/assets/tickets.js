@@ -1,4 +1,5 @@
-// Ticket list, detail, login, acknowledge/resolve (signed commands via the dashboard).
+// Ticket list (most urgent first), detail, login, on site / acknowledge /
+// resolve (signed commands via the dashboard).
 "use strict";
 
 let ME = null;
@@ -30,17 +31,22 @@ function labels() {
 
 function renderList() {
   const only = document.getElementById("only-open").checked;
-  const rows = TICKETS.filter((tk) => !only || tk.state !== "closed").map((tk) =>
+  const rows = TICKETS.filter((tk) => !only || tk.state !== "closed").slice().sort(byUrgency).map((tk) =>
     el("tr", { "data-key": keyOf(tk), class: keyOf(tk) === SEL ? "sel" : "" },
-      el("td", null, tk.id), el("td", null, str(tk.site) + "/" + str(tk.gateway)), el("td", null, tk.device),
-      el("td", null, t(tk.severity)), el("td", null, t(tk.state)), el("td", null, dateTimeText(tk.opened_ms))));
+      el("td", { class: "nowrap" }, el("a", { href: ticketHref(tk) }, "#" + str(tk.id))),
+      el("td", { class: "wide" }, str(tk.site) + "/" + str(tk.gateway)), el("td", null, ticketDevice(tk)),
+      el("td", { class: "nowrap sev-" + (tk.severity === "critical" ? "critical" : "ordinary") }, t(tk.severity === "critical" ? "critical" : "ordinary")),
+      el("td", { class: "nowrap" }, stateText(tk.state)), el("td", { class: "wide nowrap" }, dateTimeText(tk.opened_ms))));
   const tb = fill("rows", rows);
-  for (const tr of tb.querySelectorAll("tr")) tr.onclick = () => { SEL = tr.dataset.key; location.hash = SEL; renderList(); renderDetail(); };
+  for (const tr of tb.querySelectorAll("tr")) tr.onclick = (e) => {
+    if (e.target instanceof Element && e.target.closest("a")) return;
+    SEL = tr.dataset.key; location.hash = SEL; renderList(); renderDetail(true);
+  };
 }
 
 function step(name, s) {
   if (!s || typeof s !== "object") return null;
-  return el("div", null, t(name) + "：" + str(s.by) + " · " + dateTimeText(s.at_ms) + (s.note ? " · " + str(s.note) : ""));
+  return el("div", null, name + "：" + byText(s.by) + " · " + dateTimeText(s.at_ms) + (s.note ? " · " + noteText(s.note) : ""));
 }
 
 // The device page of a ticket's device.
@@ -48,43 +54,51 @@ function deviceHref(tk) {
   return "/devices/" + encodeURIComponent(str(tk.site)) + "/" + encodeURIComponent(str(tk.gateway)) + "/" + encodeURIComponent(str(tk.device));
 }
 
-function renderDetail() {
+// The detail of the selected ticket. Re-made from a refresh only when the
+// ticket or what may be done changed, so that a note being typed stays;
+// the outcome of an action is in #act-msg, which no refresh touches.
+let SHOWN = "";
+function renderDetail(force) {
   const box = document.getElementById("detail");
   const tk = TICKETS.find((x) => keyOf(x) === SEL);
-  if (!tk) { box.replaceChildren(); return; }
+  if (!tk) { box.replaceChildren(); SHOWN = ""; return; }
+  const sig = JSON.stringify(tk) + "|" + LANG + "|" + (ME ? ME.user : "");
+  if (!force && sig === SHOWN) return;
+  SHOWN = sig;
+  const old = document.getElementById("note");
+  const typed = old ? old.value : "";
   const parts = [
-    el("h2", null, "#" + str(tk.id) + " · " + str(tk.device)),
-    el("div", null, tk.summary),
-    el("div", null, t(tk.severity) + " · " + t(tk.state) + " · " + str(tk.kind)),
-    el("div", null, (LANG === "en" ? "Deadline: " : "期限：") + dateTimeText(tk.deadline_ms)),
-    step("acknowledged", tk.acknowledged), step("resolved", tk.resolved), step("closed", tk.closed),
+    el("h2", null, "#" + str(tk.id) + " · " + ticketDevice(tk)),
+    el("div", null, title(tk)),
+    el("div", null, t(tk.severity === "critical" ? "critical" : "ordinary") + " · " + stateText(tk.state) + " · " + kindText(tk.kind)),
+    el("div", null, tw("deadline") + "：" + dateTimeText(tk.deadline_ms)),
+    step(tw("arrived_by"), tk.arrived), step(t("acknowledged"), tk.acknowledged), step(t("resolved"), tk.resolved), step(t("closed"), tk.closed),
     el("h3", null, t("history")),
-    el("table", null, list(tk.history).filter((s) => s && typeof s === "object").map((s) =>
-      el("tr", null, el("td", null, dateTimeText(s.at_ms)), el("td", null, s.kind), el("td", null, s.by), el("td", null, s.note)))),
-    el("p", null, el("a", { href: deviceHref(tk) }, t("device") + " " + str(tk.device))),
+    el("ol", { class: "ph-history" }, list(tk.history).filter((s) => s && typeof s === "object").map((s) =>
+      el("li", null, el("span", { class: "ph-when" }, dateTimeText(s.at_ms)), " ", el("b", null, stepText(s.kind)),
+        " · " + byText(s.by) + (s.note ? " · " + noteText(s.note) : "")))),
+    el("p", null, el("a", { href: ticketHref(tk) }, LANG === "en" ? "Phone page of this ticket" : "本工单手机页"), " · ",
+      el("a", { href: deviceHref(tk) }, t("device") + " " + ticketDevice(tk))),
   ];
-  if (ME && (tk.state === "open" || tk.state === "acknowledged")) {
+  const ops = ME ? allowedOps(tk) : [];
+  if (ops.length) {
     parts.push(el("label", null, t("note"), el("textarea", { id: "note", maxlength: "2000" })));
-    if (tk.state === "open") parts.push(el("button", { class: "btn", id: "do-ack", type: "button" }, t("ack")), " ");
-    parts.push(el("button", { class: "btn", id: "do-resolve", type: "button" }, t("resolve")));
+    parts.push(el("div", { class: "ph-buttons" }, ops.map((op) => el("button", { class: "ph-btn op-" + op, id: "do-" + op, type: "button", "data-op": op }, tw(op)))));
   }
-  parts.push(el("div", { class: "msg", id: "act-msg" }));
   fill(box, parts);
-  const a = document.getElementById("do-ack");
-  if (a) a.onclick = () => act(tk, "ack");
-  const r = document.getElementById("do-resolve");
-  if (r) r.onclick = () => act(tk, "resolve");
+  const note = document.getElementById("note");
+  if (note) note.value = typed;
+  for (const b of box.querySelectorAll("button[data-op]")) b.onclick = () => act(tk, b.dataset.op);
 }
 
 async function act(tk, op) {
   const msg = document.getElementById("act-msg");
-  msg.className = "msg"; msg.textContent = t("sending");
-  const note = (document.getElementById("note") || {}).value || "";
-  const r = await api("/api/tickets/" + encodeURIComponent(tk.site) + "/" + encodeURIComponent(tk.gateway) + "/" + encodeURIComponent(tk.id) + "/" + op, {
-    method: "POST", headers: { "content-type": "application/json", "x-csrf-token": ME ? ME.csrf : "" }, body: JSON.stringify({ note }),
-  });
-  if (r.ok) { msg.className = "msg ok"; msg.textContent = t("done") + "：" + str(obj(r.body).result); setTimeout(load, 300); }
-  else { msg.className = "msg err"; msg.textContent = str(obj(r.body).error) || ("HTTP " + r.status); }
+  msg.className = "msg"; msg.textContent = tw("sending");
+  const noteBox = document.getElementById("note");
+  const r = await sendOp(tk, op, noteBox ? noteBox.value : "", ME ? ME.csrf : "");
+  showOutcome(msg, r.ok ? "ok" : "err", "#" + str(tk.id) + " · " + outcomeText(r, tk, op));
+  if (r.ok && noteBox) noteBox.value = "";
+  await load();
 }
 
 async function load() {
@@ -95,12 +109,12 @@ async function load() {
 async function whoami() {
   const r = await api("/api/me");
   ME = r.ok ? r.body : null;
-  labels(); renderDetail();
+  labels(); renderDetail(true);
 }
 
 async function logout() {
   await api("/api/logout", { method: "POST", headers: { "x-csrf-token": ME ? ME.csrf : "" } });
-  ME = null; labels(); renderDetail();
+  ME = null; labels(); renderDetail(true);
 }
 
 document.getElementById("login").addEventListener("submit", async (e) => {
@@ -108,16 +122,16 @@ document.getElementById("login").addEventListener("submit", async (e) => {
   const msg = document.getElementById("login-msg");
   const r = await api("/api/login", { method: "POST", headers: { "content-type": "application/json" },
     body: JSON.stringify({ user: document.getElementById("user").value, password: document.getElementById("password").value }) });
-  if (r.ok) { ME = r.body; msg.textContent = ""; labels(); renderDetail(); }
+  if (r.ok) { ME = r.body; msg.textContent = ""; labels(); renderDetail(true); }
   else { msg.className = "msg err"; msg.textContent = str(obj(r.body).error) || ("HTTP " + r.status); }
 });
 document.getElementById("only-open").onchange = renderList;
-document.getElementById("lang").onclick = () => { toggleLang(); labels(); renderList(); renderDetail(); };
+document.getElementById("lang").onclick = () => { toggleLang(); labels(); renderList(); renderDetail(true); };
 // The ticket in the address (#site/gateway/id), also when only it changes.
 function selectFromHash() {
   if (location.hash.length > 1) { try { SEL = decodeURIComponent(location.hash.slice(1)); } catch (e) { SEL = null; } }
 }
-window.addEventListener("hashchange", () => { selectFromHash(); renderList(); renderDetail(); });
+window.addEventListener("hashchange", () => { selectFromHash(); renderList(); renderDetail(true); });
 selectFromHash();
 labels();
 whoami();

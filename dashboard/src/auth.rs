@@ -36,8 +36,9 @@ pub use limiter::{Limits, Scope};
 use crate::config::User;
 use limiter::Limiter;
 
-/// A session ends after this long without use.
-pub const SESSION_IDLE: Duration = Duration::from_secs(12 * 3600);
+/// The default of `[login] session_lifetime`: a shift of the on-call
+/// engineer, who logs in once on the phone and keeps the page open.
+pub const DEFAULT_SESSION_LIFETIME: Duration = Duration::from_secs(12 * 3600);
 /// Sessions kept at most (the oldest is dropped).
 const MAX_SESSIONS: usize = 1000;
 /// User names in log lines are cut to this many characters.
@@ -54,6 +55,8 @@ pub struct Policy {
     pub check_wait: Duration,
     /// Peers whose `X-Forwarded-For` is believed.
     pub trusted_proxies: Vec<Cidr>,
+    /// How long a session lasts after its login, used or not.
+    pub session_lifetime: Duration,
 }
 
 impl Policy {
@@ -73,7 +76,8 @@ impl Policy {
 pub struct Session {
     pub user: String,
     pub csrf: String,
-    last: Instant,
+    /// When it was made (it ends `session_lifetime` later).
+    created: Instant,
 }
 
 /// What the login path counted since start (in `/api/health` as `login`).
@@ -119,6 +123,7 @@ pub struct Auth {
     /// permit, given back after): at most `max_checks` buffers ever.
     memory: Arc<Mutex<Vec<Vec<argon2::Block>>>>,
     check_wait: Duration,
+    session_lifetime: Duration,
     counters: LoginCounters,
 }
 
@@ -258,6 +263,7 @@ impl Auth {
             checks: Arc::new(Semaphore::new(policy.max_checks.max(1))),
             memory: Arc::new(Mutex::new(Vec::new())),
             check_wait: policy.check_wait,
+            session_lifetime: policy.session_lifetime,
             counters: LoginCounters::default(),
         }
     }
@@ -341,14 +347,15 @@ impl Auth {
         let s = Session {
             user: user.to_owned(),
             csrf: token(),
-            last: now,
+            created: now,
         };
+        let lifetime = self.session_lifetime;
         if let Ok(mut ss) = self.sessions.lock() {
-            ss.retain(|_, s| now.duration_since(s.last) < SESSION_IDLE);
+            ss.retain(|_, s| now.duration_since(s.created) < lifetime);
             if ss.len() >= MAX_SESSIONS
                 && let Some(oldest) = ss
                     .iter()
-                    .min_by_key(|(_, s)| s.last)
+                    .min_by_key(|(_, s)| s.created)
                     .map(|(k, _)| k.clone())
             {
                 ss.remove(&oldest);
@@ -378,17 +385,24 @@ impl Auth {
         }
     }
 
-    /// The session of a cookie value, refreshed.
+    /// The session of a cookie value, while it lasts.
     pub fn session(&self, id: &str) -> Option<Session> {
+        self.session_at(id, Instant::now())
+    }
+
+    fn session_at(&self, id: &str, now: Instant) -> Option<Session> {
         let mut ss = self.sessions.lock().ok()?;
-        let now = Instant::now();
-        let s = ss.get_mut(id)?;
-        if now.duration_since(s.last) >= SESSION_IDLE {
+        let s = ss.get(id)?;
+        if now.saturating_duration_since(s.created) >= self.session_lifetime {
             ss.remove(id);
             return None;
         }
-        s.last = now;
         Some(s.clone())
+    }
+
+    /// How long a session lasts after its login (the cookie's `Max-Age`).
+    pub fn session_lifetime(&self) -> Duration {
+        self.session_lifetime
     }
 
     /// Ends a session.
@@ -415,6 +429,7 @@ mod tests {
             max_checks,
             check_wait,
             trusted_proxies: Vec::new(),
+            session_lifetime: DEFAULT_SESSION_LIFETIME,
         }
     }
 
@@ -455,6 +470,23 @@ mod tests {
         assert!(a.session(&id).is_none());
         let c = a.counts();
         assert_eq!((c.ok, c.wrong, c.refused_user_limit), (1, 6, 1));
+    }
+
+    #[tokio::test]
+    async fn a_session_lasts_its_configured_lifetime_from_login_used_or_not() {
+        let mut p = policy(2, Duration::from_secs(30));
+        p.session_lifetime = Duration::from_secs(8 * 3600);
+        let a = zhang(&p);
+        let ip: IpAddr = "127.0.0.1".parse().unwrap();
+        let start = Instant::now();
+        let (id, _) = a.login(ip, "张工", "s3cret").await.unwrap();
+        assert_eq!(a.session_lifetime(), Duration::from_secs(8 * 3600));
+        let hour = Duration::from_secs(3600);
+        // Left alone for most of the shift: still logged in.
+        assert!(a.session_at(&id, start + 7 * hour).is_some());
+        // The shift is over: gone, and stays gone.
+        assert!(a.session_at(&id, start + 8 * hour + hour / 60).is_none());
+        assert!(a.session_at(&id, start).is_none());
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -37,8 +37,14 @@ pub enum CommandError {
     Broker(String),
     /// No reply in time.
     Timeout,
-    /// The gateway refused it: `reason: detail`.
-    Refused(String),
+    /// The gateway refused it.
+    Refused {
+        /// `refused` (the ticket book or the store said no) or why the
+        /// command was rejected unapplied (`stale`, `bad_signature`…).
+        reason: String,
+        /// The gateway's explanation, in English.
+        detail: String,
+    },
 }
 
 /// A believed reply, for the command waiting for it.
@@ -48,6 +54,10 @@ pub struct Reply {
     pub ok: bool,
     /// `result` when ok, else `reason: detail`.
     pub text: String,
+    /// When refused: the reason alone; empty when ok.
+    pub reason: String,
+    /// When refused: the detail alone; empty when ok.
+    pub detail: String,
 }
 
 /// Why a `…/cmd/reply` message was not believed.
@@ -220,12 +230,18 @@ pub fn on_reply(
         let _ = w.tx.send(Reply {
             ok: r.ok,
             text: r.text,
+            reason: r.reason,
+            detail: r.detail,
         });
     }
     Ok(())
 }
 
-/// Sends `op` (`ack`, `resolve`, `close`) for ticket `n` of `site/gateway`
+/// The ticket ops a person may send from the pages, in the order the pages
+/// show them (`docs/commands.md`).
+pub const TICKET_OPS: [&str; 4] = ["arrive", "ack", "resolve", "close"];
+
+/// Sends `op` (one of [`TICKET_OPS`]) for ticket `n` of `site/gateway`
 /// on behalf of `by`; returns the gateway's `result` text.
 pub async fn ticket_op(
     shared: &Shared,
@@ -269,7 +285,10 @@ pub async fn ticket_op(
     }
     match tokio::time::timeout(REPLY_TIMEOUT, rx).await {
         Ok(Ok(r)) if r.ok => Ok(r.text),
-        Ok(Ok(r)) => Err(CommandError::Refused(r.text)),
+        Ok(Ok(r)) => Err(CommandError::Refused {
+            reason: r.reason,
+            detail: r.detail,
+        }),
         _ => {
             shared.pending.forget(&id);
             Err(CommandError::Timeout)

@@ -298,6 +298,11 @@ pub struct LoginSection {
     /// the client, whatever the header says.
     #[serde(default)]
     pub trusted_proxies: Vec<String>,
+    /// How long a login lasts, used or not: a shift of the on-call
+    /// engineer, who logs in once on the phone. The session cookie keeps
+    /// it across closing the browser. Default `"12h"`; `"5m"` to `"7d"`.
+    #[serde(default = "default_session_lifetime")]
+    pub session_lifetime: HumanDuration,
 }
 
 impl Default for LoginSection {
@@ -310,6 +315,7 @@ impl Default for LoginSection {
             check_wait: default_check_wait(),
             max_tracked: default_max_tracked(),
             trusted_proxies: Vec::new(),
+            session_lifetime: default_session_lifetime(),
         }
     }
 }
@@ -328,6 +334,9 @@ const fn default_check_wait() -> HumanDuration {
 }
 const fn default_max_tracked() -> u32 {
     10_000
+}
+const fn default_session_lifetime() -> HumanDuration {
+    HumanDuration::from_secs(crate::auth::DEFAULT_SESSION_LIFETIME.as_secs())
 }
 
 impl LoginSection {
@@ -381,6 +390,13 @@ impl LoginSection {
                 self.max_tracked
             ),
         );
+        check(
+            (300..=7 * 86400).contains(&self.session_lifetime.get().as_secs()),
+            format!(
+                "[login] session_lifetime = \"{}\": give \"5m\" to \"7d\" (default \"12h\", a shift)",
+                self.session_lifetime
+            ),
+        );
         let mut trusted_proxies = Vec::new();
         for p in &self.trusted_proxies {
             match p.parse::<crate::auth::Cidr>() {
@@ -399,6 +415,7 @@ impl LoginSection {
             max_checks: self.max_concurrent_checks.map_or(cores, |n| n as usize),
             check_wait: self.check_wait.get(),
             trusted_proxies,
+            session_lifetime: self.session_lifetime.get(),
         }
     }
 }
@@ -900,6 +917,19 @@ mod tests {
         assert_eq!(e.len(), 5, "{e:?}");
         assert!(e.iter().all(|m| m.starts_with("[login] ")), "{e:?}");
         assert!(toml::from_str::<Config>("[login]\nmax_fails = 3\n").is_err());
+    }
+
+    #[test]
+    fn a_login_lasts_a_twelve_hour_shift_unless_configured() {
+        let p = parse("").unwrap().login;
+        assert_eq!(p.session_lifetime.as_secs(), 12 * 3600);
+        let p = parse("[login]\nsession_lifetime = \"8h\"\n").unwrap().login;
+        assert_eq!(p.session_lifetime.as_secs(), 8 * 3600);
+        for bad in ["1m", "30d"] {
+            let e = parse(&format!("[login]\nsession_lifetime = \"{bad}\"\n")).unwrap_err();
+            assert_eq!(e.len(), 1, "{e:?}");
+            assert!(e[0].starts_with("[login] session_lifetime"), "{e:?}");
+        }
     }
 
     #[test]

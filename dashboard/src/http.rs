@@ -18,7 +18,7 @@ use serde::Deserialize;
 use serde_json::{Value as Json, json};
 
 use crate::auth::{LoginError, Session};
-use crate::commands::{CommandError, ticket_op};
+use crate::commands::{CommandError, TICKET_OPS, ticket_op};
 use crate::state::{Shared, now_ms};
 
 type St = State<Arc<Shared>>;
@@ -66,6 +66,9 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .merge(read)
         .route("/assets/{file}", get(asset))
         .route("/login", get(|| async { page(TICKETS_HTML) }))
+        // The phone page of one ticket, the link of the alerts: see
+        // `ticket_page` for why it is outside the read gate.
+        .route("/tickets/{site}/{gateway}/{id}", get(ticket_page))
         .route("/api/login", post(login))
         .route("/api/logout", post(logout))
         .route("/api/me", get(me))
@@ -126,6 +129,7 @@ const WALL_HTML: &str = include_str!("../assets/wall.html");
 const TICKETS_HTML: &str = include_str!("../assets/tickets.html");
 const DEVICE_HTML: &str = include_str!("../assets/device.html");
 const NOT_FOUND_HTML: &str = include_str!("../assets/404.html");
+const TICKET_HTML: &str = include_str!("../assets/ticket.html");
 
 fn page(html: &'static str) -> Response {
     ([(header::CACHE_CONTROL, "no-cache")], Html(html)).into_response()
@@ -155,6 +159,18 @@ async fn asset(Path(file): Path<String>) -> Response {
         "tickets.js" => (
             "text/javascript; charset=utf-8",
             include_bytes!("../assets/tickets.js"),
+        ),
+        "ticketing.js" => (
+            "text/javascript; charset=utf-8",
+            include_bytes!("../assets/ticketing.js"),
+        ),
+        "ticket.js" => (
+            "text/javascript; charset=utf-8",
+            include_bytes!("../assets/ticket.js"),
+        ),
+        "phone.css" => (
+            "text/css; charset=utf-8",
+            include_bytes!("../assets/phone.css"),
         ),
         "uPlot.iife.min.js" => (
             "text/javascript; charset=utf-8",
@@ -670,6 +686,96 @@ async fn ticket(
     }
 }
 
+/// `?lang=en` on a page: English instead of the default Chinese.
+#[derive(Debug, Default, Deserialize)]
+struct LangQuery {
+    lang: Option<String>,
+}
+
+/// `GET /tickets/{site}/{gateway}/{id}`: the phone page of a ticket (the
+/// `dashboard_url` of the alerts). The page is static; its data comes from
+/// the gated APIs. Someone who may read gets a 404 page for a ticket the
+/// dashboard does not know; someone who may not yet (kiosk token set, not
+/// logged in: the engineer who opened the alert on the phone) gets the page,
+/// which asks for the login first, so that nothing is told about which
+/// tickets exist before it.
+async fn ticket_page(
+    State(shared): St,
+    headers: HeaderMap,
+    Path((site, gw, n)): Path<(String, String, String)>,
+    axum::extract::Query(q): axum::extract::Query<LangQuery>,
+) -> Response {
+    let may_read = shared.settings.kiosk.is_none() || session(&shared, &headers).is_some();
+    if !may_read {
+        return page(TICKET_HTML);
+    }
+    let known = n.parse::<u64>().ok().is_some_and(|n| {
+        shared
+            .model
+            .lock()
+            .is_ok_and(|m| m.ticket(&site, Some(&gw), n).is_some())
+    });
+    if known {
+        page(TICKET_HTML)
+    } else {
+        no_ticket_page(&site, &gw, &n, q.lang.as_deref() == Some("en"))
+    }
+}
+
+/// The 404 page of an unknown ticket, in Chinese or English, naming it.
+fn no_ticket_page(site: &str, gw: &str, n: &str, en: bool) -> Response {
+    let esc = |s: &str| {
+        s.replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;")
+            .replace('"', "&quot;")
+    };
+    let (lang, title, text, list, other, other_href) = if en {
+        (
+            "en",
+            "Ticket not found",
+            format!(
+                "There is no ticket #{} from gateway {} of site {}. It may have been closed long ago and forgotten, or the link is mistyped.",
+                esc(n),
+                esc(gw),
+                esc(site)
+            ),
+            "All tickets",
+            "中文",
+            "?lang=zh-CN",
+        )
+    } else {
+        (
+            "zh-CN",
+            "找不到工单",
+            format!(
+                "项目 {} 的网关 {} 没有 #{} 号工单。它可能早已关闭而不再保留，或链接有误。",
+                esc(site),
+                esc(gw),
+                esc(n)
+            ),
+            "全部工单",
+            "English",
+            "?lang=en",
+        )
+    };
+    let html = format!(
+        "<!doctype html><html lang=\"{lang}\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <title>404 · {title}</title><link rel=\"stylesheet\" href=\"/assets/style.css\">\
+         <link rel=\"stylesheet\" href=\"/assets/phone.css\"></head>\
+         <body class=\"phone\"><main class=\"ph\"><h1>404 · {title}</h1><p class=\"ph-text\">{text}</p>\
+         <p class=\"ph-links\"><a class=\"ph-btn\" href=\"/tickets\">{list}</a> <a href=\"{other_href}\">{other}</a></p>\
+         </main></body></html>"
+    );
+    (
+        StatusCode::NOT_FOUND,
+        [(header::CACHE_CONTROL, "no-cache")],
+        Html(html),
+    )
+        .into_response()
+}
+
 async fn events(
     State(shared): St,
     axum::extract::Query(filter): axum::extract::Query<SiteFilter>,
@@ -779,7 +885,12 @@ async fn login(
             } else {
                 ""
             };
-            let c = format!("{SESSION_COOKIE}={id}; Path=/; HttpOnly; SameSite=Strict{secure}");
+            // Max-Age: a phone browser closed and reopened during the
+            // shift keeps the login ([login] session_lifetime).
+            let c = format!(
+                "{SESSION_COOKIE}={id}; Path=/; Max-Age={}; HttpOnly; SameSite=Strict{secure}",
+                shared.auth.session_lifetime().as_secs()
+            );
             let mut resp = axum::Json(json!({"user": s.user, "csrf": s.csrf})).into_response();
             if let Ok(v) = HeaderValue::from_str(&c) {
                 resp.headers_mut().append(header::SET_COOKIE, v);
@@ -879,8 +990,8 @@ async fn ticket_action(
     if headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok()) != Some(s.csrf.as_str()) {
         return csrf_refused();
     }
-    if !["ack", "resolve", "close"].contains(&op.as_str()) {
-        return not_found_json(&format!("no action {op:?}; use ack, resolve or close"));
+    if !TICKET_OPS.contains(&op.as_str()) {
+        return not_found_json(&format!("no action {op:?}; use {}", TICKET_OPS.join(", ")));
     }
     let note = body.map(|b| b.0.note).unwrap_or_default();
     if note.chars().count() > 2000 {
@@ -901,33 +1012,63 @@ async fn ticket_action(
     match ticket_op(&shared, &site, &gw, &op, n, &s.user, &note).await {
         Ok(result) => {
             tracing::info!(%site, gateway = %gw, ticket = n, %op, user = %s.user, "command confirmed");
-            axum::Json(json!({"ok": true, "result": result})).into_response()
+            axum::Json(json!({"ok": true, "op": op, "result": result})).into_response()
         }
         Err(e) => {
-            let (code, msg) = match e {
+            // `code` and `state` let the pages say it in the reader's
+            // language; `error` is the English text for API clients.
+            let mut state = None;
+            let mut why = (None, None);
+            let (status, code, msg) = match e {
                 CommandError::NoSecret => (
                     StatusCode::SERVICE_UNAVAILABLE,
+                    "no_secret",
                     format!(
                         "no command secret for {site}/{gw} in the dashboard's configuration ([[gateway]])"
                     ),
                 ),
                 CommandError::Broker(e) => (
                     StatusCode::BAD_GATEWAY,
+                    "broker",
                     format!("cannot send to the broker: {e}"),
                 ),
                 CommandError::Timeout => (
                     StatusCode::GATEWAY_TIMEOUT,
+                    "timeout",
                     format!(
                         "{site}/{gw} did not answer within {} s; is it online?",
                         crate::commands::REPLY_TIMEOUT.as_secs()
                     ),
                 ),
-                CommandError::Refused(t) => {
-                    (StatusCode::CONFLICT, format!("the gateway refused: {t}"))
+                CommandError::Refused { reason, detail } if reason == "refused" => {
+                    // The gateway publishes every change before it replies,
+                    // so the state held here is the one that refused.
+                    state = shared
+                        .model
+                        .lock()
+                        .ok()
+                        .and_then(|m| m.ticket(&site, Some(&gw), n))
+                        .and_then(|(_, t)| t["state"].as_str().map(str::to_owned));
+                    let msg = format!("the gateway refused: {detail}");
+                    why = (Some(reason), Some(detail));
+                    (StatusCode::CONFLICT, "refused", msg)
+                }
+                CommandError::Refused { reason, detail } => {
+                    let msg =
+                        format!("the gateway did not accept the command ({reason}): {detail}");
+                    why = (Some(reason), Some(detail));
+                    (StatusCode::CONFLICT, "rejected", msg)
                 }
             };
             tracing::warn!(%site, gateway = %gw, ticket = n, %op, error = %msg, "command not done");
-            (code, axum::Json(json!({"ok": false, "error": msg}))).into_response()
+            (
+                status,
+                axum::Json(json!({
+                    "ok": false, "op": op, "code": code, "state": state, "error": msg,
+                    "reason": why.0, "detail": why.1,
+                })),
+            )
+                .into_response()
         }
     }
 }

@@ -570,10 +570,15 @@ impl Model {
         let gws = self.sites.get(site)?;
         gws.values()
             .filter(|g| gateway.is_none_or(|w| w == g.id))
-            .find_map(|g| g.tickets.get(&n).map(|t| (g.id.clone(), json!(t))))
+            .find_map(|g| {
+                g.tickets
+                    .get(&n)
+                    .map(|t| (g.id.clone(), ticket_json(site, g, t)))
+            })
     }
 
-    /// Every ticket of every site (closed ones too), newest first.
+    /// Every ticket of every site (closed ones too), newest first (the
+    /// pages order them by urgency themselves).
     pub fn all_tickets(&self) -> Vec<Json> {
         let mut all = Vec::new();
         for (site, gws) in &self.sites {
@@ -609,6 +614,8 @@ fn gateway<'a>(
     }))
 }
 
+/// A ticket with its `site`, `gateway` and its device's display names
+/// (`name_zh`, `name_en`; null for a device not heard of).
 fn ticket_json(site: &str, g: &Gateway, t: &bms_wire::Ticket) -> Json {
     let dev = g.devices.get(&t.device);
     let mut t = json!(t);
@@ -637,6 +644,8 @@ fn ticket_json(site: &str, g: &Gateway, t: &bms_wire::Ticket) -> Json {
             t["facts"]["point_en"] = json!(en);
         }
     }
+    t["name_zh"] = json!(dev.map(|d| &d.name_zh));
+    t["name_en"] = json!(dev.map(|d| &d.name_en));
     t
 }
 

@@ -171,6 +171,7 @@ fn every_ticket_event_is_accepted() {
     for (kind, state) in [
         (TicketEventKind::Opened, TicketState::Open),
         (TicketEventKind::Acknowledged, TicketState::Acknowledged),
+        (TicketEventKind::Arrived, TicketState::Acknowledged),
         (TicketEventKind::Recovered, TicketState::Acknowledged),
         (TicketEventKind::Resolved, TicketState::Resolved),
         (TicketEventKind::Reopened, TicketState::Open),
@@ -190,6 +191,7 @@ fn every_ticket_event_is_accepted() {
                 opened_ms: NOW - 100,
                 deadline_ms: NOW + 7_200_000,
                 acknowledged: Some(step.clone()),
+                arrived: Some(step.clone()),
                 recovered_ms: Some(NOW),
                 resolved: Some(step.clone()),
                 closed: None,

@@ -161,6 +161,10 @@ fn unsigned_and_forged_replies_are_refused_and_the_command_keeps_waiting() {
     let r = rx.try_recv().unwrap();
     assert!(!r.ok);
     assert_eq!(r.text, "refused: ticket #1 is closed");
+    assert_eq!(
+        (r.reason.as_str(), r.detail.as_str()),
+        ("refused", "ticket #1 is closed")
+    );
 }
 
 #[test]

@@ -565,7 +565,9 @@ impl Policy {
                 }
                 TicketEventKind::Acknowledged => NoticeKind::Acknowledged,
                 TicketEventKind::Resolved => NoticeKind::Resolved,
-                TicketEventKind::Recovered | TicketEventKind::Closed => continue,
+                TicketEventKind::Arrived | TicketEventKind::Recovered | TicketEventKind::Closed => {
+                    continue;
+                }
             };
             let Some(c) = cycle else { continue };
             let prefix = cycle_prefix(ticket.id, c);
@@ -681,7 +683,8 @@ impl Policy {
                 self.tracks.remove(&t.id);
                 Vec::new()
             }
-            TicketEventKind::Recovered => {
+            // An arrival alone does not stop escalation: acknowledging does.
+            TicketEventKind::Recovered | TicketEventKind::Arrived => {
                 if let Some(track) = self.tracks.get_mut(&t.id) {
                     track.ticket = t.clone();
                 }

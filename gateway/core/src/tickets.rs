@@ -20,6 +20,14 @@
 //! - A person acknowledges (`Open` only) and resolves (`Open` or
 //!   `Acknowledged`); closing is for `Resolved` tickets, by a person or by
 //!   [`TicketBook::tick`] `close_after` after resolution (by `auto`).
+//! - A person marks their arrival on site (到场, [`TicketBook::arrive`]) on an
+//!   `Open` or `Acknowledged` ticket: a step in `history` (event `Arrived`)
+//!   that does not change the state. `arrived` keeps the first arrival of
+//!   the current cycle (the time to arrival); later ones (a colleague
+//!   coming to help) are only in `history`. A reopening clears `arrived`
+//!   like `acknowledged`. The arrival time may be given (a phone without
+//!   signal on site sends it later): it is never after now nor before the
+//!   ticket's previous step.
 //! - `recovered_ms` is recorded (event `Recovered`) the first time the device
 //!   comes back by itself after the ticket (re)opened: a transition to `Up`
 //!   for an availability ticket, the alarm clearing for an alarm ticket. It
@@ -173,6 +181,8 @@ pub enum TicketEventKind {
     Opened,
     /// A person took it.
     Acknowledged,
+    /// A person arrived on site (到场).
+    Arrived,
     /// The device came back by itself.
     Recovered,
     /// Repaired.
@@ -189,6 +199,7 @@ impl TicketEventKind {
         match self {
             TicketEventKind::Opened => "opened",
             TicketEventKind::Acknowledged => "acknowledged",
+            TicketEventKind::Arrived => "arrived",
             TicketEventKind::Recovered => "recovered",
             TicketEventKind::Resolved => "resolved",
             TicketEventKind::Reopened => "reopened",
@@ -243,6 +254,9 @@ pub struct Ticket {
     pub deadline_ms: UnixMs,
     /// Who took the current cycle, when.
     pub acknowledged: Option<Step>,
+    /// Who arrived on site first in the current cycle, when.
+    #[serde(default)]
+    pub arrived: Option<Step>,
     /// When the device first came back by itself in the current cycle.
     pub recovered_ms: Option<UnixMs>,
     /// Who resolved the current cycle, when.
@@ -360,6 +374,8 @@ pub struct DeviceRef<'a> {
 pub enum Action {
     /// `ack`.
     Acknowledge,
+    /// `arrive`.
+    Arrive,
     /// `resolve`.
     Resolve,
     /// `close`.
@@ -370,6 +386,7 @@ impl fmt::Display for Action {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             Action::Acknowledge => "acknowledged",
+            Action::Arrive => "marked as arrived on site",
             Action::Resolve => "resolved",
             Action::Close => "closed",
         })
@@ -564,6 +581,32 @@ impl TicketBook {
         Ok(vec![event(TicketEventKind::Acknowledged, at, t)])
     }
 
+    /// A person arrived on site for an open or acknowledged ticket, at
+    /// `at_ms` if given (clamped to now and to the ticket's previous step),
+    /// else now. The state does not change; `arrived` is set on the first
+    /// arrival of the cycle.
+    pub fn arrive(
+        &mut self,
+        id: u64,
+        by: &str,
+        note: &str,
+        at_ms: Option<UnixMs>,
+        now_ms: UnixMs,
+    ) -> Result<Vec<TicketEvent>, TicketError> {
+        let t = self.for_action(
+            id,
+            by,
+            Action::Arrive,
+            &[TicketState::Open, TicketState::Acknowledged],
+        )?;
+        let at = at_ms.unwrap_or(now_ms).min(now_ms).max(t.last_at());
+        if t.arrived.is_none() {
+            t.arrived = Some(step(by, at, note));
+        }
+        t.push(TicketEventKind::Arrived, at, by, note);
+        Ok(vec![event(TicketEventKind::Arrived, at, t)])
+    }
+
     /// A person says an open or acknowledged ticket is repaired.
     pub fn resolve(
         &mut self,
@@ -701,6 +744,7 @@ impl TicketBook {
             t.summary = summary;
             t.facts = facts;
             t.acknowledged = None;
+            t.arrived = None;
             t.recovered_ms = None;
             t.resolved = None;
             t.closed = None;
@@ -726,6 +770,7 @@ impl TicketBook {
             opened_ms: now_ms,
             deadline_ms: deadline,
             acknowledged: None,
+            arrived: None,
             recovered_ms: None,
             resolved: None,
             closed: None,

@@ -110,6 +110,11 @@ pub struct SignedReply {
     pub ok: bool,
     /// `result` when ok, else `reason: detail`.
     pub text: String,
+    /// When refused: the reason alone (`refused` for the engine's refusal,
+    /// else a [`RejectReason`](super::RejectReason) name); empty when ok.
+    pub reason: String,
+    /// When refused: the detail alone; empty when ok.
+    pub detail: String,
 }
 
 /// Why a reply is not believed (see [`open_reply`]).
@@ -182,14 +187,18 @@ pub fn open_reply(secret: &str, payload: &[u8]) -> Result<SignedReply, ReplyErro
         None | Some(Value::Null) => None,
         Some(_) => return Err(ReplyError::Malformed("id is not a string")),
     };
+    let (reason, detail) = if ok {
+        (String::new(), String::new())
+    } else {
+        (
+            text("reason").unwrap_or("?").to_owned(),
+            text("detail").unwrap_or("").to_owned(),
+        )
+    };
     let text = if ok {
         text("result").unwrap_or("").to_owned()
     } else {
-        format!(
-            "{}: {}",
-            text("reason").unwrap_or("?"),
-            text("detail").unwrap_or("")
-        )
+        format!("{reason}: {detail}")
     };
     Ok(SignedReply {
         site: site.to_owned(),
@@ -198,5 +207,7 @@ pub fn open_reply(secret: &str, payload: &[u8]) -> Result<SignedReply, ReplyErro
         op: op.to_owned(),
         ok,
         text,
+        reason,
+        detail,
     })
 }

@@ -844,6 +844,8 @@ fn a_signed_reply_opens_with_the_bound_fields_under_the_same_secret() {
             op: "ack".into(),
             ok: true,
             text: "ticket #12 acknowledged by 张工".into(),
+            reason: String::new(),
+            detail: String::new(),
         }
     );
     // A rejection is signed too, with its reason.
@@ -864,6 +866,8 @@ fn a_signed_reply_opens_with_the_bound_fields_under_the_same_secret() {
     let r = open_reply(SECRET, refused.as_bytes()).unwrap();
     assert!(!r.ok);
     assert!(r.text.starts_with("wrong_target: "), "{}", r.text);
+    assert_eq!(r.reason, "wrong_target");
+    assert_eq!(format!("{}: {}", r.reason, r.detail), r.text);
     assert_eq!(r.id.as_deref(), Some("nonce-0002"));
 }
 
@@ -942,4 +946,109 @@ fn forged_replies_are_refused() {
     );
     // The real one opens.
     assert!(open_reply(SECRET, Value::Object(real).to_string().as_bytes()).is_ok());
+}
+
+#[test]
+fn arrive_commands_become_their_command_and_a_replay_is_refused() {
+    let v = verifier();
+    let mut book = MemoryNonces::new();
+    let b = body(
+        "arrive",
+        "nonce-0001",
+        NOW,
+        json!({"ticket": 12, "note": "在泵房", "arrived_at": NOW - 60_000}),
+    );
+    let p = sign(SECRET, &b);
+    let ok = v.verify("arrive", &p, NOW, &mut book).unwrap();
+    assert_eq!(
+        ok.command,
+        Command::Arrive {
+            id: 12,
+            by: "张工".into(),
+            note: "在泵房".into(),
+            at_ms: Some(NOW - 60_000),
+        }
+    );
+    assert_eq!(
+        v.verify("arrive", &p, NOW + 1000, &mut book)
+            .unwrap_err()
+            .reason,
+        RejectReason::Replayed
+    );
+    // Note and time are optional.
+    let b = body("arrive", "nonce-0002", NOW, json!({"ticket": 3}));
+    assert_eq!(
+        check("arrive", &sign(SECRET, &b)).unwrap().command,
+        Command::Arrive {
+            id: 3,
+            by: "张工".into(),
+            note: String::new(),
+            at_ms: None,
+        }
+    );
+    for bad in [
+        json!({}),
+        json!({"ticket": 3, "arrived_at": -5}),
+        json!({"ticket": 3, "arrived_at": "now"}),
+        json!({"ticket": 3, "where": "B1"}),
+    ] {
+        let b = body("arrive", "nonce-0003", NOW, bad.clone());
+        assert_eq!(
+            reason("arrive", &sign(SECRET, &b)),
+            RejectReason::Malformed,
+            "{bad}"
+        );
+    }
+}
+
+#[test]
+fn an_arrival_is_stored_on_an_open_ticket_and_refused_on_a_resolved_one() {
+    use gateway_core::config::TicketsConfig;
+    use gateway_core::tickets::{DeviceRef, TicketBook, TicketEventKind};
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = Store::open(dir.path()).unwrap();
+    let cfg = TicketsConfig::default();
+    let tz = chrono_tz::Asia::Shanghai;
+    let mut book = TicketBook::new(&cfg, tz, Vec::new(), 1);
+    let pump = DeviceRef {
+        id: "pump-1",
+        class: DeviceClass::Pump,
+    };
+    let opened = book.on_availability_below(pump, 0.9, 98.0, None, NOW - 3_600_000);
+    store.save_ticket_events(&opened).unwrap();
+
+    let v = verifier();
+    let arrive = |nonce: &str, store: &mut Store| {
+        let b = body("arrive", nonce, NOW, json!({"ticket": 1, "note": "到了"}));
+        let cmd = v
+            .verify("arrive", &sign(SECRET, &b), NOW, store)
+            .unwrap()
+            .command;
+        store.apply_command_locally(&cfg, tz, &[], &cmd, NOW)
+    };
+    assert_eq!(
+        arrive("nonce-0001", &mut store).unwrap(),
+        "ticket #1 marked as arrived on site by 张工"
+    );
+    let t = store.ticket(1).unwrap().unwrap();
+    let a = t.arrived.unwrap();
+    assert_eq!(
+        (a.by.as_str(), a.at_ms, a.note.as_str()),
+        ("张工", NOW, "到了")
+    );
+    assert_eq!(t.history.last().unwrap().kind, TicketEventKind::Arrived);
+
+    let resolve = Command::Resolve {
+        id: 1,
+        by: "张工".into(),
+        note: String::new(),
+    };
+    store
+        .apply_command_locally(&cfg, tz, &[], &resolve, NOW)
+        .unwrap();
+    let err = arrive("nonce-0002", &mut store).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "ticket #1 is resolved; it cannot be marked as arrived on site"
+    );
 }

@@ -20,7 +20,14 @@ type HmacSha256 = Hmac<Sha256>;
 pub const MAX_PAYLOAD_BYTES: usize = 16 * 1024;
 
 /// The known ops, each also the topic suffix it is published on.
-pub const OPS: [&str; 5] = ["ack", "resolve", "close", "add_window", "remove_window"];
+pub const OPS: [&str; 6] = [
+    "ack",
+    "arrive",
+    "resolve",
+    "close",
+    "add_window",
+    "remove_window",
+];
 
 /// The longest operator name (`by`), in characters.
 const MAX_BY_CHARS: usize = 64;
@@ -170,6 +177,20 @@ struct TicketFields {
     ticket: u64,
     #[serde(default)]
     note: String,
+}
+
+/// Fields of `arrive`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ArriveFields {
+    ticket: u64,
+    #[serde(default)]
+    note: String,
+    /// When the sender arrived (Unix ms), if not when the gateway applies
+    /// the command; the ticket book keeps it within now and the previous
+    /// step.
+    #[serde(default)]
+    arrived_at: Option<i64>,
 }
 
 /// Fields of `add_window`.
@@ -438,6 +459,27 @@ impl Verifier {
                     "ack" => Command::Ack { id, by, note },
                     "resolve" => Command::Resolve { id, by, note },
                     _ => Command::Close { id, by, note },
+                })
+            }
+            "arrive" => {
+                let f = ArriveFields::deserialize(rest).map_err(|e| {
+                    format!(
+                        "arrive: {e}; give \"ticket\": <number>, optionally \"note\" and \"arrived_at\": <Unix ms>"
+                    )
+                })?;
+                if f.note.chars().count() > MAX_NOTE_CHARS {
+                    return Err(format!(
+                        "arrive: the note is longer than {MAX_NOTE_CHARS} characters"
+                    ));
+                }
+                if f.arrived_at.is_some_and(|t| t <= 0) {
+                    return Err("arrive: arrived_at must be a positive Unix time in ms".to_owned());
+                }
+                Ok(Command::Arrive {
+                    id: f.ticket,
+                    by: by.to_owned(),
+                    note: f.note,
+                    at_ms: f.arrived_at,
                 })
             }
             "add_window" => {

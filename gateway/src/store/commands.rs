@@ -28,6 +28,18 @@ pub enum Command {
         /// Free text.
         note: String,
     },
+    /// Mark one's arrival on site for a ticket (到场).
+    Arrive {
+        /// Ticket id.
+        id: u64,
+        /// Who.
+        by: String,
+        /// Free text.
+        note: String,
+        /// When they arrived, if not when the command is applied.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        at_ms: Option<UnixMs>,
+    },
     /// Resolve a ticket.
     Resolve {
         /// Ticket id.
@@ -183,6 +195,7 @@ impl Command {
     pub fn ticket_action(&self) -> Option<(u64, Action, &str, &str)> {
         match self {
             Command::Ack { id, by, note } => Some((*id, Action::Acknowledge, by, note)),
+            Command::Arrive { id, by, note, .. } => Some((*id, Action::Arrive, by, note)),
             Command::Resolve { id, by, note } => Some((*id, Action::Resolve, by, note)),
             Command::Close { id, by, note } => Some((*id, Action::Close, by, note)),
             Command::AddWindow(_) | Command::RemoveWindow { .. } => None,
@@ -201,6 +214,13 @@ pub fn apply_ticket_command(
     let (id, action, by, note) = cmd.ticket_action()?;
     let events = match action {
         Action::Acknowledge => book.ack(id, by, note, now_ms),
+        Action::Arrive => {
+            let at_ms = match cmd {
+                Command::Arrive { at_ms, .. } => *at_ms,
+                _ => None,
+            };
+            book.arrive(id, by, note, at_ms, now_ms)
+        }
         Action::Resolve => book.resolve(id, by, note, now_ms),
         Action::Close => book.close(id, by, note, now_ms),
     };

@@ -311,6 +311,8 @@ pub enum TicketEventKind {
     Opened,
     /// A person took it.
     Acknowledged,
+    /// A person arrived on site (到场).
+    Arrived,
     /// The device came back by itself.
     Recovered,
     /// Repaired.
@@ -397,6 +399,10 @@ pub struct Ticket {
     pub deadline_ms: i64,
     /// Who took the current cycle.
     pub acknowledged: Option<Step>,
+    /// Who arrived on site first in the current cycle (absent from
+    /// gateways older than the `arrive` command).
+    #[serde(default)]
+    pub arrived: Option<Step>,
     /// When the device came back by itself.
     pub recovered_ms: Option<i64>,
     /// Who resolved the current cycle.
@@ -775,6 +781,7 @@ pub fn parse_ticket(payload: &[u8]) -> Result<TicketMsg, Refusal> {
     check::opt_time("ticket.recovered_ms", t.recovered_ms)?;
     check::opt_time("ticket.reopened_ms", t.reopened_ms)?;
     step("ticket.acknowledged", &t.acknowledged)?;
+    step("ticket.arrived", &t.arrived)?;
     step("ticket.resolved", &t.resolved)?;
     step("ticket.closed", &t.closed)?;
     check::count("ticket.history", t.history.len(), MAX_HISTORY)?;

@@ -15,7 +15,7 @@ fn state() -> Value {
 fn ticket() -> Value {
     json!({"at":T,"event":"opened","seq":790,"ts":T,"ticket":{"id":1,"device":"fire-panel-1","class":"fire_alarm",
       "kind":"alarm:fault","severity":"critical","state":"open","summary":"故障 fault","opened_ms":T,
-      "deadline_ms":T,"acknowledged":null,"recovered_ms":null,"resolved":null,"closed":null,"reworks":0,
+      "deadline_ms":T,"acknowledged":null,"arrived":null,"recovered_ms":null,"resolved":null,"closed":null,"reworks":0,
       "reopened_ms":null,"history":[{"kind":"opened","at_ms":T,"by":"auto","note":"","deadline_ms":T}]}})
 }
 
@@ -210,6 +210,24 @@ fn a_parsed_payload_serialises_to_the_same_shape() {
     assert_eq!(serde_json::to_value(&s).unwrap(), state());
     let t = parse_ticket(&bytes(&ticket())).unwrap();
     assert_eq!(serde_json::to_value(&t).unwrap(), ticket());
+}
+
+#[test]
+fn a_ticket_from_a_gateway_without_arrivals_reads_with_none_and_an_arrival_reads_back() {
+    let mut v = ticket();
+    v["ticket"].as_object_mut().unwrap().remove("arrived");
+    assert_eq!(parse_ticket(&bytes(&v)).unwrap().ticket.arrived, None);
+    v["event"] = json!("arrived");
+    v["ticket"]["arrived"] = json!({"by": "张工", "at_ms": T, "note": "到了"});
+    v["ticket"]["history"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"kind": "arrived", "at_ms": T, "by": "张工", "note": "到了"}));
+    let m = parse_ticket(&bytes(&v)).unwrap();
+    assert_eq!(m.event, TicketEventKind::Arrived);
+    assert_eq!(m.ticket.arrived.unwrap().by, "张工");
+    v["ticket"]["arrived"]["at_ms"] = json!("soon");
+    assert!(parse_ticket(&bytes(&v)).is_err());
 }
 
 #[test]

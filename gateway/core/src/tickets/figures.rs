@@ -97,7 +97,7 @@ pub fn cycles(t: &Ticket) -> Vec<Cycle> {
                     c.resolved_ms.get_or_insert(h.at_ms);
                 }
             }
-            TicketEventKind::Recovered | TicketEventKind::Closed => {}
+            TicketEventKind::Arrived | TicketEventKind::Recovered | TicketEventKind::Closed => {}
         }
     }
     out

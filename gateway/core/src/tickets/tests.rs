@@ -311,6 +311,132 @@ fn a_ticket_goes_from_open_to_acknowledged_to_resolved_to_closed() {
 }
 
 #[test]
+fn arrival_is_a_step_on_open_and_acknowledged_tickets_that_keeps_the_state() {
+    let mut b = book();
+    let t0 = sh("2026-12-01 09:00");
+    below(&mut b, PUMP, t0);
+    let e = b.arrive(1, "张工", "在泵房", None, t0 + 10 * MIN).unwrap();
+    assert_eq!(kinds(&e), vec![TicketEventKind::Arrived]);
+    let t = &e[0].ticket;
+    assert_eq!(t.state, TicketState::Open);
+    let first = Step {
+        by: "张工".into(),
+        at_ms: t0 + 10 * MIN,
+        note: "在泵房".into(),
+    };
+    assert_eq!(t.arrived, Some(first.clone()));
+    assert_eq!(t.history.last().unwrap().kind, TicketEventKind::Arrived);
+
+    // Acknowledged: still allowed; a second arrival is in the history only.
+    b.ack(1, "张工", "", t0 + 12 * MIN).unwrap();
+    let e = b.arrive(1, "李工", "", None, t0 + 20 * MIN).unwrap();
+    let t = &e[0].ticket;
+    assert_eq!(t.state, TicketState::Acknowledged);
+    assert_eq!(t.arrived, Some(first));
+    let steps: Vec<_> = t.history.iter().map(|h| (h.kind, h.by.as_str())).collect();
+    assert_eq!(
+        steps,
+        vec![
+            (TicketEventKind::Opened, AUTO),
+            (TicketEventKind::Arrived, "张工"),
+            (TicketEventKind::Acknowledged, "张工"),
+            (TicketEventKind::Arrived, "李工"),
+        ]
+    );
+}
+
+#[test]
+fn an_arrival_time_given_is_kept_within_now_and_the_previous_step() {
+    let mut b = book();
+    let t0 = sh("2026-12-01 09:00");
+    below(&mut b, PUMP, t0);
+    below(&mut b, PUMP2, t0);
+    below(&mut b, LAMP, t0);
+    let at = |e: Vec<TicketEvent>| e[0].ticket.arrived.as_ref().unwrap().at_ms;
+    // Sent late from a phone without signal: the time given is kept.
+    assert_eq!(
+        at(b.arrive(1, "张工", "", Some(t0 + 5 * MIN), t0 + 30 * MIN)
+            .unwrap()),
+        t0 + 5 * MIN
+    );
+    // Never in the future, never before the opening.
+    assert_eq!(
+        at(b.arrive(2, "张工", "", Some(t0 + DAY), t0 + 30 * MIN)
+            .unwrap()),
+        t0 + 30 * MIN
+    );
+    assert_eq!(
+        at(b.arrive(3, "张工", "", Some(t0 - HOUR), t0 + 30 * MIN)
+            .unwrap()),
+        t0
+    );
+}
+
+#[test]
+fn arrival_is_refused_on_resolved_and_closed_tickets_and_changes_nothing() {
+    let mut b = book();
+    let t0 = sh("2026-12-01 09:00");
+    below(&mut b, PUMP, t0);
+    b.resolve(1, "张工", "", t0 + HOUR).unwrap();
+    let before = snapshot(&b);
+    let err = b.arrive(1, "李工", "", None, t0 + 2 * HOUR).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "ticket #1 is resolved; it cannot be marked as arrived on site"
+    );
+    b.close(1, "王经理", "", t0 + 2 * HOUR).unwrap();
+    let closed = snapshot(&b);
+    assert_eq!(
+        b.arrive(1, "李工", "", None, t0 + 3 * HOUR).unwrap_err(),
+        TicketError::WrongState {
+            id: 1,
+            state: TicketState::Closed,
+            action: Action::Arrive
+        }
+    );
+    assert_eq!(
+        b.arrive(99, "李工", "", None, t0).unwrap_err(),
+        TicketError::Unknown(99)
+    );
+    below(&mut b, PUMP2, t0);
+    assert_eq!(
+        b.arrive(2, " ", "", None, t0).unwrap_err(),
+        TicketError::NoActor { id: 2 }
+    );
+    assert_ne!(before, closed);
+}
+
+#[test]
+fn a_reopening_clears_the_arrival_of_the_previous_cycle_and_a_reload_keeps_it() {
+    let mut b = book();
+    let t0 = sh("2026-12-01 09:00");
+    below(&mut b, PUMP, t0);
+    b.arrive(1, "张工", "", None, t0 + MIN).unwrap();
+    // Replayed from the store (the engine restarts): the arrival is kept.
+    let json = serde_json::to_string(b.get(1).unwrap()).unwrap();
+    let reloaded: Ticket = serde_json::from_str(&json).unwrap();
+    let mut b = TicketBook::new(&TicketsConfig::default(), Shanghai, vec![reloaded], 2);
+    assert_eq!(b.get(1).unwrap().arrived.as_ref().unwrap().by, "张工");
+    // A ticket stored before arrivals existed reads without one.
+    let mut old: serde_json::Value = serde_json::from_str(&json).unwrap();
+    old.as_object_mut().unwrap().remove("arrived");
+    let old: Ticket = serde_json::from_value(old).unwrap();
+    assert_eq!(old.arrived, None);
+
+    b.resolve(1, "张工", "", t0 + HOUR).unwrap();
+    let e = below(&mut b, PUMP, t0 + 2 * HOUR);
+    assert_eq!(kinds(&e), vec![TicketEventKind::Reopened]);
+    assert_eq!(e[0].ticket.arrived, None);
+    let arrived = e[0]
+        .ticket
+        .history
+        .iter()
+        .filter(|h| h.kind == TicketEventKind::Arrived)
+        .count();
+    assert_eq!(arrived, 1);
+}
+
+#[test]
 fn a_step_never_predates_the_previous_one() {
     let mut b = book();
     let t0 = sh("2026-12-01 09:00");
@@ -624,6 +750,7 @@ enum Op {
     Alarm(usize, bool),
     Up(usize),
     Ack(u64),
+    Arrive(u64),
     Resolve(u64),
     Close(u64),
     Tick,
@@ -635,6 +762,7 @@ fn op() -> impl Strategy<Value = Op> {
         (0..3usize, any::<bool>()).prop_map(|(d, a)| Op::Alarm(d, a)),
         (0..3usize).prop_map(Op::Up),
         (1..8u64).prop_map(Op::Ack),
+        (1..8u64).prop_map(Op::Arrive),
         (1..8u64).prop_map(Op::Resolve),
         (1..8u64).prop_map(Op::Close),
         Just(Op::Tick),
@@ -657,6 +785,7 @@ proptest! {
                 Op::Alarm(d, active) => Ok(alarm(&mut b, devices[d], "fault", active, now)),
                 Op::Up(d) => Ok(up(&mut b, devices[d], now)),
                 Op::Ack(id) => b.ack(id, "张工", "", now),
+                Op::Arrive(id) => b.arrive(id, "张工", "", None, now),
                 Op::Resolve(id) => b.resolve(id, "张工", "", now),
                 Op::Close(id) => b.close(id, "张工", "", now),
                 Op::Tick => Ok(b.tick(now)),

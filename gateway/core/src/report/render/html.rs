@@ -76,6 +76,7 @@ fn step_text(kind: TicketEventKind, lang: Lang) -> &'static str {
     match kind {
         TicketEventKind::Opened => lang.t("开单", "opened"),
         TicketEventKind::Acknowledged => lang.t("接单", "acknowledged"),
+        TicketEventKind::Arrived => lang.t("到场", "arrived on site"),
         TicketEventKind::Recovered => lang.t("设备恢复", "device recovered"),
         TicketEventKind::Resolved => lang.t("修复", "resolved"),
         TicketEventKind::Reopened => lang.t("返修重开", "reopened (rework)"),
