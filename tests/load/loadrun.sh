@@ -6,6 +6,13 @@
 #   tests/load/loadrun.sh [devices=500] [seconds=60] [interval=1s]
 #   SINK=none tests/load/loadrun.sh …   # poll only: no --stdout
 #   SINK=mqtt tests/load/loadrun.sh …   # into a Mosquitto of its own (the brief's comparison)
+#   CHURN=1 …                           # every register changes at every poll (`simulate --churn`),
+#                                       # so report by exception publishes every value
+#
+# With SINK=mqtt a subscriber (QoS 1) records everything the broker passes
+# on, and after the gateway's clean stop tests/load/check_delivery.py checks
+# that every seq the gateway handed out arrived (delivered %), and with
+# CHURN=1 that each device's values of every poll are there.
 #
 # The simulator serves the devices from a few listeners (up to 250 unit ids
 # each); the gateway sees every device as its own TCP endpoint (one bus, one
@@ -53,7 +60,9 @@ base_port=$(python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));
   done
 } > "$work/gw.toml"
 
-"$bin" --log warn simulate --config "$work/sim.toml" > "$work/sim.log" 2>&1 &
+churn_flag=
+[ "${CHURN:-0}" = 1 ] && churn_flag=--churn
+"$bin" --log warn simulate --config "$work/sim.toml" $churn_flag > "$work/sim.log" 2>&1 &
 sim=$!
 for _ in $(seq 100); do grep -q ready "$work/sim.log" && break; sleep 0.1; done
 grep -q ready "$work/sim.log" || { cat "$work/sim.log"; exit 1; }
@@ -63,10 +72,14 @@ sink_flag=--stdout
 [ "${SINK:-stdout}" = none ] && sink_flag=
 if [ "${SINK:-stdout}" = mqtt ]; then
   mport=$(python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])')
-  printf 'listener %s 127.0.0.1\nallow_anonymous true\npersistence false\nuser root\n' "$mport" > "$work/m.conf"
+  # No queue limit for the subscriber: a message the broker drops for a
+  # slow subscriber would look like a loss of the gateway's.
+  printf 'listener %s 127.0.0.1\nallow_anonymous true\npersistence false\nuser root\nmax_queued_messages 0\n' "$mport" > "$work/m.conf"
   mosquitto -c "$work/m.conf" > "$work/m.log" 2>&1 &
   for _ in $(seq 100); do (echo > /dev/tcp/127.0.0.1/$mport) 2>/dev/null && break; sleep 0.1; done
-  timeout $((seconds + 30)) mosquitto_sub -p "$mport" -t 'bms/#' -q 1 > "$work/sub.out" 2>&1 &
+  timeout $((seconds + 60)) mosquitto_sub -p "$mport" -t 'bms/#' -q 1 -v > "$work/sub.out" 2>&1 &
+  subpid=$!
+  sleep 0.5
   sink_flag="--mqtt-url mqtt://127.0.0.1:$mport"
 fi
 "$bin" --log warn run --config "$work/gw.toml" $sink_flag 2> "$work/gw.err" | wc -l > "$work/lines" &
@@ -94,6 +107,18 @@ PY
 python3 -c "import sys; l,s,e=int(sys.argv[1]),float(sys.argv[2]),float(sys.argv[3]); print(f'poll lines: {l} in {e-s:.1f}s = {l/(e-s):.0f} device polls/s = {30*l/(e-s):.0f} points/s')" "$lines" "$start" "$end"
 if [ "${SINK:-stdout}" = mqtt ]; then
   sleep 2
+  kill "$subpid" 2>/dev/null || true
   echo "MQTT messages received by a subscriber: $(wc -l < "$work/sub.out") (telemetry by exception, states, events)"
+  # The gateway's last seq and what its outbox still holds after the stop.
+  read -r last left < <(python3 - "$work/data/outbox.db" <<'PY'
+import sqlite3, sys
+c = sqlite3.connect(sys.argv[1])
+m = c.execute("SELECT value FROM meta WHERE key = 'next_seq'").fetchone()
+n = c.execute("SELECT COUNT(*) FROM records").fetchone()[0]
+print((m[0] - 1) if m else 0, n)
+PY
+)
+  echo "gateway: last seq $last, left in the outbox after the stop $left"
+  python3 "$root/tests/load/check_delivery.py" "$work/sub.out" "$last" 30 || true
 fi
 if [ -s "$work/gw.err" ]; then echo "gateway stderr (first lines):"; head -5 "$work/gw.err"; fi
