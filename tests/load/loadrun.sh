@@ -91,18 +91,20 @@ cpu0=$(awk '{print $14+$15}' /proc/$gw/stat); t0=$(date +%s.%N)
 sleep "$seconds"
 cpu1=$(awk '{print $14+$15}' /proc/$gw/stat); t1=$(date +%s.%N)
 hwm=$(awk '/VmHWM/{print $2}' /proc/$gw/status)
+load=$(cut -d' ' -f1-3 /proc/loadavg)
 kill -INT "$gw"; wait "$pipeline" 2>/dev/null || true
 end=$(date +%s.%N)
 kill -INT "$sim" 2>/dev/null || true
 lines=$(cat "$work/lines")
-python3 - "$cpu0" "$cpu1" "$t0" "$t1" "$ticks" "$hwm" "$devices" "$interval" <<'PY'
+python3 - "$cpu0" "$cpu1" "$t0" "$t1" "$ticks" "$hwm" "$devices" "$interval" "$load" <<'PY'
 import sys
-c0, c1, t0, t1, tk, hwm, n, iv = sys.argv[1:]
+c0, c1, t0, t1, tk, hwm, n, iv, load = sys.argv[1:]
 wall = float(t1) - float(t0)
 cpu = (float(c1) - float(c0)) / float(tk) / wall * 100
 print(f"devices={n} points/device=30 interval={iv} window={wall:.1f}s")
 print(f"gateway CPU: {cpu:.2f} % of one core")
 print(f"gateway peak RSS (VmHWM): {int(hwm)/1024:.1f} MiB")
+print(f"load average at the end of the window: {load}")
 PY
 python3 -c "import sys; l,s,e=int(sys.argv[1]),float(sys.argv[2]),float(sys.argv[3]); print(f'poll lines: {l} in {e-s:.1f}s = {l/(e-s):.0f} device polls/s = {30*l/(e-s):.0f} points/s')" "$lines" "$start" "$end"
 if [ "${SINK:-stdout}" = mqtt ]; then

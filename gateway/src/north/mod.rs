@@ -409,3 +409,55 @@ impl North {
         self.buffer.len() + self.unwritten.len()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gateway_core::config::load::load;
+    use gateway_core::state::HardAlarm;
+
+    fn north(dir: &std::path::Path) -> North {
+        let cfg = load(
+            "t.toml",
+            "site = \"s\"\ngateway = \"g\"\n",
+            &Default::default(),
+            &|_| None,
+        )
+        .unwrap();
+        let mqtt = MqttConfig::for_url("mqtt://127.0.0.1:1");
+        let w = OutboxWriter::open(dir, gateway_core::config::Fsync::Off, 10_000_000).unwrap();
+        North::new(&cfg, &mqtt, w, Arc::new(Notify::new()))
+    }
+
+    #[test]
+    fn an_alarm_is_written_through_at_once_and_handed_to_the_live_tail() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut n = north(dir.path());
+        n.on_reply(Body::new());
+        assert!(n.urgent(), "a reply is not telemetry");
+        n.flush().unwrap();
+        assert!(!n.urgent());
+        let alarm = HardAlarm {
+            device: "fire-1".into(),
+            point: "fault".into(),
+            active: true,
+            at_ms: 5,
+        };
+        n.on_core(&CoreEvent::Alarm(alarm), 6);
+        assert!(n.urgent(), "an alarm asks for a flush now");
+        n.flush_urgent().unwrap();
+        assert_eq!(n.waiting(), 0, "stored, not waiting for the flush tick");
+        let stats = n.stats();
+        let mut out = Vec::new();
+        assert!(stats.live.take(0, 10, &mut out));
+        assert_eq!(out.iter().map(|r| r.seq).collect::<Vec<_>>(), vec![1, 2]);
+        assert!(out[1].topic.ends_with("/alarm"));
+        let body: serde_json::Value = serde_json::from_slice(&out[1].payload).unwrap();
+        assert_eq!(body["seq"], 2);
+        assert_eq!(body["active"], true);
+        // And the outbox holds them until delivered.
+        let r = outbox::OutboxReader::open(dir.path(), gateway_core::config::Fsync::Off, stats)
+            .unwrap();
+        assert_eq!(r.len().unwrap(), 2);
+    }
+}
