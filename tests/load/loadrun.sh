@@ -40,11 +40,17 @@ mkdir -p "$work/profiles"
 
 per=250
 listeners=$(( (devices + per - 1) / per ))
-base_port=$(python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])')
+# One free port per listener (held together while chosen, so that none is
+# handed out twice; consecutive ports may be taken by other sockets).
+read -r -a ports < <(python3 -c '
+import socket, sys
+socks = [socket.socket() for _ in range(int(sys.argv[1]))]
+for s in socks: s.bind(("127.0.0.1", 0))
+print(" ".join(str(s.getsockname()[1]) for s in socks))' "$listeners")
 {
   echo 'site = "load"'; echo 'gateway = "sim"'; echo "profiles_dir = \"$work/profiles\""
   for l in $(seq 0 $((listeners - 1))); do
-    printf '[[bus]]\nid = "l%d"\nkind = "tcp"\naddress = "127.0.0.1:%d"\n' "$l" $((base_port + l))
+    printf '[[bus]]\nid = "l%d"\nkind = "tcp"\naddress = "127.0.0.1:%d"\n' "$l" "${ports[$l]}"
   done
   for d in $(seq 0 $((devices - 1))); do
     l=$((d / per)); u=$((d % per + 1))
@@ -55,7 +61,7 @@ base_port=$(python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));
   echo 'site = "load"'; echo 'gateway = "gw"'; echo "profiles_dir = \"$work/profiles\""; echo "data_dir = \"$work/data\""
   for d in $(seq 0 $((devices - 1))); do
     l=$((d / per)); u=$((d % per + 1))
-    printf '[[bus]]\nid = "b%d"\nkind = "tcp"\naddress = "127.0.0.1:%d"\n' "$d" $((base_port + l))
+    printf '[[bus]]\nid = "b%d"\nkind = "tcp"\naddress = "127.0.0.1:%d"\n' "$d" "${ports[$l]}"
     printf '[[device]]\nid = "d%d"\nname_zh = "设备%d"\nclass = "other"\nbus = "b%d"\nunit = %d\nprofile = "load-30"\npoll_interval = "%s"\n' "$d" "$d" "$d" "$u" "$interval"
   done
 } > "$work/gw.toml"
@@ -64,8 +70,9 @@ churn_flag=
 [ "${CHURN:-0}" = 1 ] && churn_flag=--churn
 "$bin" --log warn simulate --config "$work/sim.toml" $churn_flag > "$work/sim.log" 2>&1 &
 sim=$!
-for _ in $(seq 100); do grep -q ready "$work/sim.log" && break; sleep 0.1; done
-grep -q ready "$work/sim.log" || { cat "$work/sim.log"; exit 1; }
+for _ in $(seq 100); do grep -q 'simulator: ready' "$work/sim.log" && break; sleep 0.1; done
+# ("Address already in use" contains "ready": match the whole line.)
+grep -q 'simulator: ready' "$work/sim.log" && kill -0 "$sim" 2>/dev/null || { cat "$work/sim.log"; exit 1; }
 
 start=$(date +%s.%N)
 sink_flag=--stdout
