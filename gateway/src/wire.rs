@@ -225,8 +225,11 @@ fn put_value(out: &mut Vec<u8>, v: Option<&Value>) {
 /// points' order by name (the order of a JSON object's keys).
 #[derive(Debug, Default)]
 pub struct TelemetryEncoder {
-    /// Per device index: each point's rank among the device's point names.
-    ranks: Vec<Option<Vec<u32>>>,
+    /// Per device index: each point's rank among the device's point names,
+    /// and the point table it was made for (its address: a reloaded
+    /// configuration has new tables). Only the order of keys depends on it;
+    /// names and values are always read from the table given.
+    ranks: Vec<Option<(usize, Vec<u32>)>>,
     /// Selected samples as (rank, sample index), reused.
     order: Vec<(u32, usize)>,
     /// Reused output buffer.
@@ -239,7 +242,10 @@ impl TelemetryEncoder {
             self.ranks.resize(index + 1, None);
         }
         let slot = &mut self.ranks[index];
-        let stale = slot.as_ref().is_none_or(|r| r.len() != dev.points.len());
+        let table = std::sync::Arc::as_ptr(&dev.points) as usize;
+        let stale = slot
+            .as_ref()
+            .is_none_or(|(t, r)| *t != table || r.len() != dev.points.len());
         if stale {
             let mut by_name: Vec<usize> = (0..dev.points.len()).collect();
             by_name.sort_by(|a, b| dev.points[*a].name.cmp(&dev.points[*b].name));
@@ -247,9 +253,9 @@ impl TelemetryEncoder {
             for (rank, p) in by_name.into_iter().enumerate() {
                 ranks[p] = u32::try_from(rank).unwrap_or(u32::MAX);
             }
-            *slot = Some(ranks);
+            *slot = Some((table, ranks));
         }
-        slot.as_deref().unwrap_or(&[])
+        slot.as_ref().map_or(&[][..], |(_, r)| r.as_slice())
     }
 
     /// Forgets the cached orders (the configuration was reloaded).

@@ -95,7 +95,7 @@ async fn with_churn_every_register_read_changes_at_every_read() {
     let function = if point.area == Area::Holding { 3 } else { 4 };
     let [hi, lo] = point.address.to_be_bytes();
     let pdu = [function, hi, lo, 0, 1];
-    let mut read = |b: &mut Building| match b.serve(dev.bus, dev.unit, &pdu, t0) {
+    let read = |b: &mut Building| match b.serve(dev.bus, dev.unit, &pdu, t0) {
         Answer::Reply { pdu, .. } => pdu,
         other => panic!("{other:?}"),
     };
