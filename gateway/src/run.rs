@@ -432,6 +432,12 @@ pub async fn run(
                 }
             }
         }
+        // Write-through: an alarm, state, event, ticket or reply made by
+        // what just happened is appended and the publisher woken now, not
+        // at the next flush tick (telemetry waits for the tick).
+        if let Some(n) = core.as_mut().and_then(|c| c.north.as_mut()) {
+            let _ = n.flush_urgent();
+        }
         // A damaged ledger: polling on would record nothing.
         if let Some(f) = core.as_ref().and_then(|c| c.engine.fatal()) {
             summary.fatal = Some(f.to_owned());

@@ -177,6 +177,194 @@ pub fn telemetry(dev: &ResolvedDevice, o: &PollOutcome, which: Option<&[usize]>)
     b
 }
 
+/// A payload serialised up to its `seq`: `bytes[..split]` ends with
+/// `"seq":`, `bytes[split..]` follows the number. Written straight into
+/// bytes (no [`serde_json::Value`]), byte for byte what [`with_seq`] makes
+/// of the same message (keys in alphabetical order).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Encoded {
+    bytes: Vec<u8>,
+    split: usize,
+}
+
+impl Encoded {
+    /// The payload with `seq`.
+    pub fn with_seq(&self, seq: u64) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.bytes.len() + 20);
+        out.extend_from_slice(&self.bytes[..self.split]);
+        put_num(&mut out, seq);
+        out.extend_from_slice(&self.bytes[self.split..]);
+        out
+    }
+
+    /// Bytes without the seq.
+    pub fn len(&self) -> usize {
+        self.bytes.len()
+    }
+
+    /// True for an empty payload (never made by the encoders).
+    pub fn is_empty(&self) -> bool {
+        self.bytes.is_empty()
+    }
+}
+
+/// A JSON string (escaped as serde_json escapes it).
+fn put_str(out: &mut Vec<u8>, s: &str) {
+    // Writing into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut *out, s);
+}
+
+/// A number or other plain value as serde_json writes it (integers with
+/// itoa, finite floats with ryu, a non-finite float as null).
+fn put_num<T: serde::Serialize>(out: &mut Vec<u8>, v: T) {
+    // Writing into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut *out, &v);
+}
+
+fn put_value(out: &mut Vec<u8>, v: Option<&Value>) {
+    match v {
+        None => out.extend_from_slice(b"null"),
+        Some(Value::Bool(b)) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
+        Some(Value::Int(i)) => put_num(out, *i),
+        Some(Value::UInt(u)) => put_num(out, *u),
+        // A non-finite float is null, as `value_json` makes it.
+        Some(Value::Float(f)) => put_num(out, *f),
+        Some(Value::Text(s)) => put_str(out, s),
+    }
+}
+
+/// Encodes telemetry without building a [`Body`]: the same bytes as
+/// `with_seq(telemetry(dev, o, which), seq)`. Keeps, per device, its
+/// points' order by name (the order of a JSON object's keys).
+#[derive(Debug, Default)]
+pub struct TelemetryEncoder {
+    /// Per device index: each point's rank among the device's point names,
+    /// and the point table it was made for (its address: a reloaded
+    /// configuration has new tables). Only the order of keys depends on it;
+    /// names and values are always read from the table given.
+    ranks: Vec<Option<(usize, Vec<u32>)>>,
+    /// Selected samples as (rank, sample index), reused.
+    order: Vec<(u32, usize)>,
+    /// Reused output buffer.
+    buf: Vec<u8>,
+}
+
+impl TelemetryEncoder {
+    fn ranks(&mut self, index: usize, dev: &ResolvedDevice) -> &[u32] {
+        if self.ranks.len() <= index {
+            self.ranks.resize(index + 1, None);
+        }
+        let slot = &mut self.ranks[index];
+        let table = std::sync::Arc::as_ptr(&dev.points) as usize;
+        let stale = slot
+            .as_ref()
+            .is_none_or(|(t, r)| *t != table || r.len() != dev.points.len());
+        if stale {
+            let mut by_name: Vec<usize> = (0..dev.points.len()).collect();
+            by_name.sort_by(|a, b| dev.points[*a].name.cmp(&dev.points[*b].name));
+            let mut ranks = vec![0u32; dev.points.len()];
+            for (rank, p) in by_name.into_iter().enumerate() {
+                ranks[p] = u32::try_from(rank).unwrap_or(u32::MAX);
+            }
+            *slot = Some((table, ranks));
+        }
+        slot.as_ref().map_or(&[][..], |(_, r)| r.as_slice())
+    }
+
+    /// Forgets the cached orders (the configuration was reloaded).
+    pub fn reset(&mut self) {
+        self.ranks.clear();
+    }
+
+    /// Telemetry of the samples `which` of `o` (all when `None`), see
+    /// [`telemetry`].
+    pub fn telemetry(
+        &mut self,
+        dev: &ResolvedDevice,
+        o: &PollOutcome,
+        which: Option<&[usize]>,
+    ) -> Encoded {
+        let mut order = std::mem::take(&mut self.order);
+        order.clear();
+        {
+            let ranks = self.ranks(o.device, dev);
+            let mut add = |i: usize| {
+                let Some(s) = o.samples.get(i) else { return };
+                if let Some(r) = ranks.get(s.point) {
+                    order.push((*r, i));
+                }
+            };
+            match which {
+                Some(idx) => idx.iter().copied().for_each(&mut add),
+                None => (0..o.samples.len()).for_each(&mut add),
+            }
+        }
+        // Stable: of two samples of one point the last wins, as in a map.
+        order.sort_by_key(|(r, _)| *r);
+        order.reverse();
+        order.dedup_by_key(|(r, _)| *r);
+        order.reverse();
+        let out = &mut self.buf;
+        out.clear();
+        out.extend_from_slice(b"{\"class\":");
+        put_str(out, dev.class.as_str());
+        out.extend_from_slice(b",\"device\":");
+        put_str(out, &dev.id);
+        out.extend_from_slice(b",\"points\":{");
+        let mut first = true;
+        for &(_, i) in &order {
+            let s = &o.samples[i];
+            let p = &dev.points[s.point];
+            if !first {
+                out.push(b',');
+            }
+            first = false;
+            put_str(out, &p.name);
+            out.push(b':');
+            put_value(out, s.value.as_ref());
+        }
+        out.extend_from_slice(b"},\"quality\":{");
+        let mut first = true;
+        for &(_, i) in &order {
+            let s = &o.samples[i];
+            if let Quality::Bad(r) = s.quality {
+                if !first {
+                    out.push(b',');
+                }
+                first = false;
+                put_str(out, &dev.points[s.point].name);
+                out.push(b':');
+                put_str(out, &bad_reason_name(r));
+            }
+        }
+        out.extend_from_slice(b"},\"seq\":");
+        let split = out.len();
+        out.extend_from_slice(b",\"ts\":");
+        put_num(out, o.ts_ms);
+        out.extend_from_slice(b",\"units\":{");
+        let mut first = true;
+        for &(_, i) in &order {
+            let p = &dev.points[o.samples[i].point];
+            if !p.unit.is_empty() {
+                if !first {
+                    out.push(b',');
+                }
+                first = false;
+                put_str(out, &p.name);
+                out.push(b':');
+                put_str(out, &p.unit);
+            }
+        }
+        out.extend_from_slice(b"}}");
+        let enc = Encoded {
+            bytes: out.clone(),
+            split,
+        };
+        self.order = order;
+        enc
+    }
+}
+
 /// What a device's retained `state` says.
 #[derive(Clone, Debug, PartialEq)]
 pub struct StateView {
@@ -376,6 +564,120 @@ mod tests {
             month_down_ms: None,
             threshold: 99.0,
             alarms,
+        }
+    }
+
+    /// A pump, a fire panel, a meter and a fan coil (the shipped profiles).
+    fn devices() -> (tempfile::TempDir, Resolved) {
+        let dir = tempfile::tempdir().unwrap();
+        let profiles = concat!(env!("CARGO_MANIFEST_DIR"), "/../config/profiles");
+        let mut text = format!(
+            "site = \"s\"\ngateway = \"g\"\ndata_dir = \"data\"\nprofiles_dir = \"{profiles}\"\n\
+             [[bus]]\nid = \"b\"\nkind = \"rtu\"\nport = \"/dev/null\"\n"
+        );
+        for (i, (class, profile)) in [
+            ("pump", "pump-vfd"),
+            ("fire_alarm", "fire-panel"),
+            ("distribution", "meter-sdm630"),
+            ("hvac", "fan-coil"),
+        ]
+        .iter()
+        .enumerate()
+        {
+            text.push_str(&format!(
+                "[[device]]\nid = \"d-{i}\"\nname_zh = \"设备\"\nclass = \"{class}\"\nbus = \"b\"\nunit = {}\nprofile = \"{profile}\"\n",
+                i + 1
+            ));
+        }
+        let file = dir.path().join("gateway.toml");
+        std::fs::write(&file, text).unwrap();
+        let cfg = crate::files::load_config(&file).unwrap();
+        (dir, cfg)
+    }
+
+    #[test]
+    fn the_telemetry_encoder_writes_the_same_bytes_as_the_json_builder() {
+        use gateway_core::model::{BadReason, PollClass, Sample};
+        use rand::rngs::StdRng;
+        use rand::{Rng, SeedableRng};
+        let (_dir, cfg) = devices();
+        let mut rng = StdRng::seed_from_u64(7);
+        let mut enc = TelemetryEncoder::default();
+        let texts = ["", "a\"b\\c", "温度\u{1}\n", "\u{7f}\u{2028}"];
+        let floats = [
+            0.0,
+            -0.0,
+            1.5,
+            -45.41,
+            1e21,
+            1e-7,
+            f64::MAX,
+            f64::MIN_POSITIVE,
+            f64::NAN,
+            f64::INFINITY,
+        ];
+        let reasons = [
+            BadReason::NotANumber,
+            BadReason::Infinite,
+            BadReason::OutOfRange,
+            BadReason::InvalidText,
+            BadReason::Exception { code: 2 },
+            BadReason::NotRead,
+        ];
+        for round in 0..400 {
+            let device = round % cfg.devices.len();
+            let dev = &cfg.devices[device];
+            let samples: Vec<Sample> = (0..dev.points.len())
+                .map(|point| {
+                    let value = match rng.random_range(0..7) {
+                        0 => None,
+                        1 => Some(Value::Bool(rng.random())),
+                        2 => Some(Value::Int(rng.random())),
+                        3 => Some(Value::UInt(rng.random())),
+                        4 => Some(Value::Float(floats[rng.random_range(0..floats.len())])),
+                        5 => Some(Value::Float(rng.random::<f64>() * 1e4 - 5e3)),
+                        _ => Some(Value::Text(texts[rng.random_range(0..texts.len())].into())),
+                    };
+                    let quality = if rng.random_range(0..4) == 0 {
+                        Quality::Bad(reasons[rng.random_range(0..reasons.len())])
+                    } else {
+                        Quality::Good
+                    };
+                    Sample {
+                        point,
+                        value,
+                        quality,
+                    }
+                })
+                .collect();
+            let o = PollOutcome {
+                device,
+                ts_ms: rng.random_range(0..i64::MAX),
+                class: PollClass::Full,
+                samples,
+                failure: None,
+                requests: 1,
+                failed_requests: 0,
+                elapsed_us: 0,
+            };
+            // All, none, a subset in any order (with repeats), out of range.
+            let mut which: Vec<usize> = (0..rng.random_range(0..=dev.points.len() + 2))
+                .map(|_| rng.random_range(0..dev.points.len() + 1))
+                .collect();
+            if round % 5 == 0 {
+                which.sort_unstable();
+                which.dedup();
+            }
+            let seq = rng.random::<u64>();
+            for w in [None, Some(which.as_slice())] {
+                let want = with_seq(telemetry(dev, &o, w), seq);
+                let got = enc.telemetry(dev, &o, w).with_seq(seq);
+                assert_eq!(
+                    String::from_utf8_lossy(&got),
+                    String::from_utf8_lossy(&want),
+                    "round {round}"
+                );
+            }
         }
     }
 

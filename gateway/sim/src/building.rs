@@ -85,6 +85,8 @@ struct SimDevice {
     behaviour: Box<dyn Behaviour>,
     rng: StdRng,
     held: BTreeMap<usize, Value>,
+    /// Register reads answered so far (for churn).
+    reads: u16,
 }
 
 /// Every simulated device, its faults and the site clock.
@@ -100,6 +102,8 @@ pub struct Building {
     start_unix_ms: i64,
     utc_offset_s: i32,
     last_tick: Instant,
+    /// Every register read changes every register (see [`Building::set_churn`]).
+    churn: bool,
 }
 
 impl Building {
@@ -129,6 +133,7 @@ impl Building {
                 behaviour,
                 rng,
                 held: BTreeMap::new(),
+                reads: 0,
             });
         }
         let mut building = Self {
@@ -142,6 +147,7 @@ impl Building {
             start_unix_ms,
             utc_offset_s,
             last_tick: now,
+            churn: false,
         };
         let site = building.site_time(now);
         for d in &mut building.devices {
@@ -151,6 +157,15 @@ impl Building {
             building.refresh(i, now);
         }
         building
+    }
+
+    /// Churn: each holding or input register read answers the model's
+    /// value plus the device's count of reads (wrapping), so that every
+    /// register changes at every poll. For load runs of the publish path
+    /// (report by exception then sends every value); the bank and the
+    /// model are untouched.
+    pub fn set_churn(&mut self, on: bool) {
+        self.churn = on;
     }
 
     fn site_time(&self, now: Instant) -> SiteTime {
@@ -237,10 +252,17 @@ impl Building {
                 area,
                 address,
                 count,
-            } => Ok(frame::registers_answer(
-                req.function(),
-                d.bank.read(*area, *address, *count)?,
-            )),
+            } => {
+                let regs = d.bank.read(*area, *address, *count)?;
+                if self.churn {
+                    d.reads = d.reads.wrapping_add(1);
+                    let n = d.reads;
+                    let churned: Vec<u16> = regs.iter().map(|r| r.wrapping_add(n)).collect();
+                    Ok(frame::registers_answer(req.function(), &churned))
+                } else {
+                    Ok(frame::registers_answer(req.function(), regs))
+                }
+            }
             Request::WriteCoil { address, value } => {
                 self.write(i, Area::Coil, *address, &[u16::from(*value)], &req)
             }

@@ -53,6 +53,9 @@ pub struct SimOptions {
     pub start_unix_ms: Option<i64>,
     /// Tick period, over `[simulator] tick`.
     pub tick: Option<Duration>,
+    /// Every register read answers a value different from the last read's
+    /// (load runs of the publish path; see [`Building::set_churn`]).
+    pub churn: bool,
 }
 
 impl SimOptions {
@@ -115,6 +118,7 @@ pub async fn start(resolved: &Resolved, opts: SimOptions) -> Result<SimHandle, S
             .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(0))
     });
     let mut building = Building::new(resolved, seed, start_ms, now);
+    building.set_churn(opts.churn);
     for s in &sim.scenario {
         building.inject(s, now, now)?;
     }

@@ -22,6 +22,9 @@ pub struct SimulateArgs {
     /// Delay RTU answers by their real wire time at the bus baud rate (`true`/`false`).
     #[arg(long)]
     pub wire_time: Option<bool>,
+    /// Every register read answers a changed value (load runs of the publish path).
+    #[arg(long)]
+    pub churn: bool,
     /// Serve an `rtu` bus on this serial port instead of a pseudo-terminal: `BUS=PATH` (repeatable).
     #[arg(long, value_parser = parse_pair)]
     pub serial: Vec<(String, String)>,
@@ -119,6 +122,7 @@ pub async fn simulate(a: SimulateArgs) -> u8 {
         control: a.control,
         seed: a.seed,
         wire_time: a.wire_time,
+        churn: a.churn,
         ..SimOptions::default()
     };
     let sim = match gateway_sim::start(&cfg, opts).await {

@@ -10,7 +10,13 @@
 //! [`North`] runs on the run loop (synchronous, like the engine): it turns
 //! polls and core events into messages ([`crate::wire`]), buffers them and
 //! appends them to the outbox in one transaction per [`North::flush`]
-//! (every 100 ms), then wakes the publisher.
+//! (every 100 ms), hands the stored records to the publisher's live tail
+//! ([`live`]: the live path is served from memory, the outbox is read back
+//! only on replay), then wakes the publisher. Anything but telemetry
+//! (alarms, states, events, tickets, alerts, replies) is written through at
+//! once: the run loop flushes right after the poll or tick that made it
+//! ([`North::urgent`]), so an alarm never waits for the flush tick.
+//! Telemetry is encoded straight into bytes ([`wire::TelemetryEncoder`]).
 //!
 //! When the outbox refuses appends (a full disk), the numbered messages
 //! wait in a bounded backlog ([`MAX_BACKLOG`] messages, [`MAX_BACKLOG_BYTES`]),
@@ -25,6 +31,7 @@
 pub mod commands;
 pub mod dead_letters;
 pub mod influx_feed;
+pub mod live;
 pub mod mqtt;
 pub mod outbox;
 pub mod probe;
@@ -52,11 +59,20 @@ pub const RETRY_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 /// The most records appended in one transaction.
 pub const APPEND_CHUNK: usize = 2_000;
 
+/// A payload waiting for its seq.
+#[derive(Debug)]
+enum Payload {
+    /// Built as JSON (everything but telemetry).
+    Json(Body),
+    /// Already serialised (telemetry).
+    Encoded(wire::Encoded),
+}
+
 /// A message waiting for its seq.
 #[derive(Debug)]
 struct Msg {
     topic: String,
-    body: Body,
+    body: Payload,
     qos: u8,
     retain: bool,
     kind: Kind,
@@ -82,6 +98,11 @@ pub struct North {
     /// Telemetry and other messages dropped from the backlog meanwhile.
     dropped_run: (u64, u64),
     wake: Arc<Notify>,
+    /// Something other than telemetry is buffered: flush at once.
+    urgent: bool,
+    encoder: wire::TelemetryEncoder,
+    /// Per device index: its id and telemetry topic (made once).
+    telemetry_topics: Vec<Option<(String, String)>>,
 }
 
 impl North {
@@ -104,6 +125,34 @@ impl North {
             retry_at: None,
             dropped_run: (0, 0),
             wake,
+            urgent: false,
+            encoder: wire::TelemetryEncoder::default(),
+            telemetry_topics: Vec::new(),
+        }
+    }
+
+    /// Whether something other than telemetry waits in the buffer: the
+    /// caller flushes at once (write-through), see the module doc.
+    pub fn urgent(&self) -> bool {
+        self.urgent
+    }
+
+    /// Flushes when [`urgent`](Self::urgent).
+    pub fn flush_urgent(&mut self) -> Result<(), OutboxError> {
+        if self.urgent { self.flush() } else { Ok(()) }
+    }
+
+    fn telemetry_topic(&mut self, index: usize, id: &str) -> String {
+        if self.telemetry_topics.len() <= index {
+            self.telemetry_topics.resize(index + 1, None);
+        }
+        match &self.telemetry_topics[index] {
+            Some((cached, topic)) if cached == id => topic.clone(),
+            _ => {
+                let topic = self.topics.telemetry(id);
+                self.telemetry_topics[index] = Some((id.to_owned(), topic.clone()));
+                topic
+            }
         }
     }
 
@@ -113,6 +162,13 @@ impl North {
     }
 
     fn push(&mut self, topic: String, body: Body, qos: u8, retain: bool, kind: Kind) {
+        self.push_payload(topic, Payload::Json(body), qos, retain, kind);
+    }
+
+    fn push_payload(&mut self, topic: String, body: Payload, qos: u8, retain: bool, kind: Kind) {
+        if kind != Kind::Telemetry {
+            self.urgent = true;
+        }
         self.buffer.push(Msg {
             topic,
             body,
@@ -132,10 +188,11 @@ impl North {
         let Some(dev) = cfg.devices.get(o.device) else {
             return;
         };
-        let body = wire::telemetry(dev, o, which);
-        self.push(
-            self.topics.telemetry(&dev.id),
-            body,
+        let body = self.encoder.telemetry(dev, o, which);
+        let topic = self.telemetry_topic(o.device, &dev.id);
+        self.push_payload(
+            topic,
+            Payload::Encoded(body),
             self.telemetry_qos,
             false,
             Kind::Telemetry,
@@ -212,11 +269,17 @@ impl North {
     /// bounded backlog and are tried again first, no sooner than
     /// [`RETRY_EVERY`]; see the module doc.
     pub fn flush(&mut self) -> Result<(), OutboxError> {
-        for m in std::mem::take(&mut self.buffer) {
+        self.urgent = false;
+        let mut buffer = std::mem::take(&mut self.buffer);
+        for m in buffer.drain(..) {
             let seq = self.next_seq;
             self.next_seq += 1;
+            let payload = match m.body {
+                Payload::Json(b) => wire::with_seq(b, seq),
+                Payload::Encoded(e) => e.with_seq(seq),
+            };
             let r = NewRecord {
-                payload: wire::with_seq(m.body, seq),
+                payload,
                 topic: m.topic,
                 qos: m.qos,
                 retain: m.retain,
@@ -225,6 +288,8 @@ impl North {
             self.unwritten_bytes += r.topic.len() + r.payload.len();
             self.unwritten.push_back((seq, r));
         }
+        // The buffer's room is kept for the next messages.
+        self.buffer = buffer;
         if self.unwritten.is_empty() {
             return Ok(());
         }
@@ -237,8 +302,9 @@ impl North {
         }
         while !self.unwritten.is_empty() {
             let n = self.unwritten.len().min(APPEND_CHUNK);
-            let chunk: Vec<(u64, NewRecord)> = self.unwritten.range(..n).cloned().collect();
-            if let Err(e) = self.writer.append_numbered(&chunk) {
+            let chunk = &self.unwritten.make_contiguous()[..n];
+            let appended = self.writer.append_numbered(chunk);
+            if let Err(e) = appended {
                 if self.retry_at.is_none() {
                     tracing::error!(
                         error = %e, waiting = self.unwritten.len(),
@@ -251,11 +317,19 @@ impl North {
                 self.reserve_ahead();
                 return Err(e);
             }
-            for (_, r) in self.unwritten.drain(..n) {
-                self.unwritten_bytes = self
-                    .unwritten_bytes
-                    .saturating_sub(r.topic.len() + r.payload.len());
-            }
+            let mut bytes = 0;
+            let stats = self.writer.stats();
+            // Stored: to the publisher's live tail. An append that had to
+            // drop telemetry empties the tail instead (the publisher then
+            // reads what is really stored).
+            let complete = matches!(appended, Ok(0));
+            stats.live.push(
+                self.unwritten.drain(..n).inspect(|(_, r)| {
+                    bytes += r.topic.len() + r.payload.len();
+                }),
+                complete,
+            );
+            self.unwritten_bytes = self.unwritten_bytes.saturating_sub(bytes);
             self.wake.notify_one();
         }
         if self.retry_at.take().is_some() {
@@ -333,5 +407,57 @@ impl North {
     /// Messages buffered or waiting to be written.
     pub fn waiting(&self) -> usize {
         self.buffer.len() + self.unwritten.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gateway_core::config::load::load;
+    use gateway_core::state::HardAlarm;
+
+    fn north(dir: &std::path::Path) -> North {
+        let cfg = load(
+            "t.toml",
+            "site = \"s\"\ngateway = \"g\"\n",
+            &Default::default(),
+            &|_| None,
+        )
+        .unwrap();
+        let mqtt = MqttConfig::for_url("mqtt://127.0.0.1:1");
+        let w = OutboxWriter::open(dir, gateway_core::config::Fsync::Off, 10_000_000).unwrap();
+        North::new(&cfg, &mqtt, w, Arc::new(Notify::new()))
+    }
+
+    #[test]
+    fn an_alarm_is_written_through_at_once_and_handed_to_the_live_tail() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut n = north(dir.path());
+        n.on_reply(Body::new());
+        assert!(n.urgent(), "a reply is not telemetry");
+        n.flush().unwrap();
+        assert!(!n.urgent());
+        let alarm = HardAlarm {
+            device: "fire-1".into(),
+            point: "fault".into(),
+            active: true,
+            at_ms: 5,
+        };
+        n.on_core(&CoreEvent::Alarm(alarm), 6);
+        assert!(n.urgent(), "an alarm asks for a flush now");
+        n.flush_urgent().unwrap();
+        assert_eq!(n.waiting(), 0, "stored, not waiting for the flush tick");
+        let stats = n.stats();
+        let mut out = Vec::new();
+        assert!(stats.live.take(0, 10, &mut out));
+        assert_eq!(out.iter().map(|r| r.seq).collect::<Vec<_>>(), vec![1, 2]);
+        assert!(out[1].topic.ends_with("/alarm"));
+        let body: serde_json::Value = serde_json::from_slice(&out[1].payload).unwrap();
+        assert_eq!(body["seq"], 2);
+        assert_eq!(body["active"], true);
+        // And the outbox holds them until delivered.
+        let r = outbox::OutboxReader::open(dir.path(), gateway_core::config::Fsync::Off, stats)
+            .unwrap();
+        assert_eq!(r.len().unwrap(), 2);
     }
 }

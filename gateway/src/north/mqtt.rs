@@ -631,13 +631,23 @@ impl Publisher {
             return;
         }
         let want = window - flight.in_flight();
-        let records = match self.outbox.after(flight.cursor, want) {
-            Ok(r) => r,
-            Err(e) => {
-                error!(error = %e, "cannot read the outbox");
-                return;
-            }
-        };
+        // The live path from memory; the outbox is read when the live
+        // tail does not hold everything after the cursor (a new
+        // connection's replay, a tail that overflowed): see `live`.
+        let mut records = Vec::new();
+        if !self
+            .outbox_stats
+            .live
+            .take(flight.cursor, want, &mut records)
+        {
+            records = match self.outbox.after(flight.cursor, want) {
+                Ok(r) => r,
+                Err(e) => {
+                    error!(error = %e, "cannot read the outbox");
+                    return;
+                }
+            };
+        }
         for r in records {
             let seq = r.seq;
             let payload = Bytes::from(r.payload);
@@ -660,7 +670,12 @@ impl Publisher {
                         .push_back((Some(seq), r.qos, std::time::Instant::now()));
                     flight.cursor = seq;
                 }
-                Err(_) => break, // the request channel is full: next time
+                Err(_) => {
+                    // The request channel is full: next time. Taken from
+                    // the live tail, the rest is read from the outbox
+                    // then (the cursor is below the tail's start now).
+                    break;
+                }
             }
         }
     }

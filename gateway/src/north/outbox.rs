@@ -58,6 +58,16 @@ fn wal_budget(max_bytes: u64) -> u64 {
     (max_bytes / 16).clamp(64 * 1024, 4 * 1024 * 1024)
 }
 
+/// The publisher's read (replay, and whenever the live tail does not cover
+/// its cursor).
+const AFTER_SQL: &str =
+    "SELECT seq, topic, payload, qos, retain FROM records WHERE seq > ?1 ORDER BY seq LIMIT ?2";
+/// The removal of a run of delivered records.
+const REMOVE_SQL: &str = "DELETE FROM records WHERE seq BETWEEN ?1 AND ?2
+     RETURNING LENGTH(topic) + LENGTH(payload)";
+/// Each append's insert.
+const INSERT_SQL: &str = "INSERT INTO records (seq, topic, payload, qos, retain, telemetry) VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
+
 /// The bytes the files of the outbox `file` take on disk (db, WAL, index).
 pub fn files_size(file: &Path) -> u64 {
     ["", "-wal", "-shm"]
@@ -154,6 +164,9 @@ pub struct OutboxStats {
     /// Messages other than telemetry dropped from the in-memory backlog
     /// because the outbox refused appends for too long (a gap in `seq`).
     pub lost: AtomicU64,
+    /// Records just appended, for the publisher to take from memory
+    /// ([`super::live`]); filled by [`super::North`] after each commit.
+    pub live: super::live::LiveTail,
 }
 
 fn open(path: &Path, fsync: Fsync, max_bytes: u64) -> Result<Connection, OutboxError> {
@@ -171,6 +184,17 @@ fn open(path: &Path, fsync: Fsync, max_bytes: u64) -> Result<Connection, OutboxE
     }
     let c = Connection::open(&path).map_err(wrap)?;
     c.busy_timeout(Duration::from_secs(5)).map_err(wrap)?;
+    // The query planner stability guarantee: a statement's plan never
+    // depends on the values bound to it. Without it, the bundled SQLite
+    // (built with STAT4) compiles a cached statement again at every step
+    // after a parameter compared with an indexed column, or a LIMIT,
+    // changed (`sqlite3Reprepare`): every read and delete of the outbox
+    // paid a full prepare. The outbox's statements have one good plan each.
+    c.set_db_config(
+        rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
+        true,
+    )
+    .map_err(wrap)?;
     // Before the first table: a new outbox can give its free pages back.
     c.pragma_update(None, "auto_vacuum", "INCREMENTAL")
         .map_err(wrap)?;
@@ -424,9 +448,7 @@ impl OutboxWriter {
         let mut skipped = 0u64;
         let mut top = 0u64;
         {
-            let mut stmt = tx.prepare_cached(
-                "INSERT INTO records (seq, topic, payload, qos, retain, telemetry) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            )?;
+            let mut stmt = tx.prepare_cached(INSERT_SQL)?;
             for (seq, r) in records {
                 if *seq < self.next_seq {
                     continue;
@@ -451,11 +473,11 @@ impl OutboxWriter {
         if top == 0 {
             return Ok(0);
         }
-        tx.execute(
+        tx.prepare_cached(
             "INSERT INTO meta (key, value) VALUES ('next_seq', ?1)
              ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-            [i64::try_from(top + 1).unwrap_or(i64::MAX)],
-        )?;
+        )?
+        .execute([i64::try_from(top + 1).unwrap_or(i64::MAX)])?;
         let clears = self.reserved_for.is_some_and(|r| top >= r);
         if clears {
             tx.execute("DELETE FROM meta WHERE key = 'reserved_seq'", [])?;
@@ -587,9 +609,12 @@ impl OutboxWriter {
 /// Bytes of the database's pages in use (not on the free list), as the
 /// open transaction sees them.
 fn used_bytes(c: &Connection) -> Result<u64, rusqlite::Error> {
-    let pages: i64 = c.query_row("PRAGMA page_count", [], |r| r.get(0))?;
-    let free: i64 = c.query_row("PRAGMA freelist_count", [], |r| r.get(0))?;
-    let size: i64 = c.query_row("PRAGMA page_size", [], |r| r.get(0))?;
+    let one = |sql: &str| -> Result<i64, rusqlite::Error> {
+        c.prepare_cached(sql)?.query_row([], |r| r.get(0))
+    };
+    let pages = one("PRAGMA page_count")?;
+    let free = one("PRAGMA freelist_count")?;
+    let size = one("PRAGMA page_size")?;
     Ok(u64::try_from(pages.saturating_sub(free).saturating_mul(size)).unwrap_or(0))
 }
 
@@ -648,9 +673,7 @@ impl OutboxReader {
 
     /// Up to `limit` records with seq > `after`, in seq order.
     pub fn after(&self, after: u64, limit: usize) -> Result<Vec<Record>, OutboxError> {
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT seq, topic, payload, qos, retain FROM records WHERE seq > ?1 ORDER BY seq LIMIT ?2",
-        )?;
+        let mut stmt = self.conn.prepare_cached(AFTER_SQL)?;
         let rows = stmt.query_map(
             params![
                 i64::try_from(after).unwrap_or(i64::MAX),
@@ -701,22 +724,31 @@ impl OutboxReader {
     }
 
     fn try_remove(&mut self, seqs: &[u64]) -> Result<(), OutboxError> {
+        // Acknowledged seqs come mostly in runs: one DELETE per run, which
+        // says what it removed (no SELECT first).
+        let mut sorted = seqs.to_vec();
+        sorted.sort_unstable();
+        sorted.dedup();
         let tx = self.conn.transaction()?;
         let mut freed = 0u64;
         let mut removed = 0u64;
         {
-            let mut len = tx.prepare_cached(
-                "SELECT LENGTH(topic) + LENGTH(payload) FROM records WHERE seq = ?1",
-            )?;
-            let mut del = tx.prepare_cached("DELETE FROM records WHERE seq = ?1")?;
-            for s in seqs {
-                let s = i64::try_from(*s).unwrap_or(i64::MAX);
-                let l: Option<i64> = len.query_row([s], |r| r.get(0)).optional()?;
-                if let Some(l) = l {
-                    del.execute([s])?;
+            let mut del = tx.prepare_cached(REMOVE_SQL)?;
+            let mut i = 0;
+            while i < sorted.len() {
+                let mut j = i;
+                while j + 1 < sorted.len() && sorted[j + 1] == sorted[j] + 1 {
+                    j += 1;
+                }
+                let lo = i64::try_from(sorted[i]).unwrap_or(i64::MAX);
+                let hi = i64::try_from(sorted[j]).unwrap_or(i64::MAX);
+                let mut rows = del.query([lo, hi])?;
+                while let Some(row) = rows.next()? {
+                    let l: i64 = row.get(0)?;
                     freed += u64::try_from(l).unwrap_or(0) + ROW_OVERHEAD;
                     removed += 1;
                 }
+                i = j + 1;
             }
         }
         tx.commit()?;
@@ -863,6 +895,59 @@ mod tests {
             "pages given back: {} of {big}",
             files_size(&file)
         );
+    }
+
+    #[test]
+    fn the_publishers_statements_are_not_compiled_again_when_their_parameters_change() {
+        use rusqlite::StatementStatus;
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = OutboxWriter::open(dir.path(), Fsync::Off, 100_000_000).unwrap();
+        let mut r = OutboxReader::open(dir.path(), Fsync::Off, w.stats()).unwrap();
+        let mut cursor = 0;
+        for round in 0..40 {
+            w.append(0..10, rec(Kind::Telemetry, 100)).unwrap();
+            // Another limit and another cursor at every call, as the
+            // publisher's window and position move.
+            let got = r.after(cursor, 3 + round % 5).unwrap();
+            cursor = got.last().map_or(cursor, |g| g.seq);
+            r.remove(&got.iter().map(|g| g.seq).collect::<Vec<_>>())
+                .unwrap();
+        }
+        for sql in [AFTER_SQL, REMOVE_SQL] {
+            let stmt = r.conn.prepare_cached(sql).unwrap();
+            assert_eq!(
+                stmt.get_status(StatementStatus::RePrepare),
+                0,
+                "compiled again: {sql}"
+            );
+        }
+        let stmt = w.conn.prepare_cached(INSERT_SQL).unwrap();
+        assert_eq!(stmt.get_status(StatementStatus::RePrepare), 0);
+    }
+
+    #[test]
+    fn removing_runs_of_seqs_counts_exactly_what_was_stored() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = OutboxWriter::open(dir.path(), Fsync::Off, 100_000_000).unwrap();
+        w.append(0..20, rec(Kind::Other, 10)).unwrap();
+        let stats = w.stats();
+        let before = stats.bytes.load(Ordering::Relaxed);
+        let mut r = OutboxReader::open(dir.path(), Fsync::Off, w.stats()).unwrap();
+        // Out of order, with a duplicate and seqs that are not stored.
+        r.remove(&[5, 3, 4, 4, 10, 11, 12, 99, 1]).unwrap();
+        let left: Vec<u64> = r.after(0, 100).unwrap().iter().map(|r| r.seq).collect();
+        assert_eq!(left, vec![2, 6, 7, 8, 9, 13, 14, 15, 16, 17, 18, 19, 20]);
+        assert_eq!(stats.records.load(Ordering::Relaxed), 13);
+        assert_eq!(stats.delivered.load(Ordering::Relaxed), 7);
+        // rec(): topic "t/{index}", payload {"seq":N} and 10 bytes.
+        let expected: u64 = [1u64, 3, 4, 5, 10, 11, 12]
+            .iter()
+            .map(|s| {
+                (format!("t/{}", s - 1).len() + format!("{{\"seq\":{s}}}").len() + 10) as u64
+                    + ROW_OVERHEAD
+            })
+            .sum();
+        assert_eq!(before - stats.bytes.load(Ordering::Relaxed), expected);
     }
 
     #[test]

@@ -102,15 +102,47 @@ impl SecretSource {
 }
 
 /// MQTT quality of service (our own type: library types stay out of config).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+/// Written `0` or `1`, as an integer (as `docs/config.md` shows) or as a
+/// string (`"0"`, `"1"`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Qos {
     /// At most once: sent, never resent.
-    #[serde(rename = "0")]
     AtMostOnce,
     /// At least once: resent until the broker acknowledges it.
     #[default]
-    #[serde(rename = "1")]
     AtLeastOnce,
+}
+
+impl<'de> Deserialize<'de> for Qos {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = Qos;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a QoS of 0 or 1")
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Qos, E> {
+                match v {
+                    0 => Ok(Qos::AtMostOnce),
+                    1 => Ok(Qos::AtLeastOnce),
+                    _ => Err(E::custom(format!("QoS {v} is not supported: write 0 or 1"))),
+                }
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Qos, E> {
+                self.visit_i64(i64::try_from(v).unwrap_or(i64::MAX))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Qos, E> {
+                match v.trim() {
+                    "0" => Ok(Qos::AtMostOnce),
+                    "1" => Ok(Qos::AtLeastOnce),
+                    _ => Err(E::custom(format!(
+                        "QoS {v:?} is not supported: write 0 or 1"
+                    ))),
+                }
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 impl Qos {
@@ -691,6 +723,23 @@ impl AdminConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn telemetry_qos_is_accepted_as_an_integer_or_a_string() {
+        #[derive(Debug, Deserialize)]
+        struct T {
+            telemetry_qos: Qos,
+        }
+        let q = |s: &str| toml::from_str::<T>(s).map(|t| t.telemetry_qos);
+        assert_eq!(q("telemetry_qos = 0").unwrap(), Qos::AtMostOnce);
+        assert_eq!(q("telemetry_qos = 1").unwrap(), Qos::AtLeastOnce);
+        assert_eq!(q("telemetry_qos = \"0\"").unwrap(), Qos::AtMostOnce);
+        assert_eq!(q("telemetry_qos = \"1\"").unwrap(), Qos::AtLeastOnce);
+        let e = q("telemetry_qos = 2").unwrap_err().to_string();
+        assert!(e.contains("write 0 or 1"), "{e}");
+        assert!(q("telemetry_qos = \"2\"").is_err());
+        assert!(q("telemetry_qos = true").is_err());
+    }
 
     #[test]
     fn broker_urls_parse_with_default_ports_and_clear_errors() {

@@ -76,3 +76,31 @@ async fn unknown_units_stay_silent_and_scheduled_faults_start_on_time() {
         Answer::Reply { .. }
     ));
 }
+
+#[tokio::test(start_paused = true)]
+async fn with_churn_every_register_read_changes_at_every_read() {
+    let resolved = demo();
+    let t0 = Instant::now();
+    let mut b = Building::new(&resolved, 5, 0, t0);
+    let (dev, point) = resolved
+        .devices
+        .iter()
+        .find_map(|d| {
+            d.points
+                .iter()
+                .find(|p| matches!(p.area, Area::Holding | Area::Input))
+                .map(|p| (d, p.clone()))
+        })
+        .unwrap();
+    let function = if point.area == Area::Holding { 3 } else { 4 };
+    let [hi, lo] = point.address.to_be_bytes();
+    let pdu = [function, hi, lo, 0, 1];
+    let read = |b: &mut Building| match b.serve(dev.bus, dev.unit, &pdu, t0) {
+        Answer::Reply { pdu, .. } => pdu,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(read(&mut b), read(&mut b), "no churn: the same value");
+    b.set_churn(true);
+    let (x, y) = (read(&mut b), read(&mut b));
+    assert_ne!(x, y, "churn: another value at every read");
+}
