@@ -431,9 +431,9 @@ impl Model {
                 bump(&mut self.counters.replies);
                 Ok(Applied::Ignored)
             }
-            Message::Ticket(m) => ticket(g, m, retained, &limits),
+            Message::Ticket(m) => ticket(g, *m, retained, &limits),
             Message::Telemetry(m) => telemetry(g, m, &limits, now_ms),
-            Message::State(m) => state(g, m, retained, &limits, now_ms),
+            Message::State(m) => state(g, *m, retained, &limits, now_ms),
             Message::Event(e) => event(g, e, &limits, &mut self.events, now_ms),
         };
         while self.events.len() > EVENTS_KEPT {

@@ -499,11 +499,11 @@ pub enum Message {
     /// `telemetry`.
     Telemetry(Telemetry),
     /// `state`.
-    State(State),
+    State(Box<State>),
     /// `event`.
     Event(Event),
     /// `tickets/{id}`.
-    Ticket(TicketMsg),
+    Ticket(Box<TicketMsg>),
     /// `alarm`.
     Alarm(Alarm),
     /// `cmd/reply`.
@@ -558,7 +558,7 @@ pub fn parse(topic: &Topic<'_>, payload: &[u8]) -> Result<Message, Refusal> {
         Kind::State(d) => {
             let m = parse_state(payload)?;
             same("device", &m.device, d)?;
-            Message::State(m)
+            Message::State(Box::new(m))
         }
         Kind::Event(d) => {
             let m = parse_event(payload)?;
@@ -577,7 +577,7 @@ pub fn parse(topic: &Topic<'_>, payload: &[u8]) -> Result<Message, Refusal> {
                     format!("ticket id {} is not the topic's {n}", m.ticket.id),
                 ));
             }
-            Message::Ticket(m)
+            Message::Ticket(Box::new(m))
         }
         Kind::Alarm => Message::Alarm(parse_alarm(payload)?),
         Kind::Reply => Message::Reply(parse_reply(payload)?),
