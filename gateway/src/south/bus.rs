@@ -79,12 +79,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use gateway_core::config::{HealthConfig, Resolved, ResolvedBus, ResolvedDevice};
+use gateway_core::config::{BusKind, HealthConfig, Resolved, ResolvedBus, ResolvedDevice};
 use gateway_core::decode::{decode_request, decode_request_bits, failed_request};
 use gateway_core::model::{
     BadReason, EXCEPTION_ILLEGAL_DATA_ADDRESS, FailureKind, Point, PollClass, PollOutcome, Sample,
 };
-use gateway_core::plan::{Barriers, Limits, Request, plan};
+use gateway_core::plan::{Barriers, Cost, Limits, Request, SERIAL_TURNAROUND, plan_costed};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, sleep_until};
@@ -358,6 +358,8 @@ struct DeviceState {
     unit: u8,
     points: Arc<Vec<Point>>,
     limits: Limits,
+    /// The line's cost model: the planner minimises line time with it.
+    cost: Cost,
     barriers: Barriers,
     full_plan: Arc<[Request]>,
     alarm_plan: Arc<[Request]>,
@@ -390,6 +392,7 @@ impl DeviceState {
         options: BusOptions,
         now: Instant,
         (k, n): (usize, usize),
+        cost: Cost,
     ) -> Self {
         let limits = Limits {
             max_registers: d.max_registers,
@@ -404,6 +407,7 @@ impl DeviceState {
             unit: d.unit,
             points: d.points.clone(),
             limits,
+            cost,
             barriers: Barriers::default(),
             full_plan: Arc::from(Vec::new()),
             alarm_plan: Arc::from(Vec::new()),
@@ -425,8 +429,9 @@ impl DeviceState {
     }
 
     fn replan(&mut self) {
-        self.full_plan = plan(&self.points, &|_| true, self.limits, &self.barriers).into();
-        self.alarm_plan = plan(&self.points, &|p| p.alarm, self.limits, &self.barriers).into();
+        let (limits, barriers, cost) = (self.limits, &self.barriers, &self.cost);
+        self.full_plan = plan_costed(&self.points, &|_| true, limits, barriers, cost).into();
+        self.alarm_plan = plan_costed(&self.points, &|p| p.alarm, limits, barriers, cost).into();
     }
 
     fn has_alarm(&self) -> bool {
@@ -448,6 +453,26 @@ impl DeviceState {
         match self.next_alarm {
             Some(a) if a < self.next_full => a,
             _ => self.next_full,
+        }
+    }
+}
+
+/// The planner's cost model of a bus: a TCP round trip, or the serial line
+/// at its baud rate (behind a serial device server, plus a TCP round trip).
+pub fn line_cost(bus: &ResolvedBus) -> Cost {
+    match bus.kind {
+        BusKind::Tcp => Cost::TCP,
+        BusKind::Rtu | BusKind::RtuOverTcp => {
+            let mut cost = Cost::serial(
+                bus.baud,
+                bus.bits_per_char(),
+                bus.inter_frame_delay,
+                SERIAL_TURNAROUND,
+            );
+            if bus.kind == BusKind::RtuOverTcp {
+                cost.request_us += Cost::TCP.request_us;
+            }
+            cost
         }
     }
 }
@@ -532,6 +557,7 @@ impl<L: Link> BusTask<L> {
     ) -> Self {
         let now = Instant::now();
         let n = devices.len();
+        let cost = line_cost(bus);
         Self {
             bus: bus.id.clone(),
             link,
@@ -539,7 +565,7 @@ impl<L: Link> BusTask<L> {
             devices: devices
                 .iter()
                 .enumerate()
-                .map(|(k, &(i, d))| DeviceState::new(i, d, options, now, (k, n)))
+                .map(|(k, &(i, d))| DeviceState::new(i, d, options, now, (k, n), cost))
                 .collect(),
             options,
             tx,
@@ -960,10 +986,11 @@ fn plan_subset(device: &DeviceState, subset: &[usize]) -> Vec<Request> {
         .zip(&selected)
         .filter_map(|(p, &s)| s.then_some(p))
         .collect();
-    plan(
+    plan_costed(
         points,
         &|p| chosen.iter().any(|c| std::ptr::eq(*c, p)),
         device.limits,
         &device.barriers,
+        &device.cost,
     )
 }
