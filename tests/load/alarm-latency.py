@@ -8,6 +8,10 @@ by an MQTT subscriber. Prints p50/p99 over N injections.
                                                 # 16 units x 30 registers polled
                                                 # as fast as the line carries:
                                                 # measured cycle vs `gateway check`
+    tests/load/alarm-latency.py scattered BAUD [SECONDS=20]
+                                                # one device, 4 points at 0/10/20/30,
+                                                # polled as fast as the line carries:
+                                                # line time per poll
 
 `rtu`: 9600 baud 8N1 on a socat pty pair, the simulator answering in real
 wire time, 8 devices of 30 holding registers polled every second and the
@@ -102,13 +106,17 @@ def pct(values, q):
     return v[k]
 
 
-def setup(work, mode, baud=9600, n_devices=8, poll="1s"):
+def setup(work, mode, baud=9600, n_devices=8, poll="1s", profile="load-30"):
     """Writes the configuration, starts broker, line, simulator and gateway."""
     procs = Procs()
     prof = os.path.join(work, "profiles")
     os.makedirs(prof)
     shutil.copy(os.path.join(ROOT, "config", "profiles", "fire-panel.toml"), prof)
     profile_30(os.path.join(prof, "load-30.toml"))
+    with open(os.path.join(prof, "scattered-4.toml"), "w") as f:
+        f.write('description = "4 scattered registers"\n')
+        for a in (0, 10, 20, 30):
+            f.write(f'[[point]]\nname = "r{a}"\narea = "holding"\naddress = {a}\ntype = "u16"\n')
     admin = free_port()
     control = free_port()
     lines = [
@@ -142,7 +150,7 @@ def setup(work, mode, baud=9600, n_devices=8, poll="1s"):
     devices = n_devices if mode != "tcp" else 0
     for u in range(1, devices + 1):
         lines.append(f'[[device]]\nid = "d{u}"\nname_zh = "设备{u}"\nclass = "other"\nbus = "{bus}"\n'
-                     f'unit = {u}\nprofile = "load-30"\npoll_interval = "{poll}"')
+                     f'unit = {u}\nprofile = "{profile}"\npoll_interval = "{poll}"')
     if mode in ("tcp", "rtu"):
         lines.append(f'[[device]]\nid = "fire-panel-1"\nname_zh = "消防主机"\nclass = "fire_alarm"\n'
                      f'bus = "{bus}"\nunit = {devices + 1}\nprofile = "fire-panel"\n'
@@ -256,10 +264,39 @@ def cycle(baud, seconds):
         ifd = max(3.5 * ch, 0.00175)
         bound = 16 * (73 * ch + 2 * gap + ifd) * 1000
         line = f"{baud} baud: measured cycle {measured:.1f} ms, wire bound {bound:.1f} ms ({measured / bound:.2f}x)"
+        if not est:
+            # Older `gateway check`: only "line occupancy at B baud: X %" of
+            # the polls every 10 ms, i.e. a cycle of X % of 10 ms.
+            occ = re.search(r"line occupancy at \d+ baud: ([0-9.]+) %", check.stdout)
+            est = occ and re.match(r"(.*)", f"{float(occ.group(1)) / 100 * 10:.3f}")
         if est:
             e = float(est.group(1))
             line += f", gateway check {e:.1f} ms ({(e - measured) / measured * 100:+.1f} %)"
         print(line)
+    finally:
+        if procs:
+            procs.stop()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def scattered(baud, seconds):
+    work = tempfile.mkdtemp(prefix="scattered-")
+    procs = None
+    try:
+        procs, cfg, _, admin, _ = setup(work, "cycle", baud=baud, n_devices=1, poll="10ms",
+                                        profile="scattered-4")
+
+        def counters():
+            m = urllib.request.urlopen(f"{admin}/metrics", timeout=5).read().decode()
+            get = lambda name: sum(float(l.split()[-1]) for l in m.splitlines() if l.startswith(name))
+            return get("bms_polls_total"), get("bms_requests_total")
+
+        time.sleep(3)
+        (p0, r0), t0 = counters(), time.time()
+        time.sleep(seconds)
+        (p1, r1), t1 = counters(), time.time()
+        per_poll = (t1 - t0) / (p1 - p0) * 1000
+        print(f"{baud} baud: {(r1 - r0) / (p1 - p0):.1f} requests per poll, {per_poll:.1f} ms per poll")
     finally:
         if procs:
             procs.stop()
@@ -274,6 +311,8 @@ def main():
         latency(mode, int(sys.argv[2]) if len(sys.argv) > 2 else 30)
     elif mode == "cycle":
         cycle(int(sys.argv[2]) if len(sys.argv) > 2 else 9600, int(sys.argv[3]) if len(sys.argv) > 3 else 20)
+    elif mode == "scattered":
+        scattered(int(sys.argv[2]) if len(sys.argv) > 2 else 9600, int(sys.argv[3]) if len(sys.argv) > 3 else 20)
     else:
         raise SystemExit(__doc__)
 

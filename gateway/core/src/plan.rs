@@ -313,10 +313,13 @@ pub struct Cost {
 /// so bridging is, if anything, underrated.
 pub const TCP_REQUEST_US: f64 = 2_000.0;
 
-/// A serial slave's turnaround (from the end of the request to the start of
-/// its answer) assumed by the cost model: typical devices answer within a
-/// millisecond or two.
-pub const SERIAL_TURNAROUND: Duration = Duration::from_millis(1);
+/// What a serial transaction costs beyond its wire time (the frames and
+/// their silences) and the inter-frame delay: the slave's turnaround from
+/// the end of the request to the start of its answer, and the master's own
+/// latency. Measured with the simulator in real wire time on a pty pair
+/// (docs/performance.md, "RS-485 line budget"): 3.6–4.1 ms per transaction
+/// at 9600, 19 200 and 115 200 baud; real slaves answer in a few ms.
+pub const SERIAL_TURNAROUND: Duration = Duration::from_micros(3_500);
 
 impl Cost {
     /// Modbus TCP: a round trip costs [`TCP_REQUEST_US`]; bytes at 100 Mbit/s.

@@ -248,9 +248,9 @@ pub fn render(file: &Path, cfg: &Resolved, verbose: bool) -> (String, usize, Vec
         } else {
             let _ = writeln!(
                 out,
-                "  cycle {ms:.1} ms at {} baud (frames, silences, inter-frame delay and {} ms device turnaround), line busy {:.0} % of the time",
+                "  cycle {ms:.1} ms at {} baud (frames, silences, inter-frame delay and {:.1} ms turnaround), line busy {:.0} % of the time",
                 bus.baud,
-                SERIAL_TURNAROUND.as_millis(),
+                SERIAL_TURNAROUND.as_secs_f64() * 1e3,
                 load.busy_per_sec * 100.0
             );
             if load.busy_per_sec > 1.0 {
@@ -447,5 +447,76 @@ pub fn check(file: &Path, verbose: bool, strict: bool) -> u8 {
             crate::cli::print_config_errors(file, &errors);
             super::EXIT_CONFIG
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    /// A file with one RTU line at `baud` and `n` devices of 30 holding
+    /// registers polled every `poll`.
+    fn line(dir: &Path, baud: u32, n: usize, poll: &str) -> std::path::PathBuf {
+        let profiles = dir.join("profiles");
+        std::fs::create_dir_all(&profiles).unwrap();
+        let mut profile = String::from("description = \"30 registers\"\n");
+        for i in 0..30 {
+            profile.push_str(&format!(
+                "[[point]]\nname = \"r{i}\"\narea = \"holding\"\naddress = {i}\ntype = \"u16\"\n"
+            ));
+        }
+        std::fs::write(profiles.join("load-30.toml"), profile).unwrap();
+        let mut cfg = format!(
+            "site = \"s\"\ngateway = \"g\"\nprofiles_dir = \"profiles\"\ndata_dir = \"data\"\n\
+             [[bus]]\nid = \"line\"\nkind = \"rtu\"\nport = \"/dev/null\"\nbaud = {baud}\n"
+        );
+        for u in 1..=n {
+            cfg.push_str(&format!(
+                "[[device]]\nid = \"d{u}\"\nname_zh = \"d{u}\"\nclass = \"other\"\nbus = \"line\"\nunit = {u}\nprofile = \"load-30\"\npoll_interval = \"{poll}\"\n"
+            ));
+        }
+        let file = dir.join("gw.toml");
+        std::fs::write(&file, cfg).unwrap();
+        file
+    }
+
+    #[test]
+    fn the_cycle_is_printed_in_ms_and_a_line_that_cannot_carry_its_polls_warns() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = line(dir.path(), 9600, 8, "1s");
+        let cfg = validate_for_run(&file).unwrap();
+        let (text, _, warnings) = render(&file, &cfg, false);
+        // 30 registers at 9600 8N1: 73 characters (76.0 ms), two silences of
+        // 3.5 characters (7.3 ms), the 3.65 ms delay and 3.5 ms: 90.5 ms each.
+        assert!(text.contains("cycle 723.8 ms at 9600 baud"), "{text}");
+        assert!(warnings.is_empty(), "{warnings:?}");
+        assert_eq!(check(&file, false, true), 0);
+
+        let file = line(dir.path(), 9600, 8, "500ms");
+        let cfg = validate_for_run(&file).unwrap();
+        let (text, _, warnings) = render(&file, &cfg, false);
+        assert_eq!(warnings.len(), 1, "{text}");
+        assert!(text.contains("warning: bus line"), "{text}");
+        assert!(
+            warnings[0].contains("1448 ms of line time per second"),
+            "{warnings:?}"
+        );
+        assert_eq!(check(&file, false, false), 0);
+        assert_eq!(check(&file, false, true), EXIT_WARNINGS);
+    }
+
+    #[test]
+    fn above_19200_baud_the_frame_silence_is_fixed() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = validate_for_run(&line(dir.path(), 115_200, 1, "1s")).unwrap();
+        assert!((frame_silence_secs(&cfg.buses[0]) - 0.001_75).abs() < 1e-12);
+        let load = line_load(&cfg.buses[0], &[&cfg.devices[0]]);
+        // 73 characters at 115 200 (6.34 ms) + 2 × 1.75 + 1.75 + 3.5 ms.
+        assert!((load.cycle_secs * 1e3 - 15.087).abs() < 0.01, "{load:?}");
+        let cfg = validate_for_run(&line(dir.path(), 19_200, 1, "1s")).unwrap();
+        let expected = 3.5 * 10.0 / 19_200.0;
+        assert!((frame_silence_secs(&cfg.buses[0]) - expected).abs() < 1e-12);
     }
 }
