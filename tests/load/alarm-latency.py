@@ -9,7 +9,7 @@ by an MQTT subscriber. Prints p50/p99 over N injections.
                                                 # as fast as the line carries:
                                                 # measured cycle vs `gateway check`
     tests/load/alarm-latency.py scattered BAUD [SECONDS=20]
-                                                # one device, 4 points at 0/10/20/30,
+                                                # 8 devices, 4 points at 0/10/20/30 each,
                                                 # polled as fast as the line carries:
                                                 # line time per poll
 
@@ -231,7 +231,10 @@ def latency(mode, n):
             if sub.wait(False, t2) is None:
                 raise SystemExit(f"injection {i}: the alarm did not clear")
         metrics = urllib.request.urlopen(f"{admin}/metrics", timeout=5).read().decode()
-        polls = [l for l in metrics.splitlines() if l.startswith("bms_polls_total")]
+        polls = [l for l in metrics.splitlines() if l.startswith("bms_polls_total")
+                 or (l.startswith("bms_request_failures_total") and not l.endswith(" 0"))]
+        lat_sorted = sorted(lat)
+        print(f"{mode}: slowest {[round(x) for x in lat_sorted[-5:]]}")
         print(f"{mode}: {n} injections: p50 {pct(lat, 50):.0f} ms, p99 {pct(lat, 99):.0f} ms, "
               f"max {max(lat):.0f} ms, min {min(lat):.0f} ms  ({' '.join(polls)})")
     finally:
@@ -283,7 +286,7 @@ def scattered(baud, seconds):
     work = tempfile.mkdtemp(prefix="scattered-")
     procs = None
     try:
-        procs, cfg, _, admin, _ = setup(work, "cycle", baud=baud, n_devices=1, poll="10ms",
+        procs, cfg, _, admin, _ = setup(work, "cycle", baud=baud, n_devices=8, poll="10ms",
                                         profile="scattered-4")
 
         def counters():

@@ -317,9 +317,10 @@ pub const TCP_REQUEST_US: f64 = 2_000.0;
 /// their silences) and the inter-frame delay: the slave's turnaround from
 /// the end of the request to the start of its answer, and the master's own
 /// latency. Measured with the simulator in real wire time on a pty pair
-/// (docs/performance.md, "RS-485 line budget"): 3.6–4.1 ms per transaction
-/// at 9600, 19 200 and 115 200 baud; real slaves answer in a few ms.
-pub const SERIAL_TURNAROUND: Duration = Duration::from_micros(3_500);
+/// (docs/performance.md, "RS-485 line budget"): 2.5–2.8 ms per transaction
+/// at 9600, 19 200 and 115 200 baud on a quiet host (up to 4 ms on a busy
+/// one); real slaves answer in a few ms.
+pub const SERIAL_TURNAROUND: Duration = Duration::from_micros(2_500);
 
 impl Cost {
     /// Modbus TCP: a round trip costs [`TCP_REQUEST_US`]; bytes at 100 Mbit/s.

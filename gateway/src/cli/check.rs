@@ -489,8 +489,8 @@ mod tests {
         let cfg = validate_for_run(&file).unwrap();
         let (text, _, warnings) = render(&file, &cfg, false);
         // 30 registers at 9600 8N1: 73 characters (76.0 ms), two silences of
-        // 3.5 characters (7.3 ms), the 3.65 ms delay and 3.5 ms: 90.5 ms each.
-        assert!(text.contains("cycle 723.8 ms at 9600 baud"), "{text}");
+        // 3.5 characters (7.3 ms), the 3.65 ms delay and 2.5 ms: 89.5 ms each.
+        assert!(text.contains("cycle 715.8 ms at 9600 baud"), "{text}");
         assert!(warnings.is_empty(), "{warnings:?}");
         assert_eq!(check(&file, false, true), 0);
 
@@ -500,7 +500,7 @@ mod tests {
         assert_eq!(warnings.len(), 1, "{text}");
         assert!(text.contains("warning: bus line"), "{text}");
         assert!(
-            warnings[0].contains("1448 ms of line time per second"),
+            warnings[0].contains("1432 ms of line time per second"),
             "{warnings:?}"
         );
         assert_eq!(check(&file, false, false), 0);
@@ -513,8 +513,8 @@ mod tests {
         let cfg = validate_for_run(&line(dir.path(), 115_200, 1, "1s")).unwrap();
         assert!((frame_silence_secs(&cfg.buses[0]) - 0.001_75).abs() < 1e-12);
         let load = line_load(&cfg.buses[0], &[&cfg.devices[0]]);
-        // 73 characters at 115 200 (6.34 ms) + 2 × 1.75 + 1.75 + 3.5 ms.
-        assert!((load.cycle_secs * 1e3 - 15.087).abs() < 0.01, "{load:?}");
+        // 73 characters at 115 200 (6.34 ms) + 2 × 1.75 + 1.75 + 2.5 ms.
+        assert!((load.cycle_secs * 1e3 - 14.087).abs() < 0.01, "{load:?}");
         let cfg = validate_for_run(&line(dir.path(), 19_200, 1, "1s")).unwrap();
         let expected = 3.5 * 10.0 / 19_200.0;
         assert!((frame_silence_secs(&cfg.buses[0]) - expected).abs() < 1e-12);
