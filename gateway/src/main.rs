@@ -28,7 +28,11 @@ fn main() -> ExitCode {
     };
     let code = rt.block_on(async move {
         match args.command {
-            Command::Check { config, verbose } => cli::check(&config, verbose),
+            Command::Check {
+                config,
+                verbose,
+                strict,
+            } => cli::check(&config, verbose, strict),
             Command::Run(a) => cli::run(a).await,
             Command::Read(a) => cli::read(a).await,
             Command::Scan(a) => cli::scan(a).await,

@@ -39,8 +39,26 @@
 //! Output is deterministic: requests in area order (coil, discrete, holding,
 //! input), then by start address; points inside a request by address, then
 //! by index.
+//!
+//! # Line time: [`plan_costed`]
+//!
+//! The fewest requests is not the least line time: a request has a fixed
+//! cost (on a serial line its 8-byte frame, the answer's 5 bytes of header
+//! and CRC, two 3.5-character silences, the inter-frame delay and the
+//! device's turnaround; on TCP a network round trip) and a cost per byte it
+//! reads. [`plan_costed`] minimises the sum of those costs over the same
+//! rules ([`Cost`] gives the model per bus kind and baud): it bridges a hole
+//! when reading it costs less than a second request, whatever its width,
+//! and `max_gap` is only a cap (`u16::MAX`: none). It partitions the
+//! selected points of each area, in address order, into runs (points that
+//! overlap stay in one run) by dynamic programming over the run boundaries:
+//! a cheapest plan never needs two requests whose ranges interleave, so
+//! the cheapest partition into consecutive groups is the cheapest plan. A
+//! property test checks its cost against an exhaustive search over every
+//! partition of small random inputs.
 
 use std::collections::BTreeSet;
+use std::time::Duration;
 
 use crate::model::{Area, Point};
 
@@ -277,5 +295,250 @@ impl Open {
             count,
             points: self.points,
         }
+    }
+}
+
+/// What one read request costs on its line, in microseconds: `request_us`
+/// whatever it reads, plus `byte_us` for every data byte of the answer.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Cost {
+    /// Fixed cost of a request: frames' overhead, silences, turnaround.
+    pub request_us: f64,
+    /// Cost of one data byte of the answer (2 per register, 1 per 8 bits).
+    pub byte_us: f64,
+}
+
+/// What a Modbus TCP round trip costs beyond its data: the network and the
+/// device's (or serial server's) reaction. 2 ms is low for most devices,
+/// so bridging is, if anything, underrated.
+pub const TCP_REQUEST_US: f64 = 2_000.0;
+
+/// What a serial transaction costs beyond its wire time (the frames and
+/// their silences) and the inter-frame delay: the slave's turnaround from
+/// the end of the request to the start of its answer, and the master's own
+/// latency. Measured with the simulator in real wire time on a pty pair
+/// (docs/performance.md, "RS-485 line budget"): 2.5–2.8 ms per transaction
+/// at 9600, 19 200 and 115 200 baud on a quiet host (up to 4 ms on a busy
+/// one); real slaves answer in a few ms.
+pub const SERIAL_TURNAROUND: Duration = Duration::from_micros(2_500);
+
+impl Cost {
+    /// Modbus TCP: a round trip costs [`TCP_REQUEST_US`]; bytes at 100 Mbit/s.
+    pub const TCP: Cost = Cost {
+        request_us: TCP_REQUEST_US,
+        byte_us: 0.08,
+    };
+
+    /// A serial line (RTU, or RTU behind a serial device server) at `baud`
+    /// with `bits_per_char` bits per character: a request costs its 8-byte
+    /// frame, the answer's 5 bytes of address, function, byte count and
+    /// CRC, two inter-frame silences (3.5 characters; 1.75 ms above 19 200
+    /// baud), `inter_frame_delay` and `turnaround`; every data byte one
+    /// character.
+    pub fn serial(
+        baud: u32,
+        bits_per_char: u32,
+        inter_frame_delay: Duration,
+        turnaround: Duration,
+    ) -> Cost {
+        let char_us = f64::from(bits_per_char) * 1e6 / f64::from(baud.max(1));
+        let silence_us = if baud > 19_200 {
+            1_750.0
+        } else {
+            3.5 * char_us
+        };
+        Cost {
+            request_us: 13.0 * char_us
+                + 2.0 * silence_us
+                + inter_frame_delay.as_secs_f64() * 1e6
+                + turnaround.as_secs_f64() * 1e6,
+            byte_us: char_us,
+        }
+    }
+
+    /// Data bytes of the answer to a read of `count` items of `area`.
+    pub fn data_bytes(area: Area, count: u16) -> u32 {
+        if area.is_bits() {
+            u32::from(count).div_ceil(8)
+        } else {
+            2 * u32::from(count)
+        }
+    }
+
+    /// The cost of one request reading `count` items of `area`, in µs.
+    pub fn of(&self, area: Area, count: u16) -> f64 {
+        self.request_us + self.byte_us * f64::from(Self::data_bytes(area, count))
+    }
+
+    /// The cost of a plan, in µs.
+    pub fn of_plan(&self, requests: &[Request]) -> f64 {
+        requests.iter().map(|r| self.of(r.area, r.count)).sum()
+    }
+}
+
+/// A run of points that share a request whatever the plan (they overlap),
+/// within one area.
+struct Run {
+    area: Area,
+    start: u16,
+    end: u32,
+    points: Vec<usize>,
+}
+
+/// Plans the requests covering the points for which `select` is true with
+/// the least line time under `cost`, by the rules of the module (limits,
+/// holes of at most `limits.max_gap`, barriers).
+pub fn plan_costed(
+    points: &[Point],
+    select: &dyn Fn(&Point) -> bool,
+    limits: Limits,
+    barriers: &Barriers,
+    cost: &Cost,
+) -> Vec<Request> {
+    let mut order: Vec<usize> = (0..points.len()).filter(|&i| select(&points[i])).collect();
+    order.sort_unstable_by_key(|&i| {
+        let p = &points[i];
+        (p.area, p.address, p.end(), i)
+    });
+    // Overlapping points form one run, as long as it fits one request.
+    let mut runs: Vec<Run> = Vec::new();
+    for i in order {
+        let p = &points[i];
+        if let Some(r) = runs.last_mut()
+            && r.area == p.area
+            && u32::from(p.address) < r.end
+            && p.end().max(r.end) - u32::from(r.start) <= u32::from(limits.for_area(p.area))
+        {
+            r.end = r.end.max(p.end());
+            r.points.push(i);
+            continue;
+        }
+        runs.push(Run {
+            area: p.area,
+            start: p.address,
+            end: p.end(),
+            points: vec![i],
+        });
+    }
+    let mut requests = Vec::new();
+    let mut from = 0;
+    while from < runs.len() {
+        let area = runs[from].area;
+        let to = runs[from..]
+            .iter()
+            .position(|r| r.area != area)
+            .map_or(runs.len(), |n| from + n);
+        requests.extend(cheapest(points, &runs[from..to], limits, barriers, cost));
+        from = to;
+    }
+    requests
+}
+
+/// The cheapest partition of one area's runs into consecutive groups, one
+/// request each.
+fn cheapest(
+    points: &[Point],
+    runs: &[Run],
+    limits: Limits,
+    barriers: &Barriers,
+    cost: &Cost,
+) -> Vec<Request> {
+    let m = runs.len();
+    // best[j]: cost of the cheapest plan of runs[..j]; cut[j]: where its
+    // last group starts.
+    let mut best = vec![f64::INFINITY; m + 1];
+    let mut cut = vec![0usize; m + 1];
+    best[0] = 0.0;
+    for j in 0..m {
+        let mut end = runs[j].end;
+        for i in (0..=j).rev() {
+            end = end.max(runs[i].end);
+            if i < j && !group_ok(points, &runs[i..=j], end, limits, barriers) {
+                let span = end - u32::from(runs[i].start);
+                if span > u32::from(limits.for_area(runs[i].area)) {
+                    // Wider to the left only.
+                    break;
+                }
+                continue;
+            }
+            let count = u16::try_from(end - u32::from(runs[i].start)).unwrap_or(u16::MAX);
+            let total = best[i] + cost.of(runs[i].area, count);
+            // Ties go to the fewer requests (the wider group, seen first).
+            if total < best[j + 1] - 1e-9 {
+                best[j + 1] = total;
+                cut[j + 1] = i;
+            }
+        }
+    }
+    let mut groups = Vec::new();
+    let mut j = m;
+    while j > 0 {
+        let i = cut[j];
+        groups.push(i..j);
+        j = i;
+    }
+    groups
+        .into_iter()
+        .rev()
+        .map(|g| {
+            let group = &runs[g];
+            let start = group[0].start;
+            let end = group
+                .iter()
+                .map(|r| r.end)
+                .max()
+                .unwrap_or(u32::from(start));
+            let mut carried: Vec<usize> = group
+                .iter()
+                .flat_map(|r| r.points.iter().copied())
+                .collect();
+            carried.sort_unstable_by_key(|&i| (points[i].address, points[i].end(), i));
+            Request {
+                area: group[0].area,
+                start,
+                count: u16::try_from(end - u32::from(start)).unwrap_or(u16::MAX),
+                points: carried,
+            }
+        })
+        .collect()
+}
+
+/// True when the runs `group` (two or more, consecutive, one area, reaching
+/// `end`) may share one request: within the area's limit, no hole wider than
+/// `max_gap`, no barrier crossed except inside one of their points.
+fn group_ok(
+    points: &[Point],
+    group: &[Run],
+    end: u32,
+    limits: Limits,
+    barriers: &Barriers,
+) -> bool {
+    let area = group[0].area;
+    let start = group[0].start;
+    if end - u32::from(start) > u32::from(limits.for_area(area)) {
+        return false;
+    }
+    let mut reach = group[0].end;
+    for r in &group[1..] {
+        if u32::from(r.start) > reach && u32::from(r.start) - reach > u32::from(limits.max_gap) {
+            return false;
+        }
+        reach = reach.max(r.end);
+    }
+    let mut at = start;
+    loop {
+        let b = barriers.next_after(area, at);
+        if b >= end {
+            return true;
+        }
+        let inside = group
+            .iter()
+            .flat_map(|r| r.points.iter())
+            .filter_map(|&i| points.get(i))
+            .any(|p| u32::from(p.address) < b && b < p.end());
+        if !inside {
+            return false;
+        }
+        at = u16::try_from(b).unwrap_or(u16::MAX);
     }
 }

@@ -211,7 +211,8 @@ fn resolves_defaults_overrides_offsets_and_word_order() {
     assert_eq!(pump.alarm_interval, Duration::from_millis(500));
     assert_eq!(
         (pump.max_registers, pump.max_bits, pump.max_gap),
-        (125, 2000, 8)
+        // No gap cap by default: the planner's cost model decides.
+        (125, 2000, u16::MAX)
     );
     assert_eq!(pump.health["fault"].when, "fault == true");
     assert_eq!(pump.health["fault"].hold, None, "the [health] down_hold");

@@ -5,7 +5,13 @@ use std::path::Path;
 
 use gateway_core::config::{BusKind, ConfigError, Parity, Resolved, ResolvedBus, ResolvedDevice};
 use gateway_core::model::{Area, Point};
-use gateway_core::plan::{Barriers, Limits, Request, plan};
+use gateway_core::plan::{Barriers, Cost, Limits, Request, SERIAL_TURNAROUND, plan_costed};
+
+use crate::south::line_cost;
+
+/// Exit code of `gateway check --strict` when the file is valid but a line
+/// cannot carry the polls configured on it.
+pub const EXIT_WARNINGS: u8 = 2;
 
 /// The planned requests of one device.
 #[derive(Debug)]
@@ -16,17 +22,25 @@ pub struct DevicePlan {
     pub alarm: Vec<Request>,
 }
 
-/// Plans one device's full and alarm cycles as the bus task will on start.
-pub fn device_plan(device: &ResolvedDevice) -> DevicePlan {
+/// Plans one device's full and alarm cycles on `bus` as the bus task will
+/// on start (with the bus's cost model).
+pub fn device_plan(bus: &ResolvedBus, device: &ResolvedDevice) -> DevicePlan {
     let limits = Limits {
         max_registers: device.max_registers,
         max_bits: device.max_bits,
         max_gap: device.max_gap,
     };
     let barriers = Barriers::default();
+    let cost = line_cost(bus);
     DevicePlan {
-        full: plan(&device.points, &|_| true, limits, &barriers),
-        alarm: plan(&device.points, &|p: &Point| p.alarm, limits, &barriers),
+        full: plan_costed(&device.points, &|_| true, limits, &barriers, &cost),
+        alarm: plan_costed(
+            &device.points,
+            &|p: &Point| p.alarm,
+            limits,
+            &barriers,
+            &cost,
+        ),
     }
 }
 
@@ -48,15 +62,73 @@ pub fn rtu_frame_bytes(req: &Request) -> (u32, u32) {
     (request, 5 + data)
 }
 
+/// The silence that ends a frame: 3.5 characters, fixed at 1.75 ms above
+/// 19 200 baud (Modbus over serial line, 2.5.1.1).
+pub fn frame_silence_secs(bus: &ResolvedBus) -> f64 {
+    if bus.baud > 19_200 {
+        0.001_75
+    } else {
+        3.5 * f64::from(bits_per_char(bus)) / f64::from(bus.baud.max(1))
+    }
+}
+
 /// Seconds one read transaction occupies an RTU line: both frames at the
-/// baud rate, the 3.5-character silence after each, and the configured
-/// inter-frame delay. The device's own reaction time is not included.
+/// baud rate, the silence that ends each, the configured inter-frame delay
+/// the gateway keeps after it, and the device's turnaround
+/// ([`SERIAL_TURNAROUND`], the planner's assumption). Behind a serial
+/// device server (`rtu_over_tcp`) the network round trip comes on top.
 pub fn rtu_transaction_secs(bus: &ResolvedBus, req: &Request) -> f64 {
     let (q, a) = rtu_frame_bytes(req);
     let bpc = f64::from(bits_per_char(bus));
     let baud = f64::from(bus.baud.max(1));
-    let chars = f64::from(q + a) + 7.0;
-    chars * bpc / baud + bus.inter_frame_delay.as_secs_f64()
+    let mut secs = f64::from(q + a) * bpc / baud
+        + 2.0 * frame_silence_secs(bus)
+        + bus.inter_frame_delay.as_secs_f64()
+        + SERIAL_TURNAROUND.as_secs_f64();
+    if bus.kind == BusKind::RtuOverTcp {
+        secs += Cost::TCP.request_us / 1e6;
+    }
+    secs
+}
+
+/// Seconds one request takes on `bus`: the RTU wire time, or on TCP the
+/// planner's assumed round trip (an estimate: networks and devices vary).
+pub fn transaction_secs(bus: &ResolvedBus, req: &Request) -> f64 {
+    match bus.kind {
+        BusKind::Tcp => Cost::TCP.of(req.area, req.count) / 1e6,
+        BusKind::Rtu | BusKind::RtuOverTcp => rtu_transaction_secs(bus, req),
+    }
+}
+
+/// The line time one bus needs: one full cycle, and per second of polling.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LineLoad {
+    /// Seconds one full poll of every device takes.
+    pub cycle_secs: f64,
+    /// Seconds of line time per second the configured intervals ask for
+    /// (full polls plus the alarm polls between them); above 1 the line
+    /// cannot carry them and polls come late.
+    pub busy_per_sec: f64,
+}
+
+/// The line time the devices `devices` of `bus` need.
+pub fn line_load(bus: &ResolvedBus, devices: &[&ResolvedDevice]) -> LineLoad {
+    let mut load = LineLoad {
+        cycle_secs: 0.0,
+        busy_per_sec: 0.0,
+    };
+    for d in devices {
+        let p = device_plan(bus, d);
+        let full: f64 = p.full.iter().map(|r| transaction_secs(bus, r)).sum();
+        let alarm: f64 = p.alarm.iter().map(|r| transaction_secs(bus, r)).sum();
+        let poll = d.poll_interval.as_secs_f64().max(1e-3);
+        let fast = d.alarm_interval.as_secs_f64().max(1e-3);
+        // Alarm polls are skipped when a full poll is due anyway.
+        let alarm_rate = (1.0 / fast - 1.0 / poll).max(0.0);
+        load.cycle_secs += full;
+        load.busy_per_sec += full / poll + alarm * alarm_rate;
+    }
+    load
 }
 
 fn parity_letter(p: Parity) -> char {
@@ -91,8 +163,11 @@ fn area_short(a: Area) -> &'static str {
     }
 }
 
-/// Renders the plan report printed by `gateway check`.
-pub fn render(file: &Path, cfg: &Resolved, verbose: bool) -> (String, usize) {
+/// Renders the plan report printed by `gateway check`: the text, the
+/// requests per full cycle, and the warnings (lines that cannot carry their
+/// polls), which the text lists too.
+pub fn render(file: &Path, cfg: &Resolved, verbose: bool) -> (String, usize, Vec<String>) {
+    let mut warnings = Vec::new();
     let mut out = String::new();
     let points: usize = cfg.devices.iter().map(|d| d.points.len()).sum();
     let _ = writeln!(
@@ -115,12 +190,16 @@ pub fn render(file: &Path, cfg: &Resolved, verbose: bool) -> (String, usize) {
             bus_line(bus),
             bus.timeout,
             bus.inter_frame_delay,
-            bus.max_gap
+            if bus.max_gap == u16::MAX {
+                "by line cost".to_owned()
+            } else {
+                bus.max_gap.to_string()
+            }
         );
         let mut bus_total = 0usize;
-        let mut line_secs_per_sec = 0.0;
-        for d in devices {
-            let p = device_plan(d);
+        let load = line_load(bus, &devices);
+        for d in &devices {
+            let p = device_plan(bus, d);
             bus_total += p.full.len();
             let _ = writeln!(
                 out,
@@ -152,28 +231,38 @@ pub fn render(file: &Path, cfg: &Resolved, verbose: bool) -> (String, usize) {
                     );
                 }
             }
-            if bus.kind != BusKind::Tcp {
-                let full: f64 = p.full.iter().map(|r| rtu_transaction_secs(bus, r)).sum();
-                let alarm: f64 = p.alarm.iter().map(|r| rtu_transaction_secs(bus, r)).sum();
-                let poll = d.poll_interval.as_secs_f64().max(1e-3);
-                let fast = d.alarm_interval.as_secs_f64().max(1e-3);
-                // Alarm polls are skipped when a full poll is due anyway.
-                let alarm_rate = (1.0 / fast - 1.0 / poll).max(0.0);
-                line_secs_per_sec += full / poll + alarm * alarm_rate;
-            }
         }
         let _ = writeln!(
             out,
             "  = {bus_total} requests per full cycle on bus {}",
             bus.id
         );
-        if bus.kind != BusKind::Tcp {
+        let ms = load.cycle_secs * 1e3;
+        if bus.kind == BusKind::Tcp {
             let _ = writeln!(
                 out,
-                "  line occupancy at {} baud: {:.0} % (wire time of frames and gaps, without device reaction time)",
-                bus.baud,
-                line_secs_per_sec * 100.0
+                "  cycle {ms:.1} ms (estimate: {:.0} ms a round trip assumed), line busy {:.0} % of the time",
+                Cost::TCP.request_us / 1e3,
+                load.busy_per_sec * 100.0
             );
+        } else {
+            let _ = writeln!(
+                out,
+                "  cycle {ms:.1} ms at {} baud (frames, silences, inter-frame delay and {:.1} ms turnaround), line busy {:.0} % of the time",
+                bus.baud,
+                SERIAL_TURNAROUND.as_secs_f64() * 1e3,
+                load.busy_per_sec * 100.0
+            );
+            if load.busy_per_sec > 1.0 {
+                let w = format!(
+                    "bus {}: the poll intervals ask for {:.0} ms of line time per second; the line carries 1000 ms: polls will come late, and a full cycle takes about {:.0} ms (lengthen poll_interval or alarm_interval, raise the baud rate, or move devices to another line)",
+                    bus.id,
+                    load.busy_per_sec * 1e3,
+                    ms.max(load.busy_per_sec * ms)
+                );
+                let _ = writeln!(out, "  warning: {w}");
+                warnings.push(w);
+            }
         }
         total += bus_total;
     }
@@ -190,7 +279,7 @@ pub fn render(file: &Path, cfg: &Resolved, verbose: bool) -> (String, usize) {
         }
     }
     out.push_str(&north_summary(cfg));
-    (out, total)
+    (out, total, warnings)
 }
 
 /// Where the gateway sends what it learns (no network is touched).
@@ -349,17 +438,96 @@ fn preflight(
     errors
 }
 
-/// Runs `gateway check`; returns the process exit code.
-pub fn check(file: &Path, verbose: bool) -> u8 {
+/// Runs `gateway check`; returns the process exit code: 0, or with
+/// `strict` [`EXIT_WARNINGS`] when a line cannot carry its polls.
+pub fn check(file: &Path, verbose: bool, strict: bool) -> u8 {
     match validate_for_run(file) {
         Ok(cfg) => {
-            let (text, _) = render(file, &cfg, verbose);
+            let (text, _, warnings) = render(file, &cfg, verbose);
             print!("{text}");
-            0
+            for w in &warnings {
+                eprintln!("{}: warning: {w}", file.display());
+            }
+            if strict && !warnings.is_empty() {
+                EXIT_WARNINGS
+            } else {
+                0
+            }
         }
         Err(errors) => {
             crate::cli::print_config_errors(file, &errors);
             super::EXIT_CONFIG
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    /// A file with one RTU line at `baud` and `n` devices of 30 holding
+    /// registers polled every `poll`.
+    fn line(dir: &Path, baud: u32, n: usize, poll: &str) -> std::path::PathBuf {
+        let profiles = dir.join("profiles");
+        std::fs::create_dir_all(&profiles).unwrap();
+        let mut profile = String::from("description = \"30 registers\"\n");
+        for i in 0..30 {
+            profile.push_str(&format!(
+                "[[point]]\nname = \"r{i}\"\narea = \"holding\"\naddress = {i}\ntype = \"u16\"\n"
+            ));
+        }
+        std::fs::write(profiles.join("load-30.toml"), profile).unwrap();
+        let mut cfg = format!(
+            "site = \"s\"\ngateway = \"g\"\nprofiles_dir = \"profiles\"\ndata_dir = \"data\"\n\
+             [[bus]]\nid = \"line\"\nkind = \"rtu\"\nport = \"/dev/null\"\nbaud = {baud}\n"
+        );
+        for u in 1..=n {
+            cfg.push_str(&format!(
+                "[[device]]\nid = \"d{u}\"\nname_zh = \"d{u}\"\nclass = \"other\"\nbus = \"line\"\nunit = {u}\nprofile = \"load-30\"\npoll_interval = \"{poll}\"\n"
+            ));
+        }
+        let file = dir.join("gw.toml");
+        std::fs::write(&file, cfg).unwrap();
+        file
+    }
+
+    #[test]
+    fn the_cycle_is_printed_in_ms_and_a_line_that_cannot_carry_its_polls_warns() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = line(dir.path(), 9600, 8, "1s");
+        let cfg = validate_for_run(&file).unwrap();
+        let (text, _, warnings) = render(&file, &cfg, false);
+        // 30 registers at 9600 8N1: 73 characters (76.0 ms), two silences of
+        // 3.5 characters (7.3 ms), the 3.65 ms delay and 2.5 ms: 89.5 ms each.
+        assert!(text.contains("cycle 715.8 ms at 9600 baud"), "{text}");
+        assert!(warnings.is_empty(), "{warnings:?}");
+        assert_eq!(check(&file, false, true), 0);
+
+        let file = line(dir.path(), 9600, 8, "500ms");
+        let cfg = validate_for_run(&file).unwrap();
+        let (text, _, warnings) = render(&file, &cfg, false);
+        assert_eq!(warnings.len(), 1, "{text}");
+        assert!(text.contains("warning: bus line"), "{text}");
+        assert!(
+            warnings[0].contains("1432 ms of line time per second"),
+            "{warnings:?}"
+        );
+        assert_eq!(check(&file, false, false), 0);
+        assert_eq!(check(&file, false, true), EXIT_WARNINGS);
+    }
+
+    #[test]
+    fn above_19200_baud_the_frame_silence_is_fixed() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = validate_for_run(&line(dir.path(), 115_200, 1, "1s")).unwrap();
+        assert!((frame_silence_secs(&cfg.buses[0]) - 0.001_75).abs() < 1e-12);
+        let load = line_load(&cfg.buses[0], &[&cfg.devices[0]]);
+        // 73 characters at 115 200 (6.34 ms) + 2 × 1.75 + 1.75 + 2.5 ms.
+        assert!((load.cycle_secs * 1e3 - 14.087).abs() < 0.01, "{load:?}");
+        let cfg = validate_for_run(&line(dir.path(), 19_200, 1, "1s")).unwrap();
+        let expected = 3.5 * 10.0 / 19_200.0;
+        assert!((frame_silence_secs(&cfg.buses[0]) - expected).abs() < 1e-12);
     }
 }

@@ -84,6 +84,9 @@ pub enum Command {
         /// Also list every planned request with the points it carries.
         #[arg(long, short)]
         verbose: bool,
+        /// Exit with code 2 when a line cannot carry the polls configured on it.
+        #[arg(long)]
+        strict: bool,
     },
     /// Run the gateway daemon.
     Run(RunArgs),

@@ -15,6 +15,21 @@
 //! device's full poll is due, its alarm poll is not made separately: the
 //! full poll reads the alarm points too.
 //!
+//! **Phases are spread.** Device `k` of the `n` on a bus is first due `k / n`
+//! of its poll interval (and `k / n` of its alarm interval) after the task
+//! starts, and keeps that phase: the full polls of a line do not all fall
+//! due at the same instant and come as one burst every interval.
+//!
+//! **Alarm polls go next.** Among the answering devices that are due, an
+//! alarm poll goes before any full poll; and while a poll of several
+//! requests runs, an alarm poll of another answering device that falls due
+//! goes between two of its transactions (counted in `interleaved_alarms`)
+//! rather than wait for its end. An alarm point is therefore read at most
+//! one alarm interval plus one transaction (the one on the wire when it
+//! fell due) after the previous read, as long as the line has the time. The
+//! interrupted poll's outcome comes after the alarm poll's, and its
+//! `elapsed_us` includes it.
+//!
 //! Requests come from [`gateway_core::plan::plan`], computed once per device
 //! and class. When a device answers exception 2 ("illegal data address") to
 //! a request carrying several points, [`Barriers::on_illegal_address`]
@@ -64,12 +79,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use gateway_core::config::{HealthConfig, Resolved, ResolvedBus, ResolvedDevice};
+use gateway_core::config::{BusKind, HealthConfig, Resolved, ResolvedBus, ResolvedDevice};
 use gateway_core::decode::{decode_request, decode_request_bits, failed_request};
 use gateway_core::model::{
     BadReason, EXCEPTION_ILLEGAL_DATA_ADDRESS, FailureKind, Point, PollClass, PollOutcome, Sample,
 };
-use gateway_core::plan::{Barriers, Limits, Request, plan};
+use gateway_core::plan::{Barriers, Cost, Limits, Request, SERIAL_TURNAROUND, plan_costed};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, sleep_until};
@@ -139,6 +154,8 @@ pub struct BusCounters {
     degraded: AtomicU64,
     deferred_probes: AtomicU64,
     probe_gap_ms: AtomicU64,
+    alarm_polls: AtomicU64,
+    interleaved_alarms: AtomicU64,
 }
 
 impl BusCounters {
@@ -158,6 +175,8 @@ impl BusCounters {
             degraded_devices: get(&self.degraded),
             deferred_probes: get(&self.deferred_probes),
             probe_gap_ms: get(&self.probe_gap_ms),
+            alarm_polls: get(&self.alarm_polls),
+            interleaved_alarms: get(&self.interleaved_alarms),
         }
     }
 
@@ -207,13 +226,18 @@ pub struct BusStats {
     /// device, in ms (a gauge; 0 when none is degraded): the resolution of
     /// the recoveries on this line right now.
     pub probe_gap_ms: u64,
+    /// Alarm polls made (also counted in `polls`).
+    pub alarm_polls: u64,
+    /// Alarm polls that went between two transactions of another device's
+    /// poll rather than wait for its end.
+    pub interleaved_alarms: u64,
 }
 
 impl fmt::Display for BusStats {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "polls={} requests={} timeouts={} exceptions={} transport={} framing={} link_down={} late_polls={} skipped_ticks={} degraded={} deferred_probes={} probe_gap_ms={}",
+            "polls={} requests={} timeouts={} exceptions={} transport={} framing={} link_down={} late_polls={} skipped_ticks={} degraded={} deferred_probes={} probe_gap_ms={} alarm_polls={} interleaved_alarms={}",
             self.polls,
             self.requests,
             self.timeouts,
@@ -225,7 +249,9 @@ impl fmt::Display for BusStats {
             self.skipped_ticks,
             self.degraded_devices,
             self.deferred_probes,
-            self.probe_gap_ms
+            self.probe_gap_ms,
+            self.alarm_polls,
+            self.interleaved_alarms
         )
     }
 }
@@ -332,6 +358,8 @@ struct DeviceState {
     unit: u8,
     points: Arc<Vec<Point>>,
     limits: Limits,
+    /// The line's cost model: the planner minimises line time with it.
+    cost: Cost,
     barriers: Barriers,
     full_plan: Arc<[Request]>,
     alarm_plan: Arc<[Request]>,
@@ -355,7 +383,17 @@ struct DeviceState {
 }
 
 impl DeviceState {
-    fn new(index: usize, d: &ResolvedDevice, options: BusOptions, now: Instant) -> Self {
+    /// Device `k` of the `n` on its bus: its first full poll is due `k / n`
+    /// of its poll interval after `now`, its first alarm poll `k / n` of its
+    /// alarm interval after it (phases spread over the line).
+    fn new(
+        index: usize,
+        d: &ResolvedDevice,
+        options: BusOptions,
+        now: Instant,
+        (k, n): (usize, usize),
+        cost: Cost,
+    ) -> Self {
         let limits = Limits {
             max_registers: d.max_registers,
             max_bits: d.max_bits,
@@ -369,12 +407,13 @@ impl DeviceState {
             unit: d.unit,
             points: d.points.clone(),
             limits,
+            cost,
             barriers: Barriers::default(),
             full_plan: Arc::from(Vec::new()),
             alarm_plan: Arc::from(Vec::new()),
             poll_interval,
             alarm_interval: nonzero(d.alarm_interval),
-            next_full: now,
+            next_full: now + phase(poll_interval, k, n),
             next_alarm: None,
             failures: 0,
             degraded: false,
@@ -384,13 +423,15 @@ impl DeviceState {
             probe_gap: None,
         };
         state.replan();
-        state.next_alarm = state.has_alarm().then_some(now);
+        let alarm_phase = phase(state.alarm_interval, k, n);
+        state.next_alarm = state.has_alarm().then_some(now + alarm_phase);
         state
     }
 
     fn replan(&mut self) {
-        self.full_plan = plan(&self.points, &|_| true, self.limits, &self.barriers).into();
-        self.alarm_plan = plan(&self.points, &|p| p.alarm, self.limits, &self.barriers).into();
+        let (limits, barriers, cost) = (self.limits, &self.barriers, &self.cost);
+        self.full_plan = plan_costed(&self.points, &|_| true, limits, barriers, cost).into();
+        self.alarm_plan = plan_costed(&self.points, &|p| p.alarm, limits, barriers, cost).into();
     }
 
     fn has_alarm(&self) -> bool {
@@ -402,12 +443,45 @@ impl DeviceState {
         self.failures > 0
     }
 
+    /// When its alarm poll is due, if that comes before its full poll (which
+    /// reads the alarm points too).
+    fn alarm_due(&self) -> Option<Instant> {
+        self.next_alarm.filter(|&a| a < self.next_full)
+    }
+
     fn next_due(&self) -> Instant {
         match self.next_alarm {
             Some(a) if a < self.next_full => a,
             _ => self.next_full,
         }
     }
+}
+
+/// The planner's cost model of a bus: a TCP round trip, or the serial line
+/// at its baud rate (behind a serial device server, plus a TCP round trip).
+pub fn line_cost(bus: &ResolvedBus) -> Cost {
+    match bus.kind {
+        BusKind::Tcp => Cost::TCP,
+        BusKind::Rtu | BusKind::RtuOverTcp => {
+            let mut cost = Cost::serial(
+                bus.baud,
+                bus.bits_per_char(),
+                bus.inter_frame_delay,
+                SERIAL_TURNAROUND,
+            );
+            if bus.kind == BusKind::RtuOverTcp {
+                cost.request_us += Cost::TCP.request_us;
+            }
+            cost
+        }
+    }
+}
+
+/// `k / n` of `interval`: the phase of device `k` of `n` on one bus.
+fn phase(interval: Duration, k: usize, n: usize) -> Duration {
+    let n = n.max(1) as u128;
+    let k = (k as u128).min(n);
+    Duration::from_nanos(u64::try_from(interval.as_nanos() * k / n).unwrap_or(u64::MAX))
 }
 
 /// A zero interval would make the scheduler spin; validation refuses it,
@@ -455,9 +529,23 @@ struct PollResult {
     link_down: bool,
 }
 
+/// A poll in progress: what is left to send and what came back so far.
+struct Job {
+    slot: usize,
+    class: PollClass,
+    started: Instant,
+    queue: VecDeque<Request>,
+    result: PollResult,
+    /// A timeout/framing/transport failure ended it: the rest is not sent.
+    aborted: bool,
+    /// At least one request went out.
+    sent: bool,
+}
+
 impl<L: Link> BusTask<L> {
     /// A scheduler for the devices `(index in Resolved::devices, device)`
-    /// of `bus`, all due at once.
+    /// of `bus`, their phases spread: device `k` of `n` is first due `k / n`
+    /// of its interval after now.
     pub fn new(
         link: L,
         bus: &ResolvedBus,
@@ -468,13 +556,16 @@ impl<L: Link> BusTask<L> {
         counters: Arc<BusCounters>,
     ) -> Self {
         let now = Instant::now();
+        let n = devices.len();
+        let cost = line_cost(bus);
         Self {
             bus: bus.id.clone(),
             link,
             inter_frame_delay: bus.inter_frame_delay,
             devices: devices
                 .iter()
-                .map(|&(i, d)| DeviceState::new(i, d, options, now))
+                .enumerate()
+                .map(|(k, &(i, d))| DeviceState::new(i, d, options, now, (k, n), cost))
                 .collect(),
             options,
             tx,
@@ -509,37 +600,87 @@ impl<L: Link> BusTask<L> {
                 BusCounters::bump(&self.counters.deferred_probes, 1);
             }
             sleep_until(due).await;
-            let started = Instant::now();
             let device = &self.devices[slot];
-            let class = if device.next_full <= started {
+            let class = if device.next_full <= Instant::now() {
                 PollClass::Full
             } else {
                 PollClass::Alarm
             };
-            let result = self.poll(slot, class).await;
-            let ended = Instant::now();
-            let outcome = PollOutcome {
-                device: self.devices[slot].index,
-                ts_ms: unix_ms(),
-                class,
-                samples: result.samples,
-                failure: result.failure,
-                requests: result.requests,
-                failed_requests: result.failed_requests,
-                elapsed_us: u64::try_from(ended.duration_since(started).as_micros())
-                    .unwrap_or(u64::MAX),
-            };
-            BusCounters::bump(&self.counters.polls, 1);
-            let failed = !result.link_down
-                && outcome
-                    .failure
-                    .is_some_and(|k| !matches!(k, FailureKind::Exception { .. }));
-            self.reschedule(slot, class, started, ended, failed, result.link_down);
-            if self.tx.send(outcome).await.is_err() {
+            if !self.poll_and_report(slot, class, true).await {
                 debug!(bus = %self.bus, "outcome receiver dropped");
                 return;
             }
         }
+    }
+
+    /// Polls one device, reschedules it and sends its outcome; false when
+    /// the outcome receiver is gone. With `interleave`, the alarm polls of
+    /// other devices that fall due meanwhile go between its transactions
+    /// (each reported on its own, before this poll's outcome).
+    async fn poll_and_report(&mut self, slot: usize, class: PollClass, interleave: bool) -> bool {
+        let mut job = self.job(slot, class);
+        while interleave && let Some(other) = self.run_job(&mut job, true).await {
+            BusCounters::bump(&self.counters.interleaved_alarms, 1);
+            let mut alarm = self.job(other, PollClass::Alarm);
+            // Without interleaving it runs to its end.
+            let _ = self.run_job(&mut alarm, false).await;
+            if !self.report(alarm).await {
+                return false;
+            }
+        }
+        if !interleave {
+            let _ = self.run_job(&mut job, false).await;
+        }
+        self.report(job).await
+    }
+
+    /// Reschedules the device of a finished poll and sends its outcome;
+    /// false when the outcome receiver is gone.
+    async fn report(&mut self, job: Job) -> bool {
+        let ended = Instant::now();
+        let Job {
+            slot,
+            class,
+            started,
+            mut result,
+            ..
+        } = job;
+        result.samples.sort_by_key(|s| s.point);
+        let outcome = PollOutcome {
+            device: self.devices[slot].index,
+            ts_ms: unix_ms(),
+            class,
+            samples: result.samples,
+            failure: result.failure,
+            requests: result.requests,
+            failed_requests: result.failed_requests,
+            elapsed_us: u64::try_from(ended.duration_since(started).as_micros())
+                .unwrap_or(u64::MAX),
+        };
+        BusCounters::bump(&self.counters.polls, 1);
+        if class == PollClass::Alarm {
+            BusCounters::bump(&self.counters.alarm_polls, 1);
+        }
+        let failed = !result.link_down
+            && outcome
+                .failure
+                .is_some_and(|k| !matches!(k, FailureKind::Exception { .. }));
+        self.reschedule(slot, class, started, ended, failed, result.link_down);
+        self.tx.send(outcome).await.is_ok()
+    }
+
+    /// The device (other than `busy`) whose alarm poll is due now and goes
+    /// between two transactions of `busy`'s poll: answering devices only
+    /// (a failing device's polls are budgeted), earliest due first.
+    fn due_alarm(&self, busy: usize) -> Option<usize> {
+        let now = Instant::now();
+        self.devices
+            .iter()
+            .enumerate()
+            .filter(|&(slot, d)| slot != busy && !d.failing())
+            .filter_map(|(slot, d)| d.alarm_due().filter(|&a| a <= now).map(|a| (a, slot)))
+            .min()
+            .map(|(_, slot)| slot)
     }
 
     /// The device to poll next, and when.
@@ -548,9 +689,10 @@ impl<L: Link> BusTask<L> {
     /// A failing device is served when due only if its poll, costing one
     /// timeout, ends before any of those is due (idle time costs nobody);
     /// otherwise it waits for the failing share's budget ([`Self::budget_at`]),
-    /// but never longer than its `probe_max` after its last poll. Ties go
-    /// to answering devices, then to the earliest due, then to the
-    /// configuration order.
+    /// but never longer than its `probe_max` after its last poll. Among the
+    /// answering devices that are due now, alarm polls go before full
+    /// polls. Ties go to answering devices, then to the earliest due, then
+    /// to the configuration order.
     fn next_device(&self) -> Option<(usize, Instant)> {
         let now = Instant::now();
         let next_sound = self
@@ -565,7 +707,10 @@ impl<L: Link> BusTask<L> {
             .map(|(slot, d)| {
                 let due = d.next_due();
                 if !d.failing() {
-                    return (slot, due, 0u8, due);
+                    // Every answering device that is due now is due "now":
+                    // alarm polls go first, then full polls, earliest due first.
+                    let rank = if d.alarm_due().is_some() { 0 } else { 1 };
+                    return (slot, due.max(now), rank, due);
                 }
                 let fits = next_sound.is_none_or(|n| due.max(now) + self.probe_cost <= n);
                 let at = if fits {
@@ -573,34 +718,58 @@ impl<L: Link> BusTask<L> {
                 } else {
                     due.max(self.budget_at.min(d.last_start + d.probe_max))
                 };
-                (slot, at, 1u8, due)
+                (slot, at, 2u8, due)
             })
             .min_by_key(|&(slot, at, rank, due)| (at, rank, due, slot))
             .map(|(slot, at, _, _)| (slot, at))
     }
 
-    async fn poll(&mut self, slot: usize, class: PollClass) -> PollResult {
+    /// A poll of `slot`'s `class` plan, not started yet.
+    fn job(&self, slot: usize, class: PollClass) -> Job {
+        let device = &self.devices[slot];
         let plan = match class {
-            PollClass::Full => Arc::clone(&self.devices[slot].full_plan),
-            PollClass::Alarm => Arc::clone(&self.devices[slot].alarm_plan),
+            PollClass::Full => &device.full_plan,
+            PollClass::Alarm => &device.alarm_plan,
         };
-        let mut queue: VecDeque<Request> = plan.iter().cloned().collect();
-        let mut result = PollResult {
-            samples: Vec::new(),
-            failure: None,
-            requests: 0,
-            failed_requests: 0,
-            link_down: false,
-        };
-        let mut aborted = false;
-        while let Some(req) = queue.pop_front() {
-            let device = &self.devices[slot];
-            if aborted {
+        Job {
+            slot,
+            class,
+            started: Instant::now(),
+            queue: plan.iter().cloned().collect(),
+            result: PollResult {
+                samples: Vec::new(),
+                failure: None,
+                requests: 0,
+                failed_requests: 0,
+                link_down: false,
+            },
+            aborted: false,
+            sent: false,
+        }
+    }
+
+    /// Sends the requests of `job` until none is left (`None`), or, with
+    /// `interleave`, until another device's alarm poll is due before its
+    /// next transaction (`Some(that device)`; call again to go on).
+    async fn run_job(&mut self, job: &mut Job, interleave: bool) -> Option<usize> {
+        let slot = job.slot;
+        let result = &mut job.result;
+        while let Some(req) = job.queue.pop_front() {
+            if job.aborted {
                 result
                     .samples
                     .extend(failed_request(&req, BadReason::NotRead));
                 continue;
             }
+            if interleave
+                && job.sent
+                && let Some(other) = self.due_alarm(slot)
+            {
+                job.queue.push_front(req);
+                return Some(other);
+            }
+            job.sent = true;
+            let device = &self.devices[slot];
             quiet_gap(self.last_end, self.inter_frame_delay).await;
             let answer = self
                 .link
@@ -644,7 +813,7 @@ impl<L: Link> BusTask<L> {
                                 );
                                 device.replan();
                                 for r in retry.into_iter().rev() {
-                                    queue.push_front(r);
+                                    job.queue.push_front(r);
                                 }
                             } else {
                                 result
@@ -654,13 +823,13 @@ impl<L: Link> BusTask<L> {
                         }
                         ReadError::LinkDown => {
                             result.link_down = true;
-                            aborted = true;
+                            job.aborted = true;
                             result
                                 .samples
                                 .extend(failed_request(&req, BadReason::NotRead));
                         }
                         ReadError::Failed(_) => {
-                            aborted = true;
+                            job.aborted = true;
                             result
                                 .samples
                                 .extend(failed_request(&req, BadReason::NotRead));
@@ -669,8 +838,7 @@ impl<L: Link> BusTask<L> {
                 }
             }
         }
-        result.samples.sort_by_key(|s| s.point);
-        result
+        None
     }
 
     fn reschedule(
@@ -818,10 +986,11 @@ fn plan_subset(device: &DeviceState, subset: &[usize]) -> Vec<Request> {
         .zip(&selected)
         .filter_map(|(p, &s)| s.then_some(p))
         .collect();
-    plan(
+    plan_costed(
         points,
         &|p| chosen.iter().any(|c| std::ptr::eq(*c, p)),
         device.limits,
         &device.barriers,
+        &device.cost,
     )
 }

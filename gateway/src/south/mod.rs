@@ -21,7 +21,7 @@ pub mod url;
 
 pub use adhoc::{AdhocError, ReadResult, ScanResult, read, scan};
 pub use bus::{
-    BusCounters, BusHandle, BusOptions, BusStats, BusTask, spawn_buses, spawn_buses_with,
+    BusCounters, BusHandle, BusOptions, BusStats, BusTask, line_cost, spawn_buses, spawn_buses_with,
 };
 pub use link::{Data, Link, ReadError};
 pub use transport::{Transport, TransportError, connect};

@@ -151,7 +151,9 @@ pub struct BusConfig {
     /// Largest bit count per request on this bus (≤ 2000).
     #[serde(default = "default_max_bits")]
     pub max_bits: u16,
-    /// Unused registers the planner may read to join two ranges into one request.
+    /// Cap on the unused registers the planner may read to join two ranges
+    /// into one request; by default none (`u16::MAX`): the planner's cost
+    /// model of the line decides.
     #[serde(default = "default_max_gap")]
     pub max_gap: u16,
 }
@@ -175,7 +177,7 @@ const fn default_max_bits() -> u16 {
     2000
 }
 const fn default_max_gap() -> u16 {
-    8
+    u16::MAX
 }
 
 /// One device to poll.

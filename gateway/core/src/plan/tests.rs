@@ -445,3 +445,219 @@ proptest! {
         }
     }
 }
+
+// ---- the cost model ----
+
+/// 9600 baud 8N1 (10 bits per character), the default inter-frame delay.
+fn serial_9600() -> Cost {
+    Cost::serial(9600, 10, Duration::from_micros(3_646), SERIAL_TURNAROUND)
+}
+
+fn serial_115200() -> Cost {
+    Cost::serial(115_200, 10, Duration::from_micros(1_750), SERIAL_TURNAROUND)
+}
+
+const NO_CAP: Limits = Limits {
+    max_registers: 125,
+    max_bits: 2000,
+    max_gap: u16::MAX,
+};
+
+fn scattered() -> Vec<Point> {
+    [0, 10, 20, 30]
+        .into_iter()
+        .map(|a| pt(Area::Holding, a, DataType::U16))
+        .collect()
+}
+
+#[test]
+fn scattered_points_are_read_in_one_request_when_that_costs_less_line_time() {
+    let points = scattered();
+    for cost in [serial_9600(), serial_115200(), Cost::TCP] {
+        let reqs = plan_costed(&points, &all, NO_CAP, &Barriers::new(), &cost);
+        assert_eq!(reqs.len(), 1, "{cost:?}");
+        assert_eq!((reqs[0].start, reqs[0].count), (0, 31));
+        assert_eq!(reqs[0].points, vec![0, 1, 2, 3]);
+        // The fixed gap of 8 needs four requests and more line time.
+        let capped = plan(
+            &points,
+            &all,
+            Limits {
+                max_gap: 8,
+                ..NO_CAP
+            },
+            &Barriers::new(),
+        );
+        assert_eq!(capped.len(), 4);
+        assert!(cost.of_plan(&capped) > cost.of_plan(&reqs));
+    }
+}
+
+#[test]
+fn a_hole_costing_more_than_a_request_is_not_read() {
+    // At 9600 baud a request costs ≈ 24 characters: a hole of 40 registers
+    // (80 characters) is not worth reading; on TCP it is.
+    let points = vec![
+        pt(Area::Holding, 0, DataType::U16),
+        pt(Area::Holding, 41, DataType::U16),
+    ];
+    let serial = plan_costed(&points, &all, NO_CAP, &Barriers::new(), &serial_9600());
+    assert_eq!(serial.len(), 2);
+    let tcp = plan_costed(&points, &all, NO_CAP, &Barriers::new(), &Cost::TCP);
+    assert_eq!(tcp.len(), 1);
+    // The break-even hole at 9600 8N1: about 12 registers.
+    let c = serial_9600();
+    let even = c.request_us / (2.0 * c.byte_us);
+    assert!((10.0..14.0).contains(&even), "{even}");
+}
+
+#[test]
+fn max_gap_caps_the_costed_planner_and_limits_and_barriers_hold() {
+    let points = scattered();
+    let capped = Limits {
+        max_gap: 8,
+        ..NO_CAP
+    };
+    let reqs = plan_costed(&points, &all, capped, &Barriers::new(), &Cost::TCP);
+    assert_eq!(reqs.len(), 4);
+    let small = Limits {
+        max_registers: 15,
+        ..NO_CAP
+    };
+    let reqs = plan_costed(&points, &all, small, &Barriers::new(), &Cost::TCP);
+    assert_eq!(reqs.len(), 2);
+    assert!(reqs.iter().all(|r| r.count <= 15));
+    // A learned barrier splits where the device refused.
+    let mut barriers = Barriers::new();
+    barriers.add(Area::Holding, 20);
+    let reqs = plan_costed(&points, &all, NO_CAP, &barriers, &Cost::TCP);
+    let shapes: Vec<(u16, u16)> = reqs.iter().map(|r| (r.start, r.count)).collect();
+    assert_eq!(shapes, vec![(0, 11), (20, 11)]);
+}
+
+#[test]
+fn a_device_refusing_a_bridged_hole_is_split_by_the_costed_planner_too() {
+    let points = scattered();
+    let mut barriers = Barriers::new();
+    let reqs = plan_costed(&points, &all, NO_CAP, &barriers, &Cost::TCP);
+    assert!(barriers.on_illegal_address(&reqs[0], &points));
+    let reqs = plan_costed(&points, &all, NO_CAP, &barriers, &Cost::TCP);
+    assert_eq!(reqs.len(), 4);
+}
+
+#[test]
+fn the_serial_cost_follows_the_line() {
+    // 9600 8N1: 1.0417 ms a character; 13 characters of overhead, two
+    // silences of 3.5 characters, the delay and the turnaround.
+    let c = Cost::serial(9600, 10, Duration::ZERO, Duration::ZERO);
+    assert!((c.byte_us - 1041.67).abs() < 0.01);
+    assert!((c.request_us - 20.0 * 1041.67).abs() < 1.0);
+    // Above 19 200 baud the silence is fixed at 1.75 ms.
+    let c = Cost::serial(115_200, 10, Duration::ZERO, Duration::ZERO);
+    assert!((c.request_us - (13.0 * 86.806 + 3500.0)).abs() < 1.0);
+}
+
+/// The least total cost over every partition of `points` into feasible
+/// blocks (one request each).
+fn brute_force_cheapest(
+    points: &[&Point],
+    limits: Limits,
+    barriers: &Barriers,
+    cost: &Cost,
+) -> f64 {
+    fn go(
+        i: usize,
+        points: &[&Point],
+        blocks: &mut Vec<Vec<usize>>,
+        price: &dyn Fn(&[usize]) -> Option<f64>,
+        best: &mut f64,
+    ) {
+        if i == points.len() {
+            let total: Option<f64> = blocks.iter().map(|b| price(b)).sum();
+            if let Some(t) = total {
+                *best = best.min(t);
+            }
+            return;
+        }
+        for k in 0..blocks.len() {
+            blocks[k].push(i);
+            go(i + 1, points, blocks, price, best);
+            blocks[k].pop();
+        }
+        blocks.push(vec![i]);
+        go(i + 1, points, blocks, price, best);
+        blocks.pop();
+    }
+    let price = |block: &[usize]| {
+        let members: Vec<&Point> = block.iter().map(|&i| points[i]).collect();
+        let (start, end) = feasible(&members, limits, barriers)?;
+        Some(cost.of(members[0].area, u16::try_from(end - u32::from(start)).ok()?))
+    };
+    let mut best = f64::INFINITY;
+    go(0, points, &mut Vec::new(), &price, &mut best);
+    best
+}
+
+fn arb_cost() -> impl Strategy<Value = Cost> {
+    prop_oneof![
+        Just(Cost::TCP),
+        (0usize..4).prop_map(|i| {
+            let baud = [1200, 9600, 19_200, 115_200][i];
+            Cost::serial(baud, 11, Duration::from_millis(2), SERIAL_TURNAROUND)
+        }),
+        // Arbitrary ratios, down to "a byte costs as much as a request".
+        (1.0f64..100.0, 0.5f64..50.0).prop_map(|(request_us, byte_us)| Cost {
+            request_us,
+            byte_us
+        }),
+    ]
+}
+
+proptest! {
+    #[test]
+    fn the_costed_plan_is_as_cheap_as_an_exhaustive_search(
+        (points, limits, barriers, alarm_only) in arb_case(8, 24),
+        cost in arb_cost(),
+        uncapped in any::<bool>(),
+    ) {
+        let limits = if uncapped { Limits { max_gap: u16::MAX, ..limits } } else { limits };
+        let select = selector(alarm_only);
+        let reqs = plan_costed(&points, &select, limits, &barriers, &cost);
+        let mut minimum = 0.0;
+        for area in [Area::Coil, Area::Discrete, Area::Holding, Area::Input] {
+            let chosen: Vec<&Point> = points.iter().filter(|p| p.area == area && select(p)).collect();
+            if !chosen.is_empty() {
+                minimum += brute_force_cheapest(&chosen, limits, &barriers, &cost);
+            }
+        }
+        let got = cost.of_plan(&reqs);
+        prop_assert!((got - minimum).abs() <= 1e-6 * minimum.max(1.0), "plan {got} vs best {minimum}: {reqs:?}");
+    }
+
+    #[test]
+    fn costed_requests_carry_every_point_once_within_the_rules(
+        (points, limits, barriers, alarm_only) in arb_case(40, 200),
+        cost in arb_cost(),
+    ) {
+        let select = selector(alarm_only);
+        let reqs = plan_costed(&points, &select, limits, &barriers, &cost);
+        let mut seen = vec![0usize; points.len()];
+        for r in &reqs {
+            let members: Vec<&Point> = r.points.iter().map(|&i| &points[i]).collect();
+            prop_assert_eq!(feasible(&members, limits, &barriers), Some((r.start, r.end())), "{:?}", r);
+            for &i in &r.points {
+                seen[i] += 1;
+            }
+        }
+        for (i, p) in points.iter().enumerate() {
+            prop_assert_eq!(seen[i], usize::from(select(p)), "point {}", i);
+        }
+        let keys: Vec<(Area, u16)> = reqs.iter().map(|r| (r.area, r.start)).collect();
+        let mut sorted = keys.clone();
+        sorted.sort();
+        prop_assert_eq!(keys, sorted);
+        // Never more line time than the greedy fewest-requests plan.
+        let greedy = plan(&points, &select, limits, &barriers);
+        prop_assert!(cost.of_plan(&reqs) <= cost.of_plan(&greedy) + 1e-6);
+    }
+}

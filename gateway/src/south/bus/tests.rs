@@ -741,7 +741,8 @@ async fn polls_while_the_link_is_down_fail_fast_and_degrade_nobody() {
     ];
     let behaviour: Behaviour = Box::new(|_, _, _, _| (Duration::ZERO, Err(ReadError::LinkDown)));
     let h = start(&devices, 0, 64, behaviour);
-    let (out, stats, _) = h.collect_for(Duration::from_millis(9_500)).await;
+    // `b`'s phase is half an interval: polls at 0, 1, … 9 s and 0.5, … 9.5 s.
+    let (out, stats, _) = h.collect_for(Duration::from_millis(9_900)).await;
     assert_eq!(out.len(), 20);
     for (_, o) in &out {
         assert_eq!(o.failure, Some(FailureKind::Transport));
@@ -761,6 +762,127 @@ async fn a_full_outcome_channel_holds_the_bus_back() {
     assert_eq!(h.counters.snapshot().polls, 3);
     let (out, _, _) = h.collect_for(Duration::from_millis(1)).await;
     assert!(out.len() >= 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_devices_of_a_line_are_spread_over_its_poll_interval() {
+    let devices: Vec<_> = (1..=4)
+        .map(|u| device(&format!("d{u}"), u, vec![point("x", 0, false)], 1000, 500))
+        .collect();
+    let h = start(&devices, 0, 256, Box::new(ok));
+    let (_, stats, calls) = h.collect_for(Duration::from_millis(3_900)).await;
+    let t0 = calls[0].at;
+    let firsts: Vec<u128> = (1..=4u8)
+        .map(|u| {
+            let c = calls.iter().find(|c| c.unit == u).unwrap();
+            c.at.duration_since(t0).as_millis()
+        })
+        .collect();
+    // A quarter of the interval apart, and the phase is kept.
+    assert_eq!(firsts, vec![0, 250, 500, 750]);
+    for u in 1..=4u8 {
+        let times: Vec<Instant> = calls.iter().filter(|c| c.unit == u).map(|c| c.at).collect();
+        assert_eq!(times.len(), 4, "unit {u}");
+        for w in times.windows(2) {
+            assert_eq!(w[1].duration_since(w[0]), Duration::from_secs(1));
+        }
+    }
+    assert_eq!(stats.late_polls, 0);
+}
+
+/// The busy RS-485 line of the performance notes: eight devices whose full
+/// poll is one 88 ms transaction each second, and a fire panel (listed
+/// last) whose alarm points are due every 250 ms. The panel's alarm points
+/// are read every 250 ms, at most one transaction late.
+#[tokio::test(start_paused = true)]
+async fn on_a_busy_line_alarm_polls_run_at_their_interval() {
+    let tx = Duration::from_millis(88);
+    let mut devices: Vec<_> = (1..=8)
+        .map(|u| {
+            let points = (0..30).map(|a| point(&format!("r{a}"), a, false)).collect();
+            device(&format!("d{u}"), u, points, 1000, 250)
+        })
+        .collect();
+    let mut panel: Vec<Point> = (0..30).map(|a| point(&format!("r{a}"), a, false)).collect();
+    panel[0].alarm = true;
+    devices.push(device("panel", 9, panel, 1000, 250));
+    let behaviour: Behaviour = Box::new(move |_, _, start, count| {
+        let t = if count == 1 {
+            Duration::from_millis(30)
+        } else {
+            tx
+        };
+        (t, Ok(echo(count, start)))
+    });
+    let h = start(&devices, 4, 4096, behaviour);
+    let (out, stats, calls) = h.collect_for(Duration::from_secs(60)).await;
+    // Every read of the panel covers its alarm point (register 0).
+    let reads: Vec<Instant> = calls.iter().filter(|c| c.unit == 9).map(|c| c.at).collect();
+    let worst = reads
+        .windows(2)
+        .map(|w| w[1].duration_since(w[0]))
+        .max()
+        .unwrap();
+    assert!(
+        worst <= Duration::from_millis(250) + tx + Duration::from_millis(4),
+        "alarm points read {worst:?} apart"
+    );
+    let alarm_polls = out
+        .iter()
+        .filter(|(_, o)| o.device == 8 && o.class == PollClass::Alarm)
+        .count();
+    // 3 alarm polls a second (the fourth tick is the full poll's).
+    assert!(alarm_polls >= 3 * 59, "{alarm_polls} alarm polls");
+    assert_eq!(stats.alarm_polls as usize, alarm_polls);
+    let full = out
+        .iter()
+        .filter(|(_, o)| o.class == PollClass::Full)
+        .count();
+    assert!(full >= 9 * 59, "{full} full polls");
+}
+
+/// A device whose full poll takes several transactions does not hold an
+/// alarm poll back until its end: the alarm poll goes between two of them.
+#[tokio::test(start_paused = true)]
+async fn an_alarm_poll_goes_between_the_transactions_of_another_poll() {
+    // Five clusters too far apart to be coalesced: five 100 ms requests.
+    let wide: Vec<Point> = (0..5)
+        .map(|i| point(&format!("p{i}"), i * 100, false))
+        .collect();
+    let devices = vec![
+        device("wide", 1, wide, 1000, 1000),
+        device("panel", 2, vec![point("fault", 0, true)], 1000, 150),
+    ];
+    let behaviour: Behaviour = Box::new(|unit, _, start, count| {
+        let t = if unit == 1 { 100 } else { 10 };
+        (Duration::from_millis(t), Ok(echo(count, start)))
+    });
+    let h = start(&devices, 0, 1024, behaviour);
+    let (_, stats, calls) = h.collect_for(Duration::from_secs(20)).await;
+    let panel: Vec<Instant> = calls.iter().filter(|c| c.unit == 2).map(|c| c.at).collect();
+    let worst = panel
+        .windows(2)
+        .map(|w| w[1].duration_since(w[0]))
+        .max()
+        .unwrap();
+    // One alarm interval plus at most one transaction of `wide`.
+    assert!(
+        worst <= Duration::from_millis(250),
+        "panel read {worst:?} apart"
+    );
+    assert!(stats.interleaved_alarms > 0);
+    // `wide` still reads all five ranges every second.
+    let wide_reads = calls.iter().filter(|c| c.unit == 1).count();
+    assert!(wide_reads >= 5 * 19, "{wide_reads}");
+}
+
+#[test]
+fn phase_spreads_k_of_n_over_the_interval() {
+    let s = Duration::from_secs(1);
+    assert_eq!(phase(s, 0, 4), Duration::ZERO);
+    assert_eq!(phase(s, 3, 4), Duration::from_millis(750));
+    assert_eq!(phase(s, 1, 3), Duration::from_nanos(333_333_333));
+    assert_eq!(phase(s, 0, 0), Duration::ZERO);
 }
 
 #[test]
