@@ -16,26 +16,6 @@ let HIST = null;     // the device's last hour
 let BUSY = false;    // an action is on its way
 let SHOWN_OPS = "";  // the buttons on screen (kept while the state allows them)
 
-// Point names for people; others are shown with spaces for underscores.
-const POINT_WORDS = {
-  outlet_pressure: ["出口压力", "outlet pressure"], pressure: ["压力", "pressure"], frequency: ["频率", "frequency"],
-  running: ["运行", "running"], fault: ["故障", "fault"], fault_code: ["故障代码", "fault code"],
-  output_current: ["输出电流", "output current"], output_voltage: ["输出电压", "output voltage"],
-  power: ["功率", "power"], total_power: ["总功率", "total power"], total_energy: ["总电能", "total energy"],
-  power_factor: ["功率因数", "power factor"], run_hours: ["运行小时", "running hours"], remote: ["远程", "remote"],
-  ready: ["就绪", "ready"], setpoint: ["设定值", "setpoint"], room_temperature: ["室温", "room temperature"],
-  lux: ["照度", "illuminance"], leak: ["漏水", "leak"], fire_alarm: ["火警", "fire alarm"],
-  supervisory: ["监管", "supervisory"], silenced: ["消音", "silenced"], mains_ok: ["主电正常", "mains OK"],
-  battery_ok: ["备电正常", "battery OK"], spd_ok: ["浪涌保护器正常", "surge protector OK"],
-  earth_resistance: ["接地电阻", "earth resistance"], strike_count: ["雷击次数", "strike count"],
-  floor: ["楼层", "floor"], door_open: ["开门", "door open"], valve_open: ["阀门开", "valve open"], mode: ["模式", "mode"],
-};
-function pointLabel(k) {
-  const w = own(POINT_WORDS, k) ? POINT_WORDS[k] : null;
-  if (w) return LANG === "en" ? w[1] : w[0];
-  return str(k).replace(/_/g, " ");
-}
-
 function labels() {
   document.getElementById("lang").textContent = t("lang");
   document.getElementById("nav-list").textContent = "‹ " + t("ticket_list");
@@ -104,12 +84,13 @@ function renderDevice() {
   const d = DEV;
   const shown = ["up", "down", "maintenance", "unknown", "stale"].includes(d.shown) ? d.shown : "unknown";
   const units = obj(d.units);
+  const where = str(LANG === "en" ? d.location_en || d.location : d.location);
   const rows = Object.entries(obj(d.points)).map(([k, v]) =>
-    el("tr", null, el("th", null, pointLabel(k)), el("td", { class: "ph-num" }, fmtValue(v, units[k]))));
+    el("tr", null, el("th", { title: k }, pointLabel(d, k)), el("td", { class: "ph-num" }, fmtValue(v, units[k]))));
   fill(box,
     el("h2", null, t("points")),
-    el("p", { class: "ph-text" }, el("span", { class: "badge " + shown }, t(shown)), " " + className(d.class) + (d.location ? " · " + str(d.location) : "")
-      + (d.reason ? " · " + t("reason") + "：" + reasonText(d.reason) : "")),
+    el("p", { class: "ph-text" }, el("span", { class: "badge " + shown }, t(shown)), " " + className(d.class) + (where ? " · " + where : "")
+      + (d.reason ? " · " + t("reason") + "：" + reasonText(d) : "")),
     el("table", { class: "ph-table" }, el("tbody", null, rows)),
     el("p", { class: "ph-dim" }, (LANG === "en" ? "Values of " : "数值时间 ") + dateTimeText(d.telemetry_ts)),
     el("p", null, el("a", { href: "/devices/" + encodeURIComponent(str(REF.site)) + "/" + encodeURIComponent(str(d.gateway)) + "/" + encodeURIComponent(str(d.id)) },
@@ -149,7 +130,7 @@ function renderHour() {
     const r = points[p].filter((x) => Array.isArray(x) && num(x[0]) && x[0] >= from);
     const mins = r.map((x) => x[2]).filter(num), maxs = r.map((x) => x[3]).filter(num);
     if (!mins.length) continue;
-    rows.push(el("tr", null, el("th", null, pointLabel(p)),
+    rows.push(el("tr", null, el("th", { title: p }, pointLabel(DEV, p)),
       el("td", { class: "ph-num" }, fmtValue(Math.min(...mins), units[p]) + " – " + fmtValue(Math.max(...maxs), units[p])),
       el("td", { class: "ph-spark-cell" }, spark(r, from, to))));
     if (rows.length >= 6) break;

@@ -75,18 +75,11 @@ function noteText(note) {
   const known = { "自动关闭": "note_auto_close", "同一故障在返修期内再次出现": "note_rework", "设备自行恢复，自动解决": "note_auto_resolve" };
   return own(known, n) ? tw(known[n]) : n;
 }
-// A device's health reason (`comms`, `rule:<name>`) for people.
-function reasonText(r) {
-  const s = str(r);
-  if (s === "comms") return tw("reason_comms");
-  if (s.startsWith("rule:")) return tw("reason_rule") + " " + s.slice(5).replace(/_/g, " ");
-  return s;
-}
 // `availability` / `alarm:<point>` for people.
 function kindText(k) {
   const s = str(k);
   if (s === "availability") return tw("kind_availability");
-  if (s.startsWith("alarm:")) return tw("kind_alarm") + " " + s.slice(6).replace(/_/g, " ");
+  if (s.startsWith("alarm:")) return tw("kind_alarm") + " " + humanise(s.slice(6));
   return s;
 }
 
