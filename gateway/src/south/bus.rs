@@ -16,9 +16,13 @@
 //! full poll reads the alarm points too.
 //!
 //! **Phases are spread.** Device `k` of the `n` on a bus is first due `k / n`
-//! of its poll interval (and `k / n` of its alarm interval) after the task
-//! starts, and keeps that phase: the full polls of a line do not all fall
-//! due at the same instant and come as one burst every interval.
+//! of its poll interval (and `k / n` of its alarm interval), at most `k / n`
+//! of [`PHASE_SPREAD_MAX`], after the task starts, and keeps that phase: the
+//! full polls of a line do not all fall due at the same instant and come as
+//! one burst every interval. The cap keeps every device's first read within
+//! a second of start whatever its interval: until then a device is
+//! `unknown (startup)` in the ledger, and a restarted gateway must know its
+//! devices at once.
 //!
 //! **Alarm polls go next.** Among the answering devices that are due, an
 //! alarm poll goes before any full poll; and while a poll of several
@@ -477,8 +481,15 @@ pub fn line_cost(bus: &ResolvedBus) -> Cost {
     }
 }
 
-/// `k / n` of `interval`: the phase of device `k` of `n` on one bus.
+/// The longest span over which the first polls of a bus's devices are
+/// spread: a device with a 10 s interval is still first read within a
+/// second of start.
+pub const PHASE_SPREAD_MAX: Duration = Duration::from_secs(1);
+
+/// `k / n` of `interval` (of at most [`PHASE_SPREAD_MAX`]): the phase of
+/// device `k` of `n` on one bus.
 fn phase(interval: Duration, k: usize, n: usize) -> Duration {
+    let interval = interval.min(PHASE_SPREAD_MAX);
     let n = n.max(1) as u128;
     let k = (k as u128).min(n);
     Duration::from_nanos(u64::try_from(interval.as_nanos() * k / n).unwrap_or(u64::MAX))

@@ -883,6 +883,10 @@ fn phase_spreads_k_of_n_over_the_interval() {
     assert_eq!(phase(s, 3, 4), Duration::from_millis(750));
     assert_eq!(phase(s, 1, 3), Duration::from_nanos(333_333_333));
     assert_eq!(phase(s, 0, 0), Duration::ZERO);
+    // A long interval: the first reads still all fall within a second.
+    let long = Duration::from_secs(10);
+    assert_eq!(phase(long, 3, 4), Duration::from_millis(750));
+    assert_eq!(phase(long, 0, 4), Duration::ZERO);
 }
 
 #[test]
