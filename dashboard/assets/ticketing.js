@@ -76,10 +76,13 @@ function noteText(note) {
   return own(known, n) ? tw(known[n]) : n;
 }
 // `availability` / `alarm:<point>` for people.
-function kindText(k) {
+function kindText(k, tk) {
   const s = str(k);
   if (s === "availability") return tw("kind_availability");
-  if (s.startsWith("alarm:")) return tw("kind_alarm") + " " + humanise(s.slice(6));
+  if (s.startsWith("alarm:")) {
+    const f = obj(obj(tk).facts);
+    return tw("kind_alarm") + " " + (pickLabel([str(f.point_zh), str(f.point_en)]) || humanise(s.slice(6)));
+  }
   return s;
 }
 

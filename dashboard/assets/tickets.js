@@ -34,7 +34,7 @@ function renderList() {
   const rows = TICKETS.filter((tk) => !only || tk.state !== "closed").slice().sort(byUrgency).map((tk) =>
     el("tr", { "data-key": keyOf(tk), class: keyOf(tk) === SEL ? "sel" : "" },
       el("td", { class: "nowrap" }, el("a", { href: ticketHref(tk) }, "#" + str(tk.id))),
-      el("td", { class: "wide" }, str(tk.site) + "/" + str(tk.gateway)), el("td", null, ticketDevice(tk)),
+      el("td", { class: "wide" }, str(tk.site) + "/" + str(tk.gateway)), el("td", { class: "dev" }, ticketDevice(tk)),
       el("td", { class: "nowrap sev-" + (tk.severity === "critical" ? "critical" : "ordinary") }, t(tk.severity === "critical" ? "critical" : "ordinary")),
       el("td", { class: "nowrap" }, stateText(tk.state)), el("td", { class: "wide nowrap" }, dateTimeText(tk.opened_ms))));
   const tb = fill("rows", rows);
@@ -70,7 +70,7 @@ function renderDetail(force) {
   const parts = [
     el("h2", null, "#" + str(tk.id) + " · " + ticketDevice(tk)),
     el("div", null, title(tk)),
-    el("div", null, t(tk.severity === "critical" ? "critical" : "ordinary") + " · " + stateText(tk.state) + " · " + kindText(tk.kind)),
+    el("div", null, t(tk.severity === "critical" ? "critical" : "ordinary") + " · " + stateText(tk.state) + " · " + kindText(tk.kind, tk)),
     el("div", null, tw("deadline") + "：" + dateTimeText(tk.deadline_ms)),
     step(tw("arrived_by"), tk.arrived), step(t("acknowledged"), tk.acknowledged), step(t("resolved"), tk.resolved), step(t("closed"), tk.closed),
     el("h3", null, t("history")),
