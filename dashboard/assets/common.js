@@ -111,6 +111,8 @@ function pickLabel(pair, lang) {
 }
 // `outlet_pressure` → `Outlet pressure`: the last resort without a label.
 function humanise(id) {
+  // Only identifiers are made readable; any other text is shown as it came.
+  if (!/^[A-Za-z0-9_.:-]*$/.test(str(id))) return str(id);
   const s = str(id).replace(/_/g, " ").trim();
   return s ? s[0].toUpperCase() + s.slice(1) : "";
 }
@@ -154,7 +156,9 @@ function ticketTitle(tk, lang) {
   let what;
   if (kind.startsWith("alarm:")) {
     const p = kind.slice(6);
-    what = str(en ? f.point_en || f.point_zh : f.point_zh || f.point_en) || humanise(p);
+    // Without the point's label (an older gateway, a device not heard of):
+    // the gateway's own Chinese summary on a Chinese page.
+    what = str(en ? f.point_en || f.point_zh : f.point_zh || f.point_en) || (en ? "" : str(tk.summary)) || humanise(p);
   } else if (kind === "availability") {
     const pm = (x) => num(x) ? (x / 10).toFixed(x % 10 ? 1 : 0) + "%" : "—";
     const g = (k) => GLOSSARY.figures[k][en ? "en" : "zh"];
