@@ -376,8 +376,8 @@ impl Cost {
     }
 }
 
-/// A run of points that share a request whatever the plan (they overlap),
-/// within one area.
+/// One selected point as the planner's dynamic programme sees it: the
+/// registers (or bits) it spans within its area.
 struct Run {
     area: Area,
     start: u16,
@@ -400,26 +400,22 @@ pub fn plan_costed(
         let p = &points[i];
         (p.area, p.address, p.end(), i)
     });
-    // Overlapping points form one run, as long as it fits one request.
-    let mut runs: Vec<Run> = Vec::new();
-    for i in order {
-        let p = &points[i];
-        if let Some(r) = runs.last_mut()
-            && r.area == p.area
-            && u32::from(p.address) < r.end
-            && p.end().max(r.end) - u32::from(r.start) <= u32::from(limits.for_area(p.area))
-        {
-            r.end = r.end.max(p.end());
-            r.points.push(i);
-            continue;
-        }
-        runs.push(Run {
-            area: p.area,
-            start: p.address,
-            end: p.end(),
-            points: vec![i],
-        });
-    }
+    // Every point starts as its own run. Overlapping points are not forced
+    // into one request: reading a long point on its own and its neighbour
+    // with the next one can be cheaper than one wide request and another
+    // overlapping it.
+    let runs: Vec<Run> = order
+        .into_iter()
+        .map(|i| {
+            let p = &points[i];
+            Run {
+                area: p.area,
+                start: p.address,
+                end: p.end(),
+                points: vec![i],
+            }
+        })
+        .collect();
     let mut requests = Vec::new();
     let mut from = 0;
     while from < runs.len() {

@@ -661,3 +661,26 @@ proptest! {
         prop_assert!(cost.of_plan(&reqs) <= cost.of_plan(&greedy) + 1e-6);
     }
 }
+
+#[test]
+fn overlapping_points_may_go_to_different_requests_when_that_reads_less() {
+    // Three four-register points at 10, 13 and 14 with seven registers a
+    // request: 10..17 and 14..18 read eleven registers, 10..14 and 13..18
+    // read nine in the same two requests.
+    let points = vec![
+        pt(Area::Input, 13, DataType::U64),
+        pt(Area::Input, 10, DataType::U64),
+        pt(Area::Input, 14, DataType::U64),
+    ];
+    let limits = Limits {
+        max_registers: 7,
+        max_bits: 1,
+        max_gap: 0,
+    };
+    let reqs = plan_costed(&points, &all, limits, &Barriers::new(), &Cost::TCP);
+    let shapes: Vec<(u16, u16, Vec<usize>)> = reqs
+        .iter()
+        .map(|r| (r.start, r.count, r.points.clone()))
+        .collect();
+    assert_eq!(shapes, vec![(10, 4, vec![1]), (13, 5, vec![0, 2])]);
+}
