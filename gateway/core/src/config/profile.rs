@@ -24,6 +24,31 @@ pub struct Profile {
     /// with how long the condition must hold before it counts.
     #[serde(default)]
     pub health: BTreeMap<String, RuleDef>,
+    /// How `gateway scan --propose` recognises this model: registers whose
+    /// value names it (`[[identify]]`). Any one entry matching is enough.
+    #[serde(default)]
+    pub identify: Vec<IdentifyDef>,
+}
+
+/// One register (or register pair) whose value tells a device model, as
+/// the maker's map documents it (a model code, a device type word).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IdentifyDef {
+    pub area: Area,
+    /// Protocol (0-based) address.
+    pub address: u16,
+    /// How the register(s) are read; numeric types only.
+    #[serde(rename = "type")]
+    pub type_name: TypeName,
+    /// Word order of a two- or four-register type (default: the profile's).
+    #[serde(default)]
+    pub order: Option<WordOrder>,
+    /// The raw values (before scale) that name this model.
+    pub equals: Vec<f64>,
+    /// What the matched value means, for people (`"DTSU666"`).
+    #[serde(default)]
+    pub label: Option<String>,
 }
 
 /// A fault rule as written, in a profile's `[health]` or a device's
@@ -261,6 +286,16 @@ pub struct PointDef {
     /// different bits of one register do not overlap).
     #[serde(default)]
     pub alias_of: Option<String>,
+    /// The point may be written (a setpoint, a start/stop or reset coil).
+    /// Writing also needs the site to allow it; off by default.
+    #[serde(default)]
+    pub writable: bool,
+    /// Lowest value a write may set, in `unit` (after scale and offset).
+    #[serde(default)]
+    pub write_min: Option<f64>,
+    /// Highest value a write may set, in `unit`.
+    #[serde(default)]
+    pub write_max: Option<f64>,
 }
 
 const fn one() -> f64 {
