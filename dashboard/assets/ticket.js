@@ -52,7 +52,7 @@ function renderHead() {
       el("span", { class: "ph-tag sev-" + (tk.severity === "critical" ? "critical" : "ordinary") }, t(tk.severity === "critical" ? "critical" : "ordinary")),
       " ", el("span", { class: "ph-tag st-" + str(tk.state) }, stateText(tk.state)), " #" + str(tk.id)),
     el("h1", { class: "ph-title" }, ticketDevice(tk)),
-    el("p", { class: "ph-summary" }, title(tk)),
+    el("p", { class: "ph-summary" }, ticketTitle(tk)),
     el("p", { class: "ph-text" }, kindText(tk.kind, tk) + " · " + str(tk.site) + " / " + str(tk.gateway)),
     el("p", { class: over ? "ph-text ph-over" : "ph-text" }, tw("deadline") + "：" + dateTimeText(tk.deadline_ms) + (over ? " · " + t("overdue") : "")),
     stepLine(tw("arrived_by") + "：", tk.arrived) || el("p", { class: "ph-step ph-dim" }, tw("not_arrived")),

@@ -69,10 +69,10 @@ function renderDetail(force) {
   const typed = old ? old.value : "";
   const parts = [
     el("h2", null, "#" + str(tk.id) + " · " + ticketDevice(tk)),
-    el("div", null, title(tk)),
+    el("div", null, ticketTitle(tk)),
     // The gateway's own text as stored with the ticket (Chinese), kept for
     // the record where it says more than the title written from the facts.
-    str(tk.summary) && !title(tk).includes(str(tk.summary))
+    str(tk.summary) && !ticketTitle(tk).includes(str(tk.summary))
       ? el("div", { class: "dim" }, (LANG === "en" ? "As recorded by the gateway: " : "网关记录：") + str(tk.summary)) : null,
     el("div", null, t(tk.severity === "critical" ? "critical" : "ordinary") + " · " + stateText(tk.state) + " · " + kindText(tk.kind, tk)),
     el("div", null, tw("deadline") + "：" + dateTimeText(tk.deadline_ms)),

@@ -419,7 +419,9 @@ fn every_wall_screen_fits_and_speaks_one_language_and_alarms_stay_until_acknowle
     );
     b.wait(
         "the fire panel's ticket in the list",
-        "const r = [...document.querySelectorAll('#rows tr')].find(r => r.textContent.includes('fire-panel-1') || r.textContent.includes('火灾报警控制器'));
+        // The list names devices in the page's language (English after the
+        // last wall screens).
+        "const r = [...document.querySelectorAll('#rows tr')].find(r => ['fire-panel-1', '火灾报警控制器', 'Fire alarm control panel'].some(n => r.textContent.includes(n)));
          if (!r) return false; r.click(); return !!document.getElementById('do-ack');",
         Duration::from_secs(20),
     );
