@@ -10,6 +10,7 @@
 //!   `${VAR}` substitution and validation that collects every error.
 //! - [`decode`]: registers/bits → typed values with scale, offset and quality.
 //! - [`plan`]: points → the fewest Modbus requests that cover them.
+//! - [`identify`]: which profile a device on the line most likely is.
 //! - [`rbe`]: report by exception: which samples are worth publishing.
 //! - [`state`]: device states, transitions, intervals, hard alarms.
 //! - [`health`]: poll outcomes → device state, with debounce.
@@ -24,6 +25,7 @@ pub mod decode;
 pub mod duration;
 pub mod glossary;
 pub mod health;
+pub mod identify;
 pub mod ledger;
 pub mod maintenance;
 pub mod model;

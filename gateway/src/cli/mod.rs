@@ -6,6 +6,7 @@ mod dead_letters;
 mod demo;
 mod maintenance;
 mod oncall;
+mod propose;
 mod read;
 mod report;
 mod run;

@@ -1,11 +1,18 @@
-//! `gateway scan`: which unit ids answer on a line.
+//! `gateway scan`: which unit ids answer on a line, and with `--propose
+//! FILE` what each one is (see `south::identify` and `gateway_core::identify`)
+//! and a draft site configuration for them (`propose.rs`).
 
 use std::io::Write as _;
 use std::ops::RangeInclusive;
 use std::time::{Duration, Instant};
 
-use gateway_core::HumanDuration;
+use std::path::{Path, PathBuf};
 
+use gateway_core::HumanDuration;
+use gateway_core::config::load::parse_profile;
+use gateway_core::identify::Model;
+
+use super::propose::{self, Proposal};
 use crate::south::{self, ScanResult};
 
 /// Arguments of `gateway scan`.
@@ -21,6 +28,69 @@ pub struct ScanArgs {
     /// device may need more (the summary says how many units were silent).
     #[arg(long)]
     pub timeout: Option<HumanDuration>,
+    /// Also identify every answering unit against the profile library and
+    /// write a draft site configuration to FILE (refused if FILE exists,
+    /// unless `--force`).
+    #[arg(long, value_name = "FILE")]
+    pub propose: Option<PathBuf>,
+    /// With `--propose`: overwrite FILE if it exists.
+    #[arg(long, requires = "propose")]
+    pub force: bool,
+    /// With `--propose`: the profile library (default: the packaged
+    /// /usr/share/bms-gateway/profiles, else ./config/profiles).
+    #[arg(long, value_name = "DIR", requires = "propose")]
+    pub profiles: Option<PathBuf>,
+}
+
+/// Where the library is looked for when `--profiles` is not given.
+const DEFAULT_LIBRARIES: [&str; 2] = ["/usr/share/bms-gateway/profiles", "config/profiles"];
+
+/// Reads every `*.toml` profile of `dir` into models, by name; every
+/// problem (folder, file, profile) is an error line.
+fn read_library(dir: &Path) -> Result<Vec<Model>, Vec<String>> {
+    let entries = std::fs::read_dir(dir).map_err(|e| {
+        vec![format!(
+            "cannot read the profile library {}: {e}; give the folder with --profiles DIR",
+            dir.display()
+        )]
+    })?;
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .collect();
+    files.sort();
+    let mut models = Vec::new();
+    let mut errors = Vec::new();
+    for f in files {
+        let Some(name) = f.file_stem().and_then(|s| s.to_str()) else {
+            continue;
+        };
+        let text = match std::fs::read_to_string(&f) {
+            Ok(t) => t,
+            Err(e) => {
+                errors.push(format!("{}: {e}", f.display()));
+                continue;
+            }
+        };
+        let parsed =
+            parse_profile(&f.display().to_string(), &text).and_then(|p| Model::new(name, &p));
+        match parsed {
+            Ok(m) => models.push(m),
+            Err(e) => errors.extend(e.into_iter().map(|e| e.to_string())),
+        }
+    }
+    if models.is_empty() && errors.is_empty() {
+        errors.push(format!(
+            "no *.toml profile in {}; give the library with --profiles DIR",
+            dir.display()
+        ));
+    }
+    if errors.is_empty() {
+        Ok(models)
+    } else {
+        Err(errors)
+    }
 }
 
 /// The per-unit wait on Modbus TCP: a device on the network answers within
@@ -123,6 +193,34 @@ fn parse_units(s: &str) -> Result<RangeInclusive<u8>, String> {
 /// plain line every few seconds; each answering unit and the one summary
 /// (who answered, how long, how many were silent) go to stdout.
 pub async fn scan(a: ScanArgs) -> u8 {
+    // With --propose, everything that can be refused is refused before
+    // the line is touched.
+    let mut library = None;
+    if let Some(file) = &a.propose {
+        if file.exists() && !a.force {
+            eprintln!(
+                "gateway scan: {} exists; give another --propose FILE or add --force to overwrite it",
+                file.display()
+            );
+            return super::EXIT_CONFIG;
+        }
+        let dir = a.profiles.clone().unwrap_or_else(|| {
+            DEFAULT_LIBRARIES
+                .iter()
+                .map(PathBuf::from)
+                .find(|d| d.is_dir())
+                .unwrap_or_else(|| PathBuf::from(DEFAULT_LIBRARIES[0]))
+        });
+        match read_library(&dir) {
+            Ok(models) => library = Some((std::path::absolute(&dir).unwrap_or(dir), models)),
+            Err(errors) => {
+                for e in errors {
+                    eprintln!("gateway scan: {e}");
+                }
+                return super::EXIT_CONFIG;
+            }
+        }
+    }
     let total = a.units.clone().count();
     let timeout = a
         .timeout
@@ -178,7 +276,15 @@ pub async fn scan(a: ScanArgs) -> u8 {
     match result {
         Ok(_) => {
             println!("{}", tally.summary(total, started.elapsed(), timeout));
-            if tally.answered.is_empty() { 1 } else { 0 }
+            if tally.answered.is_empty() {
+                return 1;
+            }
+            match (&a.propose, &library) {
+                (Some(file), Some((dir, models))) => {
+                    propose(&a, file, dir, models, &tally.answered, timeout, is_tty).await
+                }
+                _ => 0,
+            }
         }
         Err(e) => {
             eprintln!("gateway scan: {e}");
@@ -188,6 +294,130 @@ pub async fn scan(a: ScanArgs) -> u8 {
             }
         }
     }
+}
+
+/// Identifies the answering units, prints one line per unit and writes
+/// the draft.
+async fn propose(
+    a: &ScanArgs,
+    file: &Path,
+    profiles_dir: &Path,
+    models: &[Model],
+    answered: &[u8],
+    timeout: Duration,
+    is_tty: bool,
+) -> u8 {
+    let endpoint = match south::url::Endpoint::parse(&a.url) {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("gateway scan: {e}");
+            return super::EXIT_CONFIG;
+        }
+    };
+    let total = answered.len();
+    let mut seen = 0usize;
+    let started = Instant::now();
+    let mut requests = 0usize;
+    let result = south::identify(&a.url, answered, timeout, models, |unit, v, asked| {
+        seen += 1;
+        requests += asked;
+        let name = |i: usize| models.get(i).map_or("?", |m| m.name.as_str());
+        let line = match (v.choice(), v.matched.is_empty()) {
+            (None, _) => format!("unit {unit:>3}: no profile of the library fits"),
+            (Some(c), false) => format!(
+                "unit {unit:>3}: {} (identified by {})",
+                name(c),
+                v.matched
+                    .iter()
+                    .find(|m| m.model == c)
+                    .map_or("?", |m| m.evidence.as_str())
+            ),
+            (Some(c), true) => {
+                let score = v.score_of(c).map(|s| format!("{} of {}", s.score, s.max));
+                let second = v
+                    .runner_up()
+                    .map(|r| format!("; runner-up {} {} of {}", name(r.model), r.score, r.max))
+                    .unwrap_or_default();
+                format!(
+                    "unit {unit:>3}: {} (score {}{second}; review)",
+                    name(c),
+                    score.unwrap_or_default()
+                )
+            }
+        };
+        if is_tty {
+            eprint!("\r\x1b[K");
+        }
+        println!("{line}");
+        if is_tty {
+            eprint!("\r\x1b[K{}", bar_identify(seen, total));
+            let _ = std::io::stderr().flush();
+        } else {
+            eprintln!("identifying: {seen}/{total} units, {requests} requests");
+        }
+    })
+    .await;
+    if is_tty {
+        eprint!("\r\x1b[K");
+    }
+    let verdicts = match result {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("gateway scan: {e}");
+            return super::EXIT_UNAVAILABLE;
+        }
+    };
+    let text = propose::draft(&Proposal {
+        endpoint: &endpoint,
+        profiles_dir,
+        models,
+        verdicts: &verdicts,
+        scanned: format!("{}-{}", a.units.start(), a.units.end()),
+    });
+    let written = if a.force {
+        std::fs::write(file, text)
+    } else {
+        // Refused above when it existed; create_new closes the race.
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(file)
+            .and_then(|mut f| f.write_all(text.as_bytes()))
+    };
+    match written {
+        Ok(()) => {
+            let unsure = verdicts
+                .iter()
+                .filter(|(_, v)| !v.doubts(models).is_empty())
+                .count();
+            println!(
+                "draft written to {} ({} devices, {unsure} marked REVIEW; {requests} requests in {:.1} s); check it with `gateway check --config {}`",
+                file.display(),
+                verdicts
+                    .iter()
+                    .filter(|(_, v)| v.choice().is_some())
+                    .count(),
+                started.elapsed().as_secs_f64(),
+                file.display()
+            );
+            0
+        }
+        Err(e) => {
+            eprintln!("gateway scan: cannot write {}: {e}", file.display());
+            super::EXIT_CONFIG
+        }
+    }
+}
+
+/// `[#####-----]  2/6 units identified`
+fn bar_identify(seen: usize, total: usize) -> String {
+    const W: usize = 30;
+    let done = (seen * W).checked_div(total).unwrap_or(W);
+    format!(
+        "[{}{}] {seen:>3}/{total} units identified",
+        "#".repeat(done),
+        "-".repeat(W - done)
+    )
 }
 
 #[cfg(test)]

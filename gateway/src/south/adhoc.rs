@@ -13,6 +13,9 @@
 use std::ops::RangeInclusive;
 use std::time::Duration;
 
+use gateway_core::identify::{
+    Answer, Answers, Model, Read, Verdict, evaluate, identify_reads, point_reads,
+};
 use gateway_core::model::{Area, FailureKind};
 
 use super::link::{Data, ReadError};
@@ -182,4 +185,76 @@ pub async fn scan(
         results.push((unit, result));
     }
     Ok(results)
+}
+
+/// Most requests asked of one unit while identifying it (the shipped
+/// library needs about 20); further reads count as unanswered.
+pub const MAX_IDENTIFY_READS: usize = 64;
+/// After this many consecutive reads without an answer a unit is left
+/// alone (it stopped answering): the rest count as unanswered.
+const GIVE_UP_AFTER: usize = 3;
+
+/// Asks each unit of `units` at `url` what `gateway scan --propose` needs
+/// to judge it against `models` (identification registers, then the
+/// profiles' registers unless one profile was identified), one request at
+/// a time with the line's inter-frame silence, and calls `progress` after
+/// each unit with its verdict.
+pub async fn identify(
+    url: &str,
+    units: &[u8],
+    timeout: Duration,
+    models: &[Model],
+    mut progress: impl FnMut(u8, &Verdict, usize),
+) -> Result<Vec<(u8, Verdict)>, AdhocError> {
+    let endpoint = Endpoint::parse(url)?;
+    let bus = endpoint.bus(timeout);
+    let mut transport: Transport = connect(&bus).await?;
+    let mut last_end: Option<tokio::time::Instant> = None;
+    let mut out = Vec::with_capacity(units.len());
+    for &unit in units {
+        let mut answers = Answers::default();
+        let mut asked = 0usize;
+        let mut silent_in_a_row = 0usize;
+        let mut ask = async |reads: Vec<Read>, answers: &mut Answers| {
+            for r in reads {
+                if answers.knows(r) {
+                    continue;
+                }
+                if asked >= MAX_IDENTIFY_READS || silent_in_a_row >= GIVE_UP_AFTER {
+                    break;
+                }
+                if let Some(end) = last_end {
+                    tokio::time::sleep_until(end + bus.inter_frame_delay).await;
+                }
+                let answer = transport.read(unit, r.area, r.start, r.count).await;
+                last_end = Some(tokio::time::Instant::now());
+                asked += 1;
+                let answer = match answer {
+                    Ok(Data::Words(w)) => Answer::Words(w),
+                    Ok(Data::Bits(b)) => Answer::Bits(b),
+                    Err(ReadError::Failed(FailureKind::Exception { code })) => {
+                        Answer::Exception(code)
+                    }
+                    Err(_) => Answer::Failed,
+                };
+                if answer == Answer::Failed {
+                    silent_in_a_row += 1;
+                } else {
+                    silent_in_a_row = 0;
+                }
+                answers.insert(r, answer);
+            }
+        };
+        ask(identify_reads(models), &mut answers).await;
+        let mut verdict = evaluate(models, &answers);
+        if verdict.matched.len() != 1 {
+            let only: Vec<usize> = verdict.matched.iter().map(|m| m.model).collect();
+            let reads = point_reads(models, (!only.is_empty()).then_some(only.as_slice()));
+            ask(reads, &mut answers).await;
+            verdict = evaluate(models, &answers);
+        }
+        progress(unit, &verdict, asked);
+        out.push((unit, verdict));
+    }
+    Ok(out)
 }

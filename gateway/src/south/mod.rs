@@ -19,7 +19,7 @@ pub mod mbtcp;
 pub mod transport;
 pub mod url;
 
-pub use adhoc::{AdhocError, ReadResult, ScanResult, read, scan};
+pub use adhoc::{AdhocError, ReadResult, ScanResult, identify, read, scan};
 pub use bus::{
     BusCounters, BusHandle, BusOptions, BusStats, BusTask, line_cost, spawn_buses, spawn_buses_with,
 };

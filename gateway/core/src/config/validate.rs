@@ -827,6 +827,19 @@ pub fn validate_profile(name: &str, profile: &Profile) -> Vec<ConfigError> {
     errs.0
 }
 
+/// The points of a profile on its own, as a device without overrides
+/// would poll them (what `gateway scan --propose` compares devices with),
+/// or every problem of the profile.
+pub fn profile_points(name: &str, profile: &Profile) -> Result<Vec<Point>, Vec<ConfigError>> {
+    let mut errs = Errors::default();
+    let points = prepare_profile(name, profile, &mut errs);
+    if errs.0.is_empty() {
+        Ok(points.into_iter().flatten().collect())
+    } else {
+        Err(errs.0)
+    }
+}
+
 /// `kind "id"`, or `kind[i]` when the id is empty.
 fn entity_path(kind: &str, index: usize, id: &str) -> String {
     if id.is_empty() {
