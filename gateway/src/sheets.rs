@@ -1,0 +1,176 @@
+//! Point-list files on disk: the only module that uses calamine (reading
+//! .xlsx/.xls/.ods) and encoding_rs (GBK CSV from Chinese Excel). It turns
+//! files into [`Table`]s and tables into files; what the cells mean is
+//! `gateway_core::pointlist`'s business.
+
+use std::path::Path;
+
+use calamine::{Data, Reader, open_workbook_auto};
+use gateway_core::pointlist::{Cell, Row, Source, Table, parse_csv, write_csv, write_xlsx};
+
+/// The kinds of file a point list may be.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SheetFormat {
+    /// .xlsx (also .xlsm, .xls, .ods for reading).
+    Workbook,
+    /// .csv, comma-separated.
+    Csv,
+}
+
+/// Why a point-list file cannot be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum SheetFileError {
+    /// The file name does not say what it is.
+    #[error(
+        "{0}: unknown kind of file; give a name ending in .xlsx or .csv (also .xls, .ods for import)"
+    )]
+    UnknownKind(String),
+    /// Reading or writing the file failed.
+    #[error("{path}: {error}")]
+    Io {
+        /// The file.
+        path: String,
+        /// What failed.
+        error: std::io::Error,
+    },
+    /// The workbook cannot be read.
+    #[error(
+        "{path}: cannot read the workbook: {error}; is it an .xlsx file (not renamed from another kind)? Open and save it again in Excel or LibreOffice"
+    )]
+    Workbook {
+        /// The file.
+        path: String,
+        /// calamine's explanation.
+        error: String,
+    },
+    /// The CSV text cannot be read.
+    #[error("{path}: {message}")]
+    Csv {
+        /// The file.
+        path: String,
+        /// What is wrong and what to do.
+        message: String,
+    },
+    /// The .xlsx could not be made.
+    #[error("{0}")]
+    Xlsx(#[from] gateway_core::pointlist::XlsxError),
+}
+
+/// What a file name says the file is.
+pub fn format_of(path: &Path, writing: bool) -> Result<SheetFormat, SheetFileError> {
+    let ext = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase)
+        .unwrap_or_default();
+    match ext.as_str() {
+        "csv" => Ok(SheetFormat::Csv),
+        "xlsx" => Ok(SheetFormat::Workbook),
+        "xlsm" | "xls" | "xlsb" | "ods" if !writing => Ok(SheetFormat::Workbook),
+        _ => Err(SheetFileError::UnknownKind(path.display().to_string())),
+    }
+}
+
+/// The text of a CSV file and a note on how it was decoded (`None` for
+/// UTF-8): UTF-8 with or without a byte-order mark, else GBK/GB18030 (what
+/// Chinese Excel writes for "CSV (逗号分隔)").
+pub fn decode_csv(bytes: &[u8]) -> Result<(String, Option<&'static str>), String> {
+    const SAVE_AS: &str = "save it again as UTF-8: in Excel, File → Save As → \"CSV UTF-8 (Comma delimited)\" / \
+                           另存为 → \"CSV UTF-8（逗号分隔）\"; in LibreOffice, tick \"Edit filter settings\" and choose Unicode (UTF-8)";
+    if bytes.starts_with(&[0xFF, 0xFE]) || bytes.starts_with(&[0xFE, 0xFF]) {
+        return Err(format!(
+            "the file is UTF-16 (Excel's \"Unicode Text\", tab-separated), not CSV; {SAVE_AS}"
+        ));
+    }
+    let body = bytes.strip_prefix(&[0xEF, 0xBB, 0xBF]).unwrap_or(bytes);
+    if let Ok(text) = std::str::from_utf8(body) {
+        return Ok((text.to_owned(), None));
+    }
+    if body.len() < bytes.len() {
+        return Err(format!(
+            "the file starts with a UTF-8 byte-order mark but is not valid UTF-8; {SAVE_AS}"
+        ));
+    }
+    match encoding_rs::GB18030.decode_without_bom_handling_and_without_replacement(body) {
+        Some(text) => Ok((text.into_owned(), Some("GBK (Chinese Excel's CSV)"))),
+        None => Err(format!("the file is neither UTF-8 nor GBK text; {SAVE_AS}")),
+    }
+}
+
+fn cell(d: &Data) -> Cell {
+    match d {
+        Data::Empty => Cell::Empty,
+        Data::String(s) | Data::DateTimeIso(s) | Data::DurationIso(s) => Cell::text(s.clone()),
+        Data::Float(f) => Cell::Number(*f),
+        Data::Int(i) => Cell::Number(*i as f64),
+        Data::Bool(b) => Cell::Bool(*b),
+        Data::DateTime(t) => Cell::Number(t.as_f64()),
+        Data::Error(e) => Cell::Text(format!("(cell error {e})")),
+    }
+}
+
+/// Every sheet of a workbook as tables, in the workbook's order.
+fn read_workbook(path: &Path) -> Result<Vec<Table>, SheetFileError> {
+    let fail = |e: calamine::Error| SheetFileError::Workbook {
+        path: path.display().to_string(),
+        error: e.to_string(),
+    };
+    let mut wb = open_workbook_auto(path).map_err(fail)?;
+    let mut out = Vec::new();
+    for name in wb.sheet_names() {
+        let range = wb.worksheet_range(&name).map_err(fail)?;
+        let (row0, col0) = range.start().unwrap_or((0, 0));
+        let rows = range
+            .rows()
+            .enumerate()
+            .filter_map(|(i, cells)| {
+                let cells: Vec<Cell> = cells.iter().map(cell).collect();
+                (!cells.iter().all(Cell::is_empty)).then(|| Row {
+                    at: row0 as usize + i + 1,
+                    first_col: col0 as usize,
+                    cells,
+                })
+            })
+            .collect();
+        out.push(Table {
+            name,
+            source: Source::Workbook,
+            rows,
+        });
+    }
+    Ok(out)
+}
+
+/// Reads a point-list file into its tables; the note says how a CSV file
+/// was decoded when it was not UTF-8.
+pub fn read_tables(path: &Path) -> Result<(Vec<Table>, Option<&'static str>), SheetFileError> {
+    match format_of(path, false)? {
+        SheetFormat::Workbook => Ok((read_workbook(path)?, None)),
+        SheetFormat::Csv => {
+            let bytes = std::fs::read(path).map_err(|error| SheetFileError::Io {
+                path: path.display().to_string(),
+                error,
+            })?;
+            let csv_err = |message: String| SheetFileError::Csv {
+                path: path.display().to_string(),
+                message,
+            };
+            let (text, note) = decode_csv(&bytes).map_err(csv_err)?;
+            let tables = parse_csv(&text).map_err(|e| csv_err(e.to_string()))?;
+            Ok((tables, note))
+        }
+    }
+}
+
+/// The bytes of a point-list file: .xlsx, or UTF-8 CSV with a byte-order
+/// mark (so that Excel shows the Chinese text right).
+pub fn render(tables: &[Table], format: SheetFormat) -> Result<Vec<u8>, SheetFileError> {
+    match format {
+        SheetFormat::Workbook => Ok(write_xlsx(tables)?),
+        SheetFormat::Csv => {
+            let mut out = vec![0xEF, 0xBB, 0xBF];
+            out.extend_from_slice(write_csv(tables).as_bytes());
+            Ok(out)
+        }
+    }
+}
