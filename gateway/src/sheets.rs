@@ -174,3 +174,95 @@ pub fn render(tables: &[Table], format: SheetFormat) -> Result<Vec<u8>, SheetFil
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use gateway_core::config::Profile;
+    use gateway_core::config::load::parse_profile;
+    use gateway_core::pointlist::{ImportOptions, export, import};
+
+    use super::*;
+
+    fn opts(name: &str) -> ImportOptions {
+        ImportOptions {
+            name: name.to_owned(),
+            fallback_description: "Imported".to_owned(),
+            ..ImportOptions::default()
+        }
+    }
+
+    fn shipped() -> Vec<(String, Profile)> {
+        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../config/profiles");
+        let mut out = Vec::new();
+        for e in std::fs::read_dir(&dir).unwrap() {
+            let path = e.unwrap().path();
+            if path.extension().and_then(|x| x.to_str()) != Some("toml") {
+                continue;
+            }
+            let name = path.file_stem().unwrap().to_str().unwrap().to_owned();
+            let text = std::fs::read_to_string(&path).unwrap();
+            out.push((name.clone(), parse_profile(&name, &text).unwrap()));
+        }
+        assert_eq!(out.len(), 10, "the ten shipped profiles");
+        out
+    }
+
+    #[test]
+    fn every_shipped_profile_round_trips_through_xlsx_and_csv_files() {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, p) in shipped() {
+            for (ext, format) in [("xlsx", SheetFormat::Workbook), ("csv", SheetFormat::Csv)] {
+                let path = dir.path().join(format!("{name}.{ext}"));
+                std::fs::write(&path, render(&export(&p), format).unwrap()).unwrap();
+                let (tables, note) = read_tables(&path).unwrap();
+                assert_eq!(note, None);
+                if format == SheetFormat::Workbook {
+                    let names: Vec<&str> = tables.iter().map(|t| t.name.as_str()).collect();
+                    assert_eq!(names.first(), Some(&"points"));
+                    assert_eq!(names.last(), Some(&"columns"), "the help sheet comes last");
+                }
+                let back =
+                    import(&tables, &opts(&name)).unwrap_or_else(|e| panic!("{name}.{ext}: {e:?}"));
+                assert_eq!(back, p, "{name}.{ext}");
+            }
+        }
+    }
+
+    #[test]
+    fn gbk_csv_from_chinese_excel_is_decoded() {
+        let text = "名称,中文名,区域,地址,类型,单位\r\nsupply_temp,供水温度,input,0,f32,℃\r\n";
+        let (bytes, _, unmappable) = encoding_rs::GBK.encode(text);
+        assert!(!unmappable);
+        assert!(std::str::from_utf8(&bytes).is_err(), "really not UTF-8");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("gbk.csv");
+        std::fs::write(&path, &bytes).unwrap();
+        let (tables, note) = read_tables(&path).unwrap();
+        assert!(note.is_some_and(|n| n.contains("GBK")));
+        let p = import(&tables, &opts("gbk")).unwrap();
+        assert_eq!(p.points[0].label_zh.as_deref(), Some("供水温度"));
+        assert_eq!(p.points[0].unit, "℃");
+        // UTF-8 with a byte-order mark reads the same.
+        let mut bom = vec![0xEF, 0xBB, 0xBF];
+        bom.extend_from_slice(text.as_bytes());
+        assert_eq!(decode_csv(&bom).unwrap(), (text.to_owned(), None));
+    }
+
+    #[test]
+    fn text_in_no_known_encoding_is_refused_with_how_to_save_as_utf8() {
+        let e = decode_csv(&[b'a', b',', 0xFF, 0xFF, b'\n']).unwrap_err();
+        assert!(e.contains("CSV UTF-8"), "{e}");
+        let e = decode_csv(&[0xFF, 0xFE, b'a', 0]).unwrap_err();
+        assert!(e.contains("UTF-16"), "{e}");
+        assert!(matches!(
+            format_of(Path::new("points.txt"), false),
+            Err(SheetFileError::UnknownKind(_))
+        ));
+        assert!(
+            format_of(Path::new("p.ods"), true).is_err(),
+            "export writes xlsx/csv only"
+        );
+    }
+}

@@ -192,7 +192,8 @@ fn read_header<K: Copy + PartialEq>(
                     head.at,
                     Some(("", col)),
                     format!(
-                        "this column has no header but row {} has a value in it; give it a header ({accepted}), or start the header with # to leave the column out",
+                        "this column has no header but {} {} has a value in it; give it a header ({accepted}), or start the header with # to leave the column out",
+                        table.source.row_word(),
                         r.at
                     ),
                 ));
@@ -354,15 +355,22 @@ fn read_points(table: &Table, base: u8, errors: &mut Vec<SheetError>) -> Vec<(us
             if let Some(first) = first_row.get(n) {
                 cx.error(
                     Column::Name,
-                    format!("point {n:?} is also on row {first}; point names must be unique"),
+                    format!(
+                        "point {n:?} is also on {} {first}; point names must be unique",
+                        table.source.row_word()
+                    ),
                 );
             } else {
                 first_row.insert(n.clone(), row.at);
             }
         }
+        let area_before = cx.errors.len();
         let area_cell = cx.get(Column::Area, parse_area);
+        let area_bad = cx.errors.len() != area_before;
         let row_base = cx.get(Column::Base, parse_base).unwrap_or(base);
-        let raw_address = cx.need(Column::Address, "address", "an address", parse_address);
+        let raw_address = cx
+            .need(Column::Address, "address", "an address", parse_address)
+            .filter(|_| !area_bad);
         let type_name = cx.need(Column::Type, "type", "a type (u16, f32, bit …)", parse_type);
         let mut area = None;
         let mut address = None;
@@ -486,7 +494,10 @@ fn read_health(table: &Table, errors: &mut Vec<SheetError>) -> Vec<(usize, Strin
         {
             cx.error(
                 0,
-                format!("rule {n:?} is also on row {first}; rule names must be unique"),
+                format!(
+                    "rule {n:?} is also on {} {first}; rule names must be unique",
+                    table.source.row_word()
+                ),
             );
         }
         if errors.len() != before {

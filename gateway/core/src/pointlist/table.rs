@@ -66,6 +66,16 @@ pub enum Source {
     Csv,
 }
 
+impl Source {
+    /// What a row is called: `row` in a workbook, `line` in a CSV file.
+    pub fn row_word(self) -> &'static str {
+        match self {
+            Source::Workbook => "row",
+            Source::Csv => "line",
+        }
+    }
+}
+
 /// One row of a table.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Row {
