@@ -161,7 +161,7 @@ fn workbook_errors_name_the_cell_and_validation_errors_the_row() {
             },
         ],
     };
-    let errs = import(&[table.clone()], &opts("wb")).unwrap_err();
+    let errs = import(std::slice::from_ref(&table), &opts("wb")).unwrap_err();
     let all: Vec<String> = errs.iter().map(ToString::to_string).collect();
     assert_eq!(
         all,
