@@ -231,6 +231,69 @@ mod tests {
     }
 
     #[test]
+    fn a_bad_workbook_sheet_names_the_cells_where_excel_shows_them() {
+        // A maker's workbook: a cover sheet first, the list on "Modbus map"
+        // starting at B3 (calamine's range then starts there too).
+        let mut wb = rust_xlsxwriter::Workbook::new();
+        wb.add_worksheet()
+            .set_name("cover")
+            .unwrap()
+            .write_string(0, 0, "HX-200")
+            .unwrap();
+        let ws = wb.add_worksheet().set_name("Modbus map").unwrap();
+        for (c, h) in ["名称", "地址", "区域", "类型", "倍率"].iter().enumerate() {
+            ws.write_string(2, 1 + c as u16, *h).unwrap();
+        }
+        let rows: [[&str; 5]; 3] = [
+            ["flow", "30001", "", "f32", "1"],
+            ["level", "0x0G", "input", "u16", "ten"],
+            ["temp", "3", "registers", "i16", ""],
+        ];
+        for (r, row) in rows.iter().enumerate() {
+            for (c, v) in row.iter().enumerate() {
+                if !v.is_empty() {
+                    ws.write_string(3 + r as u32, 1 + c as u16, *v).unwrap();
+                }
+            }
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("map.xlsx");
+        std::fs::write(&path, wb.save_to_buffer().unwrap()).unwrap();
+        let (tables, _) = read_tables(&path).unwrap();
+        let errs = import(&tables, &opts("hx")).unwrap_err();
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        let e = errs[0].to_string();
+        assert!(e.contains("no name, no address, no type column"), "{e}");
+        assert!(
+            e.contains(r#"give --sheet NAME (the file has "Modbus map")"#),
+            "{e}"
+        );
+        let mut o = opts("hx");
+        o.sheet = Some("Modbus map".to_owned());
+        let errs = import(&tables, &o).unwrap_err();
+        let all: Vec<String> = errs.iter().map(ToString::to_string).collect();
+        assert_eq!(all.len(), 3, "{all:#?}");
+        assert!(
+            all[0].starts_with(
+                r#"sheet "Modbus map" row 5, column "地址" (cell C5): "0x0G" is not an address"#
+            ),
+            "{all:#?}"
+        );
+        assert!(
+            all[1].starts_with(
+                r#"sheet "Modbus map" row 5, column "倍率" (cell F5): "ten" is not a number"#
+            ),
+            "{all:#?}"
+        );
+        assert!(
+            all[2].starts_with(
+                r#"sheet "Modbus map" row 6, column "区域" (cell D6): "registers" is not an area"#
+            ),
+            "{all:#?}"
+        );
+    }
+
+    #[test]
     fn gbk_csv_from_chinese_excel_is_decoded() {
         let text = "名称,中文名,区域,地址,类型,单位\r\nsupply_temp,供水温度,input,0,f32,℃\r\n";
         let (bytes, _, unmappable) = encoding_rs::GBK.encode(text);

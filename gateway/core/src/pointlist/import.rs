@@ -72,7 +72,12 @@ pub fn import(tables: &[Table], opts: &ImportOptions) -> Result<Profile, Vec<She
     };
     let mut errors = Vec::new();
     let base = opts.base.unwrap_or(0);
-    let points = read_points(points_table, base, &mut errors);
+    let others: Vec<String> = tables
+        .iter()
+        .filter(|t| !std::ptr::eq(*t, points_table))
+        .map(|t| format!("{:?}", t.name))
+        .collect();
+    let points = read_points(points_table, base, &others, &mut errors);
     let health = by_name(HEALTH_SHEETS)
         .map(|t| read_health(t, &mut errors))
         .unwrap_or_default();
@@ -315,8 +320,14 @@ fn accepted_point_columns() -> String {
 }
 
 /// The point rows, each with its row number.
-fn read_points(table: &Table, base: u8, errors: &mut Vec<SheetError>) -> Vec<(usize, PointDef)> {
+fn read_points(
+    table: &Table,
+    base: u8,
+    other_sheets: &[String],
+    errors: &mut Vec<SheetError>,
+) -> Vec<(usize, PointDef)> {
     let accepted = accepted_point_columns();
+    let errors_before = errors.len();
     let Some(header) = read_header(table, &point_column, &accepted, errors) else {
         return Vec::new();
     };
@@ -331,10 +342,22 @@ fn read_points(table: &Table, base: u8, errors: &mut Vec<SheetError>) -> Vec<(us
         }
     }
     if !missing.is_empty() {
+        if missing.len() == 3 {
+            // Not a point list at all: one message, not one per header.
+            errors.truncate(errors_before);
+        }
+        let hint = if other_sheets.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "; if the list is on another sheet, give --sheet NAME (the file has {})",
+                other_sheets.join(", ")
+            )
+        };
         errors.push(SheetError::sheet(
             table,
             format!(
-                "no {} column in the first row; the first row must name the columns ({accepted})",
+                "no {} column in the first row; the first row must name the columns ({accepted}){hint}",
                 missing.join(", no ")
             ),
         ));
