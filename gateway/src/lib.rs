@@ -5,6 +5,7 @@
 //! - [`south`]: Modbus transports and the per-bus poll tasks.
 //! - [`run`]: the main loop, buses → outcomes → sinks.
 //! - [`files`]: reading a configuration and its profiles from disk.
+//! - [`sheets`]: point-list spreadsheets (.xlsx, .csv) on disk.
 //! - [`cli`]: the subcommands of the `gateway` binary.
 //! - [`cmdin`]: signed commands arriving over MQTT (verification, replays, replies).
 
@@ -21,6 +22,7 @@ pub mod north;
 pub mod output;
 pub mod run;
 pub mod sdnotify;
+pub mod sheets;
 pub mod south;
 pub mod store;
 pub mod wire;

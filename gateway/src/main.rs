@@ -47,6 +47,7 @@ fn main() -> ExitCode {
             Command::Oncall(a) => cli::oncall(a),
             Command::Alerts(a) => cli::alerts(a).await,
             Command::DeadLetters(a) => cli::dead_letters(&a),
+            Command::Profile(a) => cli::profile(&a),
         }
     });
     ExitCode::from(code)

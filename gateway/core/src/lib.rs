@@ -18,6 +18,7 @@
 //! - [`maintenance`]: planned maintenance windows.
 //! - [`tickets`]: the fault-ticket machine and ticket figures.
 //! - [`report`]: the monthly availability report and its JSON, CSV and HTML.
+//! - [`pointlist`]: profiles as spreadsheet tables (`gateway profile import/export`).
 
 pub mod alerts;
 pub mod config;
@@ -31,6 +32,7 @@ pub mod maintenance;
 pub mod model;
 pub mod oncall;
 pub mod plan;
+pub mod pointlist;
 pub mod rbe;
 pub mod report;
 pub mod state;

@@ -7,6 +7,7 @@ mod demo;
 mod maintenance;
 mod oncall;
 mod propose;
+mod profile;
 mod read;
 mod report;
 mod run;
@@ -26,6 +27,7 @@ pub use dead_letters::{DeadLettersArgs, dead_letters};
 pub use demo::{DemoArgs, demo, look_commands};
 pub use maintenance::{MaintenanceArgs, MaintenanceCommand, maintenance};
 pub use oncall::{AlertsArgs, AlertsCommand, OncallArgs, alerts, oncall};
+pub use profile::{ExportArgs, ImportArgs, ProfileArgs, ProfileCommand, profile};
 pub use read::{ReadArgs, read};
 pub use report::{
     Format, RenderFailure, ReportArgs, ReportFailure, folder_files, input_from_store, render,
@@ -117,6 +119,8 @@ pub enum Command {
     Alerts(AlertsArgs),
     /// Lines the time-series store refused and that were set aside: print them as line protocol (`--clear` deletes them).
     DeadLetters(DeadLettersArgs),
+    /// Device profiles: `import` a point list (.xlsx/.csv) into a profile TOML, `export` one as a point list.
+    Profile(ProfileArgs),
 }
 
 /// Prints every configuration error, one per line, with a count.

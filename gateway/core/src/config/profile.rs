@@ -9,7 +9,7 @@ use crate::HumanDuration;
 use crate::model::{Area, Deadband, WordOrder};
 
 /// A device model described once: its points and health hints.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Profile {
     /// Human description: maker, model, manual the map follows.
@@ -32,7 +32,7 @@ pub struct Profile {
 
 /// One register (or register pair) whose value tells a device model, as
 /// the maker's map documents it (a model code, a device type word).
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct IdentifyDef {
     pub area: Area,
@@ -228,7 +228,7 @@ pub enum TypeName {
 }
 
 /// One point of a profile, as written.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PointDef {
     pub name: String,
