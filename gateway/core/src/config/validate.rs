@@ -17,7 +17,13 @@
 //! - timeouts are in (0, 60 s]; poll and alarm intervals are ≥ 10 ms;
 //! - every point fits one request: width ≤ 125 registers / 2000 bits and ≤
 //!   the device's effective maximum; `address + width ≤ 65536` after the
-//!   device's `address_offset`;
+//!   device's `address_offset` (or at the device's `address` override of
+//!   the point); a device's moved points do not read another point's
+//!   register or bit;
+//! - `ratio` marks numeric points only; a device's `ct_ratio` / `pt_ratio`
+//!   are in (0, 100000], name a ratio its profile uses, and are present
+//!   where the profile `requires_ct_ratio`; they are applied to the points'
+//!   scale/offset (unless `primary_values`), range and absolute deadband;
 //! - no two points of a profile read the same register or bit, unless one
 //!   names the other in `alias_of` (bit points on different bits of one
 //!   register do not overlap);
