@@ -338,7 +338,7 @@ fn a_missing_profile_lists_the_available_ones() {
     let errs = errors_of(&text);
     assert_eq!(errs.len(), 1, "{errs:?}");
     assert!(
-        errs[0].starts_with(r#"device "pump-1": profile "pump-vfdx" not found (available: breaker-di8, elevator-status, "#),
+        errs[0].starts_with(r#"device "pump-1": profile "pump-vfdx" not found (available: booster-pump-controller, breaker-di8, "#),
         "{}",
         errs[0]
     );
@@ -736,4 +736,235 @@ fn devices_carry_their_labels_a_relabelled_rule_and_what_fell_back() {
     assert_eq!(d.labels.missing, vec!["point temp_c", "rule too_hot"]);
     // Without location_en, the location stands for it.
     assert_eq!(d.location_en, "");
+}
+
+// ---- per-device overrides: address, CT/PT ratios, ranges ----
+
+fn point_of<'a>(r: &'a Resolved, device: &str, point: &str) -> &'a gateway_core::model::Point {
+    let d = r.devices.iter().find(|d| d.id == device).unwrap();
+    d.points.iter().find(|p| p.name == point).unwrap()
+}
+
+fn meter(id: &str, unit: u32, profile: &str, extra: &str) -> String {
+    format!("{}{extra}\n", device(id, "tcp-power", unit, profile))
+}
+
+#[test]
+fn an_address_override_moves_one_point_and_ignores_the_offset() {
+    let text = format!(
+        "{BASE}{}",
+        meter(
+            "th-1",
+            7,
+            "th-sensor-rs485",
+            "address_offset = 100\npoints = { temperature = { address = 40 } }"
+        )
+    );
+    let r = load_with_real_profiles(&text).unwrap();
+    assert_eq!(point_of(&r, "th-1", "temperature").address, 40);
+    // The other point keeps the profile address plus the offset.
+    assert_eq!(point_of(&r, "th-1", "humidity").address, 100);
+}
+
+#[test]
+fn an_address_override_onto_another_point_is_an_overlap_with_its_path() {
+    let text = format!(
+        "{BASE}{}",
+        meter(
+            "th-1",
+            7,
+            "th-sensor-rs485",
+            "points = { temperature = { address = 0 } }"
+        )
+    );
+    let errs = errors_of(&text);
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert!(
+        errs[0].starts_with(
+            r#"device "th-1" point "temperature": address 0 on this device reads holding register"#
+        ),
+        "{}",
+        errs[0]
+    );
+    assert!(errs[0].contains("\"humidity\""), "{}", errs[0]);
+    // Past the end of the address space.
+    let text = format!(
+        "{BASE}{}",
+        meter(
+            "m-1",
+            8,
+            "meter-sdm120",
+            "points = { voltage = { address = 65535 } }"
+        )
+    );
+    let errs = errors_of(&text);
+    assert!(
+        errs.iter().any(|e| e
+            .starts_with(r#"device "m-1" point "voltage": address 65535 + 2 registers runs past"#)),
+        "{errs:?}"
+    );
+}
+
+#[test]
+fn ct_and_pt_ratios_scale_values_ranges_and_deadbands_of_marked_points() {
+    let text = format!(
+        "{BASE}{}{}",
+        meter(
+            "dtsu-1",
+            7,
+            "meter-dtsu666",
+            "ct_ratio = 40\npt_ratio = 100"
+        ),
+        meter("dtsu-2", 8, "meter-dtsu666", "")
+    );
+    let r = load_with_real_profiles(&text).unwrap();
+    let close = |a: f64, b: f64| (a - b).abs() < 1e-9 * b.abs().max(1.0);
+    // Current: 0.001 A per count × CT 40; range 0..100 A × 40.
+    let i = point_of(&r, "dtsu-1", "current_l1");
+    assert!(close(i.scale, 0.04), "{}", i.scale);
+    assert_eq!(i.max, Some(4000.0));
+    // Voltage: × PT only.
+    let u = point_of(&r, "dtsu-1", "voltage_l1");
+    assert!(close(u.scale, 10.0), "{}", u.scale);
+    assert_eq!(u.max, Some(30000.0));
+    // Power: × CT × PT, and the absolute deadband with it.
+    let p = point_of(&r, "dtsu-1", "total_power");
+    assert!(close(p.scale, 0.1 * 4000.0), "{}", p.scale);
+    assert_eq!(p.max, Some(75000.0 * 4000.0));
+    assert_eq!(
+        p.deadband,
+        Some(gateway_core::model::Deadband::Absolute(400_000.0))
+    );
+    // Unmarked points do not move.
+    let pf = point_of(&r, "dtsu-1", "power_factor");
+    assert!(close(pf.scale, 0.001));
+    // Without ratios, the profile as written.
+    let i2 = point_of(&r, "dtsu-2", "current_l1");
+    assert!(close(i2.scale, 0.001));
+    assert_eq!(i2.max, Some(100.0));
+}
+
+#[test]
+fn a_meter_reporting_primary_values_only_widens_its_ranges() {
+    let text = format!(
+        "{BASE}{}",
+        meter("mct-1", 7, "meter-sdm630-mct", "ct_ratio = 200")
+    );
+    let r = load_with_real_profiles(&text).unwrap();
+    let i = point_of(&r, "mct-1", "current_l1");
+    assert_eq!(i.scale, 1.0, "the meter applies its CT itself");
+    assert_eq!(i.max, Some(1200.0));
+    let p = point_of(&r, "mct-1", "total_power");
+    assert_eq!(p.max, Some(5400.0 * 200.0));
+    // A device's own range is taken as written (already primary-side).
+    let text = format!(
+        "{BASE}{}",
+        meter(
+            "mct-1",
+            7,
+            "meter-sdm630-mct",
+            "ct_ratio = 200\npoints = { current_l1 = { max = 800.0 } }"
+        )
+    );
+    let r = load_with_real_profiles(&text).unwrap();
+    assert_eq!(point_of(&r, "mct-1", "current_l1").max, Some(800.0));
+}
+
+#[test]
+fn ratio_mistakes_are_reported_with_the_device_path() {
+    // The MCT profile needs its CT ratio.
+    let errs = errors_of(&format!(
+        "{BASE}{}",
+        meter("mct-1", 7, "meter-sdm630-mct", "")
+    ));
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert!(
+        errs[0].starts_with(
+            r#"device "mct-1": profile "meter-sdm630-mct" reads a CT-connected meter"#
+        ),
+        "{}",
+        errs[0]
+    );
+    // A ratio must be a positive number within reason.
+    for bad in ["0", "-5", "1e9"] {
+        let errs = errors_of(&format!(
+            "{BASE}{}",
+            meter("dtsu-1", 7, "meter-dtsu666", &format!("ct_ratio = {bad}"))
+        ));
+        assert!(
+            errs.iter()
+                .any(|e| e.starts_with(r#"device "dtsu-1": ct_ratio "#) && e.contains("above 0")),
+            "{bad}: {errs:?}"
+        );
+    }
+    // A ratio on a profile that marks no such point is a slip.
+    let errs = errors_of(&format!(
+        "{BASE}{}",
+        meter("th-1", 7, "th-sensor-rs485", "pt_ratio = 100")
+    ));
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert!(
+        errs[0].starts_with(
+            r#"device "th-1": pt_ratio is set but profile "th-sensor-rs485" marks no point"#
+        ),
+        "{}",
+        errs[0]
+    );
+}
+
+#[test]
+fn a_ratio_on_a_boolean_point_is_refused_in_the_profile() {
+    let profile = r#"
+description = "x"
+[[point]]
+name = "on"
+area = "coil"
+address = 0
+type = "bool"
+ratio = "ct"
+"#;
+    let mut profiles = real_profiles();
+    profiles.insert(
+        "bad".to_owned(),
+        ("bad.toml".to_owned(), profile.to_owned()),
+    );
+    let text = format!("{BASE}{}", device("x-1", "tcp-power", 9, "bad"));
+    let errs: Vec<String> = load("test.toml", &text, &profiles, &no_env)
+        .unwrap_err()
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert!(
+        errs.iter().any(|e| e.starts_with(r#"profile "bad" point "on": ratio = "ct" scales numbers only"#)),
+        "{errs:?}"
+    );
+}
+
+#[test]
+fn device_ranges_replace_the_profiles_and_an_inverted_range_is_refused() {
+    let text = format!(
+        "{BASE}{}",
+        meter(
+            "th-1",
+            7,
+            "th-sensor-rs485",
+            "points = { temperature = { min = 5.0, max = 35.0 } }"
+        )
+    );
+    let r = load_with_real_profiles(&text).unwrap();
+    let t = point_of(&r, "th-1", "temperature");
+    assert_eq!((t.min, t.max), (Some(5.0), Some(35.0)));
+    let errs = errors_of(&format!(
+        "{BASE}{}",
+        meter(
+            "th-1",
+            7,
+            "th-sensor-rs485",
+            "points = { temperature = { min = 90.0 } }"
+        )
+    ));
+    assert_eq!(
+        errs,
+        vec![r#"device "th-1" point "temperature": min 90 is above max 80"#.to_owned()]
+    );
 }

@@ -219,6 +219,15 @@ pub struct DeviceConfig {
     /// Added to every address of the profile (devices mapped at an offset).
     #[serde(default)]
     pub address_offset: i32,
+    /// Current transformer ratio (primary ÷ secondary, e.g. 200 for
+    /// 1000/5 A): scales the profile's points marked `ratio = "ct"` or
+    /// `"ct_pt"`. Default 1.
+    #[serde(default)]
+    pub ct_ratio: Option<f64>,
+    /// Voltage transformer ratio (e.g. 100 for 10 kV/100 V): scales the
+    /// points marked `ratio = "pt"` or `"ct_pt"`. Default 1.
+    #[serde(default)]
+    pub pt_ratio: Option<f64>,
     /// Overrides the profile's default word order for this device.
     #[serde(default)]
     pub order: Option<WordOrder>,

@@ -28,6 +28,49 @@ pub struct Profile {
     /// value names it (`[[identify]]`). Any one entry matching is enough.
     #[serde(default)]
     pub identify: Vec<IdentifyDef>,
+    /// The device itself reports primary-side values (it is programmed
+    /// with its CT/PT ratio, like an SDM630-MCT): a device's `ct_ratio` /
+    /// `pt_ratio` then scale only the ranges and deadbands of the points
+    /// marked `ratio`, not their values. Default false: the registers hold
+    /// secondary-side values and the gateway multiplies them.
+    #[serde(default)]
+    pub primary_values: bool,
+    /// A device of this profile must give `ct_ratio` (a CT-only model whose
+    /// ranges are written per ampere of CT secondary).
+    #[serde(default)]
+    pub requires_ct_ratio: bool,
+}
+
+/// Which of a device's transformer ratios scale a point (`ratio = "ct"`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RatioKind {
+    /// Currents: scaled by the device's `ct_ratio`.
+    Ct,
+    /// Voltages: scaled by the device's `pt_ratio`.
+    Pt,
+    /// Powers and energies: scaled by `ct_ratio × pt_ratio`.
+    CtPt,
+}
+
+impl RatioKind {
+    /// The factor for a device's ratios (each 1 when not given).
+    pub fn factor(self, ct: f64, pt: f64) -> f64 {
+        match self {
+            RatioKind::Ct => ct,
+            RatioKind::Pt => pt,
+            RatioKind::CtPt => ct * pt,
+        }
+    }
+
+    /// As written in a profile.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RatioKind::Ct => "ct",
+            RatioKind::Pt => "pt",
+            RatioKind::CtPt => "ct_pt",
+        }
+    }
 }
 
 /// One register (or register pair) whose value tells a device model, as
@@ -296,6 +339,12 @@ pub struct PointDef {
     /// Highest value a write may set, in `unit`.
     #[serde(default)]
     pub write_max: Option<f64>,
+    /// A current (`"ct"`), voltage (`"pt"`) or power/energy (`"ct_pt"`)
+    /// behind instrument transformers: the device's `ct_ratio` / `pt_ratio`
+    /// multiply its value (unless the profile has `primary_values`), its
+    /// `min`/`max` and an absolute deadband.
+    #[serde(default)]
+    pub ratio: Option<RatioKind>,
 }
 
 const fn one() -> f64 {
@@ -306,6 +355,9 @@ const fn one() -> f64 {
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PointOverride {
+    /// Protocol (0-based) address of the point on this device, replacing
+    /// the profile's; `address_offset` does not apply to it.
+    pub address: Option<u16>,
     pub scale: Option<f64>,
     pub offset: Option<f64>,
     pub unit: Option<String>,
@@ -846,6 +898,6 @@ type = "u16"
             }
             seen += 1;
         }
-        assert_eq!(seen, 10, "the ten shipped profiles");
+        assert_eq!(seen, 20, "the twenty shipped profiles");
     }
 }

@@ -17,7 +17,13 @@
 //! - timeouts are in (0, 60 s]; poll and alarm intervals are ≥ 10 ms;
 //! - every point fits one request: width ≤ 125 registers / 2000 bits and ≤
 //!   the device's effective maximum; `address + width ≤ 65536` after the
-//!   device's `address_offset`;
+//!   device's `address_offset` (or at the device's `address` override of
+//!   the point); a device's moved points do not read another point's
+//!   register or bit;
+//! - `ratio` marks numeric points only; a device's `ct_ratio` / `pt_ratio`
+//!   are in (0, 100000], name a ratio its profile uses, and are present
+//!   where the profile `requires_ct_ratio`; they are applied to the points'
+//!   scale/offset (unless `primary_values`), range and absolute deadband;
 //! - no two points of a profile read the same register or bit, unless one
 //!   names the other in `alias_of` (bit points on different bits of one
 //!   register do not overlap);
@@ -1098,6 +1104,21 @@ fn prepare_profile(name: &str, profile: &Profile, errs: &mut Errors) -> Vec<Opti
                     ok = false;
                 }
                 let errors_before = errs.0.len();
+                if let Some(kind) = def.ratio
+                    && matches!(
+                        data_type,
+                        DataType::Bool | DataType::Bit(_) | DataType::String(_)
+                    )
+                {
+                    errs.push(
+                        &path,
+                        format!(
+                            "ratio = {:?} scales numbers only; a {} point cannot be behind a transformer, remove `ratio`",
+                            kind.as_str(),
+                            data_type.name()
+                        ),
+                    );
+                }
                 check_numbers(&path, def.scale, def.offset, def.min, def.max, errs);
                 check_rbe(&path, data_type, def.deadband, def.heartbeat, errs);
                 ok &= errs.0.len() == errors_before;
@@ -1329,7 +1350,12 @@ fn resolve_points(
             );
         }
     }
+    let (ct, pt) = check_ratios(dpath, dev, profile, errs);
     let mut points = Vec::with_capacity(prepared.len());
+    // Points whose address a device override moved: they are checked for
+    // overlaps on this device (the profile's own overlaps are checked once
+    // per profile).
+    let mut moved = false;
     for (def, point) in profile.points.iter().zip(prepared) {
         let Some(point) = point else { continue };
         let path = format!("{dpath} point {:?}", point.name);
@@ -1339,12 +1365,31 @@ fn resolve_points(
         {
             p.order = order;
         }
-        if let Some(o) = dev.points.get(&p.name) {
-            if o.enabled == Some(false) {
-                continue;
-            }
+        let o = dev.points.get(&p.name);
+        if o.is_some_and(|o| o.enabled == Some(false)) {
+            continue;
+        }
+        if let Some(o) = o {
             p.scale = o.scale.unwrap_or(p.scale);
             p.offset = o.offset.unwrap_or(p.offset);
+        }
+        // Transformer ratios: the value (unless the device reports primary
+        // values itself), the profile's range and an absolute deadband.
+        // A device's own min/max/deadband below are taken as written: they
+        // are in the primary-side unit already.
+        if let Some(kind) = def.ratio {
+            let k = kind.factor(ct, pt);
+            if !profile.primary_values {
+                p.scale *= k;
+                p.offset *= k;
+            }
+            p.min = p.min.map(|v| v * k);
+            p.max = p.max.map(|v| v * k);
+            if let Some(Deadband::Absolute(d)) = p.deadband {
+                p.deadband = Some(Deadband::Absolute(d * k));
+            }
+        }
+        if let Some(o) = o {
             p.unit = o.unit.clone().unwrap_or(p.unit);
             p.min = o.min.or(p.min);
             p.max = o.max.or(p.max);
@@ -1375,6 +1420,20 @@ fn resolve_points(
                 format!("{width} {words} exceed this device's max_registers of {max_registers}"),
             );
         }
+        if let Some(address) = o.and_then(|o| o.address) {
+            moved = true;
+            let end = u32::from(address) + u32::from(width);
+            if end > 65536 {
+                errs.push(
+                    &path,
+                    format!("address {address} + {width} {words} runs past the last address 65535"),
+                );
+                continue;
+            }
+            p.address = address;
+            points.push(p);
+            continue;
+        }
         let start = i64::from(p.address) + i64::from(dev.address_offset);
         let end = start + i64::from(width);
         match u16::try_from(start) {
@@ -1392,5 +1451,128 @@ fn resolve_points(
         }
         points.push(p);
     }
+    if moved {
+        check_moved_overlaps(dpath, dev, profile, &points, errs);
+    }
     points
+}
+
+/// The largest CT or PT ratio accepted (a 50 000/1 A CT is beyond any
+/// building's switchboard; a typo such as 2000000 is caught).
+pub const MAX_RATIO: f64 = 100_000.0;
+
+/// Checks a device's `ct_ratio` / `pt_ratio` against its profile; returns
+/// the factors to use (1 when not given or invalid).
+fn check_ratios(
+    dpath: &str,
+    dev: &super::DeviceConfig,
+    profile: &Profile,
+    errs: &mut Errors,
+) -> (f64, f64) {
+    use super::RatioKind;
+    let uses = |want: RatioKind| {
+        profile
+            .points
+            .iter()
+            .any(|p| p.ratio == Some(want) || p.ratio == Some(RatioKind::CtPt))
+    };
+    let mut factor = |key: &str, value: Option<f64>, used: bool, what: &str| -> f64 {
+        let Some(v) = value else { return 1.0 };
+        if !(v.is_finite() && v > 0.0 && v <= MAX_RATIO) {
+            errs.push(
+                dpath,
+                format!(
+                    "{key} {v} must be a number above 0 and at most {MAX_RATIO} \
+                     (primary ÷ secondary, e.g. 200 for a {what})"
+                ),
+            );
+            return 1.0;
+        }
+        if !used {
+            errs.push(
+                dpath,
+                format!(
+                    "{key} is set but profile {:?} marks no point with ratio = \"{}\" or \"ct_pt\"; \
+                     remove {key}, or mark the profile's points",
+                    dev.profile,
+                    &key[..2]
+                ),
+            );
+        }
+        v
+    };
+    let ct = factor("ct_ratio", dev.ct_ratio, uses(RatioKind::Ct), "1000/5 A CT");
+    let pt = factor(
+        "pt_ratio",
+        dev.pt_ratio,
+        uses(RatioKind::Pt),
+        "10 kV/100 V PT",
+    );
+    if profile.requires_ct_ratio && dev.ct_ratio.is_none() {
+        errs.push(
+            dpath,
+            format!(
+                "profile {:?} reads a CT-connected meter whose ranges follow its CTs: \
+                 give ct_ratio (primary ÷ secondary as programmed into the meter, e.g. 200 for 1000/5 A)",
+                dev.profile
+            ),
+        );
+    }
+    (ct, pt)
+}
+
+/// After a device moved points with an `address` override: two of its
+/// points reading the same register or bit are an error, as in a profile.
+fn check_moved_overlaps(
+    dpath: &str,
+    dev: &super::DeviceConfig,
+    profile: &Profile,
+    points: &[Point],
+    errs: &mut Errors,
+) {
+    let aliased = |a: &str, b: &str| {
+        let alias = |x: &str| {
+            profile
+                .points
+                .iter()
+                .find(|p| p.name == x)
+                .and_then(|p| p.alias_of.as_deref())
+        };
+        alias(a) == Some(b) || alias(b) == Some(a)
+    };
+    let bit = |p: &Point| match p.data_type {
+        DataType::Bit(b) => Some(b),
+        _ => None,
+    };
+    for (i, a) in points.iter().enumerate() {
+        for b in &points[i + 1..] {
+            if a.area != b.area {
+                continue;
+            }
+            let (a0, b0) = (u32::from(a.address), u32::from(b.address));
+            let overlap = a0 < b0 + u32::from(b.width()) && b0 < a0 + u32::from(a.width());
+            let distinct_bits = matches!((bit(a), bit(b)), (Some(x), Some(y)) if x != y);
+            if !overlap || distinct_bits || aliased(&a.name, &b.name) {
+                continue;
+            }
+            // Name the point the device moved, so the message points at the override.
+            let (moved, other) = if dev.points.get(&b.name).is_some_and(|o| o.address.is_some()) {
+                (b, a)
+            } else {
+                (a, b)
+            };
+            errs.push(
+                format!("{dpath} point {:?}", moved.name),
+                format!(
+                    "address {} on this device reads {} {} {}, which point {:?} (address {}) reads too; fix the address override",
+                    moved.address,
+                    area_word(moved.area),
+                    if moved.area.is_bits() { "bit" } else { "register" },
+                    other.address.max(moved.address),
+                    other.name,
+                    other.address
+                ),
+            );
+        }
+    }
 }

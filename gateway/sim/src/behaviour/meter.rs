@@ -5,6 +5,12 @@
 //! (higher in working hours) scaled by a rated current drawn per meter,
 //! power per phase is V·I·pf, frequency wanders around 50 Hz, and the import
 //! energy only ever increases by the power integrated over time.
+//!
+//! The same model serves every meter profile of the library (DTSU666,
+//! ADL400, SDM630-MCT, SDM120): points are written by name, a single-phase
+//! meter's `voltage`/`current`/`power` are phase 1, a power point in `kW`
+//! gets kilowatts, and the rated current is kept inside the profile's
+//! current range (a 45 A SDM120 is not loaded like a 100 A incomer).
 
 use rand::Rng;
 use rand::rngs::StdRng;
@@ -36,6 +42,21 @@ impl Meter {
             hz: 50.0,
             import_kwh: rng.random_range(10_000.0..200_000.0_f64).floor(),
         }
+    }
+
+    /// A meter sized for `points`: its rated current is at most 60 % of
+    /// the largest current the profile (with the device's ratios) accepts.
+    pub fn for_points(rng: &mut StdRng, points: &[gateway_core::model::Point]) -> Self {
+        let mut m = Self::new(rng);
+        let limit = points
+            .iter()
+            .filter(|p| p.name.starts_with("current") && p.unit == "A")
+            .filter_map(|p| p.max)
+            .fold(f64::INFINITY, f64::min);
+        if limit.is_finite() && limit > 0.0 {
+            m.rated_a = m.rated_a.min(0.6 * limit);
+        }
+        m
     }
 
     /// Building load as a fraction of rated current at local hour `h`.
@@ -93,6 +114,22 @@ impl Behaviour for Meter {
     }
 
     fn render(&self, out: &mut Writer<'_>) {
+        let kilo = |out: &Writer<'_>, name: &str| {
+            out.points()
+                .iter()
+                .any(|p| p.name == name && p.unit.starts_with('k'))
+        };
+        let power = |out: &mut Writer<'_>, name: &str, watts: f64| {
+            let v = if kilo(out, name) {
+                watts / 1000.0
+            } else {
+                watts
+            };
+            out.num(name, v);
+        };
+        out.num("voltage", self.volts[0]);
+        out.num("current", self.phase_current(0));
+        power(out, "power", self.phase_power(0));
         let names = [
             ("voltage_l1", "current_l1", "power_l1"),
             ("voltage_l2", "current_l2", "power_l2"),
@@ -101,9 +138,13 @@ impl Behaviour for Meter {
         for (i, (v, c, p)) in names.iter().enumerate() {
             out.num(v, self.volts[i]);
             out.num(c, self.phase_current(i));
-            out.num(p, self.phase_power(i));
+            power(out, p, self.phase_power(i));
         }
-        out.num("total_power", (0..3).map(|i| self.phase_power(i)).sum());
+        power(
+            out,
+            "total_power",
+            (0..3).map(|i| self.phase_power(i)).sum(),
+        );
         out.num("power_factor", self.pf);
         out.num("frequency", self.hz);
         out.num("import_energy", self.import_kwh);

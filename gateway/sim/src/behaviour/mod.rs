@@ -18,6 +18,7 @@ mod building_services;
 mod fire;
 mod generic;
 mod hvac;
+mod library;
 mod lighting;
 mod meter;
 mod pump;
@@ -148,6 +149,14 @@ pub fn for_profile(
     match profile {
         "pump-vfd" => Box::new(pump::Pump::new(rng)),
         "meter-sdm630" => Box::new(meter::Meter::new(rng)),
+        "meter-sdm630-mct" | "meter-dtsu666" | "meter-adl400" | "meter-sdm120" => {
+            Box::new(meter::Meter::for_points(rng, points))
+        }
+        "drive-invt-gd200a" => Box::new(library::Drive::new(library::DriveMap::InvtGd200a, rng)),
+        "drive-delta-c2000" => Box::new(library::Drive::new(library::DriveMap::DeltaC2000, rng)),
+        "booster-pump-controller" => Box::new(library::Booster::new()),
+        "th-sensor-rs485" => Box::new(library::Climate::new()),
+        "level-transmitter-rs485" => Box::new(library::Level::new()),
         "breaker-di8" => Box::new(building_services::Breakers),
         "fire-panel" => Box::new(fire::FirePanel),
         "lighting-relay" => Box::new(lighting::Lighting::new(device_id)),

@@ -45,10 +45,25 @@ impl Pump {
     }
 }
 
-#[cfg(test)]
 impl Pump {
+    /// The output frequency now, Hz.
     pub(super) fn frequency(&self) -> f64 {
         self.hz
+    }
+
+    /// Whether the pump is in the running part of its duty cycle.
+    pub(super) fn is_running(&self) -> bool {
+        self.running || self.hz > 0.0
+    }
+
+    /// The frequency the drive ramps to while running (a setpoint write).
+    pub(super) fn set_target(&mut self, hz: f64) {
+        self.target_hz = hz.clamp(0.0, 50.0);
+    }
+
+    /// The frequency the drive ramps to while running.
+    pub(super) fn target(&self) -> f64 {
+        self.target_hz
     }
 }
 
