@@ -47,6 +47,8 @@ fn main() -> ExitCode {
             Command::Oncall(a) => cli::oncall(a),
             Command::Alerts(a) => cli::alerts(a).await,
             Command::DeadLetters(a) => cli::dead_letters(&a),
+            Command::Write(a) => cli::write(a).await,
+            Command::Writes(a) => cli::writes(a),
         }
     });
     ExitCode::from(code)
