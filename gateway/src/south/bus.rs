@@ -626,15 +626,19 @@ impl<L: Link> BusTask<L> {
     }
 
     async fn poll_forever(&mut self) {
+        // The poll looked at before a write is the same one after it: its
+        // deferral is counted once.
+        let mut after_write = false;
         loop {
             let Some((slot, due)) = self.next_device() else {
                 std::future::pending::<()>().await;
                 return;
             };
             let device = &self.devices[slot];
-            if device.failing() && due > device.next_due() {
+            if device.failing() && due > device.next_due() && !after_write {
                 BusCounters::bump(&self.counters.deferred_probes, 1);
             }
+            after_write = false;
             // A write waiting for the line goes before the next poll; the
             // schedule is looked at again after it.
             let write = match self.writes.as_mut() {
@@ -651,6 +655,7 @@ impl<L: Link> BusTask<L> {
             match write {
                 Ok(job) => {
                     self.run_write(job).await;
+                    after_write = true;
                     continue;
                 }
                 // The sender is gone (no writes any more): stop listening.
