@@ -192,6 +192,9 @@ async fn demo(a: DemoArgs, signals: gateway::logging::ShutdownSignals) -> Result
         &gw_dir,
         unix_now_ms(),
         None,
+        // The demo's gateway writes nothing (its configuration has no
+        // [writes]): a router with nothing installed refuses every write.
+        gateway::south::writes::Router::new(),
         publisher_stop.clone(),
     )? {
         core.north = Some(north);

@@ -252,6 +252,34 @@ impl Metrics {
                     x.sample(name, &format!("{{reason=\"{}\"}}", r.as_str()), g(n));
                 }
             }
+            let name = x.family(
+                "bms_writes_refused_total",
+                "counter",
+                "Signed write commands refused before the bus, by reason (docs/commands.md).",
+            );
+            for r in gateway_core::write::Refusal::ALL {
+                if let Some(n) = m.writes_refused.get(r.index()) {
+                    x.sample(name, &format!("{{reason=\"{}\"}}", r.as_str()), g(n));
+                }
+            }
+            let name = x.family(
+                "bms_writes_total",
+                "counter",
+                "Writes that went to a device, by result (ok, mismatch, device_error, timeout).",
+            );
+            for (i, o) in [
+                gateway_core::write::Outcome::Ok,
+                gateway_core::write::Outcome::Mismatch,
+                gateway_core::write::Outcome::DeviceError,
+                gateway_core::write::Outcome::Timeout,
+            ]
+            .into_iter()
+            .enumerate()
+            {
+                if let Some(n) = m.write_results.get(i) {
+                    x.sample(name, &format!("{{result=\"{}\"}}", o.as_str()), g(n));
+                }
+            }
         }
         // On-call alerts, by channel.
         if let Some(a) = &self.alerts {

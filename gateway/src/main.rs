@@ -48,6 +48,8 @@ fn main() -> ExitCode {
             Command::Alerts(a) => cli::alerts(a).await,
             Command::DeadLetters(a) => cli::dead_letters(&a),
             Command::Profile(a) => cli::profile(&a),
+            Command::Write(a) => cli::write(a).await,
+            Command::Writes(a) => cli::writes(a),
         }
     });
     ExitCode::from(code)

@@ -203,7 +203,7 @@ pub fn unix_now_ms() -> UnixMs {
 pub const OUTCOME_QUEUE: usize = 1024;
 
 /// How `run` behaves.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct RunOptions {
     /// Poll every device until it has answered one full poll cleanly (or
     /// `once_attempts` full polls failed), hand the sink that one outcome
@@ -217,6 +217,9 @@ pub struct RunOptions {
     /// Hand the core back in [`RunSummary::core`] instead of dropping it
     /// (a configuration reload runs the loop again with it).
     pub keep_core: bool,
+    /// Where the command handler finds this run's buses for writes: the
+    /// run installs its configuration and bus queues there.
+    pub writes: Option<std::sync::Arc<crate::south::writes::Router>>,
 }
 
 impl Default for RunOptions {
@@ -226,6 +229,7 @@ impl Default for RunOptions {
             once_attempts: 3,
             stats_every: Duration::from_secs(60),
             keep_core: false,
+            writes: None,
         }
     }
 }
@@ -261,6 +265,9 @@ pub async fn run(
     let (tx, mut rx) = mpsc::channel(OUTCOME_QUEUE);
     let buses_stop = shutdown.child_token();
     let buses = south::spawn_buses(cfg, tx, buses_stop.clone());
+    if let Some(w) = &opts.writes {
+        w.install(cfg, &buses);
+    }
     info!(
         buses = buses.len(),
         devices = cfg.devices.len(),

@@ -107,7 +107,8 @@ pub fn with_seq(mut body: Body, seq: u64) -> Vec<u8> {
     serde_json::to_vec(&Json::Object(body)).unwrap_or_default()
 }
 
-fn value_json(v: &Value) -> Json {
+/// A decoded value as JSON (`null` for a non-finite float).
+pub fn value_json(v: &Value) -> Json {
     match v {
         Value::Bool(b) => Json::Bool(*b),
         Value::Int(i) => json!(i),

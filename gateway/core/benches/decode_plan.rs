@@ -37,6 +37,7 @@ fn device(shift: u16) -> Vec<Point> {
             critical: false,
             deadband: None,
             heartbeat: None,
+            write: None,
         });
     };
     for i in 0..12 {

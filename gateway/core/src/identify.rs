@@ -123,6 +123,7 @@ fn identify_point(def: &IdentifyDef, order: WordOrder) -> Option<Point> {
         critical: false,
         deadband: None,
         heartbeat: None,
+        write: None,
     };
     (point.end() <= 65_536).then_some(point)
 }

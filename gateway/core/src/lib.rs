@@ -17,6 +17,7 @@
 //! - [`ledger`]: intervals → availability and figures over any window.
 //! - [`maintenance`]: planned maintenance windows.
 //! - [`tickets`]: the fault-ticket machine and ticket figures.
+//! - [`write`]: the checks a write to a device passes, and its read-back.
 //! - [`report`]: the monthly availability report and its JSON, CSV and HTML.
 //! - [`pointlist`]: profiles as spreadsheet tables (`gateway profile import/export`).
 
@@ -37,5 +38,6 @@ pub mod rbe;
 pub mod report;
 pub mod state;
 pub mod tickets;
+pub mod write;
 
 pub use duration::HumanDuration;

@@ -340,6 +340,29 @@ pub struct Point {
     /// Report by exception: the longest time the point goes unpublished.
     /// `None` = the gateway-wide heartbeat (`[mqtt] heartbeat`).
     pub heartbeat: Option<Duration>,
+    /// `Some` when the profile marks the point `writable`: the range a write
+    /// may set. Whether a write is allowed also depends on the site
+    /// (`[writes]` and the device's `writes`, see
+    /// `ResolvedDevice::writable`).
+    pub write: Option<WriteRange>,
+}
+
+/// The range a write may set on a writable point, in its engineering unit
+/// (after scale and offset); an open end is bounded only by what the
+/// point's type and scale can represent.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct WriteRange {
+    /// Lowest value a write may set.
+    pub min: Option<f64>,
+    /// Highest value a write may set.
+    pub max: Option<f64>,
+}
+
+impl WriteRange {
+    /// Whether `v` lies inside the range (ends included).
+    pub fn contains(&self, v: f64) -> bool {
+        self.min.is_none_or(|m| v >= m) && self.max.is_none_or(|m| v <= m)
+    }
 }
 
 /// How far a numeric value must move before it is reported again (see

@@ -235,6 +235,7 @@ mod tests {
             critical: false,
             deadband: None,
             heartbeat: None,
+            write: None,
         }
     }
 

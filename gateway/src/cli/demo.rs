@@ -150,6 +150,7 @@ pub async fn demo(a: DemoArgs) -> u8 {
             &data_dir,
             unix_now_ms(),
             None,
+            crate::south::writes::Router::new(),
             publisher_stop.clone(),
         ) {
             Ok(Some((north, state_every, task, replies, _))) => {

@@ -16,6 +16,7 @@ mod simulate;
 mod site;
 mod status;
 mod tickets;
+mod write;
 
 use std::path::PathBuf;
 
@@ -39,6 +40,7 @@ pub use simulate::{SimulateArgs, simulate};
 pub use site::{CONFIG_RECORD, SiteArgs, find_store_dir, record_config};
 pub use status::{StatusArgs, run_status as status};
 pub use tickets::{TicketsArgs, TicketsCommand, tickets};
+pub use write::{WriteArgs, WritesArgs, WritesCommand, write, writes};
 
 /// Exit code for a configuration or usage error (EX_USAGE, sysexits.h).
 pub const EXIT_CONFIG: u8 = 64;
@@ -117,6 +119,10 @@ pub enum Command {
     Oncall(OncallArgs),
     /// On-call alerts: `log` lists what was sent to whom, when, and the outcome; `test` tries each channel.
     Alerts(AlertsArgs),
+    /// Write a value to a device's point (a signed command to the running gateway).
+    Write(WriteArgs),
+    /// Writes to devices: `log` lists the audit (who, when, old, new, read-back, result).
+    Writes(WritesArgs),
     /// Lines the time-series store refused and that were set aside: print them as line protocol (`--clear` deletes them).
     DeadLetters(DeadLettersArgs),
     /// Device profiles: `import` a point list (.xlsx/.csv) into a profile TOML, `export` one as a point list.

@@ -14,7 +14,7 @@ use crate::south::url::Endpoint;
 /// The class of each shipped profile, as the library table of
 /// docs/config.md gives it (a test keeps the two in step). A profile not
 /// listed gets `other`, marked for review.
-pub const LIBRARY_CLASSES: [(&str, &str); 10] = [
+pub const LIBRARY_CLASSES: [(&str, &str); 20] = [
     ("pump-vfd", "pump"),
     ("meter-sdm630", "distribution"),
     ("breaker-di8", "distribution"),
@@ -25,6 +25,16 @@ pub const LIBRARY_CLASSES: [(&str, &str); 10] = [
     ("pressure-transmitter", "fire_water"),
     ("spd-monitor", "lightning_protection"),
     ("elevator-status", "elevator"),
+    ("meter-dtsu666", "distribution"),
+    ("meter-adl400", "distribution"),
+    ("meter-sdm630-mct", "distribution"),
+    ("meter-sdm120", "distribution"),
+    ("drive-invt-gd200a", "pump"),
+    ("drive-delta-c2000", "pump"),
+    ("booster-pump-controller", "pump"),
+    ("th-sensor-rs485", "hvac"),
+    ("level-transmitter-rs485", "plumbing"),
+    ("relay-module-8ch", "lighting"),
 ];
 
 /// What the draft is made of.

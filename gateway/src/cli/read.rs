@@ -203,6 +203,7 @@ fn point(area: Area, start: u16, offset: usize, dt: DataType, a: &ReadArgs) -> P
         critical: false,
         deadband: None,
         heartbeat: None,
+        write: None,
     }
 }
 

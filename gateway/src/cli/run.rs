@@ -76,6 +76,8 @@ pub async fn run(args: RunArgs) -> u8 {
     let mut alerts_task = None;
     // The engine (health, ledger, tickets) and the north side run unless
     // this is a one-shot read.
+    // Writes find this run's buses here (installed by each pass of the loop).
+    let writes = crate::south::writes::Router::new();
     let core = if args.once {
         None
     } else {
@@ -142,6 +144,7 @@ pub async fn run(args: RunArgs) -> u8 {
             &data_dir,
             started,
             Some(std::sync::Arc::clone(&space)),
+            std::sync::Arc::clone(&writes),
             publisher_stop.clone(),
         ) {
             Ok(Some((north, state_every, task, replies, stats))) => {
@@ -238,6 +241,7 @@ pub async fn run(args: RunArgs) -> u8 {
         let opts = RunOptions {
             once: args.once,
             keep_core: !args.once,
+            writes: Some(std::sync::Arc::clone(&writes)),
             ..RunOptions::default()
         };
         // Each pass of the loop runs one configuration; a reload stops the
@@ -470,6 +474,7 @@ pub fn start_north(
     data_dir: &std::path::Path,
     started_ms: i64,
     space: Option<std::sync::Arc<crate::store::Space>>,
+    writes: std::sync::Arc<crate::south::writes::Router>,
     shutdown: CancellationToken,
 ) -> Result<Option<NorthParts>, (u8, String)> {
     let Some(mqtt) = cfg.raw.mqtt.clone().filter(|m| m.enabled) else {
@@ -527,6 +532,7 @@ pub fn start_north(
             rx,
             rtx,
             std::sync::Arc::clone(&mqtt_stats),
+            writes,
             shutdown.clone(),
         ));
         commands_tx = Some(tx);

@@ -36,6 +36,19 @@ pub enum Outcome<'a> {
     },
     /// Refused by [`Verifier::verify`].
     Rejected(&'a Rejection),
+    /// A verified `write`: `ok` only when the read-back matched; otherwise
+    /// reason `refused` with `detail`. `write` is the reply's `write`
+    /// object (device, point, value, old, read_back, result, refusal).
+    Write {
+        /// The command's nonce.
+        id: &'a str,
+        /// The write was made and read back equal.
+        ok: bool,
+        /// The result (`ok`) or the detail (otherwise).
+        text: &'a str,
+        /// The `write` object of the reply.
+        write: &'a Map<String, Value>,
+    },
 }
 
 /// The body JSON of a reply from gateway `gateway` of site `site`, for the
@@ -67,6 +80,22 @@ pub fn reply_json(
             m.insert("ok".into(), json!(false));
             m.insert("reason".into(), json!("refused"));
             m.insert("detail".into(), json!(detail));
+        }
+        Outcome::Write {
+            id,
+            ok,
+            text,
+            write,
+        } => {
+            m.insert("id".into(), json!(id));
+            m.insert("ok".into(), json!(ok));
+            if ok {
+                m.insert("result".into(), json!(text));
+            } else {
+                m.insert("reason".into(), json!("refused"));
+                m.insert("detail".into(), json!(text));
+            }
+            m.insert("write".into(), Value::Object(write.clone()));
         }
         Outcome::Rejected(r) => {
             m.insert("id".into(), json!(r.id));

@@ -1052,3 +1052,67 @@ fn an_arrival_is_stored_on_an_open_ticket_and_refused_on_a_resolved_one() {
         "ticket #1 is resolved; it cannot be marked as arrived on site"
     );
 }
+
+fn write_body(extra: Value) -> String {
+    body("write", "w8Qm2LxT0aZp4kRb", NOW, extra)
+}
+
+#[test]
+fn a_signed_write_becomes_a_write_command_with_its_operator() {
+    let b = write_body(json!({"device": "ahu-1", "point": "setpoint", "value": 21.5}));
+    let v = check("write", &sign(SECRET, &b)).unwrap();
+    assert_eq!(
+        v.command,
+        Command::Write {
+            device: "ahu-1".into(),
+            point: "setpoint".into(),
+            value: crate::store::WriteValue::Float(21.5),
+            by: "张工".into(),
+        }
+    );
+    let b = write_body(json!({"device": "p-1", "point": "run_cmd", "value": true}));
+    let v = check("write", &sign(SECRET, &b)).unwrap();
+    assert!(matches!(
+        v.command,
+        Command::Write {
+            value: crate::store::WriteValue::Bool(true),
+            ..
+        }
+    ));
+}
+
+#[test]
+fn an_unsigned_or_forged_write_is_refused_before_anything_else() {
+    let b = write_body(json!({"device": "ahu-1", "point": "setpoint", "value": 21.5}));
+    assert_eq!(
+        reason("write", &payload_with(&b, Value::Null)),
+        RejectReason::Unsigned
+    );
+    assert_eq!(
+        reason("write", &sign("another-secret", &b)),
+        RejectReason::BadSignature
+    );
+    // Signed for the ack topic's op but published on …/cmd/write.
+    assert_eq!(
+        reason("write", &sign(SECRET, &ack_body("abcdefgh", NOW))),
+        RejectReason::Malformed
+    );
+}
+
+#[test]
+fn a_write_without_a_usable_value_or_target_is_malformed() {
+    for extra in [
+        json!({"device": "ahu-1", "point": "setpoint", "value": "21.5"}),
+        json!({"device": "ahu-1", "point": "setpoint", "value": null}),
+        json!({"device": "ahu-1", "point": "setpoint"}),
+        json!({"device": "AHU 1", "point": "setpoint", "value": 1}),
+        json!({"device": "ahu-1", "point": "setpoint", "value": 1, "unit": 2}),
+    ] {
+        let b = write_body(extra.clone());
+        assert_eq!(
+            reason("write", &sign(SECRET, &b)),
+            RejectReason::Malformed,
+            "{extra}"
+        );
+    }
+}

@@ -12,7 +12,7 @@ use serde_json::{Map, Value};
 use sha2::Sha256;
 
 use super::NonceBook;
-use crate::store::Command;
+use crate::store::{Command, WriteValue};
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -20,13 +20,14 @@ type HmacSha256 = Hmac<Sha256>;
 pub const MAX_PAYLOAD_BYTES: usize = 16 * 1024;
 
 /// The known ops, each also the topic suffix it is published on.
-pub const OPS: [&str; 6] = [
+pub const OPS: [&str; 7] = [
     "ack",
     "arrive",
     "resolve",
     "close",
     "add_window",
     "remove_window",
+    "write",
 ];
 
 /// The longest operator name (`by`), in characters.
@@ -199,6 +200,18 @@ struct ArriveFields {
 struct AddWindowFields {
     window: MaintenanceWindowConfig,
 }
+
+/// Fields of `write`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WriteFields {
+    device: String,
+    point: String,
+    value: Value,
+}
+
+/// The longest device id or point name a `write` may name.
+const MAX_NAME_CHARS: usize = 64;
 
 /// Fields of `remove_window`.
 #[derive(Deserialize)]
@@ -499,6 +512,34 @@ impl Verifier {
                     return Err("remove_window: window_id is empty".to_owned());
                 }
                 Ok(Command::RemoveWindow { id: f.window_id })
+            }
+            "write" => {
+                let f = WriteFields::deserialize(rest).map_err(|e| {
+                    format!(
+                        "write: {e}; give \"device\": \"<id>\", \"point\": \"<name>\" and \"value\": <number or true/false>"
+                    )
+                })?;
+                let name_ok = |s: &str| {
+                    !s.is_empty()
+                        && s.chars().count() <= MAX_NAME_CHARS
+                        && s.bytes().all(|b| {
+                            b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-'
+                        })
+                };
+                if !name_ok(&f.device) || !name_ok(&f.point) {
+                    return Err(format!(
+                        "write: device and point are ids of 1–{MAX_NAME_CHARS} characters of a–z, 0–9, '_' and '-'"
+                    ));
+                }
+                let Some(value) = WriteValue::from_json(&f.value) else {
+                    return Err("write: value must be a finite number or true/false".to_owned());
+                };
+                Ok(Command::Write {
+                    device: f.device,
+                    point: f.point,
+                    value,
+                    by: by.to_owned(),
+                })
             }
             other => Err(format!("unknown op {other:?}")),
         }

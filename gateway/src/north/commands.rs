@@ -5,6 +5,13 @@
 //! `…/cmd/reply`, which goes through the outbox like everything else.
 //! Rejected commands are logged and answered with the reason; nothing is
 //! queued for them.
+//!
+//! A `write` is not queued: it is checked against the configuration in
+//! force ([`Router::check`]: writes on, device, point, writable, allowed,
+//! range, representable), given to the device's bus task, which writes it
+//! between two polls and reads it back, and recorded in the audit table
+//! (`store::WriteRow`) whatever became of it; the reply carries the
+//! result.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -18,7 +25,8 @@ use tracing::{info, warn};
 use super::mqtt::{CommandIn, MqttStats};
 use crate::cmdin::{Outcome, Verifier};
 use crate::run::unix_now_ms;
-use crate::store::{Command, Store};
+use crate::south::writes::Router;
+use crate::store::{Command, Store, WriteRow, WriteValue};
 use crate::wire::Body;
 
 /// How long a reply waits for the engine to apply a command.
@@ -31,6 +39,7 @@ pub async fn serve(
     mut rx: mpsc::Receiver<CommandIn>,
     replies: mpsc::Sender<Body>,
     stats: Arc<MqttStats>,
+    writes: Arc<Router>,
     shutdown: CancellationToken,
 ) {
     let mut store = match Store::open_existing(&data_dir) {
@@ -45,7 +54,7 @@ pub async fn serve(
             _ = shutdown.cancelled() => return,
             c = rx.recv() => match c { Some(c) => c, None => return },
         };
-        let reply = handle(&verifier, &mut store, &cmd, &stats).await;
+        let reply = handle(&verifier, &mut store, &cmd, &stats, &writes).await;
         if replies.send(reply).await.is_err() {
             return;
         }
@@ -69,6 +78,7 @@ async fn handle(
     store: &mut Store,
     cmd: &CommandIn,
     stats: &MqttStats,
+    writes: &Router,
 ) -> Body {
     let now = unix_now_ms();
     let v = match verifier.verify(&cmd.op, &cmd.payload, now, store) {
@@ -88,6 +98,18 @@ async fn handle(
             unix_now_ms(),
         )
     };
+    if let Command::Write {
+        device,
+        point,
+        value,
+        by,
+    } = &v.command
+    {
+        return write(
+            verifier, store, stats, writes, &v.id, by, device, point, *value,
+        )
+        .await;
+    }
     if let Command::AddWindow(w) = &v.command
         && let Target::Device(d) = &w.target
         && !configured(store, d)
@@ -133,4 +155,114 @@ async fn handle(
             }
         }
     }
+}
+
+/// A verified `write` → its signed reply, with its audit row recorded.
+#[allow(clippy::too_many_arguments)]
+async fn write(
+    verifier: &Verifier,
+    store: &mut Store,
+    stats: &MqttStats,
+    router: &Router,
+    id: &str,
+    by: &str,
+    device: &str,
+    point: &str,
+    value: WriteValue,
+) -> Body {
+    use gateway_core::write::{Outcome as W, show};
+    let requested = value.to_value();
+    let mut row = WriteRow {
+        id: 0,
+        ts_ms: 0,
+        by: by.to_owned(),
+        command_id: id.to_owned(),
+        device: device.to_owned(),
+        point: point.to_owned(),
+        requested: value.to_json(),
+        old: None,
+        new: None,
+        read_back: None,
+        result: "refused".to_owned(),
+        detail: String::new(),
+    };
+    let mut obj = serde_json::Map::new();
+    obj.insert("device".into(), device.into());
+    obj.insert("point".into(), point.into());
+    obj.insert("value".into(), value.to_json());
+    let checked = router.check(device, point, &requested);
+    let outcome = match checked {
+        Err(refused) => Err(refused),
+        Ok(ready) => router.write(&ready).await.map(|r| (ready, r)),
+    };
+    let (ok, text) = match outcome {
+        Err(refused) => {
+            if let Some(n) = stats.writes_refused.get(refused.refusal.index()) {
+                n.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+            warn!(
+                id, by, device, point, value = %show(&requested),
+                refusal = refused.refusal.as_str(), detail = %refused.detail,
+                "write refused"
+            );
+            obj.insert("result".into(), "refused".into());
+            obj.insert("refusal".into(), refused.refusal.as_str().into());
+            row.detail = format!("{}: {}", refused.refusal, refused.detail);
+            (false, row.detail.clone())
+        }
+        Ok((ready, report)) => {
+            let json =
+                |v: &Option<gateway_core::model::Value>| v.as_ref().map(crate::wire::value_json);
+            row.old = json(&report.old);
+            row.new = Some(crate::wire::value_json(ready.value()));
+            row.read_back = json(&report.read_back);
+            row.result = report.outcome.as_str().to_owned();
+            row.detail.clone_from(&report.detail);
+            if let Some(n) = stats.write_results.get(report.outcome as usize) {
+                n.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+            obj.insert("result".into(), report.outcome.as_str().into());
+            for (k, v) in [
+                ("old", &row.old),
+                ("new", &row.new),
+                ("read_back", &row.read_back),
+            ] {
+                obj.insert(k.into(), v.clone().unwrap_or(serde_json::Value::Null));
+            }
+            let shown =
+                |v: &Option<gateway_core::model::Value>| v.as_ref().map_or("?".to_owned(), show);
+            let text = match report.outcome {
+                W::Ok => format!(
+                    "{device} {point}: {} → {} by {by}, read back {}",
+                    shown(&report.old),
+                    show(ready.value()),
+                    shown(&report.read_back)
+                ),
+                other => format!("{other}: {}", report.detail),
+            };
+            info!(
+                id,
+                by,
+                device,
+                point,
+                result = report.outcome.as_str(),
+                "write finished"
+            );
+            (report.outcome == W::Ok, text)
+        }
+    };
+    row.ts_ms = unix_now_ms();
+    if let Err(e) = store.record_write(&row) {
+        warn!(error = %e, id, device, point, "cannot record the write in the audit table");
+    }
+    verifier.reply(
+        "write",
+        Outcome::Write {
+            id,
+            ok,
+            text: &text,
+            write: &obj,
+        },
+        unix_now_ms(),
+    )
 }

@@ -112,6 +112,12 @@ pub struct MqttStats {
     /// Commands refused before anything was done, by reason (indexed by
     /// `RejectReason::index`).
     pub commands_rejected: [AtomicU64; 8],
+    /// Verified `write` commands refused before the bus, by reason (indexed
+    /// by `gateway_core::write::Refusal::index`).
+    pub writes_refused: [AtomicU64; 9],
+    /// Writes that went to a bus, by outcome (ok, mismatch, device_error,
+    /// timeout).
+    pub write_results: [AtomicU64; 4],
 }
 
 /// Everything the publisher task needs.
@@ -690,4 +696,93 @@ impl Publisher {
             flight.done.clear();
         }
     }
+}
+
+/// One request over MQTT, for the command line (`gateway write`): connects
+/// to the broker of `mqtt` as `client_id` (credentials and TLS as the
+/// gateway's own), subscribes to `reply_topic`, publishes `payload` on
+/// `topic` once the subscription is acknowledged, and returns the first
+/// message on `reply_topic` that `accept` takes. `Err` says what failed:
+/// the connection, or no accepted reply within `wait`.
+#[allow(clippy::too_many_arguments)]
+pub async fn request(
+    mqtt: &MqttConfig,
+    password: Option<&Secret>,
+    base_dir: &Path,
+    client_id: &str,
+    topic: &str,
+    payload: Vec<u8>,
+    reply_topic: &str,
+    wait: Duration,
+    accept: &dyn Fn(&[u8]) -> bool,
+) -> Result<Vec<u8>, String> {
+    let url = parse_broker_url(&mqtt.url)?;
+    let mut o = MqttOptions::new(client_id, url.host.clone(), url.port);
+    o.set_keep_alive(Duration::from_secs(30));
+    o.set_clean_start(true);
+    if let Some(user) = &mqtt.username {
+        o.set_credentials(
+            user.clone(),
+            password.map(|p| p.expose().to_owned()).unwrap_or_default(),
+        );
+    }
+    if url.tls {
+        let client_auth = match (&mqtt.client_cert_file, &mqtt.client_key_file) {
+            (Some(c), Some(k)) => Some((c.as_str(), k.as_str())),
+            _ => None,
+        };
+        o.set_transport(tls_transport(
+            base_dir,
+            mqtt.ca_file.as_deref(),
+            client_auth,
+        )?);
+    }
+    let (client, mut events) = AsyncClient::new(o, 16);
+    let deadline = tokio::time::Instant::now() + wait;
+    let mut payload = Some(payload);
+    loop {
+        let event = tokio::time::timeout_at(deadline, events.poll())
+            .await
+            .map_err(|_| {
+                format!(
+                    "no reply on {reply_topic} within {} s; is the gateway running with [commands] on?",
+                    wait.as_secs()
+                )
+            })?;
+        match event {
+            Ok(Event::Incoming(Incoming::ConnAck(_))) => {
+                client
+                    .subscribe(reply_topic, QoS::AtLeastOnce)
+                    .await
+                    .map_err(|e| format!("cannot subscribe to {reply_topic}: {e}"))?;
+            }
+            Ok(Event::Incoming(Incoming::SubAck(_))) => {
+                if let Some(p) = payload.take() {
+                    client
+                        .publish(topic, QoS::AtLeastOnce, false, p)
+                        .await
+                        .map_err(|e| format!("cannot publish on {topic}: {e}"))?;
+                }
+            }
+            Ok(Event::Incoming(Incoming::Publish(p))) => {
+                if p.topic.as_ref() == reply_topic.as_bytes() && accept(&p.payload) {
+                    let _ = client.disconnect().await;
+                    return Ok(p.payload.to_vec());
+                }
+            }
+            Ok(_) => {}
+            Err(e) => {
+                return Err(format!(
+                    "MQTT broker {}: {}",
+                    redact(&mqtt.url),
+                    explain(&e)
+                ));
+            }
+        }
+    }
+}
+
+/// The broker URL as it may be printed (no credentials).
+fn redact(url: &str) -> String {
+    gateway_core::config::redact_url(url)
 }

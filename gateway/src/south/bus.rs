@@ -100,6 +100,12 @@ use super::transport::Transport;
 
 #[cfg(test)]
 mod tests;
+mod write;
+
+pub use write::{WriteJob, WriteReport};
+
+/// How many writes may wait for one bus; more are refused as busy.
+pub const WRITE_QUEUE: usize = 8;
 
 /// Tunables of the scheduler.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -160,6 +166,10 @@ pub struct BusCounters {
     probe_gap_ms: AtomicU64,
     alarm_polls: AtomicU64,
     interleaved_alarms: AtomicU64,
+    /// Write requests sent (functions 5, 6 and 16).
+    writes: AtomicU64,
+    /// Writes confirmed by the device whose read-back differed.
+    write_mismatches: AtomicU64,
 }
 
 impl BusCounters {
@@ -267,6 +277,8 @@ pub struct BusHandle {
     pub bus: String,
     /// Its live counters.
     pub counters: Arc<BusCounters>,
+    /// Where writes for its devices go (between two polls).
+    pub writes: mpsc::Sender<WriteJob>,
     /// The task; it ends when `shutdown` is cancelled or the receiver of
     /// outcomes is dropped.
     pub task: JoinHandle<()>,
@@ -310,6 +322,7 @@ pub fn spawn_buses_with(
             continue;
         }
         let counters = Arc::new(BusCounters::default());
+        let (writes, writes_rx) = mpsc::channel(WRITE_QUEUE);
         let task = BusTask::new(
             Transport::new(bus),
             bus,
@@ -318,10 +331,12 @@ pub fn spawn_buses_with(
             tx.clone(),
             shutdown.clone(),
             Arc::clone(&counters),
-        );
+        )
+        .with_writes(writes_rx);
         handles.push(BusHandle {
             bus: bus.id.clone(),
             counters,
+            writes,
             task: tokio::spawn(task.run()),
         });
     }
@@ -352,6 +367,8 @@ pub struct BusTask<L> {
     /// True while the probes of some degraded device are spaced wider than
     /// their target (logged once per change).
     resolution_degraded: bool,
+    /// Writes for this bus's devices, taken between polls (`None`: none).
+    writes: Option<mpsc::Receiver<WriteJob>>,
 }
 
 #[derive(Debug)]
@@ -586,7 +603,15 @@ impl<L: Link> BusTask<L> {
             probe_cost: bus.timeout.saturating_add(bus.inter_frame_delay),
             budget_at: now,
             resolution_degraded: false,
+            writes: None,
         }
+    }
+
+    /// Takes writes from `rx` between polls (see `bus/write.rs`).
+    #[must_use]
+    pub fn with_writes(mut self, rx: mpsc::Receiver<WriteJob>) -> Self {
+        self.writes = Some(rx);
+        self
     }
 
     /// Polls until `shutdown` is cancelled or the outcome receiver is dropped.
@@ -601,16 +626,45 @@ impl<L: Link> BusTask<L> {
     }
 
     async fn poll_forever(&mut self) {
+        // The poll looked at before a write is the same one after it: its
+        // deferral is counted once.
+        let mut after_write = false;
         loop {
             let Some((slot, due)) = self.next_device() else {
                 std::future::pending::<()>().await;
                 return;
             };
             let device = &self.devices[slot];
-            if device.failing() && due > device.next_due() {
+            if device.failing() && due > device.next_due() && !after_write {
                 BusCounters::bump(&self.counters.deferred_probes, 1);
             }
-            sleep_until(due).await;
+            after_write = false;
+            // A write waiting for the line goes before the next poll; the
+            // schedule is looked at again after it.
+            let write = match self.writes.as_mut() {
+                Some(rx) => tokio::select! {
+                    biased;
+                    job = rx.recv() => job.ok_or(()),
+                    () = sleep_until(due) => Err(()),
+                },
+                None => {
+                    sleep_until(due).await;
+                    Err(())
+                }
+            };
+            match write {
+                Ok(job) => {
+                    self.run_write(job).await;
+                    after_write = true;
+                    continue;
+                }
+                // The sender is gone (no writes any more): stop listening.
+                Err(()) if self.writes.as_ref().is_some_and(mpsc::Receiver::is_closed) => {
+                    self.writes = None;
+                    sleep_until(due).await;
+                }
+                Err(()) => {}
+            }
             let device = &self.devices[slot];
             let class = if device.next_full <= Instant::now() {
                 PollClass::Full

@@ -33,6 +33,30 @@ impl Data {
     }
 }
 
+/// What one write request sets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WriteData {
+    /// One coil (function 5, write single coil).
+    Coil(bool),
+    /// One holding register (function 6, write single register).
+    Register(u16),
+    /// Consecutive holding registers (function 16, write multiple
+    /// registers): a value of two or four registers goes in one request, so
+    /// that the device never holds half of it.
+    Registers(Vec<u16>),
+}
+
+impl WriteData {
+    /// The Modbus function code of the request.
+    pub const fn function(&self) -> u8 {
+        match self {
+            WriteData::Coil(_) => 5,
+            WriteData::Register(_) => 6,
+            WriteData::Registers(_) => 16,
+        }
+    }
+}
+
 /// Why a read gave no data.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum ReadError {
@@ -68,4 +92,15 @@ pub trait Link: Send {
         start: u16,
         count: u16,
     ) -> impl Future<Output = Result<Data, ReadError>> + Send;
+
+    /// Writes `data` at `start` on unit `unit` (coils for
+    /// [`WriteData::Coil`], holding registers otherwise), within the link's
+    /// timeout; `Ok` when the device confirmed the write (its echo matched).
+    /// The same failure kinds as [`Link::read`].
+    fn write(
+        &mut self,
+        unit: u8,
+        start: u16,
+        data: &WriteData,
+    ) -> impl Future<Output = Result<(), ReadError>> + Send;
 }

@@ -35,7 +35,7 @@ use gateway_core::model::Area;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use super::link::Data;
+use super::link::{Data, WriteData};
 
 /// Largest MBAP length field: unit id + a PDU of at most 253 bytes.
 const MAX_LENGTH: usize = 254;
@@ -127,6 +127,61 @@ fn parse(frame: &[u8], tid: u16, unit: u8, area: Area, count: u16) -> Result<Dat
     }
 }
 
+/// The whole frame of a write request (MBAP header + PDU).
+fn write_request(tid: u16, unit: u8, start: u16, data: &WriteData) -> Vec<u8> {
+    let mut pdu = vec![data.function()];
+    pdu.extend(start.to_be_bytes());
+    match data {
+        WriteData::Coil(on) => pdu.extend(if *on { [0xFF, 0x00] } else { [0x00, 0x00] }),
+        WriteData::Register(v) => pdu.extend(v.to_be_bytes()),
+        WriteData::Registers(words) => {
+            let n = u16::try_from(words.len()).unwrap_or(u16::MAX);
+            pdu.extend(n.to_be_bytes());
+            pdu.push(u8::try_from(words.len() * 2).unwrap_or(u8::MAX));
+            for w in words {
+                pdu.extend(w.to_be_bytes());
+            }
+        }
+    }
+    let mut frame = tid.to_be_bytes().to_vec();
+    frame.extend([0, 0]);
+    frame.extend(
+        u16::try_from(pdu.len() + 1)
+            .unwrap_or(u16::MAX)
+            .to_be_bytes(),
+    );
+    frame.push(unit);
+    frame.extend(pdu);
+    frame
+}
+
+/// Checks the answer to a write: functions 5 and 6 echo the request's PDU,
+/// function 16 answers with the start address and the register count.
+fn parse_write(frame: &[u8], request: &[u8], unit: u8) -> Result<(), Failure> {
+    if frame.len() < 9
+        || frame[0..2] != request[0..2]
+        || frame[2..4] != [0, 0]
+        || usize::from(u16::from_be_bytes([frame[4], frame[5]])) != frame.len() - 6
+        || frame[6] != unit
+    {
+        return Err(Failure::Framing);
+    }
+    let pdu = &frame[7..];
+    let fc = request[7];
+    if pdu[0] == fc | 0x80 {
+        return if pdu.len() == 2 {
+            Err(Failure::Exception(pdu[1]))
+        } else {
+            Err(Failure::Framing)
+        };
+    }
+    // 5 and 6: the echo of fc, address and value; 16: fc, address, count.
+    if pdu.len() != 5 || pdu != &request[7..12] {
+        return Err(Failure::Framing);
+    }
+    Ok(())
+}
+
 impl TcpConn {
     /// Over a connected stream; received bytes are added to `rx_bytes`.
     pub fn new(stream: TcpStream, rx_bytes: Arc<AtomicU64>) -> TcpConn {
@@ -179,6 +234,22 @@ impl TcpConn {
         self.fill(&mut frame[7..6 + length]).await?;
         parse(&frame[..6 + length], tid, unit, area, count)
     }
+
+    /// Writes `data` at `start` on `unit` and checks the device's
+    /// confirmation. No timeout here: the caller bounds the call.
+    pub async fn write(&mut self, unit: u8, start: u16, data: &WriteData) -> Result<(), Failure> {
+        self.tid = self.tid.wrapping_add(1);
+        let request = write_request(self.tid, unit, start, data);
+        self.stream.write_all(&request).await.map_err(Failure::Io)?;
+        let mut frame = [0u8; 6 + MAX_LENGTH];
+        self.fill(&mut frame[..7]).await?;
+        let length = usize::from(u16::from_be_bytes([frame[4], frame[5]]));
+        if !(3..=MAX_LENGTH).contains(&length) {
+            return Err(Failure::Framing);
+        }
+        self.fill(&mut frame[7..6 + length]).await?;
+        parse_write(&frame[..6 + length], &request, unit)
+    }
 }
 
 #[cfg(test)]
@@ -193,6 +264,45 @@ mod tests {
         f.push(unit);
         f.extend(pdu);
         f
+    }
+
+    #[test]
+    fn write_requests_are_function_5_6_and_16_frames() {
+        // tid 7, protocol 0, length 6, unit 1, fc 5, address 0x0010, ON = FF 00
+        assert_eq!(
+            write_request(7, 1, 16, &WriteData::Coil(true)),
+            [0, 7, 0, 0, 0, 6, 1, 5, 0, 16, 0xFF, 0]
+        );
+        // fc 6, address 2, value 0x1234
+        assert_eq!(
+            write_request(1, 3, 2, &WriteData::Register(0x1234)),
+            [0, 1, 0, 0, 0, 6, 3, 6, 0, 2, 0x12, 0x34]
+        );
+        // length 11 = unit + fc + address 2 + count 2 + byte count + 4 data bytes
+        assert_eq!(
+            write_request(2, 1, 100, &WriteData::Registers(vec![0xAABB, 0xCCDD])),
+            [
+                0, 2, 0, 0, 0, 11, 1, 16, 0, 100, 0, 2, 4, 0xAA, 0xBB, 0xCC, 0xDD
+            ]
+        );
+    }
+
+    #[test]
+    fn write_answers_must_echo_the_request() {
+        let req = write_request(9, 1, 2, &WriteData::Register(5));
+        assert!(parse_write(&answer(9, 1, &[6, 0, 2, 0, 5]), &req, 1).is_ok());
+        // Another value echoed: not the answer to this request.
+        assert!(matches!(
+            parse_write(&answer(9, 1, &[6, 0, 2, 0, 6]), &req, 1),
+            Err(Failure::Framing)
+        ));
+        // Exception 3, illegal data value.
+        assert!(matches!(
+            parse_write(&answer(9, 1, &[0x86, 3]), &req, 1),
+            Err(Failure::Exception(3))
+        ));
+        let req16 = write_request(4, 1, 10, &WriteData::Registers(vec![1, 2]));
+        assert!(parse_write(&answer(4, 1, &[16, 0, 10, 0, 2]), &req16, 1).is_ok());
     }
 
     #[test]

@@ -9,6 +9,7 @@
 //! - [`bus`]: one task per bus; schedules, degrades failing devices, sends
 //!   [`PollOutcome`](gateway_core::model::PollOutcome)s on a bounded channel.
 //! - [`backoff`]: jittered exponential backoff.
+//! - [`writes`]: routes a checked write to its device's bus task.
 //! - [`adhoc`]: the library side of `gateway read` and `gateway scan`.
 
 pub mod adhoc;
@@ -18,11 +19,13 @@ pub mod link;
 pub mod mbtcp;
 pub mod transport;
 pub mod url;
+pub mod writes;
 
 pub use adhoc::{AdhocError, ReadResult, ScanResult, identify, read, scan};
 pub use bus::{
-    BusCounters, BusHandle, BusOptions, BusStats, BusTask, line_cost, spawn_buses, spawn_buses_with,
+    BusCounters, BusHandle, BusOptions, BusStats, BusTask, WriteJob, WriteReport, line_cost,
+    spawn_buses, spawn_buses_with,
 };
-pub use link::{Data, Link, ReadError};
+pub use link::{Data, Link, ReadError, WriteData};
 pub use transport::{Transport, TransportError, connect};
 pub use url::{Endpoint, UrlError};

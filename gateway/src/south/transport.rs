@@ -86,7 +86,7 @@ use tokio_serial::{SerialPort, SerialPortBuilderExt};
 use tracing::{debug, info, warn};
 
 use super::backoff::Backoff;
-use super::link::{Data, Link, ReadError};
+use super::link::{Data, Link, ReadError, WriteData};
 use super::mbtcp::{self, TcpConn};
 
 /// A connection could not be made.
@@ -204,6 +204,20 @@ impl Transport {
         start: u16,
         count: u16,
     ) -> Result<Data, ReadError> {
+        self.transact(unit, Op::Read { area, start, count }).await
+    }
+
+    /// Writes `data` at `start` on unit `unit` (function 5, 6 or 16),
+    /// within the bus timeout; failures are classified as for a read (an
+    /// exception answer is the device refusing, not a dead line).
+    pub async fn write(&mut self, unit: u8, start: u16, data: &WriteData) -> Result<(), ReadError> {
+        self.transact(unit, Op::Write { start, data })
+            .await
+            .map(|_| ())
+    }
+
+    /// One transaction, read or write, within the bus timeout.
+    async fn transact(&mut self, unit: u8, op: Op<'_>) -> Result<Data, ReadError> {
         if self.ctx.is_none() {
             if let Some(until) = self.settle_until.take() {
                 tokio::time::sleep_until(until).await;
@@ -217,7 +231,16 @@ impl Transport {
         let timeout = self.bus.timeout;
         let outcome = match ctx {
             Conn::Tcp(c) => {
-                let answer = tokio::time::timeout(timeout, c.read(unit, area, start, count)).await;
+                let answer = tokio::time::timeout(timeout, async {
+                    match op {
+                        Op::Read { area, start, count } => c.read(unit, area, start, count).await,
+                        Op::Write { start, data } => c
+                            .write(unit, start, data)
+                            .await
+                            .map(|()| Data::Words(Vec::new())),
+                    }
+                })
+                .await;
                 let received = self.rx_bytes.load(Ordering::Relaxed);
                 match answer {
                     Ok(Ok(data)) => Ok(data),
@@ -235,16 +258,34 @@ impl Transport {
             }
             Conn::Rtu(ctx) => {
                 ctx.set_slave(Slave(unit));
-                let request = match area {
-                    Area::Coil => Request::ReadCoils(start, count),
-                    Area::Discrete => Request::ReadDiscreteInputs(start, count),
-                    Area::Holding => Request::ReadHoldingRegisters(start, count),
-                    Area::Input => Request::ReadInputRegisters(start, count),
+                let request = match op {
+                    Op::Read { area, start, count } => match area {
+                        Area::Coil => Request::ReadCoils(start, count),
+                        Area::Discrete => Request::ReadDiscreteInputs(start, count),
+                        Area::Holding => Request::ReadHoldingRegisters(start, count),
+                        Area::Input => Request::ReadInputRegisters(start, count),
+                    },
+                    Op::Write { start, data } => match data {
+                        WriteData::Coil(on) => Request::WriteSingleCoil(start, *on),
+                        WriteData::Register(v) => Request::WriteSingleRegister(start, *v),
+                        WriteData::Registers(words) => {
+                            Request::WriteMultipleRegisters(start, words.clone().into())
+                        }
+                    },
                 };
                 let answer = tokio::time::timeout(timeout, ctx.call(request)).await;
                 let received = self.rx_bytes.load(Ordering::Relaxed);
                 match answer {
-                    Ok(Ok(Ok(response))) => data_of(response, count).ok_or(FailureKind::Framing),
+                    // Both layers of tokio-modbus's result: the outer one is
+                    // the transport, the inner one the device's exception.
+                    Ok(Ok(Ok(response))) => match op {
+                        Op::Read { count, .. } => {
+                            data_of(response, count).ok_or(FailureKind::Framing)
+                        }
+                        Op::Write { start, data } => write_confirmed(&response, start, data)
+                            .then(|| Data::Words(Vec::new()))
+                            .ok_or(FailureKind::Framing),
+                    },
                     Ok(Ok(Err(code))) => Err(FailureKind::Exception {
                         code: u8::from(code),
                     }),
@@ -272,7 +313,7 @@ impl Transport {
             }
             Err(kind) => {
                 debug!(
-                    bus = %self.bus.id, unit, %area, start, count, received, kind = %kind,
+                    bus = %self.bus.id, unit, op = %op, received, kind = %kind,
                     "Modbus request failed; dropping the connection"
                 );
                 self.drop_connection(kind);
@@ -362,6 +403,46 @@ impl Link for Transport {
         count: u16,
     ) -> impl Future<Output = Result<Data, ReadError>> + Send {
         Transport::read(self, unit, area, start, count)
+    }
+
+    fn write(
+        &mut self,
+        unit: u8,
+        start: u16,
+        data: &WriteData,
+    ) -> impl Future<Output = Result<(), ReadError>> + Send {
+        Transport::write(self, unit, start, data)
+    }
+}
+
+/// One transaction of [`Transport::transact`].
+#[derive(Clone, Copy, Debug)]
+enum Op<'a> {
+    /// Read `count` items of `area` from `start`.
+    Read { area: Area, start: u16, count: u16 },
+    /// Write `data` at `start`.
+    Write { start: u16, data: &'a WriteData },
+}
+
+impl std::fmt::Display for Op<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Op::Read { area, start, count } => write!(f, "read {area} {start}+{count}"),
+            Op::Write { start, data } => write!(f, "write fc{} at {start}", data.function()),
+        }
+    }
+}
+
+/// Whether `response` confirms the write of `data` at `start`: functions 5
+/// and 6 echo address and value, function 16 the address and the count.
+fn write_confirmed(response: &Response, start: u16, data: &WriteData) -> bool {
+    match (response, data) {
+        (Response::WriteSingleCoil(a, v), WriteData::Coil(on)) => *a == start && v == on,
+        (Response::WriteSingleRegister(a, v), WriteData::Register(w)) => *a == start && v == w,
+        (Response::WriteMultipleRegisters(a, n), WriteData::Registers(words)) => {
+            *a == start && usize::from(*n) == words.len()
+        }
+        _ => false,
     }
 }
 

@@ -66,6 +66,94 @@ pub enum Command {
         /// Window id.
         id: String,
     },
+    /// Write a value to a device's point. Never queued: the command
+    /// handler checks it against the configuration in force and gives it
+    /// to the device's bus (`south::writes`); the engine refuses one found
+    /// in the queue.
+    Write {
+        /// Device id.
+        device: String,
+        /// Point name.
+        point: String,
+        /// The value to set.
+        value: WriteValue,
+        /// Who.
+        by: String,
+    },
+}
+
+/// The value of a write, as the command carried it: a boolean or a finite
+/// number (an integer is kept exact).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum WriteValue {
+    /// `true` / `false`.
+    Bool(bool),
+    /// An integer that fits `i64`.
+    Int(i64),
+    /// A non-negative integer beyond `i64`.
+    UInt(u64),
+    /// Any other number; always finite (the verifier refuses others).
+    Float(f64),
+}
+
+// Floats in a `WriteValue` are finite (refused otherwise at the edge), so
+// equality is reflexive.
+impl Eq for WriteValue {}
+
+impl WriteValue {
+    /// From a JSON value: a boolean or a finite number; `None` otherwise.
+    pub fn from_json(v: &serde_json::Value) -> Option<WriteValue> {
+        match v {
+            serde_json::Value::Bool(b) => Some(WriteValue::Bool(*b)),
+            serde_json::Value::Number(n) => {
+                if let Some(i) = n.as_i64() {
+                    Some(WriteValue::Int(i))
+                } else if let Some(u) = n.as_u64() {
+                    Some(WriteValue::UInt(u))
+                } else {
+                    n.as_f64().filter(|f| f.is_finite()).map(WriteValue::Float)
+                }
+            }
+            _ => None,
+        }
+    }
+
+    /// From the command line: `true`, `false`, `on`, `off` or a number.
+    pub fn parse(s: &str) -> Option<WriteValue> {
+        match s.trim() {
+            "true" | "on" => return Some(WriteValue::Bool(true)),
+            "false" | "off" => return Some(WriteValue::Bool(false)),
+            _ => {}
+        }
+        let n: serde_json::Value = serde_json::from_str(s.trim()).ok()?;
+        match n {
+            serde_json::Value::Number(_) => WriteValue::from_json(&n),
+            _ => None,
+        }
+    }
+
+    /// As the decoder's value type.
+    pub fn to_value(self) -> gateway_core::model::Value {
+        use gateway_core::model::Value;
+        match self {
+            WriteValue::Bool(b) => Value::Bool(b),
+            WriteValue::Int(i) => Value::Int(i),
+            WriteValue::UInt(u) => Value::UInt(u),
+            WriteValue::Float(f) => Value::Float(f),
+        }
+    }
+
+    /// As JSON.
+    pub fn to_json(self) -> serde_json::Value {
+        match self {
+            WriteValue::Bool(b) => serde_json::Value::Bool(b),
+            WriteValue::Int(i) => i.into(),
+            WriteValue::UInt(u) => u.into(),
+            WriteValue::Float(f) => serde_json::Number::from_f64(f)
+                .map_or(serde_json::Value::Null, serde_json::Value::Number),
+        }
+    }
 }
 
 impl Store {
@@ -198,7 +286,7 @@ impl Command {
             Command::Arrive { id, by, note, .. } => Some((*id, Action::Arrive, by, note)),
             Command::Resolve { id, by, note } => Some((*id, Action::Resolve, by, note)),
             Command::Close { id, by, note } => Some((*id, Action::Close, by, note)),
-            Command::AddWindow(_) | Command::RemoveWindow { .. } => None,
+            Command::AddWindow(_) | Command::RemoveWindow { .. } | Command::Write { .. } => None,
         }
     }
 }

@@ -127,6 +127,26 @@ pub(super) const MIGRATIONS: &[&str] = &[
     UPDATE commands SET done_ms = CAST(strftime('%s', 'now') AS INTEGER) * 1000 WHERE finished = 1;
     CREATE INDEX commands_by_done ON commands (done_ms) WHERE finished = 1;
     ",
+    // 5: the audit of writes to devices: one row per signed write command
+    // that named a device, whatever became of it.
+    "
+    CREATE TABLE writes (
+        id         INTEGER PRIMARY KEY AUTOINCREMENT,
+        ts_ms      INTEGER NOT NULL,   -- when the gateway finished with it
+        by         TEXT    NOT NULL,   -- the signed command's operator
+        command_id TEXT    NOT NULL,   -- the command's nonce
+        device     TEXT    NOT NULL,
+        point      TEXT    NOT NULL,
+        requested  TEXT    NOT NULL,   -- JSON: the value asked for
+        old        TEXT,               -- JSON: read before the write
+        new        TEXT,               -- JSON: the value sent (NULL: refused)
+        read_back  TEXT,               -- JSON: read after the write
+        result     TEXT    NOT NULL,   -- ok, mismatch, device_error, timeout, refused
+        detail     TEXT    NOT NULL
+    );
+    CREATE INDEX writes_by_device ON writes (device, ts_ms);
+    CREATE INDEX writes_by_time ON writes (ts_ms);
+    ",
 ];
 
 /// The schema version this build writes (`PRAGMA user_version`).

@@ -85,13 +85,14 @@ mod retention;
 pub mod space;
 mod tickets;
 mod windows;
+mod writes;
 
 #[cfg(test)]
 mod tests;
 
 pub use alerts::{AlertRow, AlertState, ChannelTally};
 pub use commands::{
-    Command, CommandError, apply_ticket_command, apply_window_command, check_new_window,
+    Command, CommandError, WriteValue, apply_ticket_command, apply_window_command, check_new_window,
 };
 pub use db::{BUSY_TIMEOUT, DB_FILE, Durability, SCHEMA_VERSION, Store};
 pub use error::StoreError;
@@ -101,6 +102,7 @@ pub use retention::{Cutoff, Pruned};
 pub use space::{Condition, Space, SpaceStats};
 pub use tickets::TicketFilter;
 pub use windows::DeviceRow;
+pub use writes::{WriteFilter, WriteRow};
 
 /// The lock file in the data directory: held by the running gateway for as
 /// long as it runs (the operating system releases it when the process ends,

@@ -74,6 +74,9 @@ pub struct Config {
     /// Signed commands over MQTT (absent: none accepted).
     #[serde(default)]
     pub commands: Option<CommandsConfig>,
+    /// Writes to devices (off by default).
+    #[serde(default)]
+    pub writes: super::WritesConfig,
     /// The loopback admin listener (`/healthz`, `/metrics`).
     #[serde(default)]
     pub admin: AdminConfig,
@@ -246,6 +249,11 @@ pub struct DeviceConfig {
     /// Set false to keep the device in config but not poll it.
     #[serde(default = "default_true")]
     pub enabled: bool,
+    /// Which of its profile's `writable` points may be written: `false`
+    /// (default), `true` (all) or a list of point names. Needs
+    /// `[writes] enabled = true` too.
+    #[serde(default)]
+    pub writes: super::DeviceWrites,
 }
 
 const fn default_poll_interval() -> HumanDuration {

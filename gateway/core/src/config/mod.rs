@@ -20,6 +20,7 @@ mod store;
 pub mod subst;
 mod tickets;
 pub mod validate;
+mod writes;
 
 pub use alerts::*;
 pub use availability::*;
@@ -35,3 +36,4 @@ pub use sim::*;
 pub use store::*;
 pub use tickets::*;
 pub use validate::{ConfigError, Resolved, ResolvedBus, ResolvedDevice, Rule};
+pub use writes::*;

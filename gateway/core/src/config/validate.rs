@@ -45,7 +45,7 @@ use std::time::Duration;
 use super::north::{CommandsConfig, InfluxConfig, MqttConfig};
 use super::{BusConfig, BusKind, Condition, Config, Parity, PointDef, Profile, TypeName};
 use crate::HumanDuration;
-use crate::model::{Area, DataType, Deadband, DeviceClass, Point};
+use crate::model::{Area, DataType, Deadband, DeviceClass, Point, WriteRange};
 
 /// One problem found in a configuration, with where it is.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -169,6 +169,10 @@ pub struct ResolvedDevice {
     pub health: BTreeMap<String, Rule>,
     /// Availability target in per cent (device override, else class target).
     pub threshold_percent: f64,
+    /// Names of the points that may be written: empty unless `[writes]
+    /// enabled`; else those of the device's `writes` that its profile marks
+    /// `writable` (their range is [`Point::write`]).
+    pub writable: BTreeSet<String>,
 }
 
 /// A resolved fault rule: its condition and how long it must hold.
@@ -412,6 +416,7 @@ pub fn validate(
         .chain(config.store.check())
         .chain(config.influx.iter().flat_map(InfluxConfig::check))
         .chain(config.commands.iter().flat_map(CommandsConfig::check))
+        .chain(config.writes.check())
         .chain(config.admin.check())
         .chain(
             config
@@ -586,6 +591,7 @@ fn resolve_device<'a>(
     };
 
     let health = merge_rules(&path, dev, known.profiles.get(&dev.profile), &points, errs);
+    let writable = device_writable(&path, dev, known, &points, errs);
     if let Some(t) = dev.threshold
         && !(t.is_finite() && t > 0.0 && t <= 100.0)
     {
@@ -629,6 +635,99 @@ fn resolve_device<'a>(
         points: std::sync::Arc::new(points),
         health,
         threshold_percent,
+        writable,
+    }
+}
+
+/// The points of a device that may be written: none unless `[writes]
+/// enabled`; then those its `writes` names (all for `true`) among the
+/// points its profile marks `writable`. A named point that is not writable
+/// (or not enabled) is an error whether writes are on or not, so that
+/// turning them on later meets no surprise.
+fn device_writable(
+    path: &str,
+    dev: &super::DeviceConfig,
+    known: &Known<'_>,
+    points: &[Point],
+    errs: &mut Errors,
+) -> BTreeSet<String> {
+    let writable = |name: &str| points.iter().any(|p| p.name == name && p.write.is_some());
+    let chosen: BTreeSet<String> = match &dev.writes {
+        super::DeviceWrites::All(false) => BTreeSet::new(),
+        super::DeviceWrites::All(true) => points
+            .iter()
+            .filter(|p| p.write.is_some())
+            .map(|p| p.name.clone())
+            .collect(),
+        super::DeviceWrites::Points(names) => {
+            let mut out = BTreeSet::new();
+            for name in names {
+                if writable(name) {
+                    out.insert(name.clone());
+                    continue;
+                }
+                let why = if points.iter().any(|p| &p.name == name) {
+                    format!(
+                        "is not writable in profile {:?}; mark it `writable = true` there (only coil and holding points)",
+                        dev.profile
+                    )
+                } else {
+                    format!("names no enabled point of profile {:?}", dev.profile)
+                };
+                errs.push(format!("{path} writes {name:?}"), why);
+            }
+            out
+        }
+    };
+    if known.config.writes.enabled {
+        chosen
+    } else {
+        BTreeSet::new()
+    }
+}
+
+/// A profile point's `writable`, `write_min` and `write_max`: writable only
+/// on a coil or holding point of a type a write can set (not text), the
+/// range only on a writable point, finite and in order.
+fn check_writable(path: &str, def: &PointDef, data_type: DataType, errs: &mut Errors) {
+    if !def.writable {
+        if def.write_min.is_some() || def.write_max.is_some() {
+            errs.push(
+                path,
+                "write_min/write_max are set but the point is not `writable = true`",
+            );
+        }
+        return;
+    }
+    if !matches!(def.area, Area::Coil | Area::Holding) {
+        errs.push(
+            path,
+            format!(
+                "a {} point cannot be written; only coil and holding points may be `writable`",
+                def.area
+            ),
+        );
+    }
+    if matches!(data_type, DataType::String(_)) {
+        errs.push(
+            path,
+            "a string point cannot be `writable`; writes set numbers and booleans",
+        );
+    }
+    for (key, v) in [("write_min", def.write_min), ("write_max", def.write_max)] {
+        if let Some(v) = v
+            && !v.is_finite()
+        {
+            errs.push(path, format!("{key} {v} is not a finite number"));
+        }
+    }
+    if let (Some(lo), Some(hi)) = (def.write_min, def.write_max)
+        && lo > hi
+    {
+        errs.push(
+            path,
+            format!("write_min {lo} is above write_max {hi}; give write_min ≤ write_max"),
+        );
     }
 }
 
@@ -1121,6 +1220,7 @@ fn prepare_profile(name: &str, profile: &Profile, errs: &mut Errors) -> Vec<Opti
                 }
                 check_numbers(&path, def.scale, def.offset, def.min, def.max, errs);
                 check_rbe(&path, data_type, def.deadband, def.heartbeat, errs);
+                check_writable(&path, def, data_type, errs);
                 ok &= errs.0.len() == errors_before;
                 out.push(ok.then(|| Point {
                     name: def.name.clone(),
@@ -1137,6 +1237,10 @@ fn prepare_profile(name: &str, profile: &Profile, errs: &mut Errors) -> Vec<Opti
                     critical: def.critical,
                     deadband: def.deadband,
                     heartbeat: def.heartbeat.map(HumanDuration::get),
+                    write: def.writable.then_some(WriteRange {
+                        min: def.write_min,
+                        max: def.write_max,
+                    }),
                 }));
             }
             Err(msg) => {

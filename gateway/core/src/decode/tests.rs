@@ -21,6 +21,7 @@ fn point(data_type: DataType, order: WordOrder) -> Point {
         critical: false,
         deadband: None,
         heartbeat: None,
+        write: None,
     }
 }
 

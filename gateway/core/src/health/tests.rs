@@ -33,6 +33,7 @@ fn point(name: &str, address: u16, data_type: DataType, alarm: bool, critical: b
         critical,
         deadband: None,
         heartbeat: None,
+        write: None,
     }
 }
 
@@ -64,6 +65,7 @@ fn device(id: &str, rules: &[(&str, &str)]) -> ResolvedDevice {
             .map(|(n, t)| ((*n).to_owned(), crate::config::Rule::new(*t)))
             .collect::<BTreeMap<_, _>>(),
         threshold_percent: 98.0,
+        writable: Default::default(),
     }
 }
 

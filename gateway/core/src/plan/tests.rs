@@ -22,6 +22,7 @@ fn pt(area: Area, address: u16, data_type: DataType) -> Point {
         critical: false,
         deadband: None,
         heartbeat: None,
+        write: None,
     }
 }
 

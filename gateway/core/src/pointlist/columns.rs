@@ -27,6 +27,7 @@ pub enum Column {
     Writable,
     WriteMin,
     WriteMax,
+    Ratio,
     AliasOf,
     Description,
 }
@@ -257,6 +258,15 @@ pub const COLUMNS: &[ColumnHelp] = &[
         required: "no",
         help_en: "Highest value a write may set, in the unit.",
         help_zh: "写入允许的最大值（工程单位）。",
+    },
+    ColumnHelp {
+        column: Column::Ratio,
+        name: "ratio",
+        name_zh: "变比",
+        aliases: &["互感器", "ct_pt"],
+        required: "no",
+        help_en: "ct (a current), pt (a voltage) or ct_pt (a power or energy) behind instrument transformers: the device's ct_ratio / pt_ratio scale it.",
+        help_zh: "ct（电流）、pt（电压）或 ct_pt（功率、电能）：按设备的电流/电压互感器变比换算。",
     },
     ColumnHelp {
         column: Column::AliasOf,

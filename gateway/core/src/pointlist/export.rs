@@ -4,7 +4,7 @@
 
 use super::columns::{COLUMNS, Column, HEALTH_COLUMNS, IDENTIFY_COLUMNS, PROFILE_COLUMNS};
 use super::table::{Cell, Row, Source, Table, format_number};
-use crate::config::{PointDef, Profile, TypeName};
+use crate::config::{PointDef, Profile, RatioKind, TypeName};
 use crate::model::{Area, Deadband, WordOrder};
 
 pub(crate) fn type_text(t: TypeName) -> &'static str {
@@ -78,6 +78,7 @@ fn point_cell(p: &PointDef, c: Column) -> Cell {
         Column::Writable => flag(p.writable),
         Column::WriteMin => opt_num(p.write_min),
         Column::WriteMax => opt_num(p.write_max),
+        Column::Ratio => p.ratio.map_or(Cell::Empty, |r| Cell::text(ratio_text(r))),
         Column::AliasOf => opt_text(&p.alias_of),
         Column::Description => opt_text(&p.description),
     }
@@ -160,6 +161,24 @@ pub fn export(profile: &Profile) -> Vec<Table> {
             Cell::text(order_text(profile.order)),
         ]),
     ];
+    let mut rows = rows;
+    for (key, on) in [
+        ("primary_values", profile.primary_values),
+        ("requires_ct_ratio", profile.requires_ct_ratio),
+    ] {
+        if on {
+            rows.push(row(vec![Cell::text(key), Cell::text("yes")]));
+        }
+    }
     out.push(table("profile", rows));
     out
+}
+
+/// How a transformer ratio kind is written in a sheet and in TOML.
+pub(crate) fn ratio_text(r: RatioKind) -> &'static str {
+    match r {
+        RatioKind::Ct => "ct",
+        RatioKind::Pt => "pt",
+        RatioKind::CtPt => "ct_pt",
+    }
 }

@@ -10,7 +10,7 @@ use super::columns::{
 use super::table::{Cell, Row, SheetError, Table};
 use crate::HumanDuration;
 use crate::config::validate::validate_profile;
-use crate::config::{IdentifyDef, PointDef, Profile, RuleDef, TypeName};
+use crate::config::{IdentifyDef, PointDef, Profile, RatioKind, RuleDef, TypeName};
 use crate::model::{Area, Deadband, WordOrder};
 
 /// What the command line adds to the sheets.
@@ -103,6 +103,8 @@ pub fn import(tables: &[Table], opts: &ImportOptions) -> Result<Profile, Vec<She
             .map(|(_, n, r)| (n.clone(), r.clone()))
             .collect(),
         identify,
+        primary_values: settings.primary_values.unwrap_or(false),
+        requires_ct_ratio: settings.requires_ct_ratio.unwrap_or(false),
     };
     let problems = validate_profile(&opts.name, &profile);
     if problems.is_empty() {
@@ -423,6 +425,7 @@ fn read_points(
         let writable = cx.get(Column::Writable, parse_bool);
         let write_min = cx.get(Column::WriteMin, parse_number);
         let write_max = cx.get(Column::WriteMax, parse_number);
+        let ratio = cx.get(Column::Ratio, parse_ratio);
         let label_zh = cx.get(Column::LabelZh, |c| Ok(c.as_text()));
         let label_en = cx.get(Column::LabelEn, |c| Ok(c.as_text()));
         let alias_of = cx.get(Column::AliasOf, |c| Ok(c.as_text()));
@@ -461,6 +464,7 @@ fn read_points(
                 writable: writable.unwrap_or(false),
                 write_min,
                 write_max,
+                ratio,
             },
         ));
     }
@@ -592,9 +596,12 @@ fn read_identify(table: &Table, base: u8, errors: &mut Vec<SheetError>) -> Vec<I
 struct Settings {
     description: Option<String>,
     order: Option<WordOrder>,
+    primary_values: Option<bool>,
+    requires_ct_ratio: Option<bool>,
 }
 
-/// The `profile` sheet: key/value rows `description`, `order`.
+/// The `profile` sheet: key/value rows `description`, `order`,
+/// `primary_values`, `requires_ct_ratio`.
 fn read_settings(table: &Table, errors: &mut Vec<SheetError>) -> Settings {
     let known = fixed_column(PROFILE_COLUMNS);
     let mut out = Settings::default();
@@ -614,9 +621,15 @@ fn read_settings(table: &Table, errors: &mut Vec<SheetError>) -> Settings {
         match normalise(&key).as_str() {
             "description" | "描述" => out.description = cx.get(1, |c| Ok(c.as_text())),
             "order" | "字序" => out.order = cx.get(1, parse_order),
+            "primary_values" | "一次值" => out.primary_values = cx.get(1, parse_bool),
+            "requires_ct_ratio" | "须填电流变比" => {
+                out.requires_ct_ratio = cx.get(1, parse_bool)
+            }
             _ => cx.error(
                 0,
-                format!("unknown key {key:?}; the keys are description and order"),
+                format!(
+                    "unknown key {key:?}; the keys are description, order, primary_values and requires_ct_ratio"
+                ),
             ),
         }
     }
@@ -824,6 +837,18 @@ fn parse_type(cell: &Cell) -> Result<TypeName, String> {
             ));
         }
     })
+}
+
+fn parse_ratio(cell: &Cell) -> Result<RatioKind, String> {
+    match normalise(&cell.as_text()).as_str() {
+        "ct" => Ok(RatioKind::Ct),
+        "pt" => Ok(RatioKind::Pt),
+        "ct_pt" | "ct*pt" | "ctpt" => Ok(RatioKind::CtPt),
+        _ => Err(format!(
+            "{:?} is not a transformer ratio; write ct (a current), pt (a voltage) or ct_pt (a power or energy), or leave it empty",
+            cell.as_text()
+        )),
+    }
 }
 
 fn parse_order(cell: &Cell) -> Result<WordOrder, String> {

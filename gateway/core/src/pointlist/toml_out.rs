@@ -74,6 +74,12 @@ pub fn profile_to_toml(p: &Profile) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "description = {}", string(&p.description));
     let _ = writeln!(out, "order = {}", string(order_text(p.order)));
+    if p.primary_values {
+        out.push_str("primary_values = true\n");
+    }
+    if p.requires_ct_ratio {
+        out.push_str("requires_ct_ratio = true\n");
+    }
     if !p.health.is_empty() {
         out.push_str("\n[health]\n");
         for (name, r) in &p.health {
@@ -155,6 +161,9 @@ pub fn profile_to_toml(p: &Profile) -> String {
         }
         if let Some(v) = pt.write_max {
             kv("write_max", float(v));
+        }
+        if let Some(r) = pt.ratio {
+            kv("ratio", string(super::export::ratio_text(r)));
         }
         if let Some(a) = &pt.alias_of {
             kv("alias_of", string(a));

@@ -27,6 +27,7 @@ fn point(name: &str, data_type: DataType, deadband: Option<Deadband>) -> Point {
         critical: false,
         deadband,
         heartbeat: None,
+        write: None,
     }
 }
 
@@ -50,6 +51,7 @@ fn device(points: Vec<Point>) -> ResolvedDevice {
         points: std::sync::Arc::new(points),
         health: BTreeMap::new(),
         threshold_percent: 98.0,
+        writable: Default::default(),
     }
 }
 

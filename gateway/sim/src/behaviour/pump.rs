@@ -5,9 +5,17 @@
 //! ramps at 2 Hz/s toward 45–50 Hz; stopped, toward 0. Current, voltage and
 //! outlet pressure follow the frequency by the affinity laws (pressure ∝ f²),
 //! with a static head of about 0.6 bar; run hours count while running.
+//!
+//! A profile that adds a writable `run_cmd` point (coil or `bool`/`bit`
+//! register) lets a master start and stop the pump: once written, the
+//! command holds (true: runs, false: stopped) instead of the duty cycle,
+//! and `run_cmd` reads back what was written. The shipped `pump-vfd`
+//! profile has no such point: its pumps only report.
 
 use rand::Rng;
 use rand::rngs::StdRng;
+
+use gateway_core::model::Value;
 
 use super::{Behaviour, SiteTime, Writer, approach, wander};
 
@@ -25,6 +33,9 @@ pub struct Pump {
     pressure_noise: f64,
     run_hours: f64,
     dc_bus: f64,
+    /// A master's start (true) or stop (false) command, holding over the
+    /// duty cycle once written.
+    commanded: Option<bool>,
 }
 
 impl Pump {
@@ -41,6 +52,7 @@ impl Pump {
             pressure_noise: 0.0,
             run_hours: rng.random_range(1_000.0..20_000.0_f64).floor(),
             dc_bus: 540.0,
+            commanded: None,
         }
     }
 }
@@ -70,7 +82,9 @@ impl Pump {
 impl Behaviour for Pump {
     fn step(&mut self, _now: SiteTime, dt: f64, rng: &mut StdRng) {
         self.phase_left -= dt;
-        if self.phase_left <= 0.0 {
+        if let Some(on) = self.commanded {
+            self.running = on;
+        } else if self.phase_left <= 0.0 {
             self.running = !self.running;
             self.phase_left = if self.running { ON_S } else { OFF_S } * rng.random_range(0.8..1.2);
             self.target_hz = rng.random_range(45.0..50.0);
@@ -107,5 +121,19 @@ impl Behaviour for Pump {
         out.int("fault_code", 0);
         out.num("run_hours", self.run_hours.floor());
         out.num("dc_bus_voltage", self.dc_bus.round());
+        out.bool("run_cmd", self.commanded.unwrap_or(self.running));
+    }
+
+    fn writable(&self, point: &str) -> bool {
+        point == "run_cmd"
+    }
+
+    fn written(&mut self, point: &str, value: &Value) {
+        if point == "run_cmd"
+            && let Some(v) = value.as_f64()
+        {
+            self.commanded = Some(v != 0.0);
+            self.running = v != 0.0;
+        }
     }
 }

@@ -71,3 +71,26 @@ fn pumps_ramp_their_frequency_instead_of_jumping() {
         last = p.frequency();
     }
 }
+
+#[test]
+fn a_pump_started_by_a_write_runs_through_its_duty_cycle_until_stopped() {
+    let mut rng = StdRng::seed_from_u64(4);
+    let mut p = pump::Pump::new(&mut rng);
+    let now = SiteTime {
+        unix_ms: 0,
+        utc_offset_s: 0,
+    };
+    assert!(p.writable("run_cmd"));
+    assert!(!p.writable("frequency"));
+    p.written("run_cmd", &gateway_core::model::Value::Bool(true));
+    // An hour: several duty-cycle edges, none of which stops it.
+    for _ in 0..7200 {
+        p.step(now, 0.5, &mut rng);
+    }
+    assert!(p.frequency() >= 45.0, "running at {} Hz", p.frequency());
+    p.written("run_cmd", &gateway_core::model::Value::Bool(false));
+    for _ in 0..7200 {
+        p.step(now, 0.5, &mut rng);
+    }
+    assert_eq!(p.frequency(), 0.0);
+}

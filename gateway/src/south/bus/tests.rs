@@ -8,6 +8,7 @@ use gateway_core::config::{BusKind, Parity};
 use gateway_core::model::{Area, DataType, DeviceClass, Quality, Value, WordOrder};
 
 use super::*;
+use crate::south::link::WriteData;
 
 type Behaviour = Box<dyn FnMut(u8, Area, u16, u16) -> (Duration, Result<Data, ReadError>) + Send>;
 
@@ -45,6 +46,16 @@ impl Link for Scripted {
             answer
         }
     }
+
+    /// These tests only poll; writes are tested in `bus/write/tests.rs`.
+    fn write(
+        &mut self,
+        _unit: u8,
+        _start: u16,
+        _data: &WriteData,
+    ) -> impl Future<Output = Result<(), ReadError>> + Send {
+        std::future::ready(Err(ReadError::Failed(FailureKind::Exception { code: 1 })))
+    }
 }
 
 fn point(name: &str, address: u16, alarm: bool) -> Point {
@@ -63,6 +74,7 @@ fn point(name: &str, address: u16, alarm: bool) -> Point {
         critical: false,
         deadband: None,
         heartbeat: None,
+        write: None,
     }
 }
 
@@ -86,6 +98,7 @@ fn device(id: &str, unit: u8, points: Vec<Point>, poll_ms: u64, alarm_ms: u64) -
         points: std::sync::Arc::new(points),
         health: BTreeMap::new(),
         threshold_percent: 98.0,
+        writable: Default::default(),
     }
 }
 
