@@ -129,6 +129,26 @@ impl Metrics {
         for (bus, st) in &buses {
             x.sample(deferred, &format!("{{bus=\"{bus}\"}}"), st.deferred_probes);
         }
+        let alarm = x.family(
+            "bms_alarm_polls_total",
+            "counter",
+            "Alarm polls made (the fast polls of alarm points; also counted in bms_polls_total), by bus.",
+        );
+        for (bus, st) in &buses {
+            x.sample(alarm, &format!("{{bus=\"{bus}\"}}"), st.alarm_polls);
+        }
+        let interleaved = x.family(
+            "bms_interleaved_alarm_polls_total",
+            "counter",
+            "Alarm polls sent between two transactions of another device's poll instead of after it, by bus.",
+        );
+        for (bus, st) in &buses {
+            x.sample(
+                interleaved,
+                &format!("{{bus=\"{bus}\"}}"),
+                st.interleaved_alarms,
+            );
+        }
         let gap = x.family(
             "bms_probe_gap_seconds",
             "gauge",
@@ -514,5 +534,23 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("bms_influx_refused_lines_total 0"), "{text}");
+    }
+
+    /// The scheduler's alarm-poll counters reach `/metrics`, by bus.
+    #[test]
+    fn alarm_polls_and_interleaved_alarm_polls_are_exposed_by_bus() {
+        let m = Metrics::default();
+        if let Ok(mut b) = m.buses.lock() {
+            b.push(("rs485-1".to_owned(), Arc::default()));
+        }
+        let text = m.render();
+        assert!(
+            text.contains("bms_alarm_polls_total{bus=\"rs485-1\"} 0"),
+            "{text}"
+        );
+        assert!(
+            text.contains("bms_interleaved_alarm_polls_total{bus=\"rs485-1\"} 0"),
+            "{text}"
+        );
     }
 }

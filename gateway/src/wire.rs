@@ -189,6 +189,34 @@ pub struct Encoded {
 }
 
 impl Encoded {
+    /// `body` serialised now, its `seq` left to fill in: byte for byte
+    /// what [`with_seq`] makes of it later, but held as bytes instead of a
+    /// tree of [`serde_json::Value`] maps (at start every device's `state`
+    /// waits for its seq at once: their maps were megabytes of the peak
+    /// heap).
+    pub fn from_body(mut body: Body) -> Encoded {
+        // The key goes where `with_seq` puts it (the map's own order);
+        // its value is never written.
+        body.insert("seq".to_owned(), Json::Null);
+        let mut bytes = Vec::with_capacity(256);
+        let mut split = 0;
+        bytes.push(b'{');
+        for (i, (k, v)) in body.iter().enumerate() {
+            if i > 0 {
+                bytes.push(b',');
+            }
+            let _ = serde_json::to_writer(&mut bytes, k);
+            bytes.push(b':');
+            if k == "seq" {
+                split = bytes.len();
+            } else {
+                let _ = serde_json::to_writer(&mut bytes, v);
+            }
+        }
+        bytes.push(b'}');
+        Encoded { bytes, split }
+    }
+
     /// The payload with `seq`.
     pub fn with_seq(&self, seq: u64) -> Vec<u8> {
         let mut out = Vec::with_capacity(self.bytes.len() + 20);
@@ -544,6 +572,33 @@ pub fn ticket(ev: &TicketEvent, now_ms: UnixMs) -> Body {
 
 #[cfg(test)]
 mod tests {
+
+    /// A body serialised ahead of its seq gives the very bytes `with_seq`
+    /// gives: keys before and after `seq`, nested maps, escapes, a body
+    /// that carried a `seq` already, an empty body.
+    #[test]
+    fn a_body_encoded_before_its_seq_is_byte_for_byte_what_with_seq_makes() {
+        let bodies = [
+            json!({"alarms": [], "device": "pump-1", "labels": {"points": {"seq": ["序", "q\"x"]}}, "ts": 17, "zz": null}),
+            json!({"a": 1}),
+            json!({"z": "\u{1}\n"}),
+            json!({"seq": 99, "state": "up"}),
+            json!({}),
+        ];
+        for b in bodies {
+            let Json::Object(body) = b else {
+                unreachable!()
+            };
+            for seq in [0, 7, u64::MAX] {
+                let want = with_seq(body.clone(), seq);
+                let got = Encoded::from_body(body.clone()).with_seq(seq);
+                assert_eq!(
+                    String::from_utf8_lossy(&got),
+                    String::from_utf8_lossy(&want)
+                );
+            }
+        }
+    }
     use super::*;
 
     fn view(alarms: Vec<ActiveAlarm>) -> StateView {

@@ -62,9 +62,8 @@ pub const APPEND_CHUNK: usize = 2_000;
 /// A payload waiting for its seq.
 #[derive(Debug)]
 enum Payload {
-    /// Built as JSON (everything but telemetry).
-    Json(Body),
-    /// Already serialised (telemetry).
+    /// Serialised up to its seq (telemetry by its encoder, the rest from
+    /// its JSON body at once, see [`wire::Encoded::from_body`]).
     Encoded(wire::Encoded),
 }
 
@@ -162,7 +161,8 @@ impl North {
     }
 
     fn push(&mut self, topic: String, body: Body, qos: u8, retain: bool, kind: Kind) {
-        self.push_payload(topic, Payload::Json(body), qos, retain, kind);
+        let body = Payload::Encoded(wire::Encoded::from_body(body));
+        self.push_payload(topic, body, qos, retain, kind);
     }
 
     fn push_payload(&mut self, topic: String, body: Payload, qos: u8, retain: bool, kind: Kind) {
@@ -275,7 +275,6 @@ impl North {
             let seq = self.next_seq;
             self.next_seq += 1;
             let payload = match m.body {
-                Payload::Json(b) => wire::with_seq(b, seq),
                 Payload::Encoded(e) => e.with_seq(seq),
             };
             let r = NewRecord {
