@@ -436,6 +436,10 @@ pub fn evaluate(models: &[Model], answers: &Answers) -> Verdict {
         b.score
             .cmp(&a.score)
             .then(b.max.cmp(&a.max))
+            // Equal scores: the map that explains more of the registers
+            // that answered (a fan-coil's eight against a booster set's
+            // seven read over the same registers).
+            .then(b.plausible.cmp(&a.plausible))
             .then_with(|| models[a.model].name.cmp(&models[b.model].name))
     });
     Verdict { matched, ranking }
@@ -467,6 +471,8 @@ impl Grade {
 fn score(index: usize, model: &Model, answers: &Answers) -> Option<Score> {
     // (area, address) → (lowest grade of its points, best possible).
     let mut grades: BTreeMap<(Area, u16), (Grade, i64)> = BTreeMap::new();
+    // (area, address) → (bits named, read only as bits, raw value read).
+    let mut bit_words: BTreeMap<(Area, u16), (u16, bool, Option<u16>)> = BTreeMap::new();
     for req in requests(model) {
         let got = answers.get(Read {
             area: req.area,
@@ -497,6 +503,32 @@ fn score(index: usize, model: &Model, answers: &Answers) -> Option<Score> {
                 e.0 = e.0.min(grade);
                 e.1 = e.1.max(best);
             }
+            // A register the profile reads only as named bits: remember
+            // which bits it names and what the device answered.
+            let raw = match &got {
+                Got::Words(w) => w.get(from).copied(),
+                _ => None,
+            };
+            let e = bit_words
+                .entry((p.area, p.address))
+                .or_insert((0, true, raw));
+            match p.data_type {
+                DataType::Bit(b) if b < 16 => e.0 |= 1 << b,
+                _ => e.1 = false,
+            }
+        }
+    }
+    // A status word with bits set that the profile does not name is weak
+    // evidence for that profile: another device's value (a temperature, a
+    // count) read as status bits. Such a register counts as unknown, not
+    // plausible.
+    for ((area, address), (mask, only_bits, raw)) in bit_words {
+        if let (true, Some(raw)) = (only_bits, raw)
+            && raw & !mask != 0
+            && let Some(e) = grades.get_mut(&(area, address))
+            && e.0 == Grade::Plausible
+        {
+            e.0 = Grade::Unknown;
         }
     }
     let mut s = Score {

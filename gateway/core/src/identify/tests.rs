@@ -69,6 +69,14 @@ impl Device {
                 }
             }
         }
+        // A real device of the model also answers its identification
+        // registers with the documented value.
+        for (p, def) in &model.identify {
+            let value = Value::Float(def.equals[0]);
+            for (i, w) in encode_registers(p, &value).unwrap().into_iter().enumerate() {
+                d.words.insert((p.area, p.address + i as u16), w);
+            }
+        }
         d
     }
 
@@ -124,9 +132,14 @@ fn every_shipped_profile_is_recognised_on_a_device_that_maps_exactly_its_points(
             "{}: {v:?}",
             m.name
         );
-        let best = v.score_of(i).unwrap();
-        assert_eq!(best.score, best.max, "{}: {}", m.name, best.describe());
-        assert!(dev.asked <= 40, "{}: {} requests", m.name, dev.asked);
+        // Recognised by its identification register: nothing else is read.
+        if v.matched.is_empty() {
+            let best = v.score_of(i).unwrap();
+            assert_eq!(best.score, best.max, "{}: {}", m.name, best.describe());
+        }
+        // Within the scan's cap of requests per unit
+        // (`south::adhoc::MAX_IDENTIFY_READS` in the gateway crate).
+        assert!(dev.asked <= 64, "{}: {} requests", m.name, dev.asked);
     }
 }
 

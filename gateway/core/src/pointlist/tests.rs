@@ -30,7 +30,7 @@ fn shipped() -> Vec<(String, Profile)> {
         out.push((name.clone(), parse_profile(&name, &text).unwrap()));
     }
     out.sort_by(|a, b| a.0.cmp(&b.0));
-    assert_eq!(out.len(), 10, "the ten shipped profiles");
+    assert!(out.len() >= 10, "the shipped profiles: {}", out.len());
     out
 }
 
