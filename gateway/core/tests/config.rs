@@ -191,6 +191,34 @@ fn devices_with_the_same_points_share_one_table_and_overrides_get_their_own() {
         meters[0].points[0].address + 100
     );
     assert!(std::sync::Arc::ptr_eq(&meters[0].points, &meters[3].points));
+    // The labels do not depend on addresses: all four share one set.
+    for m in &meters[1..] {
+        assert!(std::sync::Arc::ptr_eq(&meters[0].labels, &m.labels));
+    }
+}
+
+#[test]
+fn a_device_with_its_own_rule_label_gets_its_own_labels() {
+    let text = format!(
+        "{BASE}{}{}health = {{ phase_loss = {{ label_zh = \"缺相（本柜）\" }} }}\n",
+        device("meter-1", "tcp-power", 1, "meter-sdm630"),
+        device("meter-2", "tcp-power", 2, "meter-sdm630"),
+    );
+    let r = load_with_real_profiles(&text);
+    let r = match r {
+        Ok(r) => r,
+        Err(e) => panic!("{e:?}"),
+    };
+    let meters: Vec<_> = r
+        .devices
+        .iter()
+        .filter(|d| d.id.starts_with("meter"))
+        .collect();
+    assert!(!std::sync::Arc::ptr_eq(
+        &meters[0].labels,
+        &meters[1].labels
+    ));
+    assert_eq!(meters[1].labels.rules["phase_loss"].zh, "缺相（本柜）");
 }
 
 #[test]

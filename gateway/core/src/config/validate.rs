@@ -393,12 +393,19 @@ pub fn validate(
     // overrides: the usual case for a building's many pumps or meters)
     // share one table: 500 devices of one profile hold one copy, not 500.
     let mut tables: BTreeMap<&str, Vec<std::sync::Arc<Vec<Point>>>> = BTreeMap::new();
+    // Their display labels likewise (a few kB a device).
+    let mut label_sets: BTreeMap<&str, Vec<std::sync::Arc<super::Labels>>> = BTreeMap::new();
     for (i, dev) in config.devices.iter().enumerate() {
         let mut resolved = resolve_device(i, dev, &known, &mut seen, &mut errs);
         let same = tables.entry(dev.profile.as_str()).or_default();
         match same.iter().find(|t| **t == resolved.points) {
             Some(t) => resolved.points = std::sync::Arc::clone(t),
             None => same.push(std::sync::Arc::clone(&resolved.points)),
+        }
+        let same = label_sets.entry(dev.profile.as_str()).or_default();
+        match same.iter().find(|l| **l == resolved.labels) {
+            Some(l) => resolved.labels = std::sync::Arc::clone(l),
+            None => same.push(std::sync::Arc::clone(&resolved.labels)),
         }
         if dev.enabled {
             devices.push(resolved);
